@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from dockyard.adapters.sql_tables import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    with engine.begin() as conn:
+        context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()

@@ -1,0 +1,259 @@
+"""The store: dockyard's state in SQL (SQLite under DOCKYARD_HOME now; PostgreSQL can follow)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from dockyard.adapters import sql_tables as t
+from dockyard.domain.errors import Conflict, NotFound
+from dockyard.domain.model import App, BuiltImage, Job, JobStatus, ReleaseStatus, ServiceSpec
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SqlStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._claim_lock = threading.Lock()
+
+    def migrate(self) -> None:
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.set_main_option("sqlalchemy.url", self.url)
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # -- installation & tokens ------------------------------------------------------------
+    def installation_id(self) -> str:
+        with self.engine.begin() as c:
+            value = c.execute(select(t.meta.c.value).where(t.meta.c.key == "installation")).scalar()
+            if value is None:
+                value = secrets.token_hex(6)
+                c.execute(insert(t.meta).values(key="installation", value=value))
+            return str(value)
+
+    def token_count(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(select(func.count()).select_from(t.tokens)).scalar() or 0)
+
+    def create_token(self, name: str, role: str = "admin") -> str:
+        token = "dy_" + secrets.token_urlsafe(32)
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(t.tokens).values(name=name, hash=hash_token(token), role=role, created_at=now()))
+        except IntegrityError:
+            raise Conflict(f"a token named {name!r} exists", "pick another name or revoke it first") from None
+        return token
+
+    def verify_token(self, token: str) -> tuple[str, str] | None:
+        with self.engine.begin() as c:
+            row = c.execute(select(t.tokens.c.name, t.tokens.c.role).where(t.tokens.c.hash == hash_token(token))).first()
+            if row is None:
+                return None
+            c.execute(update(t.tokens).where(t.tokens.c.name == row.name).values(last_used_at=now()))
+            return str(row.name), str(row.role)
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.tokens.c.name, t.tokens.c.role, t.tokens.c.created_at,
+                                    t.tokens.c.last_used_at).order_by(t.tokens.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def revoke_token(self, name: str) -> None:
+        with self.engine.begin() as c:
+            if c.execute(delete(t.tokens).where(t.tokens.c.name == name)).rowcount == 0:
+                raise NotFound(f"no token named {name!r}", "list them with: dockyard tokens list")
+
+    # -- apps -----------------------------------------------------------------------------
+    @staticmethod
+    def _app(row: Any) -> App:
+        return App(name=row.name, deploy_branch=row.deploy_branch, domains=tuple(json.loads(row.domains)),
+                   created_at=_utc(row.created_at))
+
+    def create_app(self, app: App) -> App:
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(t.apps).values(name=app.name, deploy_branch=app.deploy_branch,
+                                                domains=json.dumps(list(app.domains)), created_at=now()))
+        except IntegrityError:
+            raise Conflict(f"app {app.name!r} already exists", "pick another name, or push to its remote") from None
+        return self.get_app(app.name)
+
+    def get_app(self, name: str) -> App:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.apps).where(t.apps.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no app named {name!r}", "list apps with: dockyard apps, or create it: dockyard apps create NAME")
+        return self._app(row)
+
+    def list_apps(self) -> list[App]:
+        with self.engine.connect() as c:
+            return [self._app(r) for r in c.execute(select(t.apps).order_by(t.apps.c.name))]
+
+    def set_domains(self, name: str, domains: tuple[str, ...]) -> App:
+        self.get_app(name)
+        with self.engine.begin() as c:
+            c.execute(update(t.apps).where(t.apps.c.name == name).values(domains=json.dumps(list(domains))))
+        return self.get_app(name)
+
+    def delete_app(self, name: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(delete(t.apps).where(t.apps.c.name == name))
+
+    # -- jobs -----------------------------------------------------------------------------
+    @staticmethod
+    def _job(row: Any) -> Job:
+        return Job(id=row.id, kind=row.kind, app=row.app, status=JobStatus(row.status),
+                   payload=json.loads(row.payload), error=row.error, attempts=row.attempts,
+                   created_at=_utc(row.created_at), started_at=_utc(row.started_at),
+                   finished_at=_utc(row.finished_at))
+
+    def enqueue(self, kind: str, app: str, payload: dict[str, str]) -> Job:
+        with self.engine.begin() as c:
+            job_id = c.execute(insert(t.jobs).values(kind=kind, app=app, status=JobStatus.QUEUED,
+                                                     payload=json.dumps(payload), attempts=0,
+                                                     created_at=now())).inserted_primary_key
+        return self.get_job(int(job_id[0]))
+
+    def get_job(self, job_id: int) -> Job:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.jobs).where(t.jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job {job_id}", "list jobs with: dockyard jobs")
+        return self._job(row)
+
+    def list_jobs(self, app: str | None = None, limit: int = 50) -> list[Job]:
+        q = select(t.jobs).order_by(t.jobs.c.id.desc()).limit(limit)
+        if app:
+            q = q.where(t.jobs.c.app == app)
+        with self.engine.connect() as c:
+            return [self._job(r) for r in c.execute(q)]
+
+    def claim_next(self) -> Job | None:
+        """The oldest queued job of an app with no running job, marked running."""
+        with self._claim_lock, self.engine.begin() as c:
+            busy = select(t.jobs.c.app).where(t.jobs.c.status == JobStatus.RUNNING)
+            row = c.execute(
+                select(t.jobs).where(t.jobs.c.status == JobStatus.QUEUED, t.jobs.c.app.not_in(busy))
+                .order_by(t.jobs.c.id).limit(1)
+            ).first()
+            if row is None:
+                return None
+            c.execute(update(t.jobs).where(t.jobs.c.id == row.id).values(
+                status=JobStatus.RUNNING, started_at=now(), attempts=row.attempts + 1))
+        return self.get_job(row.id)
+
+    def requeue_interrupted(self) -> list[int]:
+        """Jobs left running by a server that stopped: queued again, to resume."""
+        with self.engine.begin() as c:
+            ids = [r.id for r in c.execute(select(t.jobs.c.id).where(t.jobs.c.status == JobStatus.RUNNING))]
+            if ids:
+                c.execute(update(t.jobs).where(t.jobs.c.id.in_(ids)).values(status=JobStatus.QUEUED))
+        return ids
+
+    def finish_job(self, job_id: int, status: JobStatus, error: str | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(status=status, error=error,
+                                                                           finished_at=now()))
+
+    def append_log(self, job_id: int, line: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(t.job_logs).values(job_id=job_id, line=line, at=now()))
+
+    def job_logs(self, job_id: int, after: int = 0) -> list[tuple[int, str]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.job_logs.c.id, t.job_logs.c.line)
+                             .where(t.job_logs.c.job_id == job_id, t.job_logs.c.id > after)
+                             .order_by(t.job_logs.c.id))
+            return [(r.id, r.line) for r in rows]
+
+    # -- images ---------------------------------------------------------------------------
+    def add_image(self, image: BuiltImage) -> None:
+        values = asdict(image)
+        values["created_at"] = now()
+        with self.engine.begin() as c:
+            c.execute(insert(t.images).values(**values))
+
+    def list_images(self, app: str) -> list[BuiltImage]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.images).where(t.images.c.app == app).order_by(t.images.c.id.desc()))
+            return [BuiltImage(**{k: v for k, v in r._mapping.items() if k != "id"}) for r in rows]
+
+    # -- releases -------------------------------------------------------------------------
+    def create_release(self, app: str, environment: str, commit: str, job_id: int | None) -> int:
+        with self.engine.begin() as c:
+            key = c.execute(insert(t.releases).values(app=app, environment=environment, commit=commit,
+                                                      status=ReleaseStatus.PENDING, services="[]",
+                                                      job_id=job_id, created_at=now())).inserted_primary_key
+        return int(key[0])
+
+    def set_release(self, release_id: int, status: ReleaseStatus, services: tuple[ServiceSpec, ...] | None = None,
+                    error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "error": error}
+        if services is not None:
+            values["services"] = json.dumps([asdict(s) for s in services])
+        if status != ReleaseStatus.PENDING:
+            values["finished_at"] = now()
+        with self.engine.begin() as c:
+            c.execute(update(t.releases).where(t.releases.c.id == release_id).values(**values))
+
+    def supersede(self, app: str, environment: str, live_id: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(t.releases).where(
+                t.releases.c.app == app, t.releases.c.environment == environment,
+                t.releases.c.status == ReleaseStatus.LIVE, t.releases.c.id != live_id,
+            ).values(status=ReleaseStatus.SUPERSEDED))
+
+    def list_releases(self, app: str, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.releases).where(t.releases.c.app == app)
+                             .order_by(t.releases.c.id.desc()).limit(limit))
+            out = []
+            for r in rows:
+                d = dict(r._mapping)
+                d["services"] = json.loads(d["services"])
+                d["created_at"], d["finished_at"] = _utc(d["created_at"]), _utc(d["finished_at"])
+                out.append(d)
+            return out
+
+    def live_release(self, app: str, environment: str) -> dict[str, Any] | None:
+        for r in self.list_releases(app, limit=100):
+            if r["status"] == ReleaseStatus.LIVE and r["environment"] == environment:
+                return r
+        return None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

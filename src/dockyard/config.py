@@ -1,0 +1,49 @@
+"""Settings, read once from the environment (DOCKYARD_*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="ignore")
+
+    home: Path = Path.home() / ".dockyard"
+    api_host: str = "127.0.0.1"
+    api_port: int = 7700
+    public_url: str = ""  # how git clients reach the API; default http://api_host:api_port
+    registry_host: str = "127.0.0.1"
+    registry_port: int = 5000
+    proxy_host: str = ""  # "" listens on every address
+    proxy_port: int = 8080
+    base_domain: str = "localhost"
+    name_prefix: str = "dockyard"  # prefix of every container and network dockyard creates
+    max_push_bytes: int = 200 * 1024 * 1024
+    ready_timeout: float = 60.0
+    workers: int = 2
+    docker_host: str = ""  # empty: the DOCKER_HOST environment or the local socket
+    registry_bin: str = "docker-registry"
+    caddy_bin: str = "caddy"
+    admin_token_file: Path | None = None  # where the first admin token is written, else printed
+
+    @property
+    def url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.home / 'dockyard.db'}"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.home / "repos"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def proxy_dir(self) -> Path:
+        return self.home / "proxy"

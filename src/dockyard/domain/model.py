@@ -1,0 +1,124 @@
+"""The things dockyard keeps: apps, built images, releases, services and jobs. Pure data."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+DEFAULT_ENVIRONMENT = "production"
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    deploy_branch: str = "main"
+    domains: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """An image in dockyard's registry, pinned by digest."""
+
+    app: str
+    repository: str  # e.g. "shop/shop-tools", relative to the registry
+    version: str  # "0.2", "0.2+g1a2b3c4d", "g1a2b3c4d"
+    tag: str
+    digest: str  # manifest digest, sha256:...
+    image_id: str  # config digest, sha256:...
+    commit: str
+    size: int
+    dockerfile: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service of a release, as it must run: image pinned by digest."""
+
+    name: str
+    image: str  # full reference, host/repo@sha256:...
+    port: int | None = None  # container port the proxy routes to; None: not a web service
+    hosts: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    command: tuple[str, ...] | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def is_web(self) -> bool:
+        return self.port is not None
+
+    @property
+    def spec_hash(self) -> str:
+        """Changes whenever anything that needs a new container changes."""
+        text = repr((self.image, self.port, self.environment, self.command))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one app must run in one environment."""
+
+    id: int
+    app: str
+    commit: str
+    services: tuple[ServiceSpec, ...]
+    environment: str = DEFAULT_ENVIRONMENT
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """What the orchestrator reports it runs for an app."""
+
+    id: str
+    app: str
+    service: str
+    release: int
+    image: str
+    state: str  # "running", "exited", ...
+    upstream: str | None = None  # host:port the proxy can dial
+    environment: str = DEFAULT_ENVIRONMENT
+    spec_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Traffic for these hosts goes to these upstreams."""
+
+    id: str
+    hosts: tuple[str, ...]
+    upstreams: tuple[str, ...]
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class ReleaseStatus(enum.StrEnum):
+    PENDING = "pending"
+    LIVE = "live"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    app: str
+    status: JobStatus
+    payload: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    attempts: int = 0
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

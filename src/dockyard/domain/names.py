@@ -1,0 +1,72 @@
+"""Validation of every name a user can supply. Nothing unvalidated goes further."""
+
+from __future__ import annotations
+
+import re
+
+from dockyard.domain.errors import InvalidName
+
+_APP = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
+_SERVICE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_BRANCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+_DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
+
+
+def app_name(value: str) -> str:
+    """An app name is a DNS label: it becomes a host name, a network name and a registry path."""
+    if not _APP.match(value) or "--" in value:
+        raise InvalidName(
+            f"invalid app name {_shown(value)}",
+            "use 1-40 lowercase letters, digits and single dashes, starting with a letter "
+            "and not ending with a dash (e.g. 'my-app')",
+        )
+    return value
+
+
+def service_name(value: str) -> str:
+    if not _SERVICE.match(value):
+        raise InvalidName(
+            f"invalid service name {_shown(value)}",
+            "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
+        )
+    return value
+
+
+def branch_name(value: str) -> str:
+    """A conservative subset of git's ref rules, free of shell metacharacters."""
+    if (
+        not _BRANCH.match(value)
+        or ".." in value
+        or "//" in value
+        or value.endswith(("/", ".", ".lock"))
+        or "/." in value
+    ):
+        raise InvalidName(
+            f"invalid branch name {_shown(value)}",
+            "use letters, digits, '.', '_', '-' and '/', without '..', spaces or shell characters",
+        )
+    return value
+
+
+def domain_name(value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise InvalidName(
+            f"invalid domain {_shown(value)}",
+            "give a lowercase host name such as 'app.example.com'",
+        )
+    return value
+
+
+def token_name(value: str) -> str:
+    if not _TOKEN_NAME.match(value):
+        raise InvalidName(
+            f"invalid token name {_shown(value)}",
+            "use letters, digits, '.', '_', '@' and '-'",
+        )
+    return value

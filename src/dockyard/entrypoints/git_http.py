@@ -1,0 +1,141 @@
+"""Git over smart HTTP: the real ``git http-backend`` as a CGI behind dockyard's token auth.
+
+The push's hooks (see ``hooks.py``) talk back to the API, and what they print streams to the
+pusher's terminal as ``remote:`` lines, like Heroku or Dokku.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from dockyard.config import Settings
+from dockyard.domain import names
+from dockyard.domain.errors import DockyardError
+
+if TYPE_CHECKING:
+    from dockyard.bootstrap import Platform
+
+SERVICES = ("git-upload-pack", "git-receive-pack")
+
+
+def _basic_password(header: str | None) -> str | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:]).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
+
+
+def mount(api: FastAPI, settings: Settings) -> None:
+    hard_limit = settings.max_push_bytes + 16 * 1024 * 1024
+
+    @api.api_route("/git/{repo}/{path:path}", methods=["GET", "POST"], include_in_schema=True, tags=["git"])
+    async def git(repo: str, path: str, request: Request) -> Response:
+        """Smart HTTP git endpoint: `git push http://HOST/git/APP.git main` (password: a token)."""
+        p: Platform = request.app.state.platform
+        unauthorized = PlainTextResponse(
+            "dockyard: a token is needed: use it as the password (any user name)\n",
+            status_code=401, headers={"WWW-Authenticate": 'Basic realm="dockyard"'},
+        )
+        token = _basic_password(request.headers.get("authorization"))
+        if token is None:
+            return unauthorized
+        who = await run_in_threadpool(p.store.verify_token, token)
+        if who is None:
+            return unauthorized
+        if not repo.endswith(".git"):
+            return PlainTextResponse("dockyard: repositories end in .git\n", status_code=404)
+        try:
+            app = await run_in_threadpool(p.store.get_app, names.app_name(repo[:-4]))
+        except DockyardError as exc:
+            return PlainTextResponse(f"dockyard: {exc}\n", status_code=exc.status)
+        service = request.query_params.get("service") if path == "info/refs" else path
+        if service not in SERVICES or path not in ("info/refs", *SERVICES):
+            return PlainTextResponse("dockyard: only git's smart HTTP protocol is served\n", status_code=404)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > hard_limit:
+            return PlainTextResponse(
+                f"dockyard: push too large ({int(length)} bytes; the limit is {settings.max_push_bytes})\n",
+                status_code=413,
+            )
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/root"),
+            "GIT_PROJECT_ROOT": str(settings.repos_dir),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": f"/{app.name}.git/{path}",
+            "REQUEST_METHOD": request.method,
+            "QUERY_STRING": request.url.query,
+            "CONTENT_TYPE": request.headers.get("content-type", ""),
+            "REMOTE_USER": who[0],
+            "REMOTE_ADDR": request.client.host if request.client else "",
+            "GIT_HTTP_MAX_REQUEST_BUFFER": str(hard_limit),
+            "DOCKYARD_URL": f"http://127.0.0.1:{settings.api_port}",
+            "DOCKYARD_HOOK_TOKEN": p.hook_token,
+            "DOCKYARD_APP": app.name,
+            "DOCKYARD_DEPLOY_BRANCH": app.deploy_branch,
+            "DOCKYARD_PUSHER": who[0],
+            "DOCKYARD_BASE_DOMAIN": settings.base_domain,
+        }
+        if length:
+            env["CONTENT_LENGTH"] = length
+        for header, var in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "GIT_PROTOCOL")):
+            if header in request.headers:
+                env[var] = request.headers[header]
+        proc = await asyncio.create_subprocess_exec(
+            "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+
+        async def feed() -> None:
+            total = 0
+            try:
+                async for chunk in request.stream():
+                    total += len(chunk)
+                    if total > hard_limit:
+                        proc.kill()
+                        return
+                    stdin.write(chunk)
+                    await stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            finally:
+                stdin.close()
+
+        feeder = asyncio.create_task(feed())
+        status, headers = 200, {}
+        while True:
+            line = await stdout.readline()
+            if not line or line in (b"\r\n", b"\n"):
+                break
+            key, _, value = line.decode("latin-1").partition(":")
+            if key.lower() == "status":
+                status = int(value.split()[0])
+            else:
+                headers[key.strip()] = value.strip()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while chunk := await stdout.read(65536):
+                    yield chunk
+            finally:
+                await feeder
+                if proc.returncode is None:
+                    try:
+                        await asyncio.wait_for(proc.wait(), timeout=5)
+                    except TimeoutError:
+                        proc.kill()
+
+        return StreamingResponse(body(), status_code=status, headers=headers)

@@ -1,0 +1,130 @@
+"""The git hooks of every app repository. They run inside ``git receive-pack`` during a push.
+
+pre-receive checks what was pushed (ref names, Dockerfiles, headers, compose file) and refuses
+it with a message when it cannot be deployed; post-receive queues the deploy job and streams its
+log back to the pusher's terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+from dockyard.adapters.git import check_ref_format, list_files, read_file
+from dockyard.domain import images, names, stack
+from dockyard.domain.errors import DockyardError, InvalidSource
+
+ZERO = "0" * 40
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(
+        base_url=os.environ["DOCKYARD_URL"],
+        headers={"Authorization": f"Bearer {os.environ['DOCKYARD_HOOK_TOKEN']}"},
+        timeout=httpx.Timeout(30, read=None),
+    )
+
+
+def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> None:
+    """Raise a DockyardError when this ref update must be refused."""
+    if ref.startswith("refs/heads/"):
+        kind, name = "branch", ref.removeprefix("refs/heads/")
+    elif ref.startswith("refs/tags/"):
+        kind, name = "tag", ref.removeprefix("refs/tags/")
+    else:
+        raise DockyardError(f"{ref}: only branches and tags can be pushed")
+    names.branch_name(name)
+    if not check_ref_format(name):
+        raise DockyardError(f"{kind} name {name!r} is not accepted by git")
+    if kind != "branch" or name != deploy_branch:
+        return
+    if new.strip("0") == "":
+        raise DockyardError(f"the deploy branch {name!r} cannot be deleted",
+                            "delete the app instead: dockyard apps delete " + app)
+    files = list_files(repo, new)
+    texts = {p: read_file(repo, new, p) or "" for p in images.find_dockerfiles(files)}
+    specs = images.discover(texts, app)
+    compose = next((f for f in stack.COMPOSE_FILES if f in files), None)
+    if compose:
+        stack.compose_services(
+            app, read_file(repo, new, compose) or "", {s.dockerfile: s for s in specs},
+            {s.dockerfile: f"validation/{s.basename}" for s in specs},
+            lambda p: read_file(repo, new, p), os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"), (),
+        )
+    elif len(specs) > 1 and not any(s.dockerfile == "Dockerfile" for s in specs):
+        raise InvalidSource("several Dockerfiles and no compose file: which one is the web service?",
+                            "add a root Dockerfile for the web service, or a docker-compose.yml")
+    else:
+        web = next((s for s in specs if s.dockerfile == "Dockerfile"), specs[0])
+        if not web.exposed_ports:
+            raise InvalidSource(f"{web.dockerfile} exposes no port, so dockyard cannot route web traffic to it",
+                                "add 'EXPOSE <port>' for the port your app listens on")
+
+
+def pre_receive(lines: list[str]) -> int:
+    app, branch = os.environ["DOCKYARD_APP"], os.environ["DOCKYARD_DEPLOY_BRANCH"]
+    repo = Path.cwd()
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        old, new, ref = parts
+        try:
+            check_update(repo, app, branch, old, new, ref)
+        except DockyardError as exc:
+            say(f" !     Push rejected: {exc.message}")
+            if exc.hint:
+                say(f" !     {exc.hint}")
+            say(" !     Nothing was deployed; the running release keeps serving.")
+            try:
+                with _client() as c:
+                    c.post(f"/api/v1/apps/{app}/rejected-pushes",
+                           json={"ref": ref, "reason": str(exc), "pusher": os.environ.get("DOCKYARD_PUSHER")})
+            except httpx.HTTPError:
+                pass
+            return 1
+    return 0
+
+
+def post_receive(lines: list[str]) -> int:
+    app, branch = os.environ["DOCKYARD_APP"], os.environ["DOCKYARD_DEPLOY_BRANCH"]
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        _old, new, ref = parts
+        if ref != f"refs/heads/{branch}":
+            say(f"-----> {ref.removeprefix('refs/heads/')} stored; {app} deploys from {branch!r}")
+            continue
+        if new == ZERO:
+            continue
+        with _client() as c:
+            r = c.post(f"/api/v1/apps/{app}/deploys",
+                       json={"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER")})
+            if r.status_code != 202:
+                say(f" !     dockyard could not queue the deploy: {r.text}")
+                return 0
+            job = r.json()
+            say(f"-----> Queued deploy job {job['id']} (follow it with: dockyard jobs show {job['id']} -f)")
+            with c.stream("GET", f"/api/v1/jobs/{job['id']}/logs", params={"follow": "true"}) as stream:
+                for text in stream.iter_lines():
+                    say(text)
+    return 0
+
+
+def main(hook: str) -> int:
+    lines = sys.stdin.read().splitlines()
+    try:
+        if hook == "pre-receive":
+            return pre_receive(lines)
+        return post_receive(lines)
+    except httpx.HTTPError as exc:
+        say(f" !     dockyard's API did not answer the {hook} hook: {exc}")
+        return 1 if hook == "pre-receive" else 0

@@ -15,7 +15,7 @@ class Settings(BaseSettings):
     api_port: int = 7700
     public_url: str = ""  # how git clients reach the API; default http://api_host:api_port
     registry_host: str = "127.0.0.1"
-    registry_port: int = 5000
+    registry_port: int = 5100
     proxy_host: str = ""  # "" listens on every address
     proxy_port: int = 8080
     base_domain: str = "localhost"

@@ -141,6 +141,7 @@ class SqlStore:
             job_id = c.execute(insert(t.jobs).values(kind=kind, app=app, status=JobStatus.QUEUED,
                                                      payload=json.dumps(payload), attempts=0,
                                                      created_at=now())).inserted_primary_key
+        assert job_id is not None
         return self.get_job(int(job_id[0]))
 
     def get_job(self, job_id: int) -> Job:
@@ -213,6 +214,7 @@ class SqlStore:
             key = c.execute(insert(t.releases).values(app=app, environment=environment, commit=commit,
                                                       status=ReleaseStatus.PENDING, services="[]",
                                                       job_id=job_id, created_at=now())).inserted_primary_key
+        assert key is not None
         return int(key[0])
 
     def set_release(self, release_id: int, status: ReleaseStatus, services: tuple[ServiceSpec, ...] | None = None,

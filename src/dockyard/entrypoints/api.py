@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness of dockyard and of the parts it supervises (no token needed)."""
         return {
             "version": __version__,
+            "installation": p.engine.installation,
             "registry": {"address": p.registry.address, "running": bool(p.registry.process and p.registry.process.running)},
             "proxy": {"port": settings.proxy_port, "running": bool(p.proxy.process and p.proxy.process.running)},
         }

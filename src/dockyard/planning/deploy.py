@@ -79,6 +79,6 @@ def plan_release(release: Release, observed: Sequence[RunningService]) -> list[A
 def plan_removal(app: str, observed: Sequence[RunningService]) -> list[Action]:
     """Actions that take an app off the host: routes first, then containers."""
     mine = [c for c in observed if c.app == app]
-    return [RemoveRoute(name) for name in sorted({c.service for c in mine})] + [
-        StopContainer(c) for c in mine
-    ]
+    actions: list[Action] = [RemoveRoute(name) for name in sorted({c.service for c in mine})]
+    actions += [StopContainer(c) for c in mine]
+    return actions

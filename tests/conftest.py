@@ -1,0 +1,48 @@
+"""Fixtures that start real parts: a `dockyard server` (which starts its registry and Caddy)
+on a real Docker engine, driven with the real `git` client and the `dockyard` CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.support import BASE_IMAGE, Server, sweep
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[docker.DockerClient]:
+    """The real Docker engine; a missing engine fails the run (scripts/setup.sh starts one)."""
+    client = docker.from_env()
+    client.ping()
+    client.images.get(BASE_IMAGE)  # built by scripts/setup.sh
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("dockyard-home"), DOCKYARD_MAX_PUSH_BYTES=str(3 * 1024 * 1024))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        for app in srv.api("GET", "/api/v1/apps").json() if srv.proc and srv.proc.poll() is None else []:
+            srv.api("DELETE", f"/api/v1/apps/{app['name']}")
+        srv.stop()
+        sweep(engine, srv.installation)
+        for image in engine.images.list():
+            if any(t.startswith(f"127.0.0.1:{srv.registry_port}/") for t in image.tags):
+                engine.images.remove(image.id, force=True)
+
+
+_counter = iter(range(10_000))
+
+
+@pytest.fixture
+def app_name(request: pytest.FixtureRequest) -> str:
+    """A fresh app name per test."""
+    return f"t{next(_counter)}-{request.node.name[5:20].replace('_', '-').strip('-').lower()}".rstrip("-")
+
+

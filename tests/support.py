@@ -1,0 +1,176 @@
+"""Helpers that drive real parts: a `dockyard server` (which starts its registry and Caddy)
+on a real Docker engine, driven with the real `git` client and the `dockyard` CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import httpx
+
+BIN = Path(sys.executable).parent
+BASE_IMAGE = "dockyard/busybox:local"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Server:
+    """A real `dockyard server` in a subprocess, with its own home and ports."""
+
+    def __init__(self, home: Path, **settings: str) -> None:
+        self.home = home
+        self.api_port = free_port()
+        self.proxy_port = free_port()
+        self.registry_port = free_port()
+        self.env = {
+            **os.environ,
+            "DOCKYARD_HOME": str(home),
+            "DOCKYARD_API_PORT": str(self.api_port),
+            "DOCKYARD_PROXY_PORT": str(self.proxy_port),
+            "DOCKYARD_REGISTRY_PORT": str(self.registry_port),
+            "DOCKYARD_NAME_PREFIX": f"dytest{self.api_port}",
+            "DOCKYARD_ADMIN_TOKEN_FILE": str(home / "admin-token"),
+            "DOCKYARD_READY_TIMEOUT": "20",
+            **settings,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.token = ""
+        self.installation = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = (self.home / "server.log").open("ab")
+        self.proc = subprocess.Popen([str(BIN / "dockyard"), "server"], env=self.env, stdout=log, stderr=log)
+        wait_until(self._healthy, 60, f"dockyard server on {self.url} (log: {self.home / 'server.log'})")
+        self.token = (self.home / "admin-token").read_text().strip()
+        self.installation = httpx.get(f"{self.url}/api/v1/health").json()["installation"]
+        self.env["DOCKYARD_URL"] = self.url
+        self.env["DOCKYARD_TOKEN"] = self.token
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"dockyard server exited: {(self.home / 'server.log').read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # children (registry, caddy) die with the server; wait until their ports are free
+        wait_until(lambda: not _port_open(self.proxy_port) and not _port_open(self.registry_port), 20,
+                   "the proxy and registry to stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    # -- clients ------------------------------------------------------------------------
+    def api(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return httpx.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"},
+                             timeout=60, **kwargs)
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(BIN / "dockyard"), *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"dockyard {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def remote(self, app: str) -> str:
+        return f"http://dockyard:{self.token}@127.0.0.1:{self.api_port}/git/{app}.git"
+
+    def push(self, repo: Path, app: str, refspec: str = "main", *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "push", *extra, self.remote(app), refspec], cwd=repo, capture_output=True,
+                              text=True, timeout=600)
+
+    def get(self, host: str, path: str = "/") -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.proxy_port}{path}", headers={"Host": host}, timeout=5)
+
+    def body(self, host: str, path: str = "/") -> str:
+        try:
+            r = self.get(host, path)
+        except httpx.HTTPError as exc:
+            return f"<{exc!r}>"
+        return r.text if r.status_code == 200 else f"<{r.status_code}>"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def sweep(engine: docker.DockerClient, installation: str) -> None:
+    """Remove whatever a test server left behind in the engine, found by its labels."""
+    label = f"dockyard.installation={installation}"
+    for c in engine.containers.list(all=True, filters={"label": label}):
+        c.remove(force=True)
+    for n in engine.networks.list(filters={"label": label}):
+        n.remove()
+
+
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / ".git").exists():
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=path, check=True)
+    for name, content in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    subprocess.run(["git", "add", "-A"], cwd=path, check=True)
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q",
+                    "--allow-empty", "-m", "change"], cwd=path, check=True)
+    return path
+
+
+def head(repo: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def static_site(text: str, version: str | None = "1.0", name: str = "dockyard.test/demo/site") -> dict[str, str]:
+    header = f"# {name}\n#\n# VERSION {version}\n" if version else ""
+    return {
+        "Dockerfile": header + f"FROM {BASE_IMAGE}\nCOPY public /www\nEXPOSE 8000\n"
+        'CMD ["httpd", "-f", "-v", "-p", "8000", "-h", "/www"]\n',
+        "public/index.html": text + "\n",
+    }
+
+
+def jobs_of(server: Server, app: str) -> list[dict]:
+    return server.api("GET", "/api/v1/jobs", params={"app": app}).json()
+
+

@@ -1,0 +1,335 @@
+"""Release planning: a pure function from desired and observed state to safely ordered actions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, Release, RunningService, ServiceSpec
+from dockyard.planning.deploy import (
+    AwaitReady,
+    EnsureNetwork,
+    KeepService,
+    RemoveRoute,
+    RouteTraffic,
+    StartService,
+    StopContainer,
+    plan_release,
+    plan_removal,
+)
+
+IMG1 = "reg:5000/shop/shop@sha256:" + "1" * 64
+IMG2 = "reg:5000/shop/shop@sha256:" + "2" * 64
+
+WEB = ServiceSpec(name="web", image=IMG1, port=3000, hosts=("shop.localhost",))
+API = ServiceSpec(name="api", image=IMG1, port=8000, hosts=("api.shop.localhost",))
+WORKER = ServiceSpec(name="worker", image=IMG1, command=("work",))
+DB = ServiceSpec(name="db", image="postgres:16")
+
+
+def release(*services: ServiceSpec, app: str = "shop", environment: str = DEFAULT_ENVIRONMENT) -> Release:
+    return Release(id=2, app=app, commit="c" * 40, services=services, environment=environment)
+
+
+def running(
+    service: ServiceSpec | str,
+    cid: str | None = None,
+    *,
+    app: str = "shop",
+    state: str = "running",
+    environment: str = DEFAULT_ENVIRONMENT,
+    spec_hash: str | None = None,
+    release_id: int = 1,
+) -> RunningService:
+    name = service if isinstance(service, str) else service.name
+    if spec_hash is None:
+        spec_hash = service.spec_hash if isinstance(service, ServiceSpec) else "old"
+    return RunningService(
+        id=cid or f"{app}-{environment}-{name}-{release_id}",
+        app=app,
+        service=name,
+        release=release_id,
+        image=service.image if isinstance(service, ServiceSpec) else IMG2,
+        state=state,
+        upstream=f"{name}:80",
+        environment=environment,
+        spec_hash=spec_hash,
+    )
+
+
+def positions(actions: list, kind: type) -> list[int]:
+    return [i for i, a in enumerate(actions) if isinstance(a, kind)]
+
+
+def assert_safe_order(actions: list) -> None:
+    """The ordering guarantees every plan must keep."""
+    assert isinstance(actions[0], EnsureNetwork)
+    assert positions(actions, EnsureNetwork) == [0]
+    starts, awaits = positions(actions, StartService), positions(actions, AwaitReady)
+    routes, stops = positions(actions, RouteTraffic), positions(actions, StopContainer)
+    removes = positions(actions, RemoveRoute)
+    if starts and awaits:
+        assert max(starts) < min(awaits)
+    if awaits and routes:
+        assert max(awaits) < min(routes)
+    if routes and stops:
+        assert max(routes) < min(stops)
+    if removes and stops:
+        assert max(removes) < min(stops)
+    if starts and routes:
+        assert max(starts) < min(routes)
+    # Every started service is awaited, and only those.
+    assert [a.service for a in actions if isinstance(a, StartService)] == [
+        a.service for a in actions if isinstance(a, AwaitReady)
+    ]
+
+
+# -- ServiceSpec.spec_hash --------------------------------------------------------------------
+
+
+BASE = ServiceSpec(
+    name="web",
+    image=IMG1,
+    port=3000,
+    hosts=("shop.localhost",),
+    environment=(("A", "1"),),
+    command=("serve",),
+    depends_on=("db",),
+)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"image": IMG2},
+        {"port": 3001},
+        {"port": None},
+        {"environment": (("A", "2"),)},
+        {"environment": (("A", "1"), ("B", "2"))},
+        {"environment": ()},
+        {"command": ("serve", "--debug")},
+        {"command": None},
+        {"command": ()},
+    ],
+)
+def test_spec_hash_changes(change: dict) -> None:
+    assert dataclasses.replace(BASE, **change).spec_hash != BASE.spec_hash
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{}, {"name": "other"}, {"hosts": ("a.example.com", "b.example.com")}, {"hosts": ()}, {"depends_on": ()}],
+)
+def test_spec_hash_stable(change: dict) -> None:
+    assert dataclasses.replace(BASE, **change).spec_hash == BASE.spec_hash
+
+
+def test_spec_hash_is_deterministic_and_short() -> None:
+    copy = ServiceSpec(**dataclasses.asdict(BASE))
+    assert copy is not BASE
+    assert copy.spec_hash == BASE.spec_hash
+    assert len(BASE.spec_hash) == 16
+    assert set(BASE.spec_hash) <= set("0123456789abcdef")
+
+
+@pytest.mark.parametrize("port,web", [(None, False), (80, True), (0, True)])
+def test_is_web(port: int | None, web: bool) -> None:
+    assert ServiceSpec(name="x", image=IMG1, port=port).is_web is web
+
+
+# -- plan_release -----------------------------------------------------------------------------
+
+
+def test_first_release() -> None:
+    actions = plan_release(release(WEB, WORKER), [])
+    assert actions == [
+        EnsureNetwork("shop"),
+        StartService(WEB),
+        StartService(WORKER),
+        AwaitReady(WEB),
+        AwaitReady(WORKER),
+        RouteTraffic(WEB),
+    ]
+    assert_safe_order(actions)
+
+
+def test_changed_service_is_replaced_and_old_container_stopped_last() -> None:
+    old = running(WEB, spec_hash="stale")
+    new = dataclasses.replace(WEB, image=IMG2)
+    actions = plan_release(release(new), [old])
+    assert actions == [EnsureNetwork("shop"), StartService(new), AwaitReady(new), RouteTraffic(new), StopContainer(old)]
+    assert actions[-1] == StopContainer(old)
+    assert_safe_order(actions)
+
+
+def test_unchanged_running_service_is_kept() -> None:
+    old = running(WEB)
+    actions = plan_release(release(WEB), [old])
+    assert actions == [EnsureNetwork("shop"), KeepService(WEB, old), RouteTraffic(WEB)]
+    assert not positions(actions, StopContainer)
+    assert not positions(actions, StartService)
+
+
+def test_kept_web_service_route_refreshed_with_new_hosts() -> None:
+    old = running(WEB)
+    moved = dataclasses.replace(WEB, hosts=("shop.localhost", "shop.example.com"))
+    assert moved.spec_hash == WEB.spec_hash
+    actions = plan_release(release(moved), [old])
+    assert KeepService(moved, old) in actions
+    assert RouteTraffic(moved) in actions
+    assert not positions(actions, StopContainer)
+
+
+@pytest.mark.parametrize("state", ["exited", "created", "restarting", "dead", "paused"])
+def test_not_running_container_with_same_hash_is_replaced(state: str) -> None:
+    old = running(WEB, state=state)
+    actions = plan_release(release(WEB), [old])
+    assert not positions(actions, KeepService)
+    assert StartService(WEB) in actions
+    assert actions[-1] == StopContainer(old)
+    assert_safe_order(actions)
+
+
+def test_mixed_release() -> None:
+    kept_web = running(WEB)
+    old_api = running(API, spec_hash="stale")
+    old_worker = running(WORKER, state="exited")
+    gone = running("legacy")
+    new_api = dataclasses.replace(API, environment=(("X", "1"),))
+    actions = plan_release(release(WEB, new_api, WORKER, DB), [kept_web, old_api, old_worker, gone])
+    assert_safe_order(actions)
+    assert actions[0] == EnsureNetwork("shop")
+    assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(WEB, kept_web)]
+    assert [a.service for a in actions if isinstance(a, StartService)] == [new_api, WORKER, DB]
+    assert [a.service for a in actions if isinstance(a, RouteTraffic)] == [WEB, new_api]
+    assert StopContainer(kept_web) not in actions
+    assert {a.container.id for a in actions if isinstance(a, StopContainer)} == {old_api.id, old_worker.id, gone.id}
+    assert RemoveRoute("legacy") in actions
+    assert RemoveRoute("web") not in actions
+    assert RemoveRoute("api") not in actions
+
+
+def test_removed_service_loses_route_and_container() -> None:
+    web, api = running(WEB), running(API)
+    actions = plan_release(release(WEB), [web, api])
+    assert actions == [
+        EnsureNetwork("shop"),
+        KeepService(WEB, web),
+        RouteTraffic(WEB),
+        RemoveRoute("api"),
+        StopContainer(api),
+    ]
+    assert_safe_order(actions)
+
+
+def test_service_that_stops_being_web_loses_its_route() -> None:
+    old = running(API, spec_hash="stale")
+    not_web = dataclasses.replace(API, port=None, hosts=())
+    actions = plan_release(release(not_web), [old])
+    assert RemoveRoute("api") in actions
+    assert RouteTraffic(not_web) not in actions
+    assert actions[-1] == StopContainer(old)
+    assert_safe_order(actions)
+
+
+def test_non_web_services_are_never_routed() -> None:
+    actions = plan_release(release(WORKER, DB), [])
+    assert not positions(actions, RouteTraffic)
+    assert [a.service for a in actions if isinstance(a, AwaitReady)] == [WORKER, DB]
+
+
+def test_start_order_follows_release_order() -> None:
+    services = (DB, API, WEB)
+    actions = plan_release(release(*services), [])
+    assert [a.service for a in actions if isinstance(a, StartService)] == list(services)
+    assert [a.service for a in actions if isinstance(a, AwaitReady)] == list(services)
+    assert [a.service for a in actions if isinstance(a, RouteTraffic)] == [API, WEB]
+
+
+def test_duplicate_running_containers_keep_one_and_stop_the_rest() -> None:
+    first, second = running(WEB, "c1"), running(WEB, "c2")
+    actions = plan_release(release(WEB), [first, second])
+    assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(WEB, first)]
+    assert [a for a in actions if isinstance(a, StopContainer)] == [StopContainer(second)]
+    assert not positions(actions, StartService)
+
+
+def test_running_container_preferred_over_exited_one_with_same_hash() -> None:
+    dead, alive = running(WEB, "dead", state="exited"), running(WEB, "alive")
+    actions = plan_release(release(WEB), [dead, alive])
+    assert KeepService(WEB, alive) in actions
+    assert [a.container for a in actions if isinstance(a, StopContainer)] == [dead]
+    assert not positions(actions, StartService)
+
+
+OTHERS = [
+    running(WEB, "other-app", app="blog"),
+    running("legacy", "other-app-legacy", app="blog"),
+    running(WEB, "staging-web", environment="staging"),
+    running("legacy", "staging-legacy", environment="staging"),
+    running(WEB, "shop2", app="shop2"),
+]
+
+
+@pytest.mark.parametrize("services", [(), (WEB,), (dataclasses.replace(WEB, image=IMG2), WORKER)])
+def test_other_apps_and_environments_are_never_touched(services: tuple[ServiceSpec, ...]) -> None:
+    mine = running("legacy")
+    actions = plan_release(release(*services), [*OTHERS, mine])
+    touched = {a.container.id for a in actions if isinstance(a, (StopContainer, KeepService))}
+    assert touched.isdisjoint(c.id for c in OTHERS)
+    assert StopContainer(mine) in actions
+    # Containers of other apps/environments never count as "unchanged" for this release.
+    assert not positions(actions, KeepService)
+    assert [a.service for a in actions if isinstance(a, RemoveRoute)] == ["legacy"]
+    assert_safe_order(actions)
+
+
+def test_plan_for_another_environment_only_sees_that_environment() -> None:
+    prod = running(WEB, "prod-web")
+    staging = running(WEB, "staging-web", environment="staging")
+    actions = plan_release(release(WEB, environment="staging"), [prod, staging])
+    assert actions == [EnsureNetwork("shop"), KeepService(WEB, staging), RouteTraffic(WEB)]
+
+
+def test_empty_release_stops_everything_of_the_app() -> None:
+    a, b = running(WEB), running(WORKER)
+    actions = plan_release(release(), [a, b, *OTHERS])
+    assert actions == [
+        EnsureNetwork("shop"),
+        RemoveRoute("web"),
+        RemoveRoute("worker"),
+        StopContainer(a),
+        StopContainer(b),
+    ]
+
+
+def test_plan_is_pure() -> None:
+    observed = [running(WEB), running(API, spec_hash="stale")]
+    before = list(observed)
+    rel = release(WEB, API)
+    assert plan_release(rel, observed) == plan_release(rel, observed)
+    assert observed == before
+
+
+# -- plan_removal -----------------------------------------------------------------------------
+
+
+def test_plan_removal_routes_first_then_containers() -> None:
+    web1, web2, worker = running(WEB, "w1"), running(WEB, "w2", state="exited"), running(WORKER)
+    staging = running(API, "st", environment="staging")
+    actions = plan_removal("shop", [web1, *OTHERS[:2], worker, web2, staging, OTHERS[4]])
+    assert actions == [
+        RemoveRoute("api"),
+        RemoveRoute("web"),
+        RemoveRoute("worker"),
+        StopContainer(web1),
+        StopContainer(worker),
+        StopContainer(web2),
+        StopContainer(staging),
+    ]
+
+
+def test_plan_removal_of_app_with_nothing_running() -> None:
+    assert plan_removal("shop", OTHERS[:2]) == []
+    assert plan_removal("shop", []) == []

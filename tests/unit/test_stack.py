@@ -1,0 +1,542 @@
+"""From built images and a compose file to the services a release runs."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+
+import pytest
+
+from dockyard.domain import stack
+from dockyard.domain.errors import InvalidSource
+from dockyard.domain.images import parse_dockerfile
+from dockyard.domain.model import ServiceSpec
+
+REG = "127.0.0.1:5000"
+D = "sha256:" + "1" * 64
+API_REF = f"{REG}/shop/api@{D}"
+WEB_REF = f"{REG}/shop/shop@{D}"
+WORKER_REF = f"{REG}/shop/worker-job@{D}"
+
+IMAGES = {
+    "Dockerfile": parse_dockerfile("Dockerfile", "FROM node\nEXPOSE 3000\n", "shop"),
+    "api/Dockerfile": parse_dockerfile(
+        "api/Dockerfile", "# reg.example.com/crigen/api\n# VERSION 0.2\nFROM python\nEXPOSE 8000\n", "shop"
+    ),
+    "worker/Dockerfile-job": parse_dockerfile("worker/Dockerfile-job", "FROM python\n", "shop"),
+}
+PINNED = {"Dockerfile": WEB_REF, "api/Dockerfile": API_REF, "worker/Dockerfile-job": WORKER_REF}
+
+
+def no_files(path: str) -> str | None:
+    return None
+
+
+def compose(
+    text: str,
+    read_file: Callable[[str], str | None] = no_files,
+    domains: tuple[str, ...] = (),
+    app: str = "shop",
+) -> tuple[ServiceSpec, ...]:
+    return stack.compose_services(app, textwrap.dedent(text), IMAGES, PINNED, read_file, "localhost", domains)
+
+
+def one(text: str, **kwargs) -> ServiceSpec:
+    services = compose(text, **kwargs)
+    assert len(services) == 1
+    return services[0]
+
+
+def compose_error(text: str, read_file: Callable[[str], str | None] = no_files) -> InvalidSource:
+    with pytest.raises(InvalidSource) as info:
+        compose(text, read_file)
+    return info.value
+
+
+# -- single image -----------------------------------------------------------------------------
+
+
+def test_single_image_services() -> None:
+    spec = parse_dockerfile("Dockerfile", "FROM node\nEXPOSE 3000 9229\n", "shop")
+    (web,) = stack.single_image_services("shop", spec, WEB_REF, "localhost", ("shop.example.com", "www.shop.io"))
+    assert web == ServiceSpec(
+        name="web", image=WEB_REF, port=3000, hosts=("shop.localhost", "shop.example.com", "www.shop.io")
+    )
+    assert web.is_web
+
+
+def test_single_image_services_without_domains() -> None:
+    spec = parse_dockerfile("Dockerfile", "FROM node\nEXPOSE 8000/tcp\n", "blog")
+    (web,) = stack.single_image_services("blog", spec, WEB_REF, "apps.example.net", ())
+    assert web.hosts == ("blog.apps.example.net",)
+    assert web.port == 8000
+
+
+def test_single_image_without_expose() -> None:
+    spec = parse_dockerfile("sub/Dockerfile", "FROM node\n", "shop")
+    with pytest.raises(InvalidSource) as info:
+        stack.single_image_services("shop", spec, WEB_REF, "localhost", ())
+    assert "sub/Dockerfile exposes no port" in info.value.message
+    assert "EXPOSE" in info.value.hint
+
+
+# -- hosts_for --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "service,first,domains,expected",
+    [
+        ("web", True, (), ("shop.localhost", "web.shop.localhost")),
+        ("web", True, ("shop.io",), ("shop.localhost", "shop.io", "web.shop.localhost")),
+        ("shop", True, ("shop.io",), ("shop.localhost", "shop.io")),
+        ("admin", False, ("shop.io",), ("admin.shop.localhost",)),
+        ("shop", False, (), ()),
+    ],
+)
+def test_hosts_for(service: str, first: bool, domains: tuple[str, ...], expected: tuple[str, ...]) -> None:
+    assert stack.hosts_for("shop", service, first, "localhost", domains) == expected
+
+
+# -- compose: images --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build,ref",
+    [
+        (".", WEB_REF),
+        ("./", WEB_REF),
+        ("api", API_REF),
+        ("./api", API_REF),
+        ("api/", API_REF),
+        ("{context: ., dockerfile: Dockerfile}", WEB_REF),
+        ("{context: api}", API_REF),
+        ("{dockerfile: api/Dockerfile}", API_REF),
+        ("{context: worker, dockerfile: Dockerfile-job}", WORKER_REF),
+        ("{context: ./worker, dockerfile: Dockerfile-job}", WORKER_REF),
+    ],
+)
+def test_build_maps_to_pinned_image(build: str, ref: str) -> None:
+    svc = one(f"""
+        services:
+          app:
+            build: {build}
+        """)
+    assert svc.image == ref
+
+
+def test_build_of_unknown_dockerfile() -> None:
+    err = compose_error("""
+        services:
+          web:
+            build: {context: web, dockerfile: Dockerfile-x}
+        """)
+    assert err.message == "compose file: services/web/build: no Dockerfile at 'web/Dockerfile-x' in the repository"
+
+
+@pytest.mark.xfail(reason="context.strip('./') strips characters, so '.docker' is looked up as 'docker'", strict=True)
+def test_build_context_in_a_dot_directory() -> None:
+    images = {"Dockerfile": IMAGES["Dockerfile"], ".docker/Dockerfile": IMAGES["Dockerfile"]}
+    pinned = {"Dockerfile": WEB_REF, ".docker/Dockerfile": API_REF}
+    doc = "services:\n  web:\n    build: .docker\n"
+    (svc,) = stack.compose_services("shop", doc, images, pinned, no_files, "localhost", ())
+    assert svc.image == API_REF
+
+
+@pytest.mark.xfail(
+    reason="context.strip('./') turns '../api' into 'api': a context outside the repository is silently "
+    "resolved to a Dockerfile inside it",
+    strict=True,
+)
+def test_build_context_outside_the_repository() -> None:
+    compose_error("""
+        services:
+          web:
+            build: ../api
+        """)
+
+
+@pytest.mark.parametrize(
+    "image,ref",
+    [
+        ("reg.example.com/crigen/api", API_REF),
+        ("reg.example.com/crigen/api:0.2", API_REF),
+        ("nginx", "nginx"),
+        ("postgres:16-alpine", "postgres:16-alpine"),
+        ("ghcr.io/acme/tool:1.0", "ghcr.io/acme/tool:1.0"),
+        (f"redis@{D}", f"redis@{D}"),
+        ("crigen/api", "crigen/api"),
+    ],
+)
+def test_image_by_declared_name_or_external(image: str, ref: str) -> None:
+    svc = one(f"""
+        services:
+          api:
+            image: {image}
+        """)
+    assert svc.image == ref
+
+
+def test_build_wins_over_image() -> None:
+    svc = one("""
+        services:
+          web:
+            image: nginx
+            build: api
+        """)
+    assert svc.image == API_REF
+
+
+@pytest.mark.parametrize("body", ["{}", "{ports: ['80']}", "{image: ''}", "{image: 3}"])
+def test_service_without_image_or_build(body: str) -> None:
+    err = compose_error(f"services:\n  web: {body}\n")
+    assert err.message == "compose file: services/web: needs 'image' or 'build'"
+
+
+@pytest.mark.parametrize("image", ["Nginx", "nginx:1+2", "a//b", "nginx@sha256:zz"])
+def test_invalid_image_reference(image: str) -> None:
+    err = compose_error(f"services:\n  web:\n    image: '{image}'\n")
+    assert err.message.startswith("compose file: services/web/image: bad ")
+    assert repr(image) in err.message
+
+
+# -- compose: ports and hosts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ports,port",
+    [
+        ('["8080:3000"]', 3000),
+        ('["3000"]', 3000),
+        ("[3000]", 3000),
+        ('["127.0.0.1:8080:3000"]', 3000),
+        ('["8080:3000/tcp"]', 3000),
+        ('["3000/udp"]', 3000),
+        ('["3000-3005"]', 3000),
+        ('["9000-9005:3000-3005"]', 3000),
+        ("[{target: 3000, published: 8080}]", 3000),
+        ('["8080:3000", "9229:9229"]', 3000),
+        ("[]", None),
+    ],
+)
+def test_ports(ports: str, port: int | None) -> None:
+    svc = one(f"services:\n  web:\n    image: nginx\n    ports: {ports}\n")
+    assert svc.port == port
+    assert svc.is_web is (port is not None)
+
+
+@pytest.mark.parametrize("ports", ['["abc"]', '["8080:http"]', '["0"]', '["70000"]', "[{published: 80}]", '[""]'])
+def test_bad_ports(ports: str) -> None:
+    err = compose_error(f"services:\n  web:\n    image: nginx\n    ports: {ports}\n")
+    assert err.message.startswith("compose file: services/web/ports/0: port ")
+    assert "8080:3000" in err.hint
+
+
+@pytest.mark.parametrize("field", ["ports: '8080:3000'", "expose: 3000", "ports: {a: 1}"])
+def test_ports_must_be_a_list(field: str) -> None:
+    err = compose_error(f"services:\n  web:\n    image: nginx\n    {field}\n")
+    assert err.message == "compose file: services/web/ports: should be a list"
+
+
+def test_hosts_go_to_the_first_web_service() -> None:
+    services = compose(
+        """
+        services:
+          worker:
+            image: busybox
+          web:
+            image: nginx
+            ports: ["80"]
+          admin:
+            image: nginx
+            ports: ["8080"]
+          shop:
+            image: nginx
+            ports: ["81"]
+        """,
+        domains=("shop.io",),
+    )
+    by_name = {s.name: s for s in services}
+    assert by_name["worker"].hosts == ()
+    assert by_name["web"].hosts == ("shop.localhost", "shop.io", "web.shop.localhost")
+    assert by_name["admin"].hosts == ("admin.shop.localhost",)
+    # A later web service named like the app gets no host of its own.
+    assert by_name["shop"].hosts == ()
+
+
+# -- compose: environment and env_file --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ("{A: '1', B: two}", (("A", "1"), ("B", "two"))),
+        ("{PORT: 3000, DEBUG: null, RATIO: 0.5}", (("PORT", "3000"), ("DEBUG", ""), ("RATIO", "0.5"))),
+        ('["A=1", "B=x=y", "C=", "D"]', (("A", "1"), ("B", "x=y"), ("C", ""), ("D", ""))),
+        ('["A=1", "A=2"]', (("A", "2"),)),
+        ("[]", ()),
+        ("{}", ()),
+        ("null", ()),
+    ],
+)
+def test_environment(env: str, expected: tuple[tuple[str, str], ...]) -> None:
+    svc = one(f"services:\n  web:\n    image: nginx\n    environment: {env}\n")
+    assert svc.environment == expected
+
+
+@pytest.mark.parametrize("env", ["A=1", "3"])
+def test_environment_of_wrong_type(env: str) -> None:
+    err = compose_error(f"services:\n  web:\n    image: nginx\n    environment: {env}\n")
+    assert err.message == "compose file: services/web/environment: should be a mapping or a list of KEY=VALUE"
+
+
+def test_env_file_read_through_callback() -> None:
+    reads: list[str] = []
+    files = {"config/web.env": "# comment\nA=from-file\nB='quoted'\n"}
+
+    def read(path: str) -> str | None:
+        reads.append(path)
+        return files.get(path)
+
+    svc = one(
+        """
+        services:
+          web:
+            image: nginx
+            env_file: config/web.env
+            environment:
+              A: explicit
+              C: c
+        """,
+        read_file=read,
+    )
+    assert reads == ["config/web.env"]
+    # environment overrides env_file, as in Compose.
+    assert dict(svc.environment) == {"A": "explicit", "B": "quoted", "C": "c"}
+
+
+def test_env_file_list() -> None:
+    files = {"a.env": "A=1\n", "b.env": "B=2\n"}
+    svc = one("services:\n  web:\n    image: nginx\n    env_file: [a.env, b.env]\n", read_file=files.get)
+    assert dict(svc.environment) == {"A": "1", "B": "2"}
+
+
+@pytest.mark.xfail(reason="with several env_files the first file wins; in Compose the last file wins", strict=True)
+def test_later_env_file_wins() -> None:
+    files = {"a.env": "X=a\n", "b.env": "X=b\n"}
+    svc = one("services:\n  web:\n    image: nginx\n    env_file: [a.env, b.env]\n", read_file=files.get)
+    assert dict(svc.environment) == {"X": "b"}
+
+
+@pytest.mark.parametrize(
+    "env_file,index,missing",
+    [("missing.env", 0, "missing.env"), ("[ok.env, missing.env]", 1, "missing.env"), ("[gone.env]", 0, "gone.env")],
+)
+def test_missing_env_file(env_file: str, index: int, missing: str) -> None:
+    files = {"ok.env": "A=1\n"}
+    err = compose_error(f"services:\n  web:\n    image: nginx\n    env_file: {env_file}\n", read_file=files.get)
+    assert err.message == f"compose file: services/web/env_file/{index}: {missing!r} is not in the repository"
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("A=1\nB=2\n", [("A", "1"), ("B", "2")]),
+        ("  A = 1  \n", [("A", "1")]),
+        ("# c\n\nNOEQUALS\nA=1", [("A", "1")]),
+        ('A="x y"\nB=\'z\'\nC="', [("A", "x y"), ("B", "z"), ("C", '"')]),
+        ("A=\"mismatch'", [("A", "\"mismatch'")]),
+        ('A=""', [("A", "")]),
+        ("URL=postgres://u:p@db/x?a=b", [("URL", "postgres://u:p@db/x?a=b")]),
+        ("A=", [("A", "")]),
+        ("", []),
+    ],
+)
+def test_parse_env_file(text: str, expected: list[tuple[str, str]]) -> None:
+    assert stack.parse_env_file(text) == expected
+
+
+# -- compose: command -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command,expected",
+    [
+        ("gunicorn app:wsgi -w 4", ("gunicorn", "app:wsgi", "-w", "4")),
+        ('["python", "-m", "http.server", 8000]', ("python", "-m", "http.server", "8000")),
+        ("[]", ()),
+    ],
+)
+def test_command(command: str, expected: tuple[str, ...]) -> None:
+    svc = one(f"services:\n  web:\n    image: nginx\n    command: {command}\n")
+    assert svc.command == expected
+
+
+def test_no_command() -> None:
+    assert one("services:\n  web:\n    image: nginx\n").command is None
+
+
+@pytest.mark.xfail(reason="a string command is split on whitespace; Compose splits it like a shell", strict=True)
+def test_command_string_with_quotes() -> None:
+    svc = one("services:\n  web:\n    image: nginx\n    command: sh -c \"echo hello world\"\n")
+    assert svc.command == ("sh", "-c", "echo hello world")
+
+
+@pytest.mark.parametrize("command", ["{a: b}", "3"])
+def test_command_of_wrong_type(command: str) -> None:
+    err = compose_error(f"services:\n  web:\n    image: nginx\n    command: {command}\n")
+    assert err.message == "compose file: services/web/command: should be a string or a list"
+
+
+# -- compose: depends_on and order ------------------------------------------------------------
+
+
+def test_depends_on_orders_services() -> None:
+    services = compose("""
+        services:
+          web:
+            image: nginx
+            ports: ["80"]
+            depends_on: [api, cache]
+          api:
+            build: api
+            depends_on:
+              db:
+                condition: service_healthy
+          cache:
+            image: redis
+          db:
+            image: postgres
+        """)
+    names = [s.name for s in services]
+    assert names.index("db") < names.index("api") < names.index("web")
+    assert names.index("cache") < names.index("web")
+    assert names == ["cache", "db", "api", "web"]
+    by_name = {s.name: s for s in services}
+    assert by_name["web"].depends_on == ("api", "cache")
+    assert by_name["api"].depends_on == ("db",)
+    # Hosts follow the file order, not the start order.
+    assert by_name["web"].hosts[0] == "shop.localhost"
+
+
+def test_unknown_dependency() -> None:
+    err = compose_error("""
+        services:
+          web:
+            image: nginx
+            depends_on: [db]
+        """)
+    assert err.message == "compose file: services/web/depends_on: unknown service 'db'"
+
+
+def test_dependency_cycle() -> None:
+    err = compose_error("""
+        services:
+          a: {image: nginx, depends_on: [b]}
+          b: {image: nginx, depends_on: [a]}
+          c: {image: nginx}
+        """)
+    assert err.message == "compose file: services: depends_on forms a cycle: a, b"
+
+
+def _svc(name: str, *deps: str) -> ServiceSpec:
+    return ServiceSpec(name=name, image="x", depends_on=deps)
+
+
+@pytest.mark.parametrize(
+    "services,expected",
+    [
+        ([], []),
+        ([_svc("a"), _svc("b")], ["a", "b"]),
+        ([_svc("a", "b"), _svc("b")], ["b", "a"]),
+        ([_svc("a", "c"), _svc("b", "a"), _svc("c")], ["c", "a", "b"]),
+        ([_svc("web", "db", "cache"), _svc("cache"), _svc("db", "cache")], ["cache", "db", "web"]),
+    ],
+)
+def test_start_order(services: list[ServiceSpec], expected: list[str]) -> None:
+    assert [s.name for s in stack.start_order(services)] == expected
+
+
+def test_start_order_self_cycle() -> None:
+    with pytest.raises(InvalidSource, match="cycle: a"):
+        stack.start_order([_svc("a", "a")])
+
+
+# -- compose: document shape ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["services: [a", "services:\n  web:\n   image: x\n  - y\n", "\tservices: {}"])
+def test_invalid_yaml(text: str) -> None:
+    with pytest.raises(InvalidSource) as info:
+        stack.compose_services("shop", text, IMAGES, PINNED, no_files, "localhost", ())
+    assert info.value.message.startswith("compose file is not valid YAML")
+    assert "YAML" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "version: '3'\n", "services:\n", "services: {}\n", "services: [web]\n", "- a\n", "just text\n"],
+)
+def test_missing_services(text: str) -> None:
+    with pytest.raises(InvalidSource) as info:
+        stack.compose_services("shop", text, IMAGES, PINNED, no_files, "localhost", ())
+    assert info.value.message == "compose file: services: should be a mapping of service names to definitions"
+
+
+@pytest.mark.parametrize("name", ["Web", "-web", "web.1", "a;b", "$(id)"])
+def test_invalid_service_name(name: str) -> None:
+    err = compose_error(f"services:\n  '{name}':\n    image: nginx\n")
+    assert err.message.startswith(f"compose file: services/{name}: invalid service name")
+
+
+@pytest.mark.parametrize("body", ["nginx", "[nginx]", "null", "3"])
+def test_service_body_not_a_mapping(body: str) -> None:
+    err = compose_error(f"services:\n  web: {body}\n")
+    assert err.message == "compose file: services/web: should be a mapping"
+
+
+def test_full_compose_file() -> None:
+    files = {".env": "SECRET=s3cret\n"}
+    services = compose(
+        """
+        services:
+          web:
+            build: .
+            ports: ["8080:3000"]
+            env_file: .env
+            environment: [NODE_ENV=production]
+            depends_on: [api]
+          api:
+            image: reg.example.com/crigen/api:0.2
+            ports: ["8000"]
+            command: ["serve"]
+          job:
+            build: {context: worker, dockerfile: Dockerfile-job}
+        """,
+        read_file=files.get,
+        domains=("shop.io",),
+    )
+    assert services == (
+        ServiceSpec(
+            name="api",
+            image=API_REF,
+            port=8000,
+            hosts=("api.shop.localhost",),
+            command=("serve",),
+        ),
+        ServiceSpec(name="job", image=WORKER_REF),
+        ServiceSpec(
+            name="web",
+            image=WEB_REF,
+            port=3000,
+            hosts=("shop.localhost", "shop.io", "web.shop.localhost"),
+            environment=(("SECRET", "s3cret"), ("NODE_ENV", "production")),
+            depends_on=("api",),
+        ),
+    )
+
+
+def test_compose_file_names() -> None:
+    assert "docker-compose.yml" in stack.COMPOSE_FILES
+    assert "compose.yaml" in stack.COMPOSE_FILES
+    assert stack.COMPOSE_FILES[0] == "compose.yaml"
+

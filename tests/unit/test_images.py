@@ -109,10 +109,24 @@ def test_parse_reference_rejects(text: str, what: str) -> None:
     assert repr(text) in str(info.value)
 
 
-@pytest.mark.xfail(reason="an empty digest after '@' is treated as no digest: 'api@' parses as 'api'", strict=True)
 @pytest.mark.parametrize("text", ["api@", "reg.example.com/a/b:1.0@"])
 def test_parse_reference_rejects_empty_digest(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad digest"):
+        parse_reference(text)
+
+
+@pytest.mark.parametrize(
+    "text,what",
+    [
+        ("ubuntu\n", "repository path"),
+        ("ubuntu:22.04\n", "tag"),
+        (f"ubuntu@{DIGEST}\n", "digest"),
+        ("reg.example.com\n/a/b", "registry host"),
+        ("a\n/b", "repository path"),
+    ],
+)
+def test_parse_reference_rejects_trailing_newline(text: str, what: str) -> None:
+    with pytest.raises(ValueError, match=f"bad {what}"):
         parse_reference(text)
 
 
@@ -180,7 +194,12 @@ def test_find_dockerfiles_filters_and_sorts() -> None:
         "app/main.py",
         "worker/Dockerfile-job",
     ]
-    assert images.find_dockerfiles(tree) == ["Dockerfile", "Dockerfile-tools", "sub/Dockerfile", "worker/Dockerfile-job"]
+    assert images.find_dockerfiles(tree) == [
+        "Dockerfile",
+        "Dockerfile-tools",
+        "sub/Dockerfile",
+        "worker/Dockerfile-job",
+    ]
     assert images.find_dockerfiles(iter(tree)) == images.find_dockerfiles(tree)
     assert images.find_dockerfiles([]) == []
 
@@ -429,11 +448,23 @@ def test_from_without_image_reports_first_line_of_the_instruction() -> None:
         parse_dockerfile("Dockerfile", "FROM alpine\n\nFROM \\\n  --platform=x\n", "shop")
 
 
-@pytest.mark.xfail(reason="instructions are split on ' ' only; Docker also accepts a tab after the keyword", strict=True)
 def test_tab_after_keyword() -> None:
     s = parse_dockerfile("Dockerfile", "FROM\tpython:3.12\nEXPOSE\t8000\n", "shop")
     assert s.bases == ("python:3.12",)
     assert s.exposed_ports == (8000,)
+
+
+def test_tabs_and_runs_of_whitespace_between_keyword_and_arguments() -> None:
+    text = f"FROM \t python:3.12\tAS\tbuild\nFROM\tbuild\nLABEL\t{images.OCI_VERSION_LABEL}=1.4\nEXPOSE\t \t8000\n"
+    s = parse_dockerfile("Dockerfile", text, "shop")
+    assert s.bases == ("python:3.12",)
+    assert s.version == "1.4"
+    assert s.exposed_ports == (8000,)
+
+
+def test_keyword_alone_on_a_continued_line() -> None:
+    s = parse_dockerfile("Dockerfile", "FROM\\\n\tpython:3.12\n\\\n", "shop")
+    assert s.bases == ("python:3.12",)
 
 
 # -- basename_for -----------------------------------------------------------------------------

@@ -83,7 +83,6 @@ def test_app_name_rejects(value: str) -> None:
     assert "lowercase" in err.hint
 
 
-@pytest.mark.xfail(reason="'$' in the name regexes matches before a trailing newline, so 'x\\n' passes", strict=True)
 @pytest.mark.parametrize(
     "func,value",
     [
@@ -181,13 +180,11 @@ def test_branch_name_rejects(value: str) -> None:
     assert "'..'" in err.hint
 
 
-@pytest.mark.xfail(
-    reason="git forbids any ref component ending in '.lock'; branch_name only checks the final one",
-    strict=True,
-)
-def test_branch_name_rejects_lock_component_in_the_middle() -> None:
-    with pytest.raises(InvalidName):
-        names.branch_name("feature.lock/x")
+@pytest.mark.parametrize("value", ["feature.lock/x", "a/b.lock/c", "feature/.x/y", "a/.b", "main\n", "a/b\n"])
+def test_branch_name_rejects_bad_components(value: str) -> None:
+    """git forbids any ref component ending in '.lock' or starting with '.', not only the last."""
+    err = _assert_invalid(names.branch_name, value, "branch name")
+    assert "'.lock'" in err.hint
 
 
 # -- domains ----------------------------------------------------------------------------------

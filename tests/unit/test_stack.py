@@ -133,26 +133,48 @@ def test_build_of_unknown_dockerfile() -> None:
     assert err.message == "compose file: services/web/build: no Dockerfile at 'web/Dockerfile-x' in the repository"
 
 
-@pytest.mark.xfail(reason="context.strip('./') strips characters, so '.docker' is looked up as 'docker'", strict=True)
-def test_build_context_in_a_dot_directory() -> None:
+@pytest.mark.parametrize(
+    "build",
+    [".docker", "./.docker", ".docker/", "{context: .docker}", "{dockerfile: .docker/Dockerfile}", "./x/../.docker"],
+)
+def test_build_context_in_a_dot_directory(build: str) -> None:
     images = {"Dockerfile": IMAGES["Dockerfile"], ".docker/Dockerfile": IMAGES["Dockerfile"]}
     pinned = {"Dockerfile": WEB_REF, ".docker/Dockerfile": API_REF}
-    doc = "services:\n  web:\n    build: .docker\n"
+    doc = f"services:\n  web:\n    build: {build}\n"
     (svc,) = stack.compose_services("shop", doc, images, pinned, no_files, "localhost", ())
     assert svc.image == API_REF
 
 
-@pytest.mark.xfail(
-    reason="context.strip('./') turns '../api' into 'api': a context outside the repository is silently "
-    "resolved to a Dockerfile inside it",
-    strict=True,
+@pytest.mark.parametrize(
+    "build,what,value",
+    [
+        ("../api", "context", "../api"),
+        ("..", "context", ".."),
+        ("./..", "context", "./.."),
+        ("api/../..", "context", "api/../.."),
+        ("/srv/api", "context", "/srv/api"),
+        ("{context: ../api, dockerfile: Dockerfile}", "context", "../api"),
+        ("{context: api, dockerfile: ../../Dockerfile}", "dockerfile", "../Dockerfile"),
+        ("{dockerfile: /etc/Dockerfile}", "dockerfile", "/etc/Dockerfile"),
+    ],
 )
-def test_build_context_outside_the_repository() -> None:
-    compose_error("""
+def test_build_context_outside_the_repository(build: str, what: str, value: str) -> None:
+    err = compose_error(f"""
         services:
           web:
-            build: ../api
+            build: {build}
         """)
+    assert err.message == f"compose file: services/web/build: {what} {value!r} is outside the repository"
+    assert "inside" in err.hint
+
+
+def test_build_dockerfile_is_relative_to_the_context() -> None:
+    svc = one("""
+        services:
+          web:
+            build: {context: worker/sub, dockerfile: ../Dockerfile-job}
+        """)
+    assert svc.image == WORKER_REF
 
 
 @pytest.mark.parametrize(
@@ -320,11 +342,19 @@ def test_env_file_list() -> None:
     assert dict(svc.environment) == {"A": "1", "B": "2"}
 
 
-@pytest.mark.xfail(reason="with several env_files the first file wins; in Compose the last file wins", strict=True)
 def test_later_env_file_wins() -> None:
     files = {"a.env": "X=a\n", "b.env": "X=b\n"}
     svc = one("services:\n  web:\n    image: nginx\n    env_file: [a.env, b.env]\n", read_file=files.get)
     assert dict(svc.environment) == {"X": "b"}
+
+
+def test_environment_wins_over_every_env_file() -> None:
+    files = {"a.env": "X=a\nY=a\nZ=a\n", "b.env": "X=b\nY=b\n"}
+    svc = one(
+        "services:\n  web:\n    image: nginx\n    env_file: [a.env, b.env]\n    environment: [X=explicit]\n",
+        read_file=files.get,
+    )
+    assert dict(svc.environment) == {"X": "explicit", "Y": "b", "Z": "a"}
 
 
 @pytest.mark.parametrize(
@@ -375,10 +405,21 @@ def test_no_command() -> None:
     assert one("services:\n  web:\n    image: nginx\n").command is None
 
 
-@pytest.mark.xfail(reason="a string command is split on whitespace; Compose splits it like a shell", strict=True)
 def test_command_string_with_quotes() -> None:
-    svc = one("services:\n  web:\n    image: nginx\n    command: sh -c \"echo hello world\"\n")
+    svc = one('services:\n  web:\n    image: nginx\n    command: sh -c "echo hello world"\n')
     assert svc.command == ("sh", "-c", "echo hello world")
+
+
+def test_command_string_with_single_quotes_and_escapes() -> None:
+    svc = one("services:\n  web:\n    image: nginx\n    command: >-\n      echo 'a  b' c\\ d\n")
+    assert svc.command == ("echo", "a  b", "c d")
+
+
+@pytest.mark.parametrize("command", ['sh -c "echo hi', "echo 'unbalanced"])
+def test_command_string_with_unbalanced_quotes(command: str) -> None:
+    err = compose_error(f"services:\n  web:\n    image: nginx\n    command: >-\n      {command}\n")
+    assert err.message.startswith(f"compose file: services/web/command: cannot split {command!r}")
+    assert "quotes" in err.hint
 
 
 @pytest.mark.parametrize("command", ["{a: b}", "3"])
@@ -539,4 +580,3 @@ def test_compose_file_names() -> None:
     assert "docker-compose.yml" in stack.COMPOSE_FILES
     assert "compose.yaml" in stack.COMPOSE_FILES
     assert stack.COMPOSE_FILES[0] == "compose.yaml"
-

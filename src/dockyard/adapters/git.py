@@ -65,6 +65,7 @@ class GitRepos:
         path = self.path(app)
         for key, value in (
             ("receive.maxInputSize", str(self.max_push_bytes)),
+            ("receive.unpackLimit", "1"),  # always index-pack: it names the size limit when hit
             ("receive.denyDeletes", "false"),
             ("receive.denyNonFastForwards", "false"),
             ("http.receivepack", "true"),

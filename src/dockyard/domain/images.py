@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from dockyard.domain.errors import InvalidSource
 
 OCI_VERSION_LABEL = "org.opencontainers.image.version"
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,100}$")
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_HOST = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?$")
-_DOCKERFILE = re.compile(r"^(?:.*/)?Dockerfile(?:-[a-z0-9][a-z0-9_.-]*)?$")
+# Always used with ``fullmatch``: ``match`` with ``$`` would accept a trailing newline.
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,100}")
+_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]+)?")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_DOCKERFILE = re.compile(r"(?:.*/)?Dockerfile(?:-[a-z0-9][a-z0-9_.-]*)?")
 
 
 @dataclass(frozen=True)
@@ -51,21 +53,21 @@ class Reference:
 
 def parse_reference(text: str) -> Reference:
     """Parse an image reference; raise ValueError when it is not one."""
-    rest, _, digest = text.partition("@")
-    if digest and not re.match(r"^sha256:[0-9a-f]{64}$", digest):
+    rest, at, digest = text.partition("@")
+    if at and not _DIGEST.fullmatch(digest):
         raise ValueError(f"bad digest in {text!r}")
     name, tag = rest, None
     last = rest.rsplit("/", 1)[-1]
     if ":" in last:
         name, _, tag = rest.rpartition(":")
-        if not _TAG.match(tag) or "+" in tag:
+        if not _TAG.fullmatch(tag) or "+" in tag:
             raise ValueError(f"bad tag in {text!r}")
     parts = name.split("/")
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        if not _HOST.match(parts[0]):
+        if not _HOST.fullmatch(parts[0]):
             raise ValueError(f"bad registry host in {text!r}")
         parts = parts[1:]
-    if not parts or not all(_PATH_COMPONENT.match(p) for p in parts):
+    if not parts or not all(_PATH_COMPONENT.fullmatch(p) for p in parts):
         raise ValueError(f"bad repository path in {text!r}")
     return Reference(name=name, tag=tag, digest=digest or None)
 
@@ -101,7 +103,7 @@ class ImageSpec:
 
 
 def is_dockerfile(path: str) -> bool:
-    return bool(_DOCKERFILE.match(path))
+    return bool(_DOCKERFILE.fullmatch(path))
 
 
 def find_dockerfiles(paths: Iterable[str]) -> list[str]:
@@ -160,7 +162,7 @@ def parse_dockerfile(path: str, text: str, app: str) -> ImageSpec:
         if not words:
             continue
         if words[0] == "VERSION":
-            if len(words) != 2 or not _TAG.match(words[1]) or "+" in words[1]:
+            if len(words) != 2 or not _TAG.fullmatch(words[1]) or "+" in words[1]:
                 raise InvalidSource(
                     f"{path} line {number}: malformed VERSION header {line!r}",
                     "write it as '# VERSION 1.2.3' (letters, digits, '.', '_' and '-' only)",
@@ -185,8 +187,10 @@ def parse_dockerfile(path: str, text: str, app: str) -> ImageSpec:
     stages: set[str] = set()
     exposed: list[int] = []
     for number, line in _logical_lines(text):
-        keyword, _, args = line.partition(" ")
-        keyword = keyword.upper()
+        # Docker separates the keyword from its arguments by any whitespace, tabs included.
+        words = line.split(None, 1)
+        keyword = words[0].upper() if words else ""
+        args = words[1] if len(words) > 1 else ""
         if keyword == "FROM":
             words = [w for w in args.split() if not w.startswith("--")]
             if not words:
@@ -198,7 +202,7 @@ def parse_dockerfile(path: str, text: str, app: str) -> ImageSpec:
         elif keyword == "LABEL" and version is None:
             value = _label_pairs(args).get(OCI_VERSION_LABEL)
             if value and "$" not in value:
-                if not _TAG.match(value) or "+" in value:
+                if not _TAG.fullmatch(value) or "+" in value:
                     raise InvalidSource(
                         f"{path} line {number}: label {OCI_VERSION_LABEL}={value!r} is not a usable "
                         "version",

@@ -6,11 +6,12 @@ import re
 
 from dockyard.domain.errors import InvalidName
 
-_APP = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
-_SERVICE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_BRANCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
-_DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+# Always used with ``fullmatch``: ``match`` with ``$`` would accept a trailing newline.
+_APP = re.compile(r"[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?")
+_SERVICE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 def _shown(value: str) -> str:
@@ -19,7 +20,7 @@ def _shown(value: str) -> str:
 
 def app_name(value: str) -> str:
     """An app name is a DNS label: it becomes a host name, a network name and a registry path."""
-    if not _APP.match(value) or "--" in value:
+    if not _APP.fullmatch(value) or "--" in value:
         raise InvalidName(
             f"invalid app name {_shown(value)}",
             "use 1-40 lowercase letters, digits and single dashes, starting with a letter "
@@ -29,7 +30,7 @@ def app_name(value: str) -> str:
 
 
 def service_name(value: str) -> str:
-    if not _SERVICE.match(value):
+    if not _SERVICE.fullmatch(value):
         raise InvalidName(
             f"invalid service name {_shown(value)}",
             "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
@@ -40,22 +41,23 @@ def service_name(value: str) -> str:
 def branch_name(value: str) -> str:
     """A conservative subset of git's ref rules, free of shell metacharacters."""
     if (
-        not _BRANCH.match(value)
+        not _BRANCH.fullmatch(value)
         or ".." in value
         or "//" in value
-        or value.endswith(("/", ".", ".lock"))
-        or "/." in value
+        or value.endswith(("/", "."))
+        or any(part.startswith(".") or part.endswith(".lock") for part in value.split("/"))
     ):
         raise InvalidName(
             f"invalid branch name {_shown(value)}",
-            "use letters, digits, '.', '_', '-' and '/', without '..', spaces or shell characters",
+            "use letters, digits, '.', '_', '-' and '/', without '..', spaces or shell characters; "
+            "no part may start with '.' or end with '.lock'",
         )
     return value
 
 
 def domain_name(value: str) -> str:
     labels = value.split(".")
-    if len(value) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+    if len(value) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise InvalidName(
             f"invalid domain {_shown(value)}",
             "give a lowercase host name such as 'app.example.com'",
@@ -64,7 +66,7 @@ def domain_name(value: str) -> str:
 
 
 def token_name(value: str) -> str:
-    if not _TOKEN_NAME.match(value):
+    if not _TOKEN_NAME.fullmatch(value):
         raise InvalidName(
             f"invalid token name {_shown(value)}",
             "use letters, digits, '.', '_', '@' and '-'",

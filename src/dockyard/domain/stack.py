@@ -8,6 +8,8 @@ depends_on.
 
 from __future__ import annotations
 
+import posixpath
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -120,16 +122,25 @@ def compose_services(
         if not isinstance(ports, list) or not isinstance(expose, list):
             raise _where(f"{path}/ports", "should be a list")
         port = _container_port(f"{path}/ports/0", ports[0]) if ports else None
-        env = _env(f"{path}/environment", body.get("environment"))
+        # As in Compose: a later env_file overrides an earlier one, and environment overrides them all.
+        env: list[tuple[str, str]] = []
         env_files = body.get("env_file") or []
         for i, env_path in enumerate([env_files] if isinstance(env_files, str) else env_files):
             content = read_file(str(env_path))
             if content is None:
                 raise _where(f"{path}/env_file/{i}", f"{env_path!r} is not in the repository")
-            env = parse_env_file(content) + env
+            env += parse_env_file(content)
+        env += _env(f"{path}/environment", body.get("environment"))
         command = body.get("command")
         if isinstance(command, str):
-            command = command.split()
+            try:
+                command = shlex.split(command)
+            except ValueError as exc:
+                raise _where(
+                    f"{path}/command",
+                    f"cannot split {command!r} into words ({exc})",
+                    "balance the quotes, or give the command as a list",
+                ) from None
         if command is not None and not isinstance(command, list):
             raise _where(f"{path}/command", "should be a string or a list")
         deps = body.get("depends_on") or []
@@ -169,7 +180,15 @@ def _service_image(
         elif isinstance(build, dict):
             context = str(build.get("context", "."))
             dockerfile = str(build.get("dockerfile", "Dockerfile"))
-        key = "/".join(p for p in (context.strip("./") if context not in (".", "./") else "", dockerfile) if p)
+        # The dockerfile is relative to the context, and both must stay inside the repository.
+        key = posixpath.normpath(posixpath.join(context, dockerfile))
+        for what, value in (("context", context), ("dockerfile", key)):
+            if _outside(value):
+                raise _where(
+                    f"{path}/build",
+                    f"{what} {value!r} is outside the repository",
+                    "dockyard builds from the pushed repository only: use a path inside it, such as '.' or './api'",
+                )
         if key not in pinned:
             raise _where(f"{path}/build", f"no Dockerfile at {key!r} in the repository")
         return pinned[key]
@@ -183,6 +202,12 @@ def _service_image(
     if ref.name in by_name:
         return pinned[by_name[ref.name]]
     return raw
+
+
+def _outside(path: str) -> bool:
+    """True for an absolute path, or a relative one that climbs out of the repository."""
+    norm = posixpath.normpath(path)
+    return posixpath.isabs(norm) or norm == ".." or norm.startswith("../")
 
 
 def start_order(services: list[ServiceSpec]) -> list[ServiceSpec]:

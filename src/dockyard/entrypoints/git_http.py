@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,9 @@ def _basic_password(header: str | None) -> str | None:
 
 
 def mount(api: FastAPI, settings: Settings) -> None:
-    hard_limit = settings.max_push_bytes + 16 * 1024 * 1024
+    # Up to twice the limit, git itself refuses the pack with a message naming the limit;
+    # beyond, the request is cut off with HTTP 413 before it fills the disk.
+    hard_limit = 2 * settings.max_push_bytes + 1024 * 1024
 
     @api.api_route("/git/{repo}/{path:path}", methods=["GET", "POST"], include_in_schema=True, tags=["git"])
     async def git(repo: str, path: str, request: Request) -> Response:
@@ -87,34 +90,30 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "DOCKYARD_PUSHER": who[0],
             "DOCKYARD_BASE_DOMAIN": settings.base_domain,
         }
-        if length:
-            env["CONTENT_LENGTH"] = length
         for header, var in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "GIT_PROTOCOL")):
             if header in request.headers:
                 env[var] = request.headers[header]
+        # The whole request is read first (to a temporary file, within the size limit): the body
+        # then reaches git intact whatever the client's transfer encoding.
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the subprocess, closed below
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > hard_limit:
+                spool.close()
+                return PlainTextResponse(
+                    f"dockyard: push too large (over {settings.max_push_bytes} bytes)\n", status_code=413
+                )
+            spool.write(chunk)
+        spool.seek(0)
+        env["CONTENT_LENGTH"] = str(total)
         proc = await asyncio.create_subprocess_exec(
-            "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            "git", "http-backend", env=env, stdin=spool, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
         )
-        assert proc.stdin is not None and proc.stdout is not None
-        stdin, stdout = proc.stdin, proc.stdout
-
-        async def feed() -> None:
-            total = 0
-            try:
-                async for chunk in request.stream():
-                    total += len(chunk)
-                    if total > hard_limit:
-                        proc.kill()
-                        return
-                    stdin.write(chunk)
-                    await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                return
-            finally:
-                stdin.close()
-
-        feeder = asyncio.create_task(feed())
+        spool.close()
+        assert proc.stdout is not None
+        stdout = proc.stdout
         status, headers = 200, {}
         while True:
             line = await stdout.readline()
@@ -131,7 +130,6 @@ def mount(api: FastAPI, settings: Settings) -> None:
                 while chunk := await stdout.read(65536):
                     yield chunk
             finally:
-                await feeder
                 if proc.returncode is None:
                     try:
                         await asyncio.wait_for(proc.wait(), timeout=5)

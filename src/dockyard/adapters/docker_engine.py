@@ -139,6 +139,7 @@ class DockerEngine:
             port_bindings={service.port: ("127.0.0.1",)} if service.port else None,
             restart_policy={"Name": "unless-stopped"},
             network_mode=self.network_name(app),
+            init=True,  # a tiny init as PID 1 forwards signals: apps stop on SIGTERM, not after the timeout
         )
         networking = self.api.create_networking_config(
             {self.network_name(app): self.api.create_endpoint_config(aliases=[service.name])}

@@ -49,6 +49,7 @@ def bootstrap(settings: Settings) -> Platform:
         base_domain=settings.base_domain, proxy_port=settings.proxy_port,
         route_prefix=f"{settings.name_prefix}-{installation}", ready_timeout=settings.ready_timeout,
     )
+    proxy.on_restart.append(deployer.restore_routes)
     runner = JobRunner(store, {"deploy": deployer.deploy_job}, workers=settings.workers)
     return Platform(settings, store, repos, registry, proxy, engine, deployer, runner)
 

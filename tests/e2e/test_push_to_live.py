@@ -18,7 +18,7 @@ def test_push_change_and_broken_push(server: Server, app_name: str, tmp_path: Pa
     # the build and deploy stream back into git's own output
     assert "remote: -----> Building Dockerfile" in push.stderr
     assert "remote: -----> Pushing" in push.stderr
-    assert f"remote: -----> Release" in push.stderr and "is live" in push.stderr
+    assert "remote: -----> Release" in push.stderr and "is live" in push.stderr
     assert f"http://{app_name}.localhost:{server.proxy_port}/" in push.stderr
     assert server.body(f"{app_name}.localhost") == "hello v1\n"
 

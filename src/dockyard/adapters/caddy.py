@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ class CaddyProxy:
         self.binary = binary
         self.socket = root / "admin.sock"
         self.process: Supervised | None = None
+        self.on_restart: list[Callable[[], None]] = []  # e.g. put the routes back
 
     def _client(self) -> httpx.Client:
         return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://caddy", timeout=10)
@@ -76,7 +78,8 @@ class CaddyProxy:
         config.write_text(json.dumps(self._initial_config(), indent=2))
         env = {"XDG_DATA_HOME": str(self.root / "data"), "XDG_CONFIG_HOME": str(self.root / "config")}
         self.process = Supervised(
-            "proxy", [self.binary, "run", "--config", str(config)], self.root / "caddy.log", env=env
+            "proxy", [self.binary, "run", "--config", str(config)], self.root / "caddy.log", env=env,
+            on_restart=self._restarted,
         )
         self.process.start()
         deadline = time.monotonic() + 20
@@ -87,6 +90,13 @@ class CaddyProxy:
                     "is the port taken? set DOCKYARD_PROXY_PORT to a free port",
                 )
             time.sleep(0.1)
+
+    def _restarted(self) -> None:
+        deadline = time.monotonic() + 20
+        while not self._answers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for callback in self.on_restart:
+            callback()
 
     def stop(self) -> None:
         if self.process:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.domain.errors import Unavailable
@@ -27,8 +28,12 @@ def _die_with_parent() -> None:  # runs in the child, before exec
 class Supervised:
     """Starts ``argv``, restarts it when it dies, stops it with the server."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
+        on_restart: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
+        self.on_restart = on_restart
         self.argv = argv
         self.log_path = log_path
         self.env = env
@@ -69,8 +74,10 @@ class Supervised:
                 time.sleep(min(5.0, 0.5 * self.restarts))
                 try:
                     self.start()
-                except Unavailable as exc:
-                    log.error("%s", exc)
+                    if self.on_restart:
+                        self.on_restart()
+                except Exception as exc:
+                    log.error("restarting %s: %s", self.name, exc)
 
     @property
     def running(self) -> bool:

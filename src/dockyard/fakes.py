@@ -1,0 +1,254 @@
+"""In-memory implementations of the ports, for tests: same contracts as the real adapters
+(tests/integration/test_contracts.py runs one suite against both), no engine, no processes.
+
+Production code never imports this module; only tests wire it in place of the adapters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import tarfile
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import IO
+
+from dockyard.domain.errors import BuildFailed, DeployFailed, DockyardError, NotFound
+from dockyard.domain.model import Route, RunningService, ServiceSpec
+from dockyard.ports import Progress
+
+
+def _sha256(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class FakeProxy:
+    """Routes in a dict. ``events`` (shareable with a FakeOrchestrator) records every change."""
+
+    def __init__(self, events: list[str] | None = None) -> None:
+        self.running = False
+        self.events: list[str] = events if events is not None else []
+        self._routes: dict[str, Route] = {}
+
+    def ensure_running(self) -> None:
+        self.running = True
+
+    def set_route(self, route: Route) -> None:
+        self._routes[route.id] = route
+        self.events.append(f"route {route.id} -> {','.join(route.upstreams)}")
+
+    def remove_route(self, route_id: str) -> None:
+        if self._routes.pop(route_id, None) is not None:
+            self.events.append(f"unroute {route_id}")
+
+    def routes(self) -> list[Route]:
+        return list(self._routes.values())
+
+
+class FakeRegistry:
+    """Tags bound to image ids. A FakeBuilder's push binds them, as a push to a real registry does."""
+
+    def __init__(self, address: str = "registry.fake:5000") -> None:
+        self._address = address
+        self.running = False
+        self.bound: dict[tuple[str, str], str] = {}  # (repository, tag) -> image id
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def ensure_running(self) -> None:
+        self.running = True
+
+    def config_digest(self, repository: str, tag: str) -> str | None:
+        return self.bound.get((repository, tag))
+
+    def bind(self, repository: str, tag: str, image_id: str) -> None:
+        self.bound[(repository, tag)] = image_id
+
+
+class FakeBuilder:
+    """Builds nothing: an image id is the digest of the Dockerfile's path and the whole context,
+    so the same source gives the same id and any change gives another.
+
+    ``fail_builds`` names Dockerfiles whose build fails, as a failing RUN step would.
+    """
+
+    def __init__(self, registry: FakeRegistry) -> None:
+        self.registry = registry
+        self.fail_builds: set[str] = set()
+        self.sizes: dict[str, int] = {}  # image id -> size
+        self.references: dict[str, str] = {}  # local reference -> image id
+        self.pushed: list[str] = []
+
+    def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress) -> str:
+        data = context.read()
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                names = set(tar.getnames())
+        except tarfile.TarError as exc:
+            raise BuildFailed(f"{dockerfile}: build failed: the context is not a tar ({exc})") from None
+        if dockerfile not in names:
+            raise BuildFailed(f"{dockerfile}: build failed: no such file in the context")
+        if dockerfile in self.fail_builds:
+            raise BuildFailed(f"{dockerfile}: build failed: scripted failure", "fix the Dockerfile")
+        image_id = "sha256:" + _sha256("image", dockerfile, data)
+        progress(f"Step 1/1 : fake build of {dockerfile}")
+        progress(f"Successfully built {image_id[7:19]}")
+        self.sizes[image_id] = len(data)
+        if tag:
+            self.references[tag] = image_id
+        return image_id
+
+    def tag(self, image_id: str, reference: str) -> None:
+        if image_id not in self.sizes:
+            raise NotFound(f"no such image: {image_id}")
+        self.references[reference] = image_id
+
+    def push(self, reference: str, progress: Progress) -> str:
+        image_id = self.references.get(reference)
+        if image_id is None:
+            raise DockyardError(f"push of {reference} failed: no local image has this tag")
+        prefix = self.registry.address + "/"
+        if not reference.startswith(prefix):
+            raise DockyardError(f"push of {reference} failed: not dockyard's registry ({self.registry.address})")
+        repository, _, tag = reference.removeprefix(prefix).rpartition(":")
+        self.registry.bind(repository, tag, image_id)
+        self.pushed.append(reference)
+        progress(f"{image_id[7:19]}: Pushed")
+        return "sha256:" + _sha256("manifest", image_id)
+
+    def size(self, image_id: str) -> int:
+        if image_id not in self.sizes:
+            raise NotFound(f"no such image: {image_id}")
+        return self.sizes[image_id]
+
+
+class FakeOrchestrator:
+    """Containers in a dict; a started container runs until stopped.
+
+    Scripted failures: services named in ``fail_start`` cannot be started; those in
+    ``fail_ready`` exit before they are ready (``wait_ready`` raises DeployFailed).
+    ``events`` (shareable with a FakeProxy) records starts and stops in order.
+    """
+
+    def __init__(self, events: list[str] | None = None) -> None:
+        self.events: list[str] = events if events is not None else []
+        self.containers: dict[str, RunningService] = {}
+        self.networks: set[str] = set()
+        self.fail_start: set[str] = set()
+        self.fail_ready: set[str] = set()
+        self._serial = itertools.count(1)
+        self._ports = itertools.count(20001)
+
+    def ensure_network(self, app: str) -> None:
+        self.networks.add(app)
+
+    def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService:
+        if app not in self.networks:
+            raise DeployFailed(f"cannot create {service.name}: network of {app} not found")
+        if service.name in self.fail_start:
+            raise DeployFailed(f"cannot start {service.name}: scripted failure")
+        container = RunningService(
+            id=_sha256("container", str(next(self._serial))),
+            app=app,
+            service=service.name,
+            release=release,
+            image=service.image,
+            state="running",
+            upstream=f"127.0.0.1:{next(self._ports)}" if service.port else None,
+            environment=environment,
+            spec_hash=service.spec_hash,
+        )
+        self.containers[container.id] = container
+        self.events.append(f"start {service.name} r{release} {container.id[:12]}")
+        return container
+
+    def wait_ready(self, container: RunningService, timeout: float) -> None:
+        current = self.containers.get(container.id)
+        if current is None:
+            raise DeployFailed(f"service {container.service} is gone")
+        if container.service in self.fail_ready:
+            self.containers[container.id] = replace(current, state="exited")
+            raise DeployFailed(
+                f"service {container.service} exited (code 1) before it was ready",
+                "run it locally with docker run to see why it stops",
+            )
+        self.events.append(f"ready {container.service} r{container.release} {container.id[:12]}")
+
+    def observe(self, app: str | None = None) -> list[RunningService]:
+        found = [c for c in self.containers.values() if app is None or c.app == app]
+        return sorted(found, key=lambda c: (c.app, c.service, c.release))
+
+    def stop(self, container: RunningService) -> None:
+        if self.containers.pop(container.id, None) is not None:
+            self.events.append(f"stop {container.service} r{container.release} {container.id[:12]}")
+
+    def remove_network(self, app: str) -> None:
+        self.networks.discard(app)
+
+    def logs(self, app: str, follow: bool, tail: int) -> Iterator[str]:
+        """One line per running container; never blocks, even with ``follow``."""
+        for c in self.observe(app):
+            if c.state == "running":
+                yield f"{c.service}[r{c.release}] | running {c.image}"
+
+
+class FakeRepos:
+    """Source trees by app and commit (``trees[app][commit] = {path: text}``) and branch heads."""
+
+    def __init__(self) -> None:
+        self.trees: dict[str, dict[str, dict[str, str]]] = {}
+        self.heads: dict[str, dict[str, str]] = {}
+
+    def create(self, app: str) -> None:
+        self.trees.setdefault(app, {})
+        self.heads.setdefault(app, {})
+
+    def delete(self, app: str) -> None:
+        self.trees.pop(app, None)
+        self.heads.pop(app, None)
+
+    def exists(self, app: str) -> bool:
+        return app in self.trees
+
+    def commit(self, app: str, files: dict[str, str], branch: str = "main") -> str:
+        """Record a commit of ``files`` on ``branch`` (as a push would); return its id."""
+        if app not in self.trees:
+            raise NotFound(f"no repository for {app!r}")
+        parent = self.heads[app].get(branch, "")
+        commit = _sha256(parent, *sorted(f"{p}\0{t}" for p, t in files.items()))[:40]
+        self.trees[app][commit] = dict(files)
+        self.heads[app][branch] = commit
+        return commit
+
+    def _tree(self, app: str, commit: str) -> dict[str, str]:
+        tree = self.trees.get(app, {}).get(commit)
+        if tree is None:
+            raise NotFound(f"no commit {commit!r} in {app!r}")
+        return tree
+
+    def files(self, app: str, commit: str) -> list[str]:
+        return sorted(self._tree(app, commit))
+
+    def read(self, app: str, commit: str, path: str) -> str | None:
+        return self.trees.get(app, {}).get(commit, {}).get(path)
+
+    def archive(self, app: str, commit: str, out: IO[bytes]) -> None:
+        """A tar of the tree, byte-identical for identical trees (fixed mtimes and owners)."""
+        tree = self._tree(app, commit)
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in sorted(tree):
+                data = tree[path].encode()
+                info = tarfile.TarInfo(path)
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tar.addfile(info, io.BytesIO(data))
+
+    def head(self, app: str, branch: str) -> str | None:
+        return self.heads.get(app, {}).get(branch)
+

@@ -7,11 +7,14 @@ log back to the pusher's terminal.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-
-import httpx
+from typing import Any
+from urllib.parse import urlsplit
 
 from dockyard.adapters.git import check_ref_format, list_files, read_file
 from dockyard.domain import images, names, stack
@@ -24,12 +27,25 @@ def say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def _client() -> httpx.Client:
-    return httpx.Client(
-        base_url=os.environ["DOCKYARD_URL"],
-        headers={"Authorization": f"Bearer {os.environ['DOCKYARD_HOOK_TOKEN']}"},
-        timeout=httpx.Timeout(30, read=None),
-    )
+class ApiError(Exception):
+    pass
+
+
+def _request(method: str, path: str, body: dict[str, Any] | None = None) -> http.client.HTTPResponse:
+    """One call to dockyard's API (the standard library keeps the hook quick to start)."""
+    url = urlsplit(os.environ["DOCKYARD_URL"])
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=600)
+    headers = {"Authorization": f"Bearer {os.environ['DOCKYARD_HOOK_TOKEN']}", "Content-Type": "application/json"}
+    try:
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        return conn.getresponse()
+    except OSError as exc:
+        raise ApiError(str(exc)) from None
+
+
+def _lines(response: http.client.HTTPResponse) -> Iterator[str]:
+    while raw := response.readline():
+        yield raw.decode(errors="replace").rstrip("\n")
 
 
 def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> None:
@@ -84,10 +100,9 @@ def pre_receive(lines: list[str]) -> int:
                 say(f" !     {exc.hint}")
             say(" !     Nothing was deployed; the running release keeps serving.")
             try:
-                with _client() as c:
-                    c.post(f"/api/v1/apps/{app}/rejected-pushes",
-                           json={"ref": ref, "reason": str(exc), "pusher": os.environ.get("DOCKYARD_PUSHER")})
-            except httpx.HTTPError:
+                _request("POST", f"/api/v1/apps/{app}/rejected-pushes",
+                         {"ref": ref, "reason": str(exc), "pusher": os.environ.get("DOCKYARD_PUSHER")}).read()
+            except ApiError:
                 pass
             return 1
     return 0
@@ -105,17 +120,16 @@ def post_receive(lines: list[str]) -> int:
             continue
         if new == ZERO:
             continue
-        with _client() as c:
-            r = c.post(f"/api/v1/apps/{app}/deploys",
-                       json={"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER")})
-            if r.status_code != 202:
-                say(f" !     dockyard could not queue the deploy: {r.text}")
-                return 0
-            job = r.json()
-            say(f"-----> Queued deploy job {job['id']} (follow it with: dockyard jobs show {job['id']} -f)")
-            with c.stream("GET", f"/api/v1/jobs/{job['id']}/logs", params={"follow": "true"}) as stream:
-                for text in stream.iter_lines():
-                    say(text)
+        r = _request("POST", f"/api/v1/apps/{app}/deploys",
+                     {"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER")})
+        answer = r.read()
+        if r.status != 202:
+            say(f" !     dockyard could not queue the deploy: {answer.decode(errors='replace')}")
+            return 0
+        job = json.loads(answer)
+        say(f"-----> Queued deploy job {job['id']} (follow it with: dockyard jobs show {job['id']} -f)")
+        for text in _lines(_request("GET", f"/api/v1/jobs/{job['id']}/logs?follow=true")):
+            say(text)
     return 0
 
 
@@ -125,6 +139,6 @@ def main(hook: str) -> int:
         if hook == "pre-receive":
             return pre_receive(lines)
         return post_receive(lines)
-    except httpx.HTTPError as exc:
+    except ApiError as exc:
         say(f" !     dockyard's API did not answer the {hook} hook: {exc}")
         return 1 if hook == "pre-receive" else 0

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.support import BASE_IMAGE, Server, sweep
+from tests.support import BASE_IMAGE, Server, remove_images, sweep
 
 
 @pytest.fixture(scope="session")
@@ -32,17 +32,4 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient
             srv.api("DELETE", f"/api/v1/apps/{app['name']}")
         srv.stop()
         sweep(engine, srv.installation)
-        for image in engine.images.list():
-            if any(t.startswith(f"127.0.0.1:{srv.registry_port}/") for t in image.tags):
-                engine.images.remove(image.id, force=True)
-
-
-_counter = iter(range(10_000))
-
-
-@pytest.fixture
-def app_name(request: pytest.FixtureRequest) -> str:
-    """A fresh app name per test."""
-    return f"t{next(_counter)}-{request.node.name[5:20].replace('_', '-').strip('-').lower()}".rstrip("-")
-
-
+        remove_images(engine, f"127.0.0.1:{srv.registry_port}/")

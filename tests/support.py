@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import docker
+import docker.errors
 import httpx
 
 BIN = Path(sys.executable).parent
@@ -140,6 +141,19 @@ def sweep(engine: docker.DockerClient, installation: str) -> None:
         c.remove(force=True)
     for n in engine.networks.list(filters={"label": label}):
         n.remove()
+
+
+def remove_images(engine: docker.DockerClient, prefix: str) -> None:
+    """Remove the images pushed to a test registry (children before their bases)."""
+    for _ in range(5):
+        left = [i for i in engine.images.list() if any(t.startswith(prefix) for t in i.tags)]
+        if not left:
+            return
+        for image in left:
+            try:
+                engine.images.remove(image.id, force=True)
+            except docker.errors.APIError:
+                continue
 
 
 def make_repo(path: Path, files: dict[str, str]) -> Path:

@@ -132,11 +132,12 @@ class DockerEngine:
         name = f"{self.prefix}-{app}-{service.name}-r{release}-{secrets.token_hex(2)}"
         labels = self._labels(
             app=app, environment=environment, service=service.name, release=str(release),
-            spec=service.spec_hash,
+            spec=service.spec_hash, port=str(service.port or ""),
         )
-        ports = [service.port] if service.port else []
+        # The proxy runs on this host and dials the container's address on the app network
+        # directly: no host port is published.
+        ports: list[int] = []
         host_config = self.api.create_host_config(
-            port_bindings={service.port: ("127.0.0.1",)} if service.port else None,
             restart_policy={"Name": "unless-stopped"},
             network_mode=self.network_name(app),
             init=True,  # a tiny init as PID 1 forwards signals: apps stop on SIGTERM, not after the timeout
@@ -181,9 +182,12 @@ class DockerEngine:
     def _running(self, info: dict[str, Any]) -> RunningService:
         labels = info["Config"]["Labels"] or {}
         upstream = None
-        port = next(iter((info["NetworkSettings"].get("Ports") or {}).items()), None)
-        if port and port[1]:
-            upstream = f"127.0.0.1:{port[1][0]['HostPort']}"
+        port = labels.get(f"{LABEL}.port", "")
+        network = (info["NetworkSettings"].get("Networks") or {}).get(
+            self.network_name(labels.get(f"{LABEL}.app", "")), {}
+        )
+        if port and network.get("IPAddress"):
+            upstream = f"{network['IPAddress']}:{port}"
         return RunningService(
             id=info["Id"],
             app=labels.get(f"{LABEL}.app", ""),

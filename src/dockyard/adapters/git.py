@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO
 
 from dockyard.domain import names
-from dockyard.domain.errors import DockyardError, Unavailable
+from dockyard.domain.errors import DockyardError, NotFound, Unavailable
 
 HOOKS = ("pre-receive", "post-receive")
 
@@ -21,6 +21,8 @@ class GitError(DockyardError):
 
 
 def run_git(args: list[str], cwd: Path | None = None, stdout: IO[bytes] | None = None) -> bytes:
+    if cwd is not None and not cwd.is_dir():
+        raise NotFound(f"no repository at {cwd}", "create the app first: dockyard apps create NAME")
     try:
         proc = subprocess.run(
             ["git", *args], cwd=cwd, stdout=stdout if stdout else subprocess.PIPE,
@@ -100,7 +102,13 @@ class GitRepos:
         return read_file(self.path(app), commit, path)
 
     def archive(self, app: str, commit: str, out: IO[bytes]) -> None:
-        run_git(["archive", "--format=tar", _commit(commit)], cwd=self.path(app), stdout=out)
+        args = ["archive", "--format=tar", _commit(commit)]
+        try:
+            out.fileno()
+        except (OSError, AttributeError, ValueError):  # an in-memory file: copy the bytes over
+            out.write(run_git(args, cwd=self.path(app)))
+            return
+        run_git(args, cwd=self.path(app), stdout=out)
 
 
 def _commit(commit: str) -> str:

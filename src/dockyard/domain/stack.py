@@ -13,8 +13,6 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from dockyard.domain import names
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.images import ImageSpec, parse_reference
@@ -99,6 +97,8 @@ def compose_services(
 ) -> tuple[ServiceSpec, ...]:
     """Services from a compose file. ``images`` maps dockerfile path -> spec, ``pinned`` maps
     dockerfile path -> pinned reference; ``read_file(path)`` returns a repo file's text or None."""
+    import yaml  # only pushes with a compose file pay for it
+
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

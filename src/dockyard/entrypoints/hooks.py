@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from dockyard.adapters.git import check_ref_format, list_files, read_file
-from dockyard.domain import images, names, stack
-from dockyard.domain.errors import DockyardError, InvalidSource
-
+# Imports of dockyard's domain are made inside pre_receive: post-receive, which runs on every
+# push before the deploy starts, loads nothing but the standard library.
 ZERO = "0" * 40
 
 
@@ -50,6 +48,10 @@ def _lines(response: http.client.HTTPResponse) -> Iterator[str]:
 
 def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> None:
     """Raise a DockyardError when this ref update must be refused."""
+    from dockyard.adapters.git import check_ref_format, list_files, read_file
+    from dockyard.domain import images, names, stack
+    from dockyard.domain.errors import DockyardError, InvalidSource
+
     if ref.startswith("refs/heads/"):
         kind, name = "branch", ref.removeprefix("refs/heads/")
     elif ref.startswith("refs/tags/"):
@@ -85,6 +87,8 @@ def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, r
 
 
 def pre_receive(lines: list[str]) -> int:
+    from dockyard.domain.errors import DockyardError
+
     app, branch = os.environ["DOCKYARD_APP"], os.environ["DOCKYARD_DEPLOY_BRANCH"]
     repo = Path.cwd()
     for line in lines:

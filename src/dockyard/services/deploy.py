@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import images as img
@@ -27,8 +29,20 @@ from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRe
 Say = Callable[[str], None]
 
 
+def service_from_dict(data: dict[str, Any]) -> ServiceSpec:
+    """A ServiceSpec back from its stored JSON form."""
+    command = data.get("command")
+    return ServiceSpec(
+        name=data["name"], image=data["image"], port=data.get("port"), hosts=tuple(data.get("hosts", ())),
+        environment=tuple((str(k), str(v)) for k, v in data.get("environment", ())),
+        command=tuple(command) if command is not None else None, depends_on=tuple(data.get("depends_on", ())),
+    )
+
+
 @dataclass
 class Deployer:
+    """Builds a pushed commit's images, then releases them: the deploy pipeline."""
+
     store: SqlStore
     repos: SourceRepos
     builder: ImageBuilder
@@ -69,22 +83,29 @@ class Deployer:
     def _build_one(
         self, app: App, commit: str, spec: img.ImageSpec, all_specs: list[img.ImageSpec], context: object, say: Say
     ) -> str:
-        say(f"-----> Building {spec.dockerfile} -> {spec.repository(app.name)}")
-        image_id = self.builder.build(context, spec.dockerfile, "", lambda line: say(f"       {line}"))  # type: ignore[arg-type]
         repository = spec.repository(app.name)
+        say(f"-----> Building {spec.dockerfile} -> {repository}")
         version = img.version_for(spec, commit)
-        tag = img.tag_for(version)
-        bound = self.registry.config_digest(repository, tag)
-        if bound is not None and bound != image_id:
-            first = version
-            version = img.distinct_version(version, commit)
-            n = 1
-            while (bound := self.registry.config_digest(repository, img.tag_for(version))) not in (None, image_id):
+        candidates = list(dict.fromkeys([version, img.distinct_version(version, commit)]))
+        # Which tags are taken is asked of the registry while the image builds.
+        with ThreadPoolExecutor(max_workers=len(candidates)) as pool:
+            lookups = [pool.submit(self.registry.config_digest, repository, img.tag_for(v)) for v in candidates]
+            image_id = self.builder.build(context, spec.dockerfile, "", lambda line: say(f"       {line}"))  # type: ignore[arg-type]
+            bound = [f.result() for f in lookups]
+        n = 1
+        while bound[0] not in (None, image_id):
+            candidates.pop(0)
+            bound.pop(0)
+            if not candidates:
                 n += 1
-                version = f"{img.distinct_version(first, commit)}.{n}"
-            tag = img.tag_for(version)
-            say(f" !     WARNING: {repository}:{first} is already bound to another build; this build "
-                f"is {repository}:{tag}. Raise VERSION in {spec.dockerfile} to release a new version.")
+                candidates = [f"{img.distinct_version(version, commit)}.{n}"]
+                bound = [self.registry.config_digest(repository, img.tag_for(candidates[0]))]
+        if candidates[0] != version:
+            say(f" !     WARNING: {repository}:{img.tag_for(version)} is already bound to another build; this build "
+                f"is {repository}:{img.tag_for(candidates[0])}. Raise VERSION in {spec.dockerfile} to release a new "
+                "version.")
+        version = candidates[0]
+        tag = img.tag_for(version)
         reference = f"{self.registry.address}/{repository}:{tag}"
         self.builder.tag(image_id, reference)
         if any(other.depends_on(spec) for other in all_specs) and spec.declared_name:
@@ -129,14 +150,16 @@ class Deployer:
         release_id = self.store.create_release(app.name, DEFAULT_ENVIRONMENT, commit, job_id)
         self.store.set_release(release_id, ReleaseStatus.PENDING, services)
         desired = Release(id=release_id, app=app.name, commit=commit, services=services)
-        actions = plan.plan_release(desired, self.orchestrator.observe(app.name))
+        observed = self.orchestrator.observe(app.name)
+        actions = plan.plan_release(desired, observed)
         started: dict[str, RunningService] = {}
+        switched: list[ServiceSpec] = []
         try:
-            switched = self._apply(desired, actions, started, say)
-        except DockyardError as exc:
-            for c in started.values():
-                self.orchestrator.stop(c)
-            self.store.set_release(release_id, ReleaseStatus.FAILED, error=exc.message)
+            self._apply(desired, actions, started, switched, say)
+        except Exception as exc:
+            self._roll_back(app.name, observed, started, switched)
+            message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
+            self.store.set_release(release_id, ReleaseStatus.FAILED, error=message)
             say(" !     Release failed; the previous release keeps serving.")
             raise
         self.store.set_release(release_id, ReleaseStatus.LIVE)
@@ -147,11 +170,28 @@ class Deployer:
                 say(f"       http://{host}:{self.proxy_port}/")
         return release_id
 
+    def _roll_back(
+        self, app: str, observed: list[RunningService], started: dict[str, RunningService],
+        switched: list[ServiceSpec],
+    ) -> None:
+        """Undo a release that failed midway: routes back to the old containers, new ones removed."""
+        for service in switched:
+            old = next((c for c in observed if c.service == service.name and c.state == "running" and c.upstream), None)
+            try:
+                if old is not None and old.upstream is not None:
+                    self.proxy.set_route(Route(self.route_id(app, service.name), service.hosts, (old.upstream,)))
+                else:
+                    self.proxy.remove_route(self.route_id(app, service.name))
+            except DockyardError:
+                continue  # the proxy is down: restore_routes puts the live routes back when it returns
+        for c in started.values():
+            self.orchestrator.stop(c)
+
     def _apply(
-        self, release: Release, actions: list[plan.Action], started: dict[str, RunningService], say: Say
-    ) -> list[ServiceSpec]:
+        self, release: Release, actions: list[plan.Action], started: dict[str, RunningService],
+        routed: list[ServiceSpec], say: Say,
+    ) -> None:
         running: dict[str, RunningService] = {}
-        routed: list[ServiceSpec] = []
         for action in actions:
             match action:
                 case plan.EnsureNetwork(app=app):
@@ -177,7 +217,6 @@ class Deployer:
                 case plan.StopContainer(container=container):
                     say(f"-----> Stopping {container.service} of release {container.release}")
                     self.orchestrator.stop(container)
-        return routed
 
     # -- upkeep ---------------------------------------------------------------------------
     def restore_routes(self) -> None:
@@ -186,10 +225,13 @@ class Deployer:
             live = self.store.live_release(app.name, DEFAULT_ENVIRONMENT)
             if live is None:
                 continue
-            hosts = {s["name"]: tuple(s["hosts"]) for s in live["services"]}
+            # A service kept unchanged by a release runs in a container of an earlier release:
+            # the container that serves is the running one whose spec matches the live release's.
+            specs = {s.name: s for s in map(service_from_dict, live["services"]) if s.is_web}
             for c in self.orchestrator.observe(app.name):
-                if c.release == live["id"] and c.upstream and c.service in hosts and c.state == "running":
-                    self.proxy.set_route(Route(self.route_id(app.name, c.service), hosts[c.service], (c.upstream,)))
+                spec = specs.get(c.service)
+                if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
+                    self.proxy.set_route(Route(self.route_id(app.name, c.service), spec.hosts, (c.upstream,)))
 
     def destroy(self, app: str) -> None:
         for action in plan.plan_removal(app, self.orchestrator.observe(app)):

@@ -1,0 +1,391 @@
+"""One contract per port, run against the in-memory fake and the real adapter alike, so the fakes
+the unit tests rely on behave as Caddy, Distribution and git do."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import socket
+import subprocess
+import tarfile
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import docker
+import docker.errors
+import httpx
+import pytest
+
+from dockyard.adapters.caddy import CaddyProxy
+from dockyard.adapters.docker_engine import DockerEngine
+from dockyard.adapters.git import GitRepos
+from dockyard.adapters.registry import DistributionRegistry
+from dockyard.domain.errors import Unavailable
+from dockyard.domain.model import Route
+from dockyard.fakes import FakeBuilder, FakeProxy, FakeRegistry, FakeRepos
+from dockyard.ports import ImageBuilder, Proxy, Registry, SourceRepos
+from tests.support import BASE_IMAGE, free_port, make_repo
+
+pytestmark = pytest.mark.integration
+
+ROUTE_PREFIX = "dytest-contract"
+
+
+def by_id(routes: object) -> dict[str, Route]:
+    assert isinstance(routes, (list, tuple))
+    return {r.id: r for r in routes}
+
+
+# -- Proxy ----------------------------------------------------------------------------------------
+@pytest.fixture
+def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyProxy]:
+    # a short root: the admin API is a unix socket, and socket paths are limited to 108 bytes
+    proxy = CaddyProxy(tmp_path_factory.mktemp("caddy"), "127.0.0.1", free_port(), ROUTE_PREFIX)
+    proxy.ensure_running()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        assert proxy.process is not None and not proxy.process.running
+
+
+@pytest.fixture(params=["fake", "caddy"])
+def proxy(request: pytest.FixtureRequest) -> Proxy:
+    if request.param == "fake":
+        fake = FakeProxy()
+        fake.ensure_running()
+        return fake
+    real: CaddyProxy = request.getfixturevalue("caddy")
+    return real
+
+
+def route(name: str, *upstreams: str, hosts: tuple[str, ...] | None = None) -> Route:
+    return Route(f"{ROUTE_PREFIX}-{name}", hosts or (f"{name}.contract.test",), upstreams)
+
+
+def test_proxy_starts_with_no_routes_and_lists_what_is_set(proxy: Proxy) -> None:
+    assert list(proxy.routes()) == []  # the fallback route is the proxy's own, never listed
+    web = route("shop-web", "127.0.0.1:7001", hosts=("shop.contract.test", "www.shop.example"))
+    api = route("shop-api", "127.0.0.1:7002", "127.0.0.1:7003")
+    proxy.set_route(web)
+    proxy.set_route(api)
+    assert by_id(proxy.routes()) == {web.id: web, api.id: api}
+
+
+def test_proxy_replaces_a_route_with_the_same_id(proxy: Proxy) -> None:
+    proxy.set_route(route("shop-web", "127.0.0.1:7001"))
+    other = route("blog-web", "127.0.0.1:7005")
+    proxy.set_route(other)
+    moved = route("shop-web", "127.0.0.1:7009", hosts=("shop.contract.test", "shop.example"))
+    proxy.set_route(moved)
+    routes = list(proxy.routes())
+    assert len(routes) == 2, routes
+    assert by_id(routes) == {moved.id: moved, other.id: other}
+
+
+def test_proxy_removes_routes_and_ignores_unknown_ones(proxy: Proxy) -> None:
+    keep, gone = route("a-web", "127.0.0.1:7001"), route("b-web", "127.0.0.1:7002")
+    proxy.set_route(keep)
+    proxy.set_route(gone)
+    proxy.remove_route(gone.id)
+    assert by_id(proxy.routes()) == {keep.id: keep}
+    proxy.remove_route(gone.id)  # again: already gone
+    proxy.remove_route(f"{ROUTE_PREFIX}-never-was")
+    assert by_id(proxy.routes()) == {keep.id: keep}
+
+
+def test_proxy_ensure_running_again_keeps_the_routes(proxy: Proxy) -> None:
+    web = route("shop-web", "127.0.0.1:7001")
+    proxy.set_route(web)
+    proxy.ensure_running()
+    assert by_id(proxy.routes()) == {web.id: web}
+
+
+class _Upstream:
+    """A tiny HTTP server on a free port that answers every GET with its name."""
+
+    def __init__(self, name: str) -> None:
+        body = f"{name}\n".encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Seen-Host", self.headers.get("Host", ""))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def upstreams() -> Iterator[tuple[_Upstream, _Upstream]]:
+    one, two = _Upstream("one"), _Upstream("two")
+    try:
+        yield one, two
+    finally:
+        one.close()
+        two.close()
+
+
+def test_caddy_sends_traffic_by_host_to_the_routed_upstream(
+    caddy: CaddyProxy, upstreams: tuple[_Upstream, _Upstream]
+) -> None:
+    one, two = upstreams
+
+    def get(host: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{caddy.port}/", headers={"Host": host}, timeout=5)
+
+    unknown = get("nobody.contract.test")
+    assert unknown.status_code == 404 and "no app answers" in unknown.text
+
+    caddy.set_route(route("shop-web", one.address, hosts=("shop.contract.test", "shop.example")))
+    r = get("shop.contract.test")
+    assert (r.status_code, r.text) == (200, "one\n")
+    assert r.headers["X-Seen-Host"] == "shop.contract.test"  # the Host is passed through
+    assert get("shop.example").text == "one\n"
+    assert get("nobody.contract.test").status_code == 404  # the fallback still catches the rest
+
+    caddy.set_route(route("shop-web", two.address, hosts=("shop.contract.test",)))
+    assert get("shop.contract.test").text == "two\n"
+    assert get("shop.example").status_code == 404  # the replaced route no longer names that host
+
+    caddy.remove_route(route("shop-web").id)
+    gone = get("shop.contract.test")
+    assert gone.status_code == 404 and "no app answers" in gone.text
+
+
+# -- Registry -------------------------------------------------------------------------------------
+@pytest.fixture
+def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionRegistry]:
+    registry = DistributionRegistry(tmp_path_factory.mktemp("registry"), "127.0.0.1", free_port())
+    registry.ensure_running()
+    try:
+        yield registry
+    finally:
+        registry.stop()
+
+
+@dataclass
+class RegistrySide:
+    registry: Registry
+    builder: ImageBuilder
+    built: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(params=["fake", "distribution"])
+def registry_side(request: pytest.FixtureRequest) -> Iterator[RegistrySide]:
+    if request.param == "fake":
+        fake = FakeRegistry()
+        fake.ensure_running()
+        yield RegistrySide(fake, FakeBuilder(fake))
+        return
+    engine: docker.DockerClient = request.getfixturevalue("engine")
+    registry: DistributionRegistry = request.getfixturevalue("distribution")
+    side = RegistrySide(registry, DockerEngine(engine, "contract-test", "dytest-contract", registry.auth))
+    try:
+        yield side
+    finally:
+        for image_id in side.built:
+            try:
+                engine.images.remove(image_id, force=True)
+            except docker.errors.NotFound:
+                pass
+        for image_id in side.built:
+            with pytest.raises(docker.errors.ImageNotFound):
+                engine.images.get(image_id)
+
+
+def tar_of(files: dict[str, str]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def build_unique(side: RegistrySide) -> str:
+    """A tiny image that no other build shares: FROM the base image with a label of its own."""
+    dockerfile = f"FROM {BASE_IMAGE}\nLABEL dockyard.test.unique={uuid.uuid4().hex}\n"
+    lines: list[str] = []
+    image_id = side.builder.build(tar_of({"Dockerfile": dockerfile}), "Dockerfile", "", lines.append)
+    side.built.append(image_id)
+    assert image_id.startswith("sha256:") and len(image_id) == 71, image_id
+    assert lines, "the build reports progress"
+    return image_id
+
+
+def test_registry_unknown_repository_or_tag_is_free(registry_side: RegistrySide) -> None:
+    assert registry_side.registry.config_digest("contract/nothing-here", "1.0") is None
+
+
+def test_registry_pushed_tag_is_bound_to_the_image_id(registry_side: RegistrySide) -> None:
+    registry, builder = registry_side.registry, registry_side.builder
+    repository = f"contract/app{uuid.uuid4().hex[:8]}"
+    first = build_unique(registry_side)
+    reference = f"{registry.address}/{repository}:1.0"
+    builder.tag(first, reference)
+    pushed: list[str] = []
+    digest = builder.push(reference, pushed.append)
+    assert digest.startswith("sha256:") and len(digest) == 71 and digest != first
+    assert registry.config_digest(repository, "1.0") == first
+    assert registry.config_digest(repository, "1.1") is None
+    assert builder.size(first) > 0
+
+    # the same image under another tag is the same manifest
+    builder.tag(first, f"{registry.address}/{repository}:latest")
+    assert builder.push(f"{registry.address}/{repository}:latest", pushed.append) == digest
+
+    # a tag pushed again with another image moves: config_digest is how dockyard notices
+    second = build_unique(registry_side)
+    assert second != first
+    builder.tag(second, reference)
+    assert builder.push(reference, pushed.append) != digest
+    assert registry.config_digest(repository, "1.0") == second
+    assert registry.config_digest(repository, "latest") == first
+
+
+def test_registry_refuses_a_port_that_another_registry_serves(
+    distribution: DistributionRegistry, tmp_path: Path
+) -> None:
+    intruder = DistributionRegistry(tmp_path / "second", "127.0.0.1", distribution.port)
+    with pytest.raises(Unavailable, match="already answers"):
+        intruder.ensure_running()
+    assert intruder.process is None  # it did not even try
+    assert distribution.config_digest("contract/nothing-here", "1.0") is None  # the first one still serves
+
+
+def test_registry_fails_clearly_when_its_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()  # accepts connections, never answers
+        registry = DistributionRegistry(tmp_path / "registry", "127.0.0.1", squatter.getsockname()[1])
+        try:
+            with pytest.raises(Unavailable) as caught:
+                registry.ensure_running()
+        finally:
+            registry.stop()
+    assert registry.address in caught.value.message
+
+
+# -- SourceRepos ----------------------------------------------------------------------------------
+@dataclass
+class ReposSide:
+    repos: SourceRepos
+    push: Callable[[str, dict[str, str]], str]  # (app, files) -> the commit now on main
+
+
+@pytest.fixture(params=["fake", "git"])
+def repos_side(request: pytest.FixtureRequest, tmp_path: Path) -> ReposSide:
+    if request.param == "fake":
+        fake = FakeRepos()
+        return ReposSide(fake, lambda app, files: fake.commit(app, files))
+    real = GitRepos(tmp_path / "repos", max_push_bytes=10 * 1024 * 1024)
+
+    def push(app: str, files: dict[str, str]) -> str:
+        work = make_repo(tmp_path / "work" / app, files)
+        # The repository's hooks run during this push; main is not the deploy branch here, so
+        # they only check the ref name and queue no deploy.
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DOCKYARD_APP": app,
+               "DOCKYARD_DEPLOY_BRANCH": "deploy"}
+        done = subprocess.run(["git", "push", "-q", str(real.path(app)), "main"], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    return ReposSide(real, push)
+
+
+FILES = {
+    "Dockerfile": f"FROM {BASE_IMAGE}\nCOPY public /www\nEXPOSE 8000\n",
+    "public/index.html": "<h1>hello</h1>\n",
+    "README.md": "a contract\n",
+}
+
+
+def test_repos_create_exists_delete(repos_side: ReposSide) -> None:
+    repos = repos_side.repos
+    assert not repos.exists("contract-app")
+    repos.create("contract-app")
+    assert repos.exists("contract-app")
+    repos.create("contract-app")  # again: harmless
+    assert repos.exists("contract-app")
+    assert not repos.exists("other-app")
+    repos.delete("contract-app")
+    assert not repos.exists("contract-app")
+    repos.delete("contract-app")  # again: harmless
+
+
+def test_repos_new_repository_has_no_head(repos_side: ReposSide) -> None:
+    repos_side.repos.create("contract-app")
+    assert repos_side.repos.head("contract-app", "main") is None
+
+
+def test_repos_pushed_commit_is_read_back(repos_side: ReposSide) -> None:
+    repos = repos_side.repos
+    repos.create("contract-app")
+    commit = repos_side.push("contract-app", FILES)
+    assert len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
+    assert repos.head("contract-app", "main") == commit
+    assert repos.head("contract-app", "no-such-branch") is None
+    assert sorted(repos.files("contract-app", commit)) == sorted(FILES)
+    assert repos.read("contract-app", commit, "Dockerfile") == FILES["Dockerfile"]
+    assert repos.read("contract-app", commit, "public/index.html") == FILES["public/index.html"]
+    assert repos.read("contract-app", commit, "missing.txt") is None
+    assert repos.read("contract-app", commit, "public") is None  # a directory is not a file
+
+
+def test_repos_archive_is_a_tar_of_the_commit(repos_side: ReposSide) -> None:
+    repos = repos_side.repos
+    repos.create("contract-app")
+    commit = repos_side.push("contract-app", FILES)
+    # a real file, as the Deployer passes: GitRepos.archive hands it to git as its stdout
+    with tempfile.TemporaryFile() as out:
+        repos.archive("contract-app", commit, out)
+        out.seek(0)
+        contents = read_tar(out)
+    assert contents == FILES
+
+
+def read_tar(out: IO[bytes]) -> dict[str, str]:
+    with tarfile.open(fileobj=out) as tar:
+        contents = {}
+        for member in tar.getmembers():
+            if member.isfile():
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                contents[member.name] = extracted.read().decode()
+    return contents
+
+
+def test_repos_second_push_moves_head_and_keeps_the_first_commit(repos_side: ReposSide) -> None:
+    repos = repos_side.repos
+    repos.create("contract-app")
+    first = repos_side.push("contract-app", FILES)
+    second = repos_side.push("contract-app", {**FILES, "public/index.html": "<h1>v2</h1>\n", "NEW": "new\n"})
+    assert second != first
+    assert repos.head("contract-app", "main") == second
+    assert repos.read("contract-app", first, "public/index.html") == "<h1>hello</h1>\n"
+    assert repos.read("contract-app", second, "public/index.html") == "<h1>v2</h1>\n"
+    assert "NEW" in repos.files("contract-app", second) and "NEW" not in repos.files("contract-app", first)

@@ -33,3 +33,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient
         srv.stop()
         sweep(engine, srv.installation)
         remove_images(engine, f"127.0.0.1:{srv.registry_port}/")
+
+
+_counter = iter(range(10_000))
+
+
+@pytest.fixture
+def app_name(request: pytest.FixtureRequest) -> str:
+    """A fresh app name per test."""
+    return f"t{next(_counter)}-{request.node.name[5:20].replace('_', '-').strip('-').lower()}".rstrip("-")

@@ -91,3 +91,28 @@ def test_redeploy_from_cli_keeps_unchanged_service(server: Server, app_name: str
     after = [c["id"] for c in server.api("GET", f"/api/v1/apps/{app_name}").json()["containers"]]
     assert before == after
     assert server.body(f"{app_name}.localhost") == "same\n"
+
+
+def test_logs_follow_streams_new_output(server: Server, app_name: str, tmp_path: Path) -> None:
+    import subprocess
+    import threading
+
+    from tests.support import BIN
+
+    server.cli("apps", "create", app_name)
+    assert server.push(make_repo(tmp_path / "src", static_site("followed")), app_name).returncode == 0
+    follow = subprocess.Popen([str(BIN / "dockyard"), "logs", app_name, "-f", "--tail", "0"], env=server.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(follow.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        def requested() -> bool:
+            server.body(f"{app_name}.localhost", "/followed-marker")
+            return any("response:404" in line for line in lines)  # busybox httpd logs the status
+
+        wait_until(requested, 20, "a new request to stream through dockyard logs -f", interval=0.5)
+        assert follow.poll() is None, "logs -f keeps running"
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)

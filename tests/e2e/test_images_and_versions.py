@@ -80,3 +80,15 @@ def test_images_that_build_from_each_other_build_in_order(server: Server, app_na
     images = {i["repository"]: i["version"] for i in server.api("GET", f"/api/v1/apps/{app_name}/images").json()}
     assert images == {f"{app_name}/base": "0.2", f"{app_name}/web": "0.3"}
     assert server.body(f"{app_name}.localhost") == "web on base\n"
+
+
+def test_dockerignore_keeps_files_out_of_the_image(server: Server, app_name: str, tmp_path: Path) -> None:
+    server.cli("apps", "create", app_name)
+    files = static_site("public page")
+    files["public/secret.txt"] = "do not ship\n"
+    files["public/notes.log"] = "nor this\n"
+    files[".dockerignore"] = "# keep secrets out\npublic/secret.txt\n*/*.log\n"
+    assert server.push(make_repo(tmp_path / "src", files), app_name).returncode == 0
+    assert server.body(f"{app_name}.localhost") == "public page\n"
+    assert server.get(f"{app_name}.localhost", "/secret.txt").status_code == 404
+    assert server.get(f"{app_name}.localhost", "/notes.log").status_code == 404

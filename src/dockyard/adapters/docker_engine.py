@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.client
 import queue
 import secrets
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from typing import IO, Any
 
 import docker
 import docker.errors
+from docker.utils.build import PatternMatcher
 
 from dockyard.domain.errors import BuildFailed, DeployFailed, DockyardError, Unavailable
 from dockyard.domain.model import RunningService, ServiceSpec
@@ -49,6 +52,7 @@ class DockerEngine:
     # -- images ---------------------------------------------------------------------------
     def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress) -> str:
         image_id = ""
+        context = without_ignored(context, dockerfile)
         try:
             stream = self.api.build(
                 fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag or None, rm=True,
@@ -280,6 +284,31 @@ class DockerEngine:
                 remaining -= 1
             else:
                 yield item
+
+
+def without_ignored(context: IO[bytes], dockerfile: str) -> IO[bytes]:
+    """The build context less what ``.dockerignore`` excludes, as the docker CLI would send it
+    (the engine does not read .dockerignore itself)."""
+    context.seek(0)
+    with tarfile.open(fileobj=context) as tar:
+        try:
+            ignore = tar.extractfile(".dockerignore")
+        except KeyError:
+            ignore = None
+        if ignore is None:
+            context.seek(0)
+            return context
+        patterns = [line.strip() for line in ignore.read().decode(errors="replace").splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+        matcher = PatternMatcher(patterns)
+        out = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, closed with the build
+        with tarfile.open(fileobj=out, mode="w") as kept:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if name in (dockerfile, ".dockerignore") or not matcher.matches(name):
+                    kept.addfile(member, tar.extractfile(member) if member.isfile() else None)
+    out.seek(0)
+    return out
 
 
 def _answers_http(upstream: str) -> bool:

@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -73,7 +73,7 @@ class RejectedPushIn(BaseModel):
 
 class TokenIn(BaseModel):
     name: str
-    role: str = "admin"
+    role: Literal["admin"] = Field("admin", description="roles beyond admin come with approvals")
 
 
 class ErrorOut(BaseModel):

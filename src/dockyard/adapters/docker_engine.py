@@ -149,21 +149,20 @@ class DockerEngine:
         networking = self.api.create_networking_config(
             {self.network_name(app): self.api.create_endpoint_config(aliases=[service.name])}
         )
+        def create() -> dict[str, Any]:
+            return dict(self.api.create_container(
+                service.image, name=name, labels=labels, ports=ports, host_config=host_config,
+                networking_config=networking, environment=dict(service.environment),
+                command=list(service.command) if service.command is not None else None,
+                hostname=service.name,
+            ))
+
         try:
-            created = self.api.create_container(
-                service.image, name=name, labels=labels, ports=ports, host_config=host_config,
-                networking_config=networking, environment=dict(service.environment),
-                command=list(service.command) if service.command is not None else None,
-                hostname=service.name,
-            )
-        except docker.errors.ImageNotFound:
-            self._pull(service.image)
-            created = self.api.create_container(
-                service.image, name=name, labels=labels, ports=ports, host_config=host_config,
-                networking_config=networking, environment=dict(service.environment),
-                command=list(service.command) if service.command is not None else None,
-                hostname=service.name,
-            )
+            try:
+                created = create()
+            except docker.errors.ImageNotFound:
+                self._pull(service.image)
+                created = create()
         except docker.errors.APIError as exc:
             raise DeployFailed(f"cannot create {service.name}: {exc.explanation or exc}") from None
         try:

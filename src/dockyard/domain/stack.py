@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dockyard.domain import names
@@ -44,6 +44,31 @@ def single_image_services(
             hosts=(f"{app}.{base_domain}", *domains),
         ),
     )
+
+
+def commit_services(
+    app: str,
+    files: set[str],
+    read_file: Callable[[str], str | None],
+    images: Mapping[str, ImageSpec],
+    pinned: Mapping[str, str],
+    base_domain: str,
+    domains: tuple[str, ...],
+) -> tuple[ServiceSpec, ...]:
+    """The services a pushed tree runs: its compose file's, else its web image's."""
+    compose = next((f for f in COMPOSE_FILES if f in files), None)
+    if compose:
+        return compose_services(app, read_file(compose) or "", images, pinned, read_file, base_domain, domains)
+    if len(images) == 1:
+        web = next(iter(images))
+    elif "Dockerfile" in images:
+        web = "Dockerfile"
+    else:
+        raise InvalidSource(
+            "several Dockerfiles and no compose file: dockyard cannot tell which one is the web service",
+            "add a root Dockerfile for the web service, or a docker-compose.yml listing the services",
+        )
+    return single_image_services(app, images[web], pinned[web], base_domain, domains)
 
 
 def _where(path: str, message: str, hint: str = "") -> InvalidSource:

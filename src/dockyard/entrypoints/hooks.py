@@ -50,7 +50,7 @@ def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, r
     """Raise a DockyardError when this ref update must be refused."""
     from dockyard.adapters.git import check_ref_format, list_files, read_file
     from dockyard.domain import images, names, stack
-    from dockyard.domain.errors import DockyardError, InvalidSource
+    from dockyard.domain.errors import DockyardError
 
     if ref.startswith("refs/heads/"):
         kind, name = "branch", ref.removeprefix("refs/heads/")
@@ -69,21 +69,11 @@ def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, r
     files = list_files(repo, new)
     texts = {p: read_file(repo, new, p) or "" for p in images.find_dockerfiles(files)}
     specs = images.discover(texts, app)
-    compose = next((f for f in stack.COMPOSE_FILES if f in files), None)
-    if compose:
-        stack.compose_services(
-            app, read_file(repo, new, compose) or "", {s.dockerfile: s for s in specs},
-            {s.dockerfile: f"validation/{s.basename}" for s in specs},
-            lambda p: read_file(repo, new, p), os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"), (),
-        )
-    elif len(specs) > 1 and not any(s.dockerfile == "Dockerfile" for s in specs):
-        raise InvalidSource("several Dockerfiles and no compose file: which one is the web service?",
-                            "add a root Dockerfile for the web service, or a docker-compose.yml")
-    else:
-        web = next((s for s in specs if s.dockerfile == "Dockerfile"), specs[0])
-        if not web.exposed_ports:
-            raise InvalidSource(f"{web.dockerfile} exposes no port, so dockyard cannot route web traffic to it",
-                                "add 'EXPOSE <port>' for the port your app listens on")
+    stack.commit_services(
+        app, set(files), lambda p: read_file(repo, new, p), {s.dockerfile: s for s in specs},
+        {s.dockerfile: f"validation/{s.basename}" for s in specs},
+        os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"), (),
+    )
 
 
 def pre_receive(lines: list[str]) -> int:

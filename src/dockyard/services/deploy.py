@@ -11,7 +11,7 @@ from typing import Any
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import images as img
 from dockyard.domain import stack
-from dockyard.domain.errors import DeployFailed, DockyardError, InvalidSource
+from dockyard.domain.errors import DeployFailed, DockyardError
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
     App,
@@ -124,23 +124,10 @@ class Deployer:
     def services_for(
         self, app: App, commit: str, specs: dict[str, img.ImageSpec], pinned: dict[str, str]
     ) -> tuple[ServiceSpec, ...]:
-        files = set(self.repos.files(app.name, commit))
-        compose = next((f for f in stack.COMPOSE_FILES if f in files), None)
-        if compose:
-            return stack.compose_services(
-                app.name, self.repos.read(app.name, commit, compose) or "", specs, pinned,
-                lambda p: self.repos.read(app.name, commit, p), self.base_domain, app.domains,
-            )
-        if len(specs) == 1:
-            web = next(iter(specs))
-        elif "Dockerfile" in specs:
-            web = "Dockerfile"
-        else:
-            raise InvalidSource(
-                "several Dockerfiles and no compose file: dockyard cannot tell which one is the web service",
-                "add a root Dockerfile for the web service, or a docker-compose.yml listing the services",
-            )
-        return stack.single_image_services(app.name, specs[web], pinned[web], self.base_domain, app.domains)
+        return stack.commit_services(
+            app.name, set(self.repos.files(app.name, commit)), lambda p: self.repos.read(app.name, commit, p),
+            specs, pinned, self.base_domain, app.domains,
+        )
 
     # -- release --------------------------------------------------------------------------
     def route_id(self, app: str, service: str) -> str:

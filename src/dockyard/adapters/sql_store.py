@@ -74,12 +74,16 @@ class SqlStore:
         return token
 
     def verify_token(self, token: str) -> tuple[str, str] | None:
-        with self.engine.begin() as c:
-            row = c.execute(select(t.tokens.c.name, t.tokens.c.role).where(t.tokens.c.hash == hash_token(token))).first()
-            if row is None:
-                return None
-            c.execute(update(t.tokens).where(t.tokens.c.name == row.name).values(last_used_at=now()))
-            return str(row.name), str(row.role)
+        with self.engine.connect() as c:
+            row = c.execute(select(t.tokens.c.name, t.tokens.c.role, t.tokens.c.last_used_at)
+                            .where(t.tokens.c.hash == hash_token(token))).first()
+        if row is None:
+            return None
+        used = _utc(row.last_used_at)
+        if used is None or (now() - used).total_seconds() > 60:  # a write per minute, not per request
+            with self.engine.begin() as c:
+                c.execute(update(t.tokens).where(t.tokens.c.name == row.name).values(last_used_at=now()))
+        return str(row.name), str(row.role)
 
     def list_tokens(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
@@ -157,6 +161,13 @@ class SqlStore:
             q = q.where(t.jobs.c.app == app)
         with self.engine.connect() as c:
             return [self._job(r) for r in c.execute(q)]
+
+    def pending_deploy(self, app: str, commit: str) -> Job | None:
+        """A deploy of this commit that is queued or running, if any."""
+        for job in self.list_jobs(app, limit=10):
+            if job.kind == "deploy" and job.payload.get("commit") == commit and not job.status.finished:
+                return job
+        return None
 
     def claim_next(self) -> Job | None:
         """The oldest queued job of an app with no running job, marked running."""

@@ -50,6 +50,7 @@ class DeployIn(BaseModel):
     commit: str | None = Field(None, description="full commit id; default: the deploy branch's head")
     branch: str | None = None
     pusher: str | None = None
+    await_push: bool = Field(False, description="the commit is being pushed: wait for the branch to point at it")
 
 
 class JobOut(BaseModel):
@@ -198,7 +199,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not commit:
             raise DockyardError(f"nothing pushed to {app.name}'s branch {branch!r} yet",
                                 f"push first: git push {settings.url}/git/{app.name}.git {branch}")
+        pending = p.store.pending_deploy(app.name, commit)
+        if pending is not None:  # queued by the push's pre-receive hook already
+            return job_out(pending)
         payload = {"commit": commit, "branch": branch, "actor": body.pusher or who.name}
+        if body.await_push:
+            payload["await_push"] = "true"
         return job_out(p.runner.submit("deploy", app.name, payload))
 
     @api.post("/api/v1/apps/{name}/rejected-pushes", status_code=201, tags=["deploys"])

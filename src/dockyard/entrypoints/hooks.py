@@ -121,6 +121,18 @@ def pre_receive(lines: list[str]) -> int:
             except ApiError:
                 pass
             return 1
+    # Accepted: queue the deploy now, so it starts while git stores the objects and runs
+    # post-receive (which finds this job and streams its log). The job waits for the ref.
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == f"refs/heads/{branch}" and parts[1] != ZERO:
+            try:
+                _request("POST", f"/api/v1/apps/{app}/deploys", {
+                    "commit": parts[1], "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER"),
+                    "await_push": True,
+                }).text()
+            except ApiError:
+                pass  # post-receive queues it
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,10 +59,21 @@ class Deployer:
     def deploy_job(self, job: Job, say: Say) -> None:
         app = self.store.get_app(job.app)
         commit = job.payload["commit"]
+        if job.payload.get("await_push"):
+            self._await_push(app.name, job.payload.get("branch", app.deploy_branch), commit)
         say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')})")
         specs, pinned = self.build_images(app, commit, say)
         services = self.services_for(app, commit, specs, pinned)
         self.release(app, commit, services, job.id, say)
+
+    def _await_push(self, app: str, branch: str, commit: str, timeout: float = 60.0) -> None:
+        """A job queued by the pre-receive hook starts as git finishes storing the push."""
+        deadline = time.monotonic() + timeout
+        while self.repos.head(app, branch) != commit:
+            if time.monotonic() > deadline:
+                raise DockyardError(f"the push of {commit[:10]} to {branch!r} did not complete: nothing deployed",
+                                    "push again")
+            time.sleep(0.01)
 
     # -- build ----------------------------------------------------------------------------
     def source_images(self, app: App, commit: str) -> list[img.ImageSpec]:

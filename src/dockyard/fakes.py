@@ -159,7 +159,7 @@ class FakeOrchestrator:
             app=app,
             service=service.name,
             release=release,
-            image=service.image,
+            image=service.image_id or service.image,  # as DockerEngine: a built image runs by its id
             state="running",
             upstream=f"127.0.0.1:{next(self._ports)}" if service.port else None,
             environment=environment,

@@ -83,7 +83,7 @@ def test_first_release_starts_the_web_service_and_routes_its_hosts(world: World)
     web = world.only_container()
     image = world.store.list_images(APP)[0]
     assert (image.repository, image.version, image.tag, image.commit) == ("shop/site", "1.0", "1.0", commit)
-    assert web.image == f"{world.registry.address}/shop/site@{image.digest}"
+    assert web.image == image.image_id  # on one host the built image runs by its content id
     assert (web.service, web.release, web.state) == ("web", release, "running")
     assert APP in world.orchestrator.networks
     assert world.proxy.routes() == [Route(ROUTE_ID, HOSTS, (str(web.upstream),))]
@@ -92,6 +92,7 @@ def test_first_release_starts_the_web_service_and_routes_its_hosts(world: World)
     live = world.store.live_release(APP, "production")
     assert live is not None and live["commit"] == commit and live["status"] == ReleaseStatus.LIVE
     assert [(s["name"], s["port"], tuple(s["hosts"])) for s in live["services"]] == [("web", 8000, HOSTS)]
+    assert live["services"][0]["image"] == f"{world.registry.address}/shop/site@{image.digest}"  # pinned
     assert f"-----> Release {release} is live" in world.said
     assert f"       http://{APP}.{BASE_DOMAIN}:8080/" in world.said
 
@@ -319,4 +320,20 @@ def test_routes_switched_before_a_failure_go_back_to_the_old_containers(world: W
         world.deploy(world.push({**static_site("v2", version="1.1"), "docker-compose.yml": compose}))
     assert sorted(broken.routes(), key=lambda r: r.id) == before  # the switched route points at the old container again
     assert {c.service: c.id for c in world.running()} == {s: c.id for s, c in old.items()}
+    assert [r["status"] for r in world.store.list_releases(APP)] == ["failed", "live"]
+
+
+def test_a_failed_registry_push_moves_no_traffic(world: World) -> None:
+    world.deploy(world.push(static_site("v1")))
+    old = world.only_container()
+    routes = world.proxy.routes()
+
+    def refuse(reference: str, progress: object) -> str:
+        raise DeployFailed(f"push of {reference} failed: the registry is full")
+
+    world.builder.push = refuse  # type: ignore[method-assign]
+    with pytest.raises(DeployFailed, match="registry is full"):
+        world.deploy(world.push(static_site("v2", version="1.1")))
+    assert world.only_container().id == old.id  # the container started meanwhile is gone
+    assert world.proxy.routes() == routes
     assert [r["status"] for r in world.store.list_releases(APP)] == ["failed", "live"]

@@ -149,9 +149,13 @@ class DockerEngine:
         networking = self.api.create_networking_config(
             {self.network_name(app): self.api.create_endpoint_config(aliases=[service.name])}
         )
+        # On one host the image dockyard built is here already: run it by its content id, which
+        # needs no pull and no wait for the registry push.
+        image = service.image_id or service.image
+
         def create() -> dict[str, Any]:
             return dict(self.api.create_container(
-                service.image, name=name, labels=labels, ports=ports, host_config=host_config,
+                image, name=name, labels=labels, ports=ports, host_config=host_config,
                 networking_config=networking, environment=dict(service.environment),
                 command=list(service.command) if service.command is not None else None,
                 hostname=service.name,
@@ -161,7 +165,7 @@ class DockerEngine:
             try:
                 created = create()
             except docker.errors.ImageNotFound:
-                self._pull(service.image)
+                self._pull(image)
                 created = create()
         except docker.errors.APIError as exc:
             raise DeployFailed(f"cannot create {service.name}: {exc.explanation or exc}") from None

@@ -45,6 +45,7 @@ class ServiceSpec:
     environment: tuple[tuple[str, str], ...] = ()
     command: tuple[str, ...] | None = None
     depends_on: tuple[str, ...] = ()
+    image_id: str = ""  # config digest of an image dockyard built: its content, whatever its name
 
     @property
     def is_web(self) -> bool:
@@ -53,7 +54,7 @@ class ServiceSpec:
     @property
     def spec_hash(self) -> str:
         """Changes whenever anything that needs a new container changes."""
-        text = repr((self.image, self.port, self.environment, self.command))
+        text = repr((self.image_id or self.image, self.port, self.environment, self.command))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

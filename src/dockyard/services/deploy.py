@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dockyard.adapters.sql_store import SqlStore
@@ -37,7 +37,18 @@ def service_from_dict(data: dict[str, Any]) -> ServiceSpec:
         name=data["name"], image=data["image"], port=data.get("port"), hosts=tuple(data.get("hosts", ())),
         environment=tuple((str(k), str(v)) for k, v in data.get("environment", ())),
         command=tuple(command) if command is not None else None, depends_on=tuple(data.get("depends_on", ())),
+        image_id=data.get("image_id", ""),
     )
+
+
+@dataclass(frozen=True)
+class Built:
+    """An image built for a release; its push runs in the background."""
+
+    spec: img.ImageSpec
+    image_id: str
+    reference: str  # registry/app/name:tag
+    push: Future[str]  # the reference pinned by digest, once pushed
 
 
 @dataclass
@@ -62,9 +73,20 @@ class Deployer:
         if job.payload.get("await_push"):
             self._await_push(app.name, job.payload.get("branch", app.deploy_branch), commit)
         say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')})")
-        specs, pinned = self.build_images(app, commit, say)
-        services = self.services_for(app, commit, specs, pinned)
-        self.release(app, commit, services, job.id, say)
+        with ThreadPoolExecutor(max_workers=1) as pushes:
+            built = self._build_all(app, commit, say, pushes)
+            specs = {b.spec.dockerfile: b.spec for b in built}
+            services = self.services_for(app, commit, specs, {b.spec.dockerfile: b.reference for b in built})
+            ids = {b.reference: b.image_id for b in built}
+            services = tuple(replace(s, image_id=ids.get(s.image, "")) for s in services)
+
+            def pinned() -> tuple[ServiceSpec, ...]:
+                """The services with every built image pinned by its registry digest."""
+                digests = {b.reference: b.push.result() for b in built}
+                return tuple(replace(s, image=digests.get(s.image, s.image)) for s in services)
+
+            # Containers start while the images are pushed; traffic moves once both are done.
+            self.release(app, commit, services, job.id, say, pinned=pinned)
 
     def _await_push(self, app: str, branch: str, commit: str, timeout: float = 60.0) -> None:
         """A job queued by the pre-receive hook starts as git finishes storing the push."""
@@ -81,20 +103,32 @@ class Deployer:
         texts = {p: self.repos.read(app.name, commit, p) or "" for p in img.find_dockerfiles(files)}
         return img.discover(texts, app.name)
 
-    def build_images(self, app: App, commit: str, say: Say) -> tuple[dict[str, img.ImageSpec], dict[str, str]]:
+    def _build_all(self, app: App, commit: str, say: Say, pushes: ThreadPoolExecutor) -> list[Built]:
+        """Build every image in dependency order; each is pushed in the background once built."""
         specs = self.source_images(app, commit)
         say(f"-----> {len(specs)} image(s) to build: " + ", ".join(s.dockerfile for s in specs))
-        pinned: dict[str, str] = {}
+        built: list[Built] = []
         with tempfile.TemporaryFile() as context:
             self.repos.archive(app.name, commit, context)
             for spec in specs:
                 context.seek(0)
-                pinned[spec.dockerfile] = self._build_one(app, commit, spec, specs, context, say)
-        return {s.dockerfile: s for s in specs}, pinned
+                image_id, version = self._build_one(app, commit, spec, specs, context, say)
+                reference = f"{self.registry.address}/{spec.repository(app.name)}:{img.tag_for(version)}"
+                self.builder.tag(image_id, reference)
+                push = pushes.submit(self._push, app, commit, spec, image_id, version, reference, say)
+                built.append(Built(spec, image_id, reference, push))
+        return built
+
+    def build_images(self, app: App, commit: str, say: Say) -> tuple[dict[str, img.ImageSpec], dict[str, str]]:
+        """Build and push every image: specs and pinned references, by Dockerfile."""
+        with ThreadPoolExecutor(max_workers=1) as pushes:
+            built = self._build_all(app, commit, say, pushes)
+            return {b.spec.dockerfile: b.spec for b in built}, {b.spec.dockerfile: b.push.result() for b in built}
 
     def _build_one(
         self, app: App, commit: str, spec: img.ImageSpec, all_specs: list[img.ImageSpec], context: object, say: Say
-    ) -> str:
+    ) -> tuple[str, str]:
+        """Build one image; return its id and the version it is released under."""
         repository = spec.repository(app.name)
         say(f"-----> Building {spec.dockerfile} -> {repository}")
         version = img.version_for(spec, commit)
@@ -116,12 +150,15 @@ class Deployer:
             say(f" !     WARNING: {repository}:{img.tag_for(version)} is already bound to another build; this build "
                 f"is {repository}:{img.tag_for(candidates[0])}. Raise VERSION in {spec.dockerfile} to release a new "
                 "version.")
-        version = candidates[0]
-        tag = img.tag_for(version)
-        reference = f"{self.registry.address}/{repository}:{tag}"
-        self.builder.tag(image_id, reference)
         if any(other.depends_on(spec) for other in all_specs) and spec.declared_name:
             self.builder.tag(image_id, f"{spec.declared_name}:{spec.version or 'latest'}")
+        return image_id, candidates[0]
+
+    def _push(
+        self, app: App, commit: str, spec: img.ImageSpec, image_id: str, version: str, reference: str, say: Say
+    ) -> str:
+        """Push one image; record it; return its reference pinned by digest."""
+        repository, tag = spec.repository(app.name), img.tag_for(version)
         say(f"-----> Pushing {reference}")
         digest = self.builder.push(reference, lambda line: say(f"       {line}"))
         size = self.builder.size(image_id)
@@ -145,7 +182,12 @@ class Deployer:
     def route_id(self, app: str, service: str) -> str:
         return f"{self.route_prefix}-{app}-{service}"
 
-    def release(self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say) -> int:
+    def release(
+        self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
+        pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None,
+    ) -> int:
+        """Start, wait, switch, stop. ``pinned`` gives the services with their images' digests:
+        it is awaited before traffic moves, and the release records what it returns."""
         release_id = self.store.create_release(app.name, DEFAULT_ENVIRONMENT, commit, job_id)
         self.store.set_release(release_id, ReleaseStatus.PENDING, services)
         desired = Release(id=release_id, app=app.name, commit=commit, services=services)
@@ -153,8 +195,15 @@ class Deployer:
         actions = plan.plan_release(desired, observed)
         started: dict[str, RunningService] = {}
         switched: list[ServiceSpec] = []
+        final = [services]
+
+        def before_switch() -> None:
+            if pinned is not None:
+                final[0] = pinned()
+                self.store.set_release(release_id, ReleaseStatus.PENDING, final[0])
+
         try:
-            self._apply(desired, actions, started, switched, say)
+            self._apply(desired, actions, started, switched, say, before_switch)
         except Exception as exc:
             self._roll_back(app.name, observed, started, switched)
             message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
@@ -188,10 +237,14 @@ class Deployer:
 
     def _apply(
         self, release: Release, actions: list[plan.Action], started: dict[str, RunningService],
-        routed: list[ServiceSpec], say: Say,
+        routed: list[ServiceSpec], say: Say, before_switch: Callable[[], None],
     ) -> None:
         running: dict[str, RunningService] = {}
+        switching = False
         for action in actions:
+            if not switching and isinstance(action, plan.RouteTraffic | plan.RemoveRoute | plan.StopContainer):
+                switching = True
+                before_switch()
             match action:
                 case plan.EnsureNetwork(app=app):
                     self.orchestrator.ensure_network(app)
@@ -216,6 +269,8 @@ class Deployer:
                 case plan.StopContainer(container=container):
                     say(f"-----> Stopping {container.service} of release {container.release}")
                     self.orchestrator.stop(container)
+        if not switching:
+            before_switch()
 
     # -- upkeep ---------------------------------------------------------------------------
     def restore_routes(self) -> None:

@@ -249,7 +249,7 @@ class DockerEngine:
                     f"Its last output:\n{self._tail(container.id)}",
                     "check that it listens on 0.0.0.0 and on the EXPOSEd port",
                 )
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def stop(self, container: RunningService) -> None:
         try:

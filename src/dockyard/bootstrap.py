@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
+import threading
 from dataclasses import dataclass, field
 
 from dockyard.adapters.caddy import CaddyProxy
@@ -30,6 +31,7 @@ class Platform:
     deployer: Deployer
     runner: JobRunner
     hook_token: str = field(default_factory=lambda: "dyhook_" + secrets.token_urlsafe(24))
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 def bootstrap(settings: Settings) -> Platform:
@@ -81,11 +83,23 @@ def start(platform: Platform) -> None:
         platform.repos.create(app.name)  # rewrites hooks: the interpreter path may have moved
     platform.deployer.restore_routes()
     platform.runner.start()
+    threading.Thread(target=_keep_routes, args=(platform,), name="routes", daemon=True).start()
     log.info("dockyard is up: API %s, proxy :%s, registry %s", platform.settings.url,
              platform.settings.proxy_port, platform.registry.address)
 
 
+def _keep_routes(platform: Platform, every: float = 15.0) -> None:
+    """Docker may restart a container under a new address (its restart policy, a dockerd
+    restart): routes follow the live releases' containers."""
+    while not platform.stopping.wait(every):
+        try:
+            platform.deployer.restore_routes()
+        except Exception as exc:
+            log.warning("checking routes: %s", exc)
+
+
 def stop(platform: Platform) -> None:
+    platform.stopping.set()
     platform.runner.stop()
     platform.proxy.stop()
     platform.registry.stop()

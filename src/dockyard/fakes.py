@@ -110,6 +110,12 @@ class FakeBuilder:
             raise NotFound(f"no such image: {image_id}")
         self.references[reference] = image_id
 
+    def untag(self, reference: str) -> None:
+        self.references.pop(reference, None)
+
+    def image_id(self, reference: str) -> str | None:
+        return self.references.get(reference)
+
     def push(self, reference: str, progress: Progress) -> str:
         image_id = self.references.get(reference)
         if image_id is None:
@@ -239,9 +245,10 @@ class FakeRepos:
     def read(self, app: str, commit: str, path: str) -> str | None:
         return self.trees.get(app, {}).get(commit, {}).get(path)
 
-    def archive(self, app: str, commit: str, out: IO[bytes]) -> None:
-        """A tar of the tree, byte-identical for identical trees (fixed mtimes and owners)."""
-        tree = self._tree(app, commit)
+    def archive(self, app: str, commit: str, out: IO[bytes], path: str = "") -> None:
+        """A tar of the tree (or of its folder ``path``), byte-identical for identical trees."""
+        prefix = f"{path}/" if path else ""
+        tree = {p.removeprefix(prefix): t for p, t in self._tree(app, commit).items() if p.startswith(prefix)}
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for path in sorted(tree):
                 data = tree[path].encode()

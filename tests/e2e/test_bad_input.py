@@ -137,3 +137,21 @@ def subprocess_push(repo: Path, remote: str):
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     return subprocess.run(["git", "push", remote, "main"], cwd=repo, capture_output=True, text=True, env=env,
                           timeout=60)
+
+
+def test_names_cannot_reach_other_routes(server: Server) -> None:
+    """'../tokens/admin' is an (invalid) app name, never a path to another endpoint."""
+    proc = server.cli("apps", "delete", "../tokens/admin", "--yes", check=False)
+    assert proc.returncode == 1
+    assert server.api("GET", "/api/v1/tokens").status_code == 200  # the admin token still works
+    assert "admin" in [t["name"] for t in server.api("GET", "/api/v1/tokens").json()]
+
+
+def test_a_domain_cannot_be_taken_from_another_app(server: Server, live_app: tuple[str, Path]) -> None:
+    app, _ = live_app
+    other = f"{app}-x"[:40]
+    server.cli("apps", "create", other)
+    for domain in (f"{app}.localhost", f"web.{app}.localhost"):
+        proc = server.cli("domains", "add", other, domain, check=False)
+        assert proc.returncode == 1 and f"already routes to app {app}" in proc.stderr
+    assert_unchanged(server, app)

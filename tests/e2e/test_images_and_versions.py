@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import docker
+import docker.errors
 import httpx
+import pytest
 
 from tests.support import BASE_IMAGE, Server, head, make_repo, static_site
 
@@ -62,7 +65,9 @@ def test_versions_from_label_and_commit(server: Server, app_name: str, tmp_path:
     assert "3.1.4" in out and f"g{commit[:8]}" in out and commit[:10] in out and "MB" in out
 
 
-def test_images_that_build_from_each_other_build_in_order(server: Server, app_name: str, tmp_path: Path) -> None:
+def test_images_that_build_from_each_other_build_in_order(
+    server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
+) -> None:
     """The seed's api repo: a tools image FROM the app's own image, by its header name."""
     server.cli("apps", "create", app_name)
     files = static_site("web on base", version="0.3", name="registry.example.com/crigen/web")
@@ -80,6 +85,19 @@ def test_images_that_build_from_each_other_build_in_order(server: Server, app_na
     images = {i["repository"]: i["version"] for i in server.api("GET", f"/api/v1/apps/{app_name}/images").json()}
     assert images == {f"{app_name}/base": "0.2", f"{app_name}/web": "0.3"}
     assert server.body(f"{app_name}.localhost") == "web on base\n"
+    # the header name was lent to the build only: no other app on this host sees it
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.images.get("registry.example.com/crigen/base:0.2")
+
+
+def test_a_dockerfile_in_a_folder_builds_with_that_folder_as_context(
+    server: Server, app_name: str, tmp_path: Path
+) -> None:
+    server.cli("apps", "create", app_name)
+    files = {f"site/{k}": v for k, v in static_site("from the site folder").items()}
+    files["README"] = "the site lives in site/\n"
+    assert server.push(make_repo(tmp_path / "src", files), app_name).returncode == 0
+    assert server.body(f"{app_name}.localhost") == "from the site folder\n"
 
 
 def test_dockerignore_keeps_files_out_of_the_image(server: Server, app_name: str, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from tests.support import static_site
 
 APP = "shop"
 BASE_DOMAIN = "dockyard.test"
-ROUTE_ID = f"dy-unit-{APP}-web"
+ROUTE_ID = f"dy-unit-{APP}.web"
 HOSTS = (f"{APP}.{BASE_DOMAIN}", "shop.example")
 
 
@@ -337,3 +337,15 @@ def test_a_failed_registry_push_moves_no_traffic(world: World) -> None:
     assert world.only_container().id == old.id  # the container started meanwhile is gone
     assert world.proxy.routes() == routes
     assert [r["status"] for r in world.store.list_releases(APP)] == ["failed", "live"]
+
+
+def test_route_ids_of_different_apps_never_collide(world: World) -> None:
+    assert world.deployer.route_id("shop", "admin-web") != world.deployer.route_id("shop-admin", "web")
+
+
+def test_a_base_image_tag_is_given_back_after_the_build(world: World) -> None:
+    base = "# reg.example.com/acme/base\n# VERSION 1\nFROM scratch\n"
+    web = static_site("on base")
+    web["Dockerfile"] = web["Dockerfile"].replace("FROM dockyard/busybox:local", "FROM reg.example.com/acme/base:1")
+    world.deploy(world.push({**web, "Dockerfile-base": base}))
+    assert world.builder.image_id("reg.example.com/acme/base:1") is None

@@ -676,3 +676,17 @@ def test_seed_version_pipeline() -> None:
     version = images.distinct_version(images.version_for(api, COMMIT), COMMIT)
     assert version == "0.2+g1a2b3c4d"
     assert images.tag_for(version) == "0.2_g1a2b3c4d"
+
+
+@pytest.mark.parametrize("path", [".devcontainer/Dockerfile", "docs/_build/Dockerfile", "Dockerfile-a..b"])
+def test_dockerfile_whose_path_gives_no_valid_image_name_is_refused(path: str) -> None:
+    with pytest.raises(InvalidSource, match="not a valid image name") as info:
+        parse_dockerfile(path, "FROM scratch\n", "shop")
+    assert "header" in info.value.hint
+
+
+def test_build_context_is_the_dockerfiles_folder() -> None:
+    spec = parse_dockerfile("api/Dockerfile-tools", "FROM scratch\n", "shop")
+    assert (spec.context, spec.dockerfile_in_context) == ("api", "Dockerfile-tools")
+    root = parse_dockerfile("Dockerfile", "FROM scratch\n", "shop")
+    assert (root.context, root.dockerfile_in_context) == ("", "Dockerfile")

@@ -110,7 +110,6 @@ def test_hosts_for(service: str, first: bool, domains: tuple[str, ...], expected
         ("api/", API_REF),
         ("{context: ., dockerfile: Dockerfile}", WEB_REF),
         ("{context: api}", API_REF),
-        ("{dockerfile: api/Dockerfile}", API_REF),
         ("{context: worker, dockerfile: Dockerfile-job}", WORKER_REF),
         ("{context: ./worker, dockerfile: Dockerfile-job}", WORKER_REF),
     ],
@@ -135,7 +134,7 @@ def test_build_of_unknown_dockerfile() -> None:
 
 @pytest.mark.parametrize(
     "build",
-    [".docker", "./.docker", ".docker/", "{context: .docker}", "{dockerfile: .docker/Dockerfile}", "./x/../.docker"],
+    [".docker", "./.docker", ".docker/", "{context: .docker}", "./x/../.docker"],
 )
 def test_build_context_in_a_dot_directory(build: str) -> None:
     images = {"Dockerfile": IMAGES["Dockerfile"], ".docker/Dockerfile": IMAGES["Dockerfile"]}
@@ -172,9 +171,23 @@ def test_build_dockerfile_is_relative_to_the_context() -> None:
     svc = one("""
         services:
           web:
-            build: {context: worker/sub, dockerfile: ../Dockerfile-job}
+            build: {context: worker, dockerfile: Dockerfile-job}
         """)
     assert svc.image == WORKER_REF
+
+
+@pytest.mark.parametrize(
+    "build,own",
+    [("{dockerfile: api/Dockerfile}", "api"), ("{context: worker/sub, dockerfile: ../Dockerfile-job}", "worker")],
+)
+def test_build_context_must_be_the_dockerfiles_folder(build: str, own: str) -> None:
+    err = compose_error(f"""
+        services:
+          web:
+            build: {build}
+        """)
+    assert "is not the folder of" in err.message
+    assert f"set context to '{own}'" in err.hint
 
 
 @pytest.mark.parametrize(
@@ -580,3 +593,13 @@ def test_compose_file_names() -> None:
     assert "docker-compose.yml" in stack.COMPOSE_FILES
     assert "compose.yaml" in stack.COMPOSE_FILES
     assert stack.COMPOSE_FILES[0] == "compose.yaml"
+
+
+def test_env_file_path_is_normalised_and_kept_inside() -> None:
+    files = {"app.env": "A=1\n"}
+    doc = "services:\n  web:\n    build: .\n    env_file: [./app.env]\n"
+    (svc,) = stack.compose_services("shop", doc, IMAGES, PINNED, files.get, "localhost", ())
+    assert ("A", "1") in svc.environment
+    bad = "services:\n  web:\n    build: .\n    env_file: [../outside.env]\n"
+    with pytest.raises(InvalidSource, match="env_file/0"):
+        stack.compose_services("shop", bad, IMAGES, PINNED, files.get, "localhost", ())

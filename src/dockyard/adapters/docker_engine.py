@@ -76,13 +76,29 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             raise BuildFailed(f"{dockerfile}: build failed: {exc.explanation or exc}",
                               "check the Dockerfile and push again") from None
-        if not image_id:
+        if not image_id and tag:
             image_id = self.api.inspect_image(tag)["Id"]
+        if not image_id:
+            raise BuildFailed(f"{dockerfile}: the build reported no image", "push again; if it persists, see the engine's log")
         return str(image_id)
 
     def tag(self, image_id: str, reference: str) -> None:
         repo, _, tag = reference.rpartition(":")
         self.api.tag(image_id, repo, tag, force=True)
+
+    def untag(self, reference: str) -> None:
+        try:
+            self.api.remove_image(reference, noprune=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise DockyardError(f"cannot untag {reference}: {exc.explanation or exc}") from None
+
+    def image_id(self, reference: str) -> str | None:
+        try:
+            return str(self.api.inspect_image(reference)["Id"])
+        except docker.errors.ImageNotFound:
+            return None
 
     def push(self, reference: str, progress: Progress) -> str:
         repo, _, tag = reference.rpartition(":")

@@ -101,8 +101,10 @@ class GitRepos:
     def read(self, app: str, commit: str, path: str) -> str | None:
         return read_file(self.path(app), commit, path)
 
-    def archive(self, app: str, commit: str, out: IO[bytes]) -> None:
-        args = ["archive", "--format=tar", _commit(commit)]
+    def archive(self, app: str, commit: str, out: IO[bytes], path: str = "") -> None:
+        if path and (path.startswith(("/", "-")) or ".." in path.split("/")):
+            raise DockyardError(f"not a folder of the repository: {path!r}")
+        args = ["archive", "--format=tar", f"{_commit(commit)}:{path}" if path else _commit(commit)]
         try:
             out.fileno()
         except (OSError, AttributeError, ValueError):  # an in-memory file: copy the bytes over

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,13 +15,16 @@ from dockyard.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
+try:  # looked up once here: loading a library between fork and exec can deadlock the child
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
 
 
 def _die_with_parent() -> None:  # runs in the child, before exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervised:
@@ -71,7 +73,8 @@ class Supervised:
             if proc is not None and proc.poll() is not None and not self._stopping.is_set():
                 self.restarts += 1
                 log.warning("%s exited with %s; restarting (restart #%d)", self.name, proc.returncode, self.restarts)
-                time.sleep(min(5.0, 0.5 * self.restarts))
+                if self._stopping.wait(min(5.0, 0.5 * self.restarts)):
+                    return
                 try:
                     self.start()
                     if self.on_restart:

@@ -129,7 +129,12 @@ class SqlStore:
         return self.get_app(name)
 
     def delete_app(self, name: str) -> None:
+        """The app and its records; a new app of the same name starts afresh."""
         with self.engine.begin() as c:
+            job_ids = select(t.jobs.c.id).where(t.jobs.c.app == name)
+            c.execute(delete(t.job_logs).where(t.job_logs.c.job_id.in_(job_ids)))
+            for table in (t.jobs, t.releases, t.images):
+                c.execute(delete(table).where(table.c.app == name))
             c.execute(delete(t.apps).where(t.apps.c.name == name))
 
     # -- jobs -----------------------------------------------------------------------------
@@ -147,6 +152,16 @@ class SqlStore:
                                                      created_at=now())).inserted_primary_key
         assert job_id is not None
         return self.get_job(int(job_id[0]))
+
+    def record_failed_job(self, kind: str, app: str, payload: dict[str, str], error: str, line: str) -> Job:
+        """A job that failed before it could run (a refused push): never seen queued by a worker."""
+        with self.engine.begin() as c:
+            key = c.execute(insert(t.jobs).values(kind=kind, app=app, status=JobStatus.FAILED, error=error,
+                                                  payload=json.dumps(payload), attempts=0, created_at=now(),
+                                                  finished_at=now())).inserted_primary_key
+            assert key is not None
+            c.execute(insert(t.job_logs).values(job_id=int(key[0]), line=line, at=now()))
+        return self.get_job(int(key[0]))
 
     def get_job(self, job_id: int) -> Job:
         with self.engine.connect() as c:
@@ -249,19 +264,22 @@ class SqlStore:
         with self.engine.connect() as c:
             rows = c.execute(select(t.releases).where(t.releases.c.app == app)
                              .order_by(t.releases.c.id.desc()).limit(limit))
-            out = []
-            for r in rows:
-                d = dict(r._mapping)
-                d["services"] = json.loads(d["services"])
-                d["created_at"], d["finished_at"] = _utc(d["created_at"]), _utc(d["finished_at"])
-                out.append(d)
-            return out
+            return [self._release(r) for r in rows]
+
+    @staticmethod
+    def _release(row: Any) -> dict[str, Any]:
+        d = dict(row._mapping)
+        d["services"] = json.loads(d["services"])
+        d["created_at"], d["finished_at"] = _utc(d["created_at"]), _utc(d["finished_at"])
+        return d
 
     def live_release(self, app: str, environment: str) -> dict[str, Any] | None:
-        for r in self.list_releases(app, limit=100):
-            if r["status"] == ReleaseStatus.LIVE and r["environment"] == environment:
-                return r
-        return None
+        with self.engine.connect() as c:
+            row = c.execute(select(t.releases).where(
+                t.releases.c.app == app, t.releases.c.environment == environment,
+                t.releases.c.status == ReleaseStatus.LIVE,
+            ).order_by(t.releases.c.id.desc()).limit(1)).first()
+        return self._release(row) if row is not None else None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

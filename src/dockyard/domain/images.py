@@ -88,6 +88,15 @@ class ImageSpec:
         """Where the image lives in dockyard's registry: one namespace per app."""
         return f"{app}/{self.basename}"
 
+    @property
+    def context(self) -> str:
+        """The build context: the Dockerfile's own folder ("" for the repository's root)."""
+        return self.dockerfile.rpartition("/")[0]
+
+    @property
+    def dockerfile_in_context(self) -> str:
+        return self.dockerfile.rpartition("/")[2]
+
     def depends_on(self, other: ImageSpec) -> bool:
         """True when one of this image's FROM lines names ``other``'s declared image."""
         if other.declared_name is None or other is self:
@@ -216,9 +225,18 @@ def parse_dockerfile(path: str, text: str, app: str) -> ImageSpec:
                     exposed.append(int(port))
     if not bases:
         raise InvalidSource(f"{path}: no FROM instruction", "a Dockerfile starts from a base image: FROM ...")
+    basename = basename_for(path, declared, app)
+    try:
+        parse_reference(f"{app}/{basename}")
+    except ValueError:
+        raise InvalidSource(
+            f"{path}: gives the image name {basename!r}, which is not a valid image name",
+            "name the image in a header ('# registry.example.com/team/name'), or rename the file or its folder "
+            "to lowercase letters, digits and single '-', '_' or '.'",
+        ) from None
     return ImageSpec(
         dockerfile=path,
-        basename=basename_for(path, declared, app),
+        basename=basename,
         declared_name=declared,
         version=version,
         version_source=source,

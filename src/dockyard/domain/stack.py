@@ -151,7 +151,8 @@ def compose_services(
         env: list[tuple[str, str]] = []
         env_files = body.get("env_file") or []
         for i, env_path in enumerate([env_files] if isinstance(env_files, str) else env_files):
-            content = read_file(str(env_path))
+            env_norm = posixpath.normpath(str(env_path))
+            content = None if _outside(env_norm) else read_file(env_norm)
             if content is None:
                 raise _where(f"{path}/env_file/{i}", f"{env_path!r} is not in the repository")
             env += parse_env_file(content)
@@ -216,6 +217,13 @@ def _service_image(
                 )
         if key not in pinned:
             raise _where(f"{path}/build", f"no Dockerfile at {key!r} in the repository")
+        own = posixpath.dirname(key) or "."
+        if posixpath.normpath(context) != own:
+            raise _where(
+                f"{path}/build",
+                f"context {context!r} is not the folder of {key!r}",
+                f"dockyard builds each Dockerfile with its own folder as context: set context to '{own}'",
+            )
         return pinned[key]
     raw = body.get("image")
     if not isinstance(raw, str) or not raw:

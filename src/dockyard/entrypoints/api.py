@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -16,8 +18,8 @@ from pydantic import BaseModel, Field
 from dockyard import __version__, bootstrap
 from dockyard.config import Settings
 from dockyard.domain import names
-from dockyard.domain.errors import DockyardError, Unauthorized
-from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, JobStatus
+from dockyard.domain.errors import Conflict, DockyardError, Unauthorized
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, App
 from dockyard.entrypoints import git_http
 
 bearer = HTTPBearer(auto_error=False)
@@ -93,7 +95,7 @@ PlatformDep = Annotated[bootstrap.Platform, Depends(get_platform)]
 def principal(p: PlatformDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if creds is None:
         raise Unauthorized("missing token", "send 'Authorization: Bearer <token>' (set DOCKYARD_TOKEN)")
-    if creds.credentials == p.hook_token:
+    if secrets.compare_digest(creds.credentials, p.hook_token):
         return Principal(name="git-hook", role="hook")
     found = p.store.verify_token(creds.credentials)
     if found is None:
@@ -102,6 +104,21 @@ def principal(p: PlatformDep, creds: Annotated[HTTPAuthorizationCredentials | No
 
 
 User = Annotated[Principal, Depends(principal)]
+
+
+def free_domains(p: bootstrap.Platform, app: str, domains: list[str]) -> tuple[str, ...]:
+    """Validated domains, none of which another app answers at already."""
+    out = tuple(dict.fromkeys(names.domain_name(d) for d in domains))
+    base = p.settings.base_domain
+    for other in p.store.list_apps():
+        if other.name == app:
+            continue
+        for domain in out:
+            own = f"{other.name}.{base}"
+            if domain in other.domains or domain == own or domain.endswith(f".{own}"):
+                raise Conflict(f"{domain} already routes to app {other.name}",
+                               "remove it from that app first: dockyard domains remove")
+    return out
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -155,9 +172,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Create an app: a bare git repo to push to, an app network, a host name."""
         name = names.app_name(body.name)
         names.branch_name(body.deploy_branch)
-        domains = tuple(names.domain_name(d) for d in body.domains)
-        app = p.store.create_app(App(name=name, deploy_branch=body.deploy_branch, domains=domains))
+        domains = free_domains(p, name, body.domains)
+        if any(a.name == name for a in p.store.list_apps()):
+            raise Conflict(f"app {name!r} already exists", "pick another name, or push to its remote")
         p.repos.create(name)
+        app = p.store.create_app(App(name=name, deploy_branch=body.deploy_branch, domains=domains))
         return app_out(p, app)
 
     @api.get("/api/v1/apps/{name}", tags=["apps"])
@@ -180,6 +199,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def delete_app(name: str, p: PlatformDep, _: User) -> None:
         """Stop the app's containers, remove its routes, network, repo and records of it."""
         app = p.store.get_app(names.app_name(name))
+        busy = [j for j in p.store.list_jobs(app.name, limit=20) if not j.status.finished]
+        if busy:
+            raise Conflict(f"{app.name} has a {busy[0].kind} job running (job {busy[0].id})",
+                           f"wait for it to end (dockyard jobs show {busy[0].id} -f), then delete the app")
         p.deployer.destroy(app.name)
         p.repos.delete(app.name)
         p.store.delete_app(app.name)
@@ -187,7 +210,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @api.put("/api/v1/apps/{name}/domains", tags=["apps"])
     def set_domains(name: str, body: DomainsIn, p: PlatformDep, _: User) -> AppOut:
         """Domains the app answers at, besides APP.<base domain>; applied at the next deploy."""
-        app = p.store.set_domains(names.app_name(name), tuple(names.domain_name(d) for d in body.domains))
+        app_name = names.app_name(name)
+        app = p.store.set_domains(app_name, free_domains(p, app_name, body.domains))
         return app_out(p, app)
 
     @api.post("/api/v1/apps/{name}/deploys", status_code=202, tags=["deploys"])
@@ -195,6 +219,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Queue a build and release of a commit (default: the deploy branch's head)."""
         app = p.store.get_app(names.app_name(name))
         branch = names.branch_name(body.branch or app.deploy_branch)
+        if body.commit is not None and not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", body.commit):
+            raise DockyardError(f"not a full commit id: {body.commit[:80]!r}", "give the 40-character commit id")
         commit = body.commit or p.repos.head(app.name, branch)
         if not commit:
             raise DockyardError(f"nothing pushed to {app.name}'s branch {branch!r} yet",
@@ -211,10 +237,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def rejected_push(name: str, body: RejectedPushIn, p: PlatformDep, who: User) -> JobOut:
         """Record a push the git hook refused, so the API shows why (used by dockyard's hook)."""
         app = p.store.get_app(names.app_name(name))
-        job = p.store.enqueue("push", app.name, {"ref": body.ref[:200], "actor": body.pusher or who.name})
-        p.store.append_log(job.id, f" !     push to {body.ref[:200]} rejected: {body.reason[:2000]}")
-        p.store.finish_job(job.id, JobStatus.FAILED, body.reason[:2000])
-        return job_out(p.store.get_job(job.id))
+        job = p.store.record_failed_job(
+            "push", app.name, {"ref": body.ref[:200], "actor": body.pusher or who.name}, body.reason[:2000],
+            f" !     push to {body.ref[:200]} rejected: {body.reason[:2000]}",
+        )
+        return job_out(job)
 
     @api.get("/api/v1/apps/{name}/images", tags=["images"])
     def list_images(name: str, p: PlatformDep, _: User) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -25,6 +26,11 @@ cli.add_typer(domains_cli, name="domains")
 cli.add_typer(jobs_cli, name="jobs")
 
 CONFIG = Path(os.environ.get("XDG_CONFIG_HOME", str(Path.home() / ".config"))) / "dockyard" / "cli.json"
+
+
+def q(segment: str) -> str:
+    """A name as one URL path segment: '../tokens' must not reach another route."""
+    return quote(segment, safe="")
 
 
 def fail(message: str, hint: str = "") -> NoReturn:
@@ -107,8 +113,9 @@ def server() -> None:
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # h11: the git hooks speak plain HTTP/1.0 and read the body as it comes, unchunked.
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning",
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, http="h11")
 
 
 @cli.command()
@@ -159,14 +166,14 @@ def apps_delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="do n
     """Delete an app: its containers, routes, network, repository and records."""
     if not yes and not typer.confirm(f"delete {name} and everything it runs?"):
         raise typer.Exit(1)
-    call("DELETE", f"/api/v1/apps/{name}")
+    call("DELETE", f"/api/v1/apps/{q(name)}")
     typer.echo(f"deleted {name}")
 
 
 @cli.command()
 def status(app: str, as_json: JsonOpt = False) -> None:
     """Show an app's live release, its containers and its URLs."""
-    data = call("GET", f"/api/v1/apps/{app}")
+    data = call("GET", f"/api/v1/apps/{q(app)}")
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -191,13 +198,13 @@ def status(app: str, as_json: JsonOpt = False) -> None:
 def logs(app: str, follow: Annotated[bool, typer.Option("-f", "--follow", help="keep streaming")] = False,
          tail: Annotated[int, typer.Option(help="lines of history per container")] = 100) -> None:
     """Show the output of an app's containers."""
-    stream(f"/api/v1/apps/{app}/logs", {"follow": follow, "tail": tail})
+    stream(f"/api/v1/apps/{q(app)}/logs", {"follow": follow, "tail": tail})
 
 
 @cli.command()
 def images(app: str, as_json: JsonOpt = False) -> None:
     """List the images built for an app: name, version, digest, commit, size, date."""
-    rows = call("GET", f"/api/v1/apps/{app}/images")
+    rows = call("GET", f"/api/v1/apps/{q(app)}/images")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -209,7 +216,7 @@ def images(app: str, as_json: JsonOpt = False) -> None:
 @cli.command()
 def releases(app: str, as_json: JsonOpt = False) -> None:
     """List an app's releases, newest first."""
-    rows = call("GET", f"/api/v1/apps/{app}/releases")
+    rows = call("GET", f"/api/v1/apps/{q(app)}/releases")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -222,7 +229,7 @@ def releases(app: str, as_json: JsonOpt = False) -> None:
 def deploy(app: str, commit: Annotated[str | None, typer.Option(help="full commit id")] = None,
            follow: Annotated[bool, typer.Option(help="stream the job's log")] = True) -> None:
     """Build and release the deploy branch's head again (or a given commit)."""
-    job = call("POST", f"/api/v1/apps/{app}/deploys", json={"commit": commit})
+    job = call("POST", f"/api/v1/apps/{q(app)}/deploys", json={"commit": commit})
     typer.echo(f"queued job {job['id']}")
     if follow:
         stream(f"/api/v1/jobs/{job['id']}/logs", {"follow": True})
@@ -253,16 +260,16 @@ def jobs_show(job_id: int, follow: Annotated[bool, typer.Option("-f", "--follow"
 @domains_cli.command("add")
 def domains_add(app: str, domain: str) -> None:
     """Make an app answer at DOMAIN too (from its next deploy)."""
-    current = call("GET", f"/api/v1/apps/{app}")["app"]["domains"]
-    out = call("PUT", f"/api/v1/apps/{app}/domains", json={"domains": sorted({*current, domain})})
+    current = call("GET", f"/api/v1/apps/{q(app)}")["app"]["domains"]
+    out = call("PUT", f"/api/v1/apps/{q(app)}/domains", json={"domains": sorted({*current, domain})})
     typer.echo(" ".join(out["domains"]))
 
 
 @domains_cli.command("remove")
 def domains_remove(app: str, domain: str) -> None:
     """Stop answering at DOMAIN (from the app's next deploy)."""
-    current = call("GET", f"/api/v1/apps/{app}")["app"]["domains"]
-    out = call("PUT", f"/api/v1/apps/{app}/domains", json={"domains": [d for d in current if d != domain]})
+    current = call("GET", f"/api/v1/apps/{q(app)}")["app"]["domains"]
+    out = call("PUT", f"/api/v1/apps/{q(app)}/domains", json={"domains": [d for d in current if d != domain]})
     typer.echo(" ".join(out["domains"]) or "(none)")
 
 
@@ -281,7 +288,7 @@ def tokens_list() -> None:
 @tokens_cli.command("revoke")
 def tokens_revoke(name: str) -> None:
     """Revoke a token."""
-    call("DELETE", f"/api/v1/tokens/{name}")
+    call("DELETE", f"/api/v1/tokens/{q(name)}")
     typer.echo(f"revoked {name}")
 
 

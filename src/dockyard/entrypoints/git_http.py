@@ -41,6 +41,10 @@ def mount(api: FastAPI, settings: Settings) -> None:
     # Up to twice the limit, git itself refuses the pack with a message naming the limit;
     # beyond, the request is cut off with HTTP 413 before it fills the disk.
     hard_limit = 2 * settings.max_push_bytes + 1024 * 1024
+    # The hooks call the API where it listens (loopback when it listens everywhere).
+    hook_host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    if ":" in hook_host:
+        hook_host = f"[{hook_host}]"
 
     @api.api_route("/git/{repo}/{path:path}", methods=["GET", "POST"], include_in_schema=True, tags=["git"])
     async def git(repo: str, path: str, request: Request) -> Response:
@@ -83,7 +87,7 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "REMOTE_USER": who[0],
             "REMOTE_ADDR": request.client.host if request.client else "",
             "GIT_HTTP_MAX_REQUEST_BUFFER": str(hard_limit),
-            "DOCKYARD_URL": f"http://127.0.0.1:{settings.api_port}",
+            "DOCKYARD_URL": f"http://{hook_host}:{settings.api_port}",
             "DOCKYARD_HOOK_TOKEN": p.hook_token,
             "DOCKYARD_APP": app.name,
             "DOCKYARD_DEPLOY_BRANCH": app.deploy_branch,

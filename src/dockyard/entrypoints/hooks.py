@@ -167,6 +167,10 @@ def main(hook: str) -> int:
         if hook == "pre-receive":
             return pre_receive(lines)
         return post_receive(lines)
-    except ApiError as exc:
-        say(f" !     dockyard's API did not answer the {hook} hook: {exc}")
-        return 1 if hook == "pre-receive" else 0
+    except (ApiError, OSError) as exc:
+        if hook == "pre-receive":
+            say(f" !     dockyard's API did not answer: {exc}. Nothing was deployed.")
+            return 1
+        say(f" !     stopped following the deploy ({exc}); it goes on: dockyard jobs --app "
+            f"{os.environ.get('DOCKYARD_APP', '')}")
+        return 0

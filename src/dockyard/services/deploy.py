@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import IO, Any
 
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import images as img
@@ -65,12 +67,15 @@ class Deployer:
     proxy_port: int
     route_prefix: str
     ready_timeout: float
+    _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _build_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- the job --------------------------------------------------------------------------
     def deploy_job(self, job: Job, say: Say) -> None:
         app = self.store.get_app(job.app)
         commit = job.payload["commit"]
-        if job.payload.get("await_push"):
+        if job.payload.get("await_push") and job.attempts <= 1:  # a resumed job's push is long done
             self._await_push(app.name, job.payload.get("branch", app.deploy_branch), commit)
         say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')})")
         with ThreadPoolExecutor(max_workers=1) as pushes:
@@ -95,7 +100,7 @@ class Deployer:
             if time.monotonic() > deadline:
                 raise DockyardError(f"the push of {commit[:10]} to {branch!r} did not complete: nothing deployed",
                                     "push again")
-            time.sleep(0.01)
+            time.sleep(0.02)
 
     # -- build ----------------------------------------------------------------------------
     def source_images(self, app: App, commit: str) -> list[img.ImageSpec]:
@@ -104,19 +109,39 @@ class Deployer:
         return img.discover(texts, app.name)
 
     def _build_all(self, app: App, commit: str, say: Say, pushes: ThreadPoolExecutor) -> list[Built]:
-        """Build every image in dependency order; each is pushed in the background once built."""
+        """Build every image in dependency order; each is pushed in the background once built.
+
+        An image that another builds FROM is tagged under its header name for the time of the
+        build, and the tag is given back afterwards: builds run one at a time, so no other app
+        ever sees that tag."""
         specs = self.source_images(app, commit)
         say(f"-----> {len(specs)} image(s) to build: " + ", ".join(s.dockerfile for s in specs))
         built: list[Built] = []
-        with tempfile.TemporaryFile() as context:
-            self.repos.archive(app.name, commit, context)
-            for spec in specs:
-                context.seek(0)
-                image_id, version = self._build_one(app, commit, spec, specs, context, say)
-                reference = f"{self.registry.address}/{spec.repository(app.name)}:{img.tag_for(version)}"
-                self.builder.tag(image_id, reference)
-                push = pushes.submit(self._push, app, commit, spec, image_id, version, reference, say)
-                built.append(Built(spec, image_id, reference, push))
+        aliases: dict[str, str | None] = {}  # tag -> the image it named before, to give it back
+        with self._build_lock, contextlib.ExitStack() as stack:
+            contexts: dict[str, IO[bytes]] = {}
+            try:
+                for spec in specs:
+                    if spec.context not in contexts:
+                        contexts[spec.context] = stack.enter_context(tempfile.TemporaryFile())
+                        self.repos.archive(app.name, commit, contexts[spec.context], spec.context)
+                    context = contexts[spec.context]
+                    context.seek(0)
+                    image_id, version = self._build_one(app, commit, spec, context, say)
+                    reference = f"{self.registry.address}/{spec.repository(app.name)}:{img.tag_for(version)}"
+                    self.builder.tag(image_id, reference)
+                    if spec.declared_name and any(other.depends_on(spec) for other in specs):
+                        alias = f"{spec.declared_name}:{spec.version or 'latest'}"
+                        aliases.setdefault(alias, self.builder.image_id(alias))
+                        self.builder.tag(image_id, alias)
+                    push = pushes.submit(self._push, app, commit, spec, image_id, version, reference, say)
+                    built.append(Built(spec, image_id, reference, push))
+            finally:
+                for alias, before in aliases.items():
+                    if before is None:
+                        self.builder.untag(alias)
+                    else:
+                        self.builder.tag(before, alias)
         return built
 
     def build_images(self, app: App, commit: str, say: Say) -> tuple[dict[str, img.ImageSpec], dict[str, str]]:
@@ -125,9 +150,7 @@ class Deployer:
             built = self._build_all(app, commit, say, pushes)
             return {b.spec.dockerfile: b.spec for b in built}, {b.spec.dockerfile: b.push.result() for b in built}
 
-    def _build_one(
-        self, app: App, commit: str, spec: img.ImageSpec, all_specs: list[img.ImageSpec], context: object, say: Say
-    ) -> tuple[str, str]:
+    def _build_one(self, app: App, commit: str, spec: img.ImageSpec, context: IO[bytes], say: Say) -> tuple[str, str]:
         """Build one image; return its id and the version it is released under."""
         repository = spec.repository(app.name)
         say(f"-----> Building {spec.dockerfile} -> {repository}")
@@ -136,7 +159,7 @@ class Deployer:
         # Which tags are taken is asked of the registry while the image builds.
         with ThreadPoolExecutor(max_workers=len(candidates)) as pool:
             lookups = [pool.submit(self.registry.config_digest, repository, img.tag_for(v)) for v in candidates]
-            image_id = self.builder.build(context, spec.dockerfile, "", lambda line: say(f"       {line}"))  # type: ignore[arg-type]
+            image_id = self.builder.build(context, spec.dockerfile_in_context, "", lambda line: say(f"       {line}"))
             bound = [f.result() for f in lookups]
         n = 1
         while bound[0] not in (None, image_id):
@@ -150,8 +173,6 @@ class Deployer:
             say(f" !     WARNING: {repository}:{img.tag_for(version)} is already bound to another build; this build "
                 f"is {repository}:{img.tag_for(candidates[0])}. Raise VERSION in {spec.dockerfile} to release a new "
                 "version.")
-        if any(other.depends_on(spec) for other in all_specs) and spec.declared_name:
-            self.builder.tag(image_id, f"{spec.declared_name}:{spec.version or 'latest'}")
         return image_id, candidates[0]
 
     def _push(
@@ -180,7 +201,12 @@ class Deployer:
 
     # -- release --------------------------------------------------------------------------
     def route_id(self, app: str, service: str) -> str:
-        return f"{self.route_prefix}-{app}-{service}"
+        return f"{self.route_prefix}-{app}.{service}"  # '.' is in neither name: no two apps collide
+
+    def lock(self, app: str) -> threading.Lock:
+        """Held while an app's containers or routes change: a release, a restore of its routes."""
+        with self._locks_guard:
+            return self._locks.setdefault(app, threading.Lock())
 
     def release(
         self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
@@ -188,22 +214,28 @@ class Deployer:
     ) -> int:
         """Start, wait, switch, stop. ``pinned`` gives the services with their images' digests:
         it is awaited before traffic moves, and the release records what it returns."""
+        with self.lock(app.name):
+            return self._release(app, commit, services, job_id, say, pinned)
+
+    def _release(
+        self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
+        pinned: Callable[[], tuple[ServiceSpec, ...]] | None,
+    ) -> int:
         release_id = self.store.create_release(app.name, DEFAULT_ENVIRONMENT, commit, job_id)
         self.store.set_release(release_id, ReleaseStatus.PENDING, services)
         desired = Release(id=release_id, app=app.name, commit=commit, services=services)
         observed = self.orchestrator.observe(app.name)
         actions = plan.plan_release(desired, observed)
+        cleanup = [a for a in actions if isinstance(a, plan.RemoveRoute | plan.StopContainer)]
         started: dict[str, RunningService] = {}
         switched: list[ServiceSpec] = []
-        final = [services]
 
         def before_switch() -> None:
             if pinned is not None:
-                final[0] = pinned()
-                self.store.set_release(release_id, ReleaseStatus.PENDING, final[0])
+                self.store.set_release(release_id, ReleaseStatus.PENDING, pinned())
 
         try:
-            self._apply(desired, actions, started, switched, say, before_switch)
+            self._apply(desired, [a for a in actions if a not in cleanup], started, switched, say, before_switch)
         except Exception as exc:
             self._roll_back(app.name, observed, started, switched)
             message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
@@ -216,6 +248,12 @@ class Deployer:
         for service in switched:
             for host in service.hosts:
                 say(f"       http://{host}:{self.proxy_port}/")
+        # Traffic has moved: what is left is clean-up, and its failures do not undo the release.
+        for action in cleanup:
+            try:
+                self._apply(desired, [action], started, switched, say, lambda: None)
+            except DockyardError as exc:
+                say(f" !     warning: {exc.message} (the release is live; dockyard retries at the next deploy)")
         return release_id
 
     def _roll_back(
@@ -233,7 +271,10 @@ class Deployer:
             except DockyardError:
                 continue  # the proxy is down: restore_routes puts the live routes back when it returns
         for c in started.values():
-            self.orchestrator.stop(c)
+            try:
+                self.orchestrator.stop(c)
+            except DockyardError:
+                continue  # labelled: the next deploy's plan stops it
 
     def _apply(
         self, release: Release, actions: list[plan.Action], started: dict[str, RunningService],
@@ -242,7 +283,7 @@ class Deployer:
         running: dict[str, RunningService] = {}
         switching = False
         for action in actions:
-            if not switching and isinstance(action, plan.RouteTraffic | plan.RemoveRoute | plan.StopContainer):
+            if not switching and isinstance(action, plan.RouteTraffic):
                 switching = True
                 before_switch()
             match action:
@@ -279,18 +320,24 @@ class Deployer:
             live = self.store.live_release(app.name, DEFAULT_ENVIRONMENT)
             if live is None:
                 continue
-            # A service kept unchanged by a release runs in a container of an earlier release:
-            # the container that serves is the running one whose spec matches the live release's.
-            specs = {s.name: s for s in map(service_from_dict, live["services"]) if s.is_web}
-            for c in self.orchestrator.observe(app.name):
-                spec = specs.get(c.service)
-                if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
-                    self.proxy.set_route(Route(self.route_id(app.name, c.service), spec.hosts, (c.upstream,)))
+            with self.lock(app.name):
+                # A service kept unchanged by a release runs in a container of an earlier release:
+                # the container that serves is the running one whose spec matches the live release's.
+                live = self.store.live_release(app.name, DEFAULT_ENVIRONMENT) or live
+                specs = {s.name: s for s in map(service_from_dict, live["services"]) if s.is_web}
+                current = {r.id: r for r in self.proxy.routes()}
+                for c in self.orchestrator.observe(app.name):
+                    spec = specs.get(c.service)
+                    if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
+                        route = Route(self.route_id(app.name, c.service), spec.hosts, (c.upstream,))
+                        if current.get(route.id) != route:
+                            self.proxy.set_route(route)
 
     def destroy(self, app: str) -> None:
-        for action in plan.plan_removal(app, self.orchestrator.observe(app)):
-            if isinstance(action, plan.RemoveRoute):
-                self.proxy.remove_route(self.route_id(app, action.service))
-            elif isinstance(action, plan.StopContainer):
-                self.orchestrator.stop(action.container)
-        self.orchestrator.remove_network(app)
+        with self.lock(app):
+            for action in plan.plan_removal(app, self.orchestrator.observe(app)):
+                if isinstance(action, plan.RemoveRoute):
+                    self.proxy.remove_route(self.route_id(app, action.service))
+                elif isinstance(action, plan.StopContainer):
+                    self.orchestrator.stop(action.container)
+            self.orchestrator.remove_network(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 
@@ -32,9 +33,14 @@ class JobRunner:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs; give running ones ``timeout`` seconds. One still running then stays
+        marked running, and the next start resumes it."""
         self._stop.set()
         self.notify()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def notify(self) -> None:
         with self._wake:
@@ -47,13 +53,17 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job = self.store.claim_next()
-            if job is None:
-                with self._wake:
-                    self._wake.wait(timeout=1.0)
-                continue
-            self.run(job)
-            self.notify()  # a job of the same app may be waiting for this one
+            try:
+                job = self.store.claim_next()
+                if job is None:
+                    with self._wake:
+                        self._wake.wait(timeout=1.0)
+                    continue
+                self.run(job)
+                self.notify()  # a job of the same app may be waiting for this one
+            except Exception:  # the store failed (locked, disk full): keep the worker alive
+                log.error("job worker:\n%s", traceback.format_exc())
+                self._stop.wait(1.0)
 
     def run(self, job: Job) -> None:
         def say(line: str) -> None:
@@ -64,13 +74,20 @@ class JobRunner:
             if handler is None:
                 raise DockyardError(f"unknown job kind {job.kind!r}")
             handler(job, say)
-        except DockyardError as exc:
+        except Exception as exc:
+            if self._stop.is_set():  # interrupted by a shutdown: left running, resumed at the next start
+                log.warning("job %s interrupted by shutdown (%s); it resumes at the next start", job.id, exc)
+                return
+            self._fail(job, exc, say)
+        else:
+            self.store.finish_job(job.id, JobStatus.SUCCEEDED)
+
+    def _fail(self, job: Job, exc: Exception, say: Callable[[str], None]) -> None:
+        if isinstance(exc, DockyardError):
             for line in str(exc).splitlines():
                 say(f" !     {line}")
             self.store.finish_job(job.id, JobStatus.FAILED, exc.message)
-        except Exception as exc:  # a bug: keep the worker alive, record the failure
-            log.error("job %s crashed:\n%s", job.id, traceback.format_exc())
+        else:  # a bug: keep the worker alive, record the failure
+            log.error("job %s crashed:\n%s", job.id, "".join(traceback.format_exception(exc)))
             say(f" !     internal error: {exc!r} (the server log has the traceback)")
             self.store.finish_job(job.id, JobStatus.FAILED, f"internal error: {exc!r}")
-        else:
-            self.store.finish_job(job.id, JobStatus.SUCCEEDED)

@@ -6,6 +6,7 @@ release, so observation and clean-up never guess.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import queue
 import secrets
@@ -275,34 +276,53 @@ class DockerEngine:
             pass
 
     def logs(self, app: str, follow: bool, tail: int) -> Iterator[str]:
+        """Lines of the app's running containers, merged. Closing the iterator (the client went
+        away) closes the engine's log streams, which ends the threads reading them."""
         running = [c for c in self.observe(app) if c.state == "running"]
         lines: queue.Queue[str | None] = queue.Queue(maxsize=1000)
+        streams: list[Any] = []
+        closed = threading.Event()
+
+        def put(item: str | None) -> None:
+            while not closed.is_set():
+                try:
+                    lines.put(item, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
 
         def pump(c: RunningService) -> None:
             try:
                 stream = self.api.logs(c.id, stream=True, follow=follow, tail=tail, timestamps=False)
+                streams.append(stream)
                 buf = b""
                 for chunk in stream:
                     buf += chunk
                     while b"\n" in buf:
                         line, buf = buf.split(b"\n", 1)
-                        lines.put(f"{c.service}[r{c.release}] | {line.decode(errors='replace')}")
+                        put(f"{c.service}[r{c.release}] | {line.decode(errors='replace')}")
                 if buf:
-                    lines.put(f"{c.service}[r{c.release}] | {buf.decode(errors='replace')}")
-            except docker.errors.APIError:
+                    put(f"{c.service}[r{c.release}] | {buf.decode(errors='replace')}")
+            except (docker.errors.APIError, OSError, ValueError):
                 pass
             finally:
-                lines.put(None)
+                put(None)
 
         for c in running:
             threading.Thread(target=pump, args=(c,), daemon=True).start()
         remaining = len(running)
-        while remaining:
-            item = lines.get()
-            if item is None:
-                remaining -= 1
-            else:
-                yield item
+        try:
+            while remaining:
+                item = lines.get()
+                if item is None:
+                    remaining -= 1
+                else:
+                    yield item
+        finally:
+            closed.set()
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    stream.close()
 
 
 def without_ignored(context: IO[bytes], dockerfile: str) -> IO[bytes]:

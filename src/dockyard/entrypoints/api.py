@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from dockyard import __version__, bootstrap
 from dockyard.config import Settings
@@ -275,18 +276,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The job's log; with `follow`, streams until the job ends, then a final status line."""
         p.store.get_job(job_id)
 
-        def lines() -> Iterator[str]:
+        async def lines() -> AsyncIterator[str]:
+            # async: a follower waits on the event loop, not on one of the server's threads
             last = after
             while True:
-                done = p.store.get_job(job_id).status.finished
-                for line_id, line in p.store.job_logs(job_id, last):
+                done = (await run_in_threadpool(p.store.get_job, job_id)).status.finished
+                for line_id, line in await run_in_threadpool(p.store.job_logs, job_id, last):
                     last = line_id
                     yield line + "\n"
                 if done or not follow:
                     break
-                time.sleep(0.1)
+                await asyncio.sleep(0.1)
             if follow:
-                job = p.store.get_job(job_id)
+                job = await run_in_threadpool(p.store.get_job, job_id)
                 yield f"=====> job {job.id} {job.status}\n"
 
         return StreamingResponse(lines(), media_type="text/plain")

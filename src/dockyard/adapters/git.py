@@ -48,6 +48,7 @@ class GitRepos:
     def __init__(self, root: Path, max_push_bytes: int) -> None:
         self.root = root
         self.max_push_bytes = max_push_bytes
+        self._files: dict[tuple[str, str], list[str]] = {}
 
     def path(self, app: str) -> Path:
         return self.root / f"{names.app_name(app)}.git"
@@ -88,6 +89,14 @@ class GitRepos:
         shutil.rmtree(self.path(app), ignore_errors=True)
 
     def head(self, app: str, branch: str) -> str | None:
+        # A push leaves a loose ref: read it directly (polled while a push lands), else ask git.
+        loose = self.path(app) / "refs" / "heads" / names.branch_name(branch)
+        try:
+            text = loose.read_text().strip()
+        except OSError:
+            text = ""
+        if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text):
+            return text
         try:
             out = run_git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"],
                           cwd=self.path(app))
@@ -96,7 +105,12 @@ class GitRepos:
         return out.decode().strip() or None
 
     def files(self, app: str, commit: str) -> list[str]:
-        return list_files(self.path(app), commit)
+        key = (app, commit)  # a commit's tree never changes: remember the last few
+        if key not in self._files:
+            if len(self._files) > 64:
+                self._files.pop(next(iter(self._files)))
+            self._files[key] = list_files(self.path(app), commit)
+        return list(self._files[key])
 
     def read(self, app: str, commit: str, path: str) -> str | None:
         return read_file(self.path(app), commit, path)

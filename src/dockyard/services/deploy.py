@@ -100,7 +100,7 @@ class Deployer:
             if time.monotonic() > deadline:
                 raise DockyardError(f"the push of {commit[:10]} to {branch!r} did not complete: nothing deployed",
                                     "push again")
-            time.sleep(0.02)
+            time.sleep(0.01)
 
     # -- build ----------------------------------------------------------------------------
     def source_images(self, app: App, commit: str) -> list[img.ImageSpec]:

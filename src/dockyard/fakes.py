@@ -10,6 +10,7 @@ import hashlib
 import io
 import itertools
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import IO
@@ -198,7 +199,7 @@ class FakeOrchestrator:
     def remove_network(self, app: str) -> None:
         self.networks.discard(app)
 
-    def logs(self, app: str, follow: bool, tail: int) -> Iterator[str]:
+    def logs(self, app: str, follow: bool, tail: int, stop: threading.Event | None = None) -> Iterator[str]:
         """One line per running container; never blocks, even with ``follow``."""
         for c in self.observe(app):
             if c.state == "running":

@@ -6,6 +6,7 @@ is the one place that picks them. A Swarm cluster is another ``Orchestrator``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Protocol
 
@@ -67,7 +68,9 @@ class Orchestrator(Protocol):
     def observe(self, app: str | None = None) -> list[RunningService]: ...
     def stop(self, container: RunningService) -> None: ...
     def remove_network(self, app: str) -> None: ...
-    def logs(self, app: str, follow: bool, tail: int) -> Iterator[str]: ...
+    def logs(self, app: str, follow: bool, tail: int, stop: threading.Event | None = None) -> Iterator[str]:
+        """The app's output, line by line; ends when ``stop`` is set (the reader went away)."""
+        ...
 
 
 class Proxy(Protocol):

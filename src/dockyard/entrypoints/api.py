@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -257,11 +258,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return p.store.list_releases(app.name)
 
     @api.get("/api/v1/apps/{name}/logs", tags=["apps"], response_class=StreamingResponse)
-    def app_logs(name: str, p: PlatformDep, _: User, follow: bool = False, tail: int = 100) -> StreamingResponse:
+    async def app_logs(name: str, p: PlatformDep, _: User, follow: bool = False, tail: int = 100) -> StreamingResponse:
         """The app's container output, one line per line, prefixed by service; `follow` streams."""
         app = p.store.get_app(names.app_name(name))
-        lines = p.engine.logs(app.name, follow=follow, tail=max(0, min(tail, 10000)))
-        return StreamingResponse((f"{line}\n" for line in lines), media_type="text/plain")
+        stop = threading.Event()
+        lines = p.engine.logs(app.name, follow=follow, tail=max(0, min(tail, 10000)), stop=stop)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def pump() -> None:  # the engine's iterator blocks: read it in a thread of its own
+            try:
+                for line in lines:
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        threading.Thread(target=pump, name=f"logs-{app.name}", daemon=True).start()
+
+        async def out() -> AsyncIterator[str]:
+            try:
+                while (line := await queue.get()) is not None:
+                    yield f"{line}\n"
+            finally:
+                stop.set()  # the client went away (or all streams ended): the reader thread ends
+
+        return StreamingResponse(out(), media_type="text/plain")
 
     @api.get("/api/v1/jobs", tags=["jobs"])
     def list_jobs(p: PlatformDep, _: User, app: str | None = None) -> list[JobOut]:

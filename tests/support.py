@@ -3,12 +3,15 @@ on a real Docker engine, driven with the real `git` client and the `dockyard` CL
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -182,6 +185,24 @@ def static_site(text: str, version: str | None = "1.0", name: str = "dockyard.te
         'CMD ["httpd", "-f", "-v", "-p", "8000", "-h", "/www"]\n',
         "public/index.html": text + "\n",
     }
+
+
+@contextlib.contextmanager
+def slow_push(server: Server, app: str, repo_dir: Path, text: str, seconds: int = 3) -> Iterator[None]:
+    """Push a site whose build takes ``seconds``; the body runs once its deploy job is running,
+    and the push is waited for on the way out."""
+    files = static_site(text)
+    files["Dockerfile"] = files["Dockerfile"].replace(
+        "COPY public /www", f"RUN sleep {seconds} && echo {uuid.uuid4().hex} > /slow\nCOPY public /www"
+    )
+    repo = make_repo(repo_dir, files)
+    push = subprocess.Popen(["git", "push", server.remote(app), "main"], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: any(j["status"] == "running" for j in jobs_of(server, app)), 30, "the deploy to run")
+        yield
+    finally:
+        push.communicate(timeout=120)
 
 
 def jobs_of(server: Server, app: str) -> list[dict]:

@@ -98,24 +98,12 @@ def test_domains_tokens_and_delete(server: Server, app_name: str, tmp_path: Path
 
 
 def test_an_app_is_not_deleted_while_it_deploys(server: Server, app_name: str, tmp_path: Path) -> None:
-    import uuid
-
-    from tests.support import jobs_of, static_site, wait_until
+    from tests.support import slow_push
 
     server.cli("apps", "create", app_name)
-    files = static_site("slow")
-    files["Dockerfile"] = files["Dockerfile"].replace(
-        "COPY public /www", f"RUN sleep 3 && echo {uuid.uuid4().hex} > /slow\nCOPY public /www"
-    )
-    repo = make_repo(tmp_path / "src", files)
-    push = subprocess.Popen(["git", "push", server.remote(app_name), "main"], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(lambda: any(j["status"] == "running" for j in jobs_of(server, app_name)), 30, "the deploy to run")
+    with slow_push(server, app_name, tmp_path / "src", "slow"):
         refused = server.cli("apps", "delete", app_name, "--yes", check=False)
         assert refused.returncode == 1 and "deploy job running" in refused.stderr
-    finally:
-        push.communicate(timeout=120)
     assert server.body(f"{app_name}.localhost") == "slow\n"
     server.cli("apps", "delete", app_name, "--yes")
     assert server.get(f"{app_name}.localhost").status_code == 404

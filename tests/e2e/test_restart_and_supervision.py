@@ -5,27 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
 from pathlib import Path
 
-from tests.support import Server, jobs_of, make_repo, static_site, wait_until
+from tests.support import Server, jobs_of, make_repo, slow_push, static_site, wait_until
 
 
 def test_deploy_job_resumes_after_server_restart(server: Server, app_name: str, tmp_path: Path) -> None:
     server.cli("apps", "create", app_name)
-    files = static_site("after restart")
-    files["Dockerfile"] = files["Dockerfile"].replace(
-        "COPY public /www", f"RUN sleep 4 && echo {uuid.uuid4().hex} > /slow\nCOPY public /www"
-    )
-    repo = make_repo(tmp_path / "src", files)
-    push = subprocess.Popen(["git", "push", server.remote(app_name), "main"], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(lambda: any(j["status"] == "running" for j in jobs_of(server, app_name)), 30, "the job to run")
+    with slow_push(server, app_name, tmp_path / "src", "after restart", seconds=4):
         server.stop(signal.SIGKILL)  # a crash: no chance to finish the job
         server.start()
-    finally:
-        push.communicate(timeout=60)
     job = wait_until(
         lambda: next((j for j in jobs_of(server, app_name) if j["status"] in ("succeeded", "failed")), None),
         120, "the resumed job to finish",

@@ -157,7 +157,6 @@ class DockerEngine:
         )
         # The proxy runs on this host and dials the container's address on the app network
         # directly: no host port is published.
-        ports: list[int] = []
         host_config = self.api.create_host_config(
             restart_policy={"Name": "unless-stopped"},
             network_mode=self.network_name(app),
@@ -172,7 +171,7 @@ class DockerEngine:
 
         def create() -> dict[str, Any]:
             return dict(self.api.create_container(
-                image, name=name, labels=labels, ports=ports, host_config=host_config,
+                image, name=name, labels=labels, host_config=host_config,
                 networking_config=networking, environment=dict(service.environment),
                 command=list(service.command) if service.command is not None else None,
                 hostname=service.name,

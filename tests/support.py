@@ -93,9 +93,14 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        # children (registry, caddy) die with the server; wait until their ports are free
+        # the proxy and the registry are containers of their own: they go on serving
+
+    def down(self) -> subprocess.CompletedProcess[str]:
+        """`dockyard server down`: the server, the proxy and the registry stop."""
+        out = self.cli("server", "down")
         wait_until(lambda: not _port_open(self.proxy_port) and not _port_open(self.registry_port), 20,
                    "the proxy and registry to stop")
+        return out
 
     def restart(self) -> None:
         self.stop()

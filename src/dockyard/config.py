@@ -24,8 +24,16 @@ class Settings(BaseSettings):
     ready_timeout: float = 60.0
     workers: int = 2
     docker_host: str = ""  # empty: the DOCKER_HOST environment or the local socket
+    registry_image: str = "registry:2"  # the data plane's images; where they cannot be pulled,
+    proxy_image: str = "caddy:2"  # an image is built from the host's binary below
     registry_bin: str = "docker-registry"
     caddy_bin: str = "caddy"
+    network_pool: str = "10.213.0.0/16"  # app networks take their subnets from here
+    network_prefix: int = 26  # each gets a /26: 61 containers, 1,024 networks in the default pool
+    container_memory: str = "1g"  # default limits of every app container
+    container_pids: int = 1024
+    build_timeout: float = 1800.0  # seconds; a build still running then is cancelled
+    max_job_attempts: int = 3  # a job interrupted this many times by a stop of the server fails
     admin_token_file: Path | None = None  # where the first admin token is written, else printed
 
     @property

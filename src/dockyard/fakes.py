@@ -86,9 +86,11 @@ class FakeBuilder:
         self.sizes: dict[str, int] = {}  # image id -> size
         self.references: dict[str, str] = {}  # local reference -> image id
         self.pushed: list[str] = []
+        self.dockerfiles: dict[str, str | None] = {}  # image id -> the Dockerfile text given instead
 
-    def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress) -> str:
-        data = context.read()
+    def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress,
+              dockerfile_text: str | None = None) -> str:
+        data = context.read() + (dockerfile_text or "").encode()
         try:
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 names = set(tar.getnames())
@@ -102,6 +104,7 @@ class FakeBuilder:
         progress(f"Step 1/1 : fake build of {dockerfile}")
         progress(f"Successfully built {image_id[7:19]}")
         self.sizes[image_id] = len(data)
+        self.dockerfiles[image_id] = dockerfile_text
         if tag:
             self.references[tag] = image_id
         return image_id

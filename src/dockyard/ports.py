@@ -30,8 +30,10 @@ class SourceRepos(Protocol):
 
 
 class ImageBuilder(Protocol):
-    def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress) -> str:
-        """Build and tag; return the image id (config digest)."""
+    def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress,
+              dockerfile_text: str | None = None) -> str:
+        """Build and tag; return the image id (config digest). ``dockerfile_text``, when given,
+        is built instead of the Dockerfile's content in the context."""
         ...
 
     def tag(self, image_id: str, reference: str) -> None: ...

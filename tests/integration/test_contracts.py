@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from dockyard.adapters.caddy import CaddyProxy
-from dockyard.adapters.docker_engine import DockerEngine
+from dockyard.adapters.dataplane import DataPlane
+from dockyard.adapters.docker_builder import DockerBuilder
 from dockyard.adapters.git import GitRepos
 from dockyard.adapters.registry import DistributionRegistry
 from dockyard.domain.errors import Unavailable
@@ -41,17 +42,29 @@ def by_id(routes: object) -> dict[str, Route]:
     return {r.id: r for r in routes}
 
 
+def new_plane(engine: docker.DockerClient) -> DataPlane:
+    """A data plane of an installation of its own, so that tests never share containers."""
+    return DataPlane(engine, f"contract{uuid.uuid4().hex[:8]}", "dytest-contract")
+
+
+def remove_plane(engine: docker.DockerClient, plane: DataPlane) -> None:
+    for c in engine.containers.list(all=True, filters={"label": f"dockyard.installation={plane.installation}"}):
+        c.remove(force=True)
+
+
 # -- Proxy ----------------------------------------------------------------------------------------
 @pytest.fixture
-def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyProxy]:
+def caddy(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[CaddyProxy]:
     # a short root: the admin API is a unix socket, and socket paths are limited to 108 bytes
-    proxy = CaddyProxy(tmp_path_factory.mktemp("caddy"), "127.0.0.1", free_port(), ROUTE_PREFIX)
+    plane = new_plane(engine)
+    proxy = CaddyProxy(tmp_path_factory.mktemp("caddy"), "127.0.0.1", free_port(), ROUTE_PREFIX, plane)
     proxy.ensure_running()
     try:
         yield proxy
     finally:
-        proxy.stop()
-        assert proxy.process is not None and not proxy.process.running
+        assert proxy.remove()
+        assert not proxy.running and plane.find("proxy") is None
+        remove_plane(engine, plane)
 
 
 @pytest.fixture(params=["fake", "caddy"])
@@ -173,13 +186,15 @@ def test_caddy_sends_traffic_by_host_to_the_routed_upstream(
 
 # -- Registry -------------------------------------------------------------------------------------
 @pytest.fixture
-def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionRegistry]:
-    registry = DistributionRegistry(tmp_path_factory.mktemp("registry"), "127.0.0.1", free_port())
+def distribution(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[DistributionRegistry]:
+    plane = new_plane(engine)
+    registry = DistributionRegistry(tmp_path_factory.mktemp("registry"), "127.0.0.1", free_port(), plane)
     registry.ensure_running()
     try:
         yield registry
     finally:
-        registry.stop()
+        registry.remove()
+        remove_plane(engine, plane)
 
 
 @dataclass
@@ -198,7 +213,7 @@ def registry_side(request: pytest.FixtureRequest) -> Iterator[RegistrySide]:
         return
     engine: docker.DockerClient = request.getfixturevalue("engine")
     registry: DistributionRegistry = request.getfixturevalue("distribution")
-    side = RegistrySide(registry, DockerEngine(engine, "contract-test", "dytest-contract", registry.auth))
+    side = RegistrySide(registry, DockerBuilder(engine, registry.auth))
     try:
         yield side
     finally:
@@ -266,26 +281,28 @@ def test_registry_pushed_tag_is_bound_to_the_image_id(registry_side: RegistrySid
 
 
 def test_registry_refuses_a_port_that_another_registry_serves(
-    distribution: DistributionRegistry, tmp_path: Path
+    distribution: DistributionRegistry, tmp_path: Path, engine: docker.DockerClient
 ) -> None:
-    intruder = DistributionRegistry(tmp_path / "second", "127.0.0.1", distribution.port)
+    intruder = DistributionRegistry(tmp_path / "second", "127.0.0.1", distribution.port, new_plane(engine))
     with pytest.raises(Unavailable, match="already answers"):
         intruder.ensure_running()
-    assert intruder.process is None  # it did not even try
+    assert intruder.plane.find("registry") is None  # it did not even try
     assert distribution.config_digest("contract/nothing-here", "1.0") is None  # the first one still serves
 
 
-def test_registry_fails_clearly_when_its_port_is_taken(tmp_path: Path) -> None:
+def test_registry_fails_clearly_when_its_port_is_taken(tmp_path: Path, engine: docker.DockerClient) -> None:
+    plane = new_plane(engine)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()  # accepts connections, never answers
-        registry = DistributionRegistry(tmp_path / "registry", "127.0.0.1", squatter.getsockname()[1])
+        registry = DistributionRegistry(tmp_path / "registry", "127.0.0.1", squatter.getsockname()[1], plane)
         try:
             with pytest.raises(Unavailable) as caught:
                 registry.ensure_running()
         finally:
-            registry.stop()
+            remove_plane(engine, plane)
     assert registry.address in caught.value.message
+    assert "DOCKYARD_REGISTRY_PORT" in caught.value.hint
 
 
 # -- SourceRepos ----------------------------------------------------------------------------------

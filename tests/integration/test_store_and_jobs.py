@@ -143,14 +143,30 @@ def test_requeue_interrupted_puts_running_jobs_back(store: SqlStore) -> None:
     assert store.claim_next() is not None and store.claim_next() is not None  # a and b run
     store.finish_job(b.id, JobStatus.FAILED, "broke")
 
-    assert store.requeue_interrupted() == [a.id]  # only the one still running; b finished
+    assert store.requeue_interrupted(3) == ([a.id], [])  # only the one still running; b finished
     assert store.get_job(a.id).status == JobStatus.QUEUED
     assert store.get_job(b.id).status == JobStatus.FAILED and store.get_job(b.id).error == "broke"
     again = store.claim_next()
     assert again is not None and again.id == a.id and again.attempts == 2  # counted as a second attempt
-    assert store.requeue_interrupted() == [a.id]
+    assert store.requeue_interrupted(3) == ([a.id], [])
     assert store.get_job(c.id).status == JobStatus.QUEUED
-    assert store.requeue_interrupted() == []
+    assert store.requeue_interrupted(3) == ([], [])
+
+
+def test_a_job_interrupted_too_often_fails_instead_of_looping(store: SqlStore) -> None:
+    """A job that kills the server would be resumed at every start: a crash loop. After
+    max_attempts interrupted attempts it fails, with the reason."""
+    job = store.enqueue("deploy", "a", {})
+    for attempt in (1, 2):
+        claimed = store.claim_next()
+        assert claimed is not None and claimed.attempts == attempt
+        assert store.requeue_interrupted(3) == ([job.id], [])
+    assert store.claim_next() is not None  # third attempt, interrupted as well
+    assert store.requeue_interrupted(3) == ([], [job.id])
+    failed = store.get_job(job.id)
+    assert failed.status == JobStatus.FAILED and failed.finished_at is not None
+    assert failed.error is not None and "3 times" in failed.error
+    assert store.claim_next() is None
 
 
 def test_job_logs_in_order_and_after(store: SqlStore) -> None:

@@ -264,7 +264,7 @@ def test_restore_routes_recreates_the_routes_of_the_live_release(world: World) -
     world.store.create_app(App("blog"))  # no release yet: no route
 
     world.proxy = fresh = FakeProxy()  # the proxy restarted and lost its configuration
-    world.deployer.proxy = fresh
+    world.deployer.releaser.proxy = fresh
     assert fresh.routes() == []
     world.deployer.restore_routes()
     assert fresh.routes() == expected
@@ -274,7 +274,7 @@ def test_restore_routes_skips_containers_that_do_not_run(world: World) -> None:
     world.deploy(world.push(static_site("v1")))
     web = world.only_container()
     world.orchestrator.containers[web.id] = replace(web, state="exited")
-    world.deployer.proxy = fresh = FakeProxy()
+    world.deployer.releaser.proxy = fresh = FakeProxy()
     world.deployer.restore_routes()
     assert fresh.routes() == []
 
@@ -285,7 +285,7 @@ def test_restore_routes_routes_a_service_kept_from_an_earlier_release(world: Wor
     second = world.deploy(commit)  # nothing changed: the container of release 1 serves release 2
     web = world.only_container()
     assert web.release != second
-    world.deployer.proxy = fresh = FakeProxy()
+    world.deployer.releaser.proxy = fresh = FakeProxy()
     world.deployer.restore_routes()
     assert fresh.routes() == [Route(ROUTE_ID, HOSTS, (str(web.upstream),))]
 
@@ -315,7 +315,7 @@ def test_routes_switched_before_a_failure_go_back_to_the_old_containers(world: W
     old = {c.service: c for c in world.running()}
     before = sorted(world.proxy.routes(), key=lambda r: r.id)
     broken = BrokenProxy(before, world.events)
-    world.deployer.proxy = broken
+    world.deployer.releaser.proxy = broken
     with pytest.raises(DeployFailed, match="the proxy went away"):
         world.deploy(world.push({**static_site("v2", version="1.1"), "docker-compose.yml": compose}))
     assert sorted(broken.routes(), key=lambda r: r.id) == before  # the switched route points at the old container again
@@ -343,9 +343,19 @@ def test_route_ids_of_different_apps_never_collide(world: World) -> None:
     assert world.deployer.route_id("shop", "admin-web") != world.deployer.route_id("shop-admin", "web")
 
 
-def test_a_base_image_tag_is_given_back_after_the_build(world: World) -> None:
+def test_a_base_built_in_the_same_push_is_pinned_by_id_and_never_tagged(world: World) -> None:
+    """The header name of a base image is never lent as a tag in the shared engine: the image
+    that builds FROM it is built with that FROM pointing at the base's image id."""
     base = "# reg.example.com/acme/base\n# VERSION 1\nFROM scratch\n"
     web = static_site("on base")
     web["Dockerfile"] = web["Dockerfile"].replace("FROM dockyard/busybox:local", "FROM reg.example.com/acme/base:1")
     world.deploy(world.push({**web, "Dockerfile-base": base}))
     assert world.builder.image_id("reg.example.com/acme/base:1") is None
+    assert not [r for r in world.builder.references if r.startswith("reg.example.com/")]
+    base_id = next(i.image_id for i in world.store.list_images(APP) if i.dockerfile == "Dockerfile-base")
+    web_id = next(i.image_id for i in world.store.list_images(APP) if i.dockerfile == "Dockerfile")
+    text = world.builder.dockerfiles[web_id]
+    assert text is not None and f"FROM {base_id}\n" in text and "reg.example.com/acme/base" not in text
+    assert world.builder.dockerfiles[base_id] is None  # a base of no one's is built as pushed
+    assert any(f"FROM reg.example.com/acme/base:1: the image built above ({base_id[7:19]})" in line
+               for line in world.said)

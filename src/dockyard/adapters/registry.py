@@ -1,8 +1,10 @@
-"""dockyard's own image registry: a real CNCF Distribution (Debian's ``docker-registry``),
-started and supervised by the server, with htpasswd auth and storage under DOCKYARD_HOME."""
+"""dockyard's own image registry: a real CNCF Distribution in a container of the data plane
+(adapters/dataplane.py), with htpasswd auth and its storage under DOCKYARD_HOME. It keeps serving
+while the server is down; the server adopts it at start."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -11,7 +13,7 @@ from pathlib import Path
 import bcrypt
 import httpx
 
-from dockyard.adapters.process import Supervised
+from dockyard.adapters.dataplane import Component, DataPlane
 from dockyard.domain.errors import Unavailable
 
 MANIFEST_TYPES = ", ".join(
@@ -21,15 +23,18 @@ MANIFEST_TYPES = ", ".join(
     )
 )
 USER = "dockyard"
+ROLE = "registry"
 
 
 class DistributionRegistry:
-    def __init__(self, root: Path, host: str, port: int, binary: str = "docker-registry") -> None:
+    def __init__(self, root: Path, host: str, port: int, plane: DataPlane, image: str = "registry:2",
+                 binary: str = "docker-registry") -> None:
         self.root = root
         self.host = host
         self.port = port
+        self.plane = plane
+        self.image = image
         self.binary = binary
-        self.process: Supervised | None = None
         self._http: httpx.Client | None = None
 
     def _client(self) -> httpx.Client:
@@ -42,9 +47,8 @@ class DistributionRegistry:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    @property
-    def password(self) -> str:
-        path = self.root / "password"
+    def _secret(self, name: str) -> str:
+        path = self.root / name
         if not path.exists():
             self.root.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
@@ -52,16 +56,27 @@ class DistributionRegistry:
         return path.read_text().strip()
 
     @property
+    def password(self) -> str:
+        return self._secret("password")
+
+    @property
     def auth(self) -> dict[str, str]:
         return {"username": USER, "password": self.password, "serveraddress": self.address}
 
     def _write_config(self) -> Path:
+        """The registry's files; unchanged files are not rewritten, so a running registry is adopted."""
         self.root.mkdir(parents=True, exist_ok=True)
         htpasswd = self.root / "htpasswd"
-        # The password is a random 192-bit secret, so bcrypt's cost adds nothing but latency to
-        # every registry request: use the minimum.
-        hashed = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()
-        htpasswd.write_text(f"{USER}:{hashed}\n")
+        try:
+            current = htpasswd.read_text().strip().partition(":")[2].encode()
+            valid = bcrypt.checkpw(self.password.encode(), current)
+        except (OSError, ValueError):
+            valid = False
+        if not valid:
+            # The password is a random 192-bit secret, so bcrypt's cost adds nothing but latency to
+            # every registry request: use the minimum.
+            hashed = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()
+            htpasswd.write_text(f"{USER}:{hashed}\n")
         config = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
@@ -69,12 +84,19 @@ class DistributionRegistry:
                 "filesystem": {"rootdirectory": str(self.root / "data")},
                 "delete": {"enabled": True},
             },
-            "http": {"addr": self.address, "secret": secrets.token_hex(16)},
+            "http": {"addr": self.address, "secret": self._secret("http-secret")},
             "auth": {"htpasswd": {"realm": "dockyard", "path": str(htpasswd)}},
         }
         path = self.root / "config.yml"
-        path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+        text = json.dumps(config, indent=2)  # JSON is YAML
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
         return path
+
+    def component(self, config: Path) -> Component:
+        return Component(role=ROLE, image=self.image, binary=self.binary, entrypoint="/bin/registry",
+                         args=("serve", str(config)), mounts=(self.root,),
+                         env=(("CONFIG_HASH", _digest(config)),))
 
     def _answers(self) -> bool:
         try:
@@ -83,29 +105,36 @@ class DistributionRegistry:
             return False
         return r.status_code in (200, 401)
 
+    @property
+    def running(self) -> bool:
+        return self.plane.running(ROLE)
+
     def ensure_running(self) -> None:
-        if self.process and self.process.running:
-            return
-        if self._answers():
+        """Adopt the running registry, or start one."""
+        config = self._write_config()
+        if self.plane.find(ROLE) is None and self._answers():
             raise Unavailable(
                 f"something already answers at {self.address}, so dockyard cannot start its registry there",
                 "stop it, or set DOCKYARD_REGISTRY_PORT to a free port",
             )
-        config = self._write_config()
-        self.process = Supervised("registry", [self.binary, "serve", str(config)], self.root / "registry.log")
-        self.process.start()
-        deadline = time.monotonic() + 20
+        self.plane.ensure(self.component(config))
+        deadline = time.monotonic() + 30
         while not self._answers():
-            if time.monotonic() > deadline or not self.process.running:
+            failure = self.plane.failure(ROLE)
+            if failure or time.monotonic() > deadline:
                 raise Unavailable(
-                    f"the registry did not start at {self.address}: {self.process.recent_output()}",
-                    "see the registry log under DOCKYARD_HOME/registry/registry.log",
+                    f"the registry did not start at {self.address}: {failure or 'no answer'}",
+                    f"is the port taken? set DOCKYARD_REGISTRY_PORT to a free port (log: docker logs "
+                    f"{self.plane.container_name(ROLE)})",
                 )
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process:
-            self.process.stop()
+        """The registry outlives the server: nothing to do when the server stops."""
+
+    def remove(self) -> bool:
+        """Stop and remove the registry's container (`dockyard server down`)."""
+        return self.plane.remove(ROLE)
 
     def config_digest(self, repository: str, tag: str) -> str | None:
         try:
@@ -120,3 +149,7 @@ class DistributionRegistry:
             raise Unavailable(f"the registry answered {r.status_code} for {repository}:{tag}: {r.text[:200]}")
         config = r.json().get("config", {})
         return str(config["digest"]) if "digest" in config else None
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

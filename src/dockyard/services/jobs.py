@@ -17,8 +17,10 @@ Handler = Callable[[Job, Callable[[str], None]], None]
 
 
 class JobRunner:
-    def __init__(self, store: SqlStore, handlers: dict[str, Handler], workers: int = 2) -> None:
+    def __init__(self, store: SqlStore, handlers: dict[str, Handler], workers: int = 2,
+                 max_attempts: int = 3) -> None:
         self.store = store
+        self.max_attempts = max_attempts
         self.handlers = handlers
         self.workers = workers
         self._wake = threading.Condition()
@@ -26,8 +28,13 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for job_id in self.store.requeue_interrupted():
+        again, failed = self.store.requeue_interrupted(self.max_attempts)
+        for job_id in again:
             self.store.append_log(job_id, "-----> dockyard restarted while this job ran; resuming it")
+        for job_id in failed:
+            self.store.append_log(job_id, f" !     dockyard stopped while this job ran, {self.max_attempts} times: "
+                                          "not tried again (it may be what stops the server; see the server log)")
+            log.error("job %s failed: interrupted %s times", job_id, self.max_attempts)
         for i in range(self.workers):
             thread = threading.Thread(target=self._loop, name=f"job-worker-{i}", daemon=True)
             thread.start()

@@ -1,0 +1,371 @@
+"""Apps' containers on one Docker host (the Orchestrator port), through the Engine API.
+
+Everything created here carries labels naming installation, app, environment, service and
+release, so observation and clean-up never guess. Each app network gets a small subnet of its own
+from dockyard's pool (domain/networks.py); every container runs with default limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ipaddress
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from dockyard.adapters.docker_client import LABEL, explain, labels
+from dockyard.domain import networks
+from dockyard.domain.errors import DeployFailed
+from dockyard.domain.images import parse_reference
+from dockyard.domain.model import RunningService, ServiceSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Defaults every app container runs with (DOCKYARD_CONTAINER_*)."""
+
+    memory: str = "1g"
+    pids: int = 1024
+    log_max_size: str = "10m"
+    log_max_files: int = 3
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Where app networks take their subnets from (DOCKYARD_NETWORK_POOL / _PREFIX)."""
+
+    network: str = networks.DEFAULT_POOL
+    prefix: int = networks.DEFAULT_PREFIX
+
+
+class DockerOrchestrator:
+    """Orchestrator for a single Docker host."""
+
+    def __init__(self, client: Any, installation: str, prefix: str, registry_auth: dict[str, str],
+                 limits: Limits | None = None, pool: Pool | None = None) -> None:
+        self.client = client
+        self.api = client.api
+        self.installation = installation
+        self.prefix = prefix
+        self.registry_auth = registry_auth
+        self.limits = limits or Limits()
+        self.pool = pool or Pool()
+        self._pool_net = networks.parse_pool(self.pool.network, self.pool.prefix)
+        self._network_lock = threading.Lock()
+
+    # -- networks -------------------------------------------------------------------------
+    def network_name(self, app: str) -> str:
+        """Named after the installation too: two installations on one engine never share one."""
+        return f"{self.prefix}-{self.installation}-{app}"
+
+    def _legacy_network_name(self, app: str) -> str:
+        return f"{self.prefix}-{app}"
+
+    def ensure_network(self, app: str) -> None:
+        name = self.network_name(app)
+        with self._network_lock:
+            if self.api.networks(names=[name]):
+                return
+            taken = networks.parse_taken(_host_routes())
+            for _ in range(8):
+                taken += networks.parse_taken(
+                    c.get("Subnet", "") for n in self.api.networks() for c in ((n.get("IPAM") or {}).get("Config") or [])
+                )
+                subnet = networks.pick_subnet(self._pool_net, self.pool.prefix, taken)
+                ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))])
+                try:
+                    self.api.create_network(name, driver="bridge", ipam=ipam, check_duplicate=True,
+                                            labels=labels(self.installation, app=app))
+                    return
+                except docker.errors.APIError as exc:
+                    if "overlap" not in explain(exc).lower():  # another installation took it meanwhile: next one
+                        raise DeployFailed(f"cannot create the network of {app}: {explain(exc)}") from None
+                    taken.append(subnet)
+            raise DeployFailed(f"cannot create the network of {app}: every subnet tried was taken meanwhile",
+                               "deploy again")
+
+    def remove_network(self, app: str) -> None:
+        for name in (self.network_name(app), self._legacy_network_name(app)):
+            for net in self.api.networks(names=[name]):
+                if (net.get("Labels") or {}).get(f"{LABEL}.installation") not in (self.installation, None):
+                    continue
+                try:
+                    self.api.remove_network(net["Id"])
+                except docker.errors.NotFound:
+                    pass
+
+    # -- containers -----------------------------------------------------------------------
+    def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService:
+        name = f"{self.prefix}-{app}-{service.name}-r{release}-{secrets.token_hex(2)}"
+        container_labels = labels(
+            self.installation, app=app, environment=environment, service=service.name, release=str(release),
+            spec=service.spec_hash, port=str(service.port or ""),
+        )
+        network = self.network_name(app)
+        mode = service.network_mode or network  # another mode only where an admin allowed it
+        # The proxy runs on the host's network and dials the container's address on the app
+        # network directly: no host port is published.
+        host_config = self.api.create_host_config(
+            restart_policy={"Name": "unless-stopped"},
+            network_mode=mode,
+            init=True,  # a tiny init as PID 1 forwards signals: apps stop on SIGTERM, not after the timeout
+            mem_limit=self.limits.memory or None,
+            pids_limit=self.limits.pids or None,
+            log_config=docker.types.LogConfig(type="json-file", config={
+                "max-size": self.limits.log_max_size, "max-file": str(self.limits.log_max_files)}),
+            security_opt=["no-new-privileges:true", *service.security_opt],
+            privileged=service.privileged,
+            cap_add=list(service.cap_add) or None,
+            devices=list(service.devices) or None,
+            binds=list(service.binds) or None,
+            pid_mode=service.pid or None,
+            ipc_mode=service.ipc or None,
+        )
+        networking = self.api.create_networking_config(
+            {network: self.api.create_endpoint_config(aliases=[service.name])}
+        ) if mode == network else None
+        # On one host the image dockyard built is here already: run it by its content id, which
+        # needs no pull and no wait for the registry push.
+        image = service.image_id or service.image
+
+        def create() -> dict[str, Any]:
+            return dict(self.api.create_container(
+                image, name=name, labels=container_labels, host_config=host_config,
+                networking_config=networking, environment=dict(service.environment),
+                command=list(service.command) if service.command is not None else None,
+                hostname=service.name if mode == network else None,
+            ))
+
+        try:
+            try:
+                created = create()
+            except docker.errors.ImageNotFound:
+                self._pull(image)
+                created = create()
+        except docker.errors.APIError as exc:
+            raise DeployFailed(f"cannot create {service.name}: {explain(exc)}") from None
+        try:
+            self.api.start(created["Id"])
+        except docker.errors.APIError as exc:
+            self.api.remove_container(created["Id"], force=True)
+            raise DeployFailed(f"cannot start {service.name}: {explain(exc)}") from None
+        return self._running(self.api.inspect_container(created["Id"]))
+
+    def _pull(self, image: str) -> None:
+        try:
+            self.api.pull(image, auth_config=self.registry_auth if self._is_ours(image) else None)
+        except docker.errors.APIError as exc:
+            raise DeployFailed(f"cannot pull {image}: {explain(exc)}",
+                               "check the image name and that its registry is reachable") from None
+
+    def _is_ours(self, image: str) -> bool:
+        """Registry credentials go to dockyard's registry address exactly, never to a look-alike."""
+        try:
+            name = parse_reference(image).name
+        except ValueError:
+            return False
+        return name.partition("/")[0] == self.registry_auth.get("serveraddress", "")
+
+    def _running(self, info: dict[str, Any]) -> RunningService:
+        return running_service(info, self.network_name)
+
+    def observe(self, app: str | None = None) -> list[RunningService]:
+        filters = [f"{LABEL}.installation={self.installation}"]
+        if app:
+            filters.append(f"{LABEL}.app={app}")
+        out = []
+        for summary in self.api.containers(all=True, filters={"label": filters}):
+            try:
+                out.append(self._running(self.api.inspect_container(summary["Id"])))
+            except docker.errors.NotFound:
+                continue
+        return sorted((c for c in out if c.app), key=lambda c: (c.app, c.service, c.release))
+
+    def _tail(self, container_id: str, lines: int = 15) -> str:
+        try:
+            raw = self.api.logs(container_id, tail=lines)
+        except docker.errors.APIError:
+            return ""
+        return bytes(raw).decode(errors="replace").strip()
+
+    def wait_ready(self, container: RunningService, timeout: float) -> None:
+        """Ready means: running, and for a web service, an HTTP answer on its port."""
+        deadline = time.monotonic() + timeout
+        settle = time.monotonic() + 1.0
+        while True:
+            state = self.api.inspect_container(container.id)["State"]
+            if state["Status"] in ("exited", "dead") or state.get("Restarting"):
+                oom = " (out of memory: raise DOCKYARD_CONTAINER_MEMORY)" if state.get("OOMKilled") else ""
+                raise DeployFailed(
+                    f"service {container.service} exited (code {state.get('ExitCode')}){oom} before "
+                    f"it was ready. Its last output:\n{self._tail(container.id)}",
+                    "run it locally with docker run to see why it stops",
+                )
+            if container.upstream is None:
+                if time.monotonic() >= settle:
+                    return
+            elif _answers_http(container.upstream):
+                return
+            if time.monotonic() > deadline:
+                raise DeployFailed(
+                    f"service {container.service} did not answer HTTP on its port within {timeout:.0f}s. "
+                    f"Its last output:\n{self._tail(container.id)}",
+                    "check that it listens on 0.0.0.0 and on the EXPOSEd port",
+                )
+            time.sleep(0.02)
+
+    def stop(self, container: RunningService) -> None:
+        try:
+            self.api.stop(container.id, timeout=10)
+            self.api.remove_container(container.id, force=True)
+        except docker.errors.NotFound:
+            pass
+
+    # -- events ---------------------------------------------------------------------------
+    def watch(self, on_change: Callable[[str | None], None], stop: threading.Event) -> None:
+        """Call ``on_change(app)`` when one of the installation's containers starts or dies, and
+        ``on_change(None)`` when anything may have changed unseen (the engine restarted, the
+        proxy started again). Returns when ``stop`` is set; survives engine restarts."""
+        filters = {"type": ["container"], "event": ["start", "die"],
+                   "label": [f"{LABEL}.installation={self.installation}"]}
+        first = True
+        while not stop.is_set():
+            try:
+                events = self.api.events(filters=filters, decode=True)
+                if not first:
+                    on_change(None)  # events were missed while the stream was down
+                first = False
+                for event in events:
+                    if stop.is_set():
+                        break
+                    attrs = (event.get("Actor") or {}).get("Attributes") or {}
+                    if attrs.get(f"{LABEL}.role"):
+                        on_change(None)
+                    elif attrs.get(f"{LABEL}.app"):
+                        on_change(attrs[f"{LABEL}.app"])
+            except Exception as exc:  # the engine went away: wait for it to come back
+                log.debug("engine events: %s", exc)
+            if not first:
+                stop.wait(0.5)
+
+    # -- logs -----------------------------------------------------------------------------
+    def logs(self, app: str, follow: bool, tail: int, stop: threading.Event | None = None) -> Iterator[str]:
+        """Lines of the app's running containers, merged. Setting ``stop`` (the reader went away)
+        ends the iterator within half a second and closes the engine's log streams."""
+        running = [c for c in self.observe(app) if c.state == "running"]
+        lines: queue.Queue[str | None] = queue.Queue(maxsize=1000)
+        streams: list[Any] = []
+        closed = threading.Event()
+
+        def put(item: str | None) -> None:
+            while not closed.is_set():
+                try:
+                    lines.put(item, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+
+        def pump(c: RunningService) -> None:
+            try:
+                stream = self.api.logs(c.id, stream=True, follow=follow, tail=tail, timestamps=False)
+                streams.append(stream)
+                buf = b""
+                for chunk in stream:
+                    buf += chunk
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        put(f"{c.service}[r{c.release}] | {line.decode(errors='replace')}")
+                if buf:
+                    put(f"{c.service}[r{c.release}] | {buf.decode(errors='replace')}")
+            except (docker.errors.APIError, OSError, ValueError):
+                pass
+            finally:
+                put(None)
+
+        for c in running:
+            threading.Thread(target=pump, args=(c,), daemon=True).start()
+        remaining = len(running)
+        try:
+            while remaining and not (stop is not None and stop.is_set()):
+                try:
+                    item = lines.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    remaining -= 1
+                else:
+                    yield item
+        finally:
+            closed.set()
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    stream.close()
+
+
+def running_service(info: dict[str, Any], network_name: Callable[[str], str]) -> RunningService:
+    """A container's ``docker inspect`` JSON → what dockyard needs of it."""
+    container_labels = info["Config"]["Labels"] or {}
+    app = container_labels.get(f"{LABEL}.app", "")
+    port = container_labels.get(f"{LABEL}.port", "")
+    nets = info["NetworkSettings"].get("Networks") or {}
+    # the app network; a container made before network names carried the installation is on its
+    # only network
+    network: dict[str, Any] = nets.get(network_name(app)) or next((n for n in nets.values() if n.get("IPAddress")), {})
+    upstream = f"{network['IPAddress']}:{port}" if port and network.get("IPAddress") else None
+    return RunningService(
+        id=info["Id"],
+        app=app,
+        service=container_labels.get(f"{LABEL}.service", ""),
+        release=int(container_labels.get(f"{LABEL}.release", "0") or 0),
+        image=info["Config"]["Image"],
+        state=info["State"]["Status"],
+        upstream=upstream,
+        environment=container_labels.get(f"{LABEL}.environment", ""),
+        spec_hash=container_labels.get(f"{LABEL}.spec", ""),
+    )
+
+
+def _host_routes(path: Path = Path("/proc/net/route")) -> list[str]:
+    """The host's IPv4 routes as CIDRs (the default route is dropped by the pool)."""
+    out: list[str] = []
+    try:
+        lines = path.read_text().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            dest = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+            mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+        except ValueError:
+            continue
+        with contextlib.suppress(ValueError):
+            out.append(str(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False)))
+    return out
+
+
+def _answers_http(upstream: str) -> bool:
+    host, _, port = upstream.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=2)
+    try:
+        conn.request("GET", "/", headers={"User-Agent": "dockyard-readiness"})
+        conn.getresponse().read(0)
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()

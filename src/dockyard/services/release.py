@@ -1,0 +1,203 @@
+"""Releasing services: start, wait, switch the proxy, stop the old containers, and undo a
+release that fails before traffic moved. Also keeps routes pointing at the live containers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.adapters.sql_store import SqlStore
+from dockyard.domain.errors import DeployFailed, DockyardError
+from dockyard.domain.model import (
+    DEFAULT_ENVIRONMENT,
+    App,
+    Release,
+    ReleaseStatus,
+    Route,
+    RunningService,
+    ServiceSpec,
+)
+from dockyard.planning import deploy as plan
+from dockyard.ports import Orchestrator, Proxy
+
+Say = Callable[[str], None]
+
+
+def service_from_dict(data: dict[str, Any]) -> ServiceSpec:
+    """A ServiceSpec back from its stored JSON form."""
+    known = set(ServiceSpec.__dataclass_fields__)
+    values = {k: v for k, v in data.items() if k in known}
+    values["hosts"] = tuple(data.get("hosts", ()))
+    values["environment"] = tuple((str(k), str(v)) for k, v in data.get("environment", ()))
+    command = data.get("command")
+    values["command"] = tuple(command) if command is not None else None
+    for key, value in values.items():
+        if isinstance(value, list):
+            values[key] = tuple(value)
+    return ServiceSpec(**values)
+
+
+@dataclass
+class Releaser:
+    """Takes an app from what runs to what a release says, one app at a time."""
+
+    store: SqlStore
+    orchestrator: Orchestrator
+    proxy: Proxy
+    proxy_port: int
+    route_prefix: str
+    ready_timeout: float
+    _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    # -- release --------------------------------------------------------------------------
+    def route_id(self, app: str, service: str) -> str:
+        return f"{self.route_prefix}-{app}.{service}"  # '.' is in neither name: no two apps collide
+
+    def lock(self, app: str) -> threading.Lock:
+        """Held while an app's containers or routes change: a release, a restore of its routes."""
+        with self._locks_guard:
+            return self._locks.setdefault(app, threading.Lock())
+
+    def release(
+        self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
+        pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None,
+    ) -> int:
+        """Start, wait, switch, stop. ``pinned`` gives the services with their images' digests:
+        it is awaited before traffic moves, and the release records what it returns."""
+        with self.lock(app.name):
+            return self._release(app, commit, services, job_id, say, pinned)
+
+    def _release(
+        self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
+        pinned: Callable[[], tuple[ServiceSpec, ...]] | None,
+    ) -> int:
+        release_id = self.store.create_release(app.name, DEFAULT_ENVIRONMENT, commit, job_id)
+        self.store.set_release(release_id, ReleaseStatus.PENDING, services)
+        desired = Release(id=release_id, app=app.name, commit=commit, services=services)
+        observed = self.orchestrator.observe(app.name)
+        actions = plan.plan_release(desired, observed)
+        cleanup = [a for a in actions if isinstance(a, plan.RemoveRoute | plan.StopContainer)]
+        started: dict[str, RunningService] = {}
+        switched: list[ServiceSpec] = []
+
+        def before_switch() -> None:
+            if pinned is not None:
+                self.store.set_release(release_id, ReleaseStatus.PENDING, pinned())
+
+        try:
+            self._apply(desired, [a for a in actions if a not in cleanup], started, switched, say, before_switch)
+        except Exception as exc:
+            self._roll_back(app.name, observed, started, switched)
+            message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
+            self.store.set_release(release_id, ReleaseStatus.FAILED, error=message)
+            say(" !     Release failed; the previous release keeps serving.")
+            raise
+        self.store.set_release(release_id, ReleaseStatus.LIVE)
+        self.store.supersede(app.name, DEFAULT_ENVIRONMENT, release_id)
+        say(f"-----> Release {release_id} is live")
+        for service in switched:
+            for host in service.hosts:
+                say(f"       http://{host}:{self.proxy_port}/")
+        # Traffic has moved: what is left is clean-up, and its failures do not undo the release.
+        for action in cleanup:
+            try:
+                self._apply(desired, [action], started, switched, say, lambda: None)
+            except DockyardError as exc:
+                say(f" !     warning: {exc.message} (the release is live; dockyard retries at the next deploy)")
+        return release_id
+
+    def _roll_back(
+        self, app: str, observed: list[RunningService], started: dict[str, RunningService],
+        switched: list[ServiceSpec],
+    ) -> None:
+        """Undo a release that failed midway: routes back to the old containers, new ones removed."""
+        for service in switched:
+            old = next((c for c in observed if c.service == service.name and c.state == "running" and c.upstream), None)
+            try:
+                if old is not None and old.upstream is not None:
+                    self.proxy.set_route(Route(self.route_id(app, service.name), service.hosts, (old.upstream,)))
+                else:
+                    self.proxy.remove_route(self.route_id(app, service.name))
+            except DockyardError:
+                continue  # the proxy is down: restore_routes puts the live routes back when it returns
+        for c in started.values():
+            try:
+                self.orchestrator.stop(c)
+            except DockyardError:
+                continue  # labelled: the next deploy's plan stops it
+
+    def _apply(
+        self, release: Release, actions: list[plan.Action], started: dict[str, RunningService],
+        routed: list[ServiceSpec], say: Say, before_switch: Callable[[], None],
+    ) -> None:
+        running: dict[str, RunningService] = {}
+        switching = False
+        for action in actions:
+            if not switching and isinstance(action, plan.RouteTraffic):
+                switching = True
+                before_switch()
+            match action:
+                case plan.EnsureNetwork(app=app):
+                    self.orchestrator.ensure_network(app)
+                case plan.KeepService(service=service, container=container):
+                    running[service.name] = container
+                    say(f"-----> {service.name}: unchanged, keeping {container.id[:12]}")
+                case plan.StartService(service=service):
+                    say(f"-----> Starting {service.name} ({service.image.rsplit('/', 1)[-1][:60]})")
+                    c = self.orchestrator.start(release.app, release.id, release.environment, service)
+                    started[service.name] = running[service.name] = c
+                case plan.AwaitReady(service=service):
+                    say(f"       waiting for {service.name} to answer")
+                    self.orchestrator.wait_ready(running[service.name], self.ready_timeout)
+                case plan.RouteTraffic(service=service):
+                    upstream = running[service.name].upstream
+                    if upstream is None:
+                        raise DeployFailed(f"service {service.name} publishes no port")
+                    self.proxy.set_route(Route(self.route_id(release.app, service.name), service.hosts, (upstream,)))
+                    routed.append(service)
+                case plan.RemoveRoute(service=name):
+                    self.proxy.remove_route(self.route_id(release.app, name))
+                case plan.StopContainer(container=container):
+                    say(f"-----> Stopping {container.service} of release {container.release}")
+                    self.orchestrator.stop(container)
+        if not switching:
+            before_switch()
+
+    # -- upkeep ---------------------------------------------------------------------------
+    def restore_routes(self) -> None:
+        """Point the proxy at every app's live containers (after a start, or when the engine's
+        events may have been missed)."""
+        for app in self.store.list_apps():
+            self.restore_app_routes(app.name)
+
+    def restore_app_routes(self, app: str) -> None:
+        """Point the proxy at the app's live release's running containers; a route that is
+        right already is left alone."""
+        if self.store.live_release(app, DEFAULT_ENVIRONMENT) is None:
+            return
+        with self.lock(app):
+            # A service kept unchanged by a release runs in a container of an earlier release:
+            # the container that serves is the running one whose spec matches the live release's.
+            live = self.store.live_release(app, DEFAULT_ENVIRONMENT)
+            if live is None:
+                return
+            specs = {s.name: s for s in map(service_from_dict, live["services"]) if s.is_web}
+            current = {r.id: r for r in self.proxy.routes()}
+            for c in self.orchestrator.observe(app):
+                spec = specs.get(c.service)
+                if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
+                    route = Route(self.route_id(app, c.service), spec.hosts, (c.upstream,))
+                    if current.get(route.id) != route:
+                        self.proxy.set_route(route)
+
+    def destroy(self, app: str) -> None:
+        with self.lock(app):
+            for action in plan.plan_removal(app, self.orchestrator.observe(app)):
+                if isinstance(action, plan.RemoveRoute):
+                    self.proxy.remove_route(self.route_id(app, action.service))
+                elif isinstance(action, plan.StopContainer):
+                    self.orchestrator.stop(action.container)
+            self.orchestrator.remove_network(app)

@@ -26,7 +26,18 @@ if [ -n "${DOCKER_HOST:-}" ]; then
 elif engine_answers; then
   say "a Docker engine already runs: using it as it is"
 else
-  say "starting the Docker engine"
+  say "starting the Docker engine (with live-restore: apps keep running while it restarts or upgrades)"
+  # live-restore goes into daemon.json, merged with what is there (a dockerd flag would conflict with it)
+  $SUDO mkdir -p /etc/docker
+  $SUDO python3 - <<'PY'
+import json, pathlib
+path = pathlib.Path("/etc/docker/daemon.json")
+config = json.loads(path.read_text() or "{}") if path.exists() else {}
+if config.get("live-restore") is not True:
+    config["live-restore"] = True
+    path.write_text(json.dumps(config, indent=2) + "\n")
+PY
+  $SUDO mkdir -p /run/dockyard && $SUDO touch /run/dockyard/engine-started-by-setup
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
     $SUDO systemctl start docker
   else

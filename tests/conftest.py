@@ -23,7 +23,8 @@ def engine() -> Iterator[docker.DockerClient]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("dockyard-home"), DOCKYARD_MAX_PUSH_BYTES=str(3 * 1024 * 1024))
+    srv = Server(tmp_path_factory.mktemp("dockyard-home"), DOCKYARD_MAX_PUSH_BYTES=str(3 * 1024 * 1024),
+                 DOCKYARD_BUILD_TIMEOUT="15")
     srv.start()
     try:
         yield srv

@@ -142,8 +142,13 @@ def test_routes_follow_a_container_that_comes_back_under_another_address(
 def test_server_down_stops_the_data_plane_and_server_brings_it_back(
     tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
-    srv = Server(tmp_path_factory.mktemp("down-home"))
+    home = tmp_path_factory.mktemp("down-home")
+    home.chmod(0o755)
+    srv = Server(home)
     srv.start()
+    # DOCKYARD_HOME holds the database, the registry's password and the repos: its owner's only
+    assert (home.stat().st_mode & 0o777, (home / "dockyard.db").stat().st_mode & 0o777) == (0o700, 0o600)
+    assert (home / "registry" / "password").stat().st_mode & 0o077 == 0
     try:
         srv.cli("apps", "create", "downtest")
         assert srv.push(make_repo(tmp_path / "src", static_site("back again")), "downtest").returncode == 0

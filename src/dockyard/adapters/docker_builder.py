@@ -70,7 +70,9 @@ class DockerBuilder:
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and "ID" in aux:
                     image_id = aux["ID"]
-        except (OSError, ValueError, docker.errors.DockerException) as exc:
+        except BuildFailed:
+            raise
+        except Exception as exc:  # the stream broke: the deadline cut it, or the engine went away
             if not timed_out.is_set():
                 raise BuildFailed(f"{dockerfile}: the build stopped: {explain(exc)}", "push again") from None
         finally:

@@ -1,0 +1,124 @@
+"""A Docker engine restart (an upgrade, a crash) does not stop apps: an engine that dockyard
+starts runs with live-restore, and the server's view of the engine (its event stream) comes
+back by itself. Runs against a second, private dockerd, so the rest of the suite is untouched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from tests.e2e.test_data_plane import Load
+from tests.support import BASE_IMAGE, Server, make_repo, static_site, sweep, wait_until
+
+
+class PrivateEngine:
+    """A dockerd of its own (data root, exec root, socket), in the host's network namespace,
+    without iptables or a default bridge, so it cannot disturb the suite's engine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.host = f"unix://{self.socket}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = ["dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                "--pidfile", str(self.root / "dockerd.pid"), "-H", self.host, "--iptables=false",
+                "--ip-masq=false", "--bridge=none", "--live-restore"]
+        with (self.root / "dockerd.log").open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._answers, 30, f"the private dockerd (log: {self.root / 'dockerd.log'})")
+
+    def _answers(self) -> bool:
+        try:
+            client = docker.DockerClient(base_url=self.host, timeout=2)
+        except docker.errors.DockerException:
+            return False
+        try:
+            return bool(client.ping())
+        except docker.errors.DockerException:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.host)
+
+
+@pytest.fixture(scope="module")
+def private_engine(engine: docker.DockerClient) -> Iterator[PrivateEngine]:
+    root = Path(f"/tmp/dytest-engine-{os.getpid()}")  # short: unix socket paths are limited
+    root.mkdir(parents=True, exist_ok=True)
+    private = PrivateEngine(root)
+    try:
+        private.start()
+        client = private.client()
+        client.images.load(b"".join(engine.images.get(BASE_IMAGE).save(named=True)))
+        client.close()
+        yield private
+    finally:
+        if private.proc and private.proc.poll() is None:
+            client = private.client()
+            for c in client.containers.list(all=True):
+                c.remove(force=True)
+            client.close()
+        private.stop()
+        for mount in sorted((line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                             if line.split()[1].startswith(str(root))), reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_apps_keep_serving_while_the_engine_restarts_and_routes_follow_after(
+    private_engine: PrivateEngine, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    srv = Server(tmp_path_factory.mktemp("engine-restart-home"), DOCKYARD_DOCKER_HOST=private_engine.host)
+    srv.start()
+    client = private_engine.client()
+    try:
+        srv.cli("apps", "create", "steady")
+        push = srv.push(make_repo(tmp_path / "src", static_site("steady")), "steady")
+        assert push.returncode == 0 and srv.body("steady.localhost") == "steady\n", push.stderr
+        assert client.info()["LiveRestoreEnabled"]
+        with Load(srv, "steady.localhost") as load:
+            load.during("before", 1.0)
+            load.step = "engine restart"
+            started = time.monotonic()
+            private_engine.stop()
+            private_engine.start()
+            load.during("engine restart", 0.5)
+            restart = time.monotonic() - started
+            load.during("after", 1.0)
+        assert sum(load.failed.values()) == 0, (dict(load.failed), load.errors[:5])
+        assert all(load.ok[s] > 0 for s in ("before", "engine restart", "after")), dict(load.ok)
+        print(f"\nengine restart took {restart:.1f}s; requests ok {dict(load.ok)}, failed {dict(load.failed)}")
+
+        # the server's event stream came back with the engine: a container that Docker starts
+        # again under another address is routed to at once
+        web = client.containers.list(filters={"label": ["dockyard.app=steady"]})[0]
+        network = next(iter(web.attrs["NetworkSettings"]["Networks"]))
+        web.stop(timeout=1)
+        squatter = client.containers.run(BASE_IMAGE, ["sleep", "60"], detach=True, network=network)
+        web.start()
+        wait_until(lambda: srv.body("steady.localhost") == "steady\n", 10, "the route to follow the new address")
+        squatter.remove(force=True)
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.api("DELETE", "/api/v1/apps/steady")
+        srv.stop()
+        sweep(client, srv.installation)
+        client.close()

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from dockyard.adapters.dataplane import Component, DataPlane
+from dockyard.adapters.local_http import Answer, HttpError, LocalHttp
 from dockyard.domain.errors import Unavailable
 from dockyard.domain.model import Route
 
@@ -33,15 +32,7 @@ class CaddyProxy:
         self.image = image
         self.binary = binary
         self.socket = root / "admin.sock"
-        self._http: httpx.Client | None = None
-
-    def _client(self) -> httpx.Client:
-        """One client for the adapter's life: making an httpx client costs tens of milliseconds."""
-        if self._http is None:
-            self._http = httpx.Client(
-                transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://caddy", timeout=10
-            )
-        return self._http
+        self._http = LocalHttp(unix_socket=str(self.socket), host_header="caddy")
 
     def _fallback(self) -> dict[str, Any]:
         return {
@@ -73,8 +64,8 @@ class CaddyProxy:
         if not self.socket.exists():
             return False
         try:
-            return self._client().get("/config/").status_code == 200
-        except httpx.HTTPError:
+            return self._http.get("/config/").status_code == 200
+        except HttpError:
             return False
 
     @property
@@ -129,10 +120,10 @@ class CaddyProxy:
             "terminal": True,
         }
 
-    def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+    def _call(self, method: str, path: str, body: Any = None) -> Answer:
         try:
-            return self._client().request(method, path, json=body)
-        except httpx.HTTPError as exc:
+            return self._http.request(method, path, body)
+        except HttpError as exc:
             raise Unavailable(f"the proxy's admin API does not answer: {exc}",
                               f"check its container: docker logs {self.plane.container_name(ROLE)}") from None
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import bcrypt
-import httpx
 
 from dockyard.adapters.dataplane import Component, DataPlane
+from dockyard.adapters.local_http import HttpError, LocalHttp
 from dockyard.domain.errors import Unavailable
 
 MANIFEST_TYPES = ", ".join(
@@ -35,13 +35,7 @@ class DistributionRegistry:
         self.plane = plane
         self.image = image
         self.binary = binary
-        self._http: httpx.Client | None = None
-
-    def _client(self) -> httpx.Client:
-        """One client for the adapter's life: making an httpx client costs tens of milliseconds."""
-        if self._http is None:
-            self._http = httpx.Client(base_url=f"http://{self.address}", timeout=10)
-        return self._http
+        self._http = LocalHttp(host, port)
 
     @property
     def address(self) -> str:
@@ -100,8 +94,8 @@ class DistributionRegistry:
 
     def _answers(self) -> bool:
         try:
-            r = self._client().get("/v2/", timeout=1)
-        except httpx.HTTPError:
+            r = self._http.get("/v2/", timeout=1)
+        except HttpError:
             return False
         return r.status_code in (200, 401)
 
@@ -138,10 +132,10 @@ class DistributionRegistry:
 
     def config_digest(self, repository: str, tag: str) -> str | None:
         try:
-            r = self._client().get(
-                f"/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, auth=(USER, self.password)
+            r = LocalHttp(self.host, self.port, auth=(USER, self.password)).get(
+                f"/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
             )
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise Unavailable(f"the registry at {self.address} does not answer: {exc}") from None
         if r.status_code == 404:
             return None

@@ -359,3 +359,16 @@ def test_a_base_built_in_the_same_push_is_pinned_by_id_and_never_tagged(world: W
     assert world.builder.dockerfiles[base_id] is None  # a base of no one's is built as pushed
     assert any(f"FROM reg.example.com/acme/base:1: the image built above ({base_id[7:19]})" in line
                for line in world.said)
+
+
+def test_a_route_check_during_a_release_does_not_wait_for_it_and_runs_as_it_ends(world: World) -> None:
+    """The engine's events ask for route checks from one thread: an app in the middle of a
+    release must not hold the other apps' checks up."""
+    world.deploy(world.push(static_site("v1")))
+    with world.deployer.lock(APP):  # as a release does
+        world.deployer.restore_app_routes(APP, wait=False)  # returns at once: the lock is taken
+    assert APP in world.deployer.releaser._stale
+    world.proxy.remove_route(ROUTE_ID)  # the routes went wrong meanwhile
+    world.deploy(world.push(static_site("v2", version="1.1")))
+    assert world.deployer.releaser._stale == set()
+    assert [r.id for r in world.proxy.routes()] == [ROUTE_ID]

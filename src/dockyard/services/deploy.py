@@ -107,11 +107,11 @@ class Deployer:
     def lock(self, app: str) -> threading.Lock:
         return self.releaser.lock(app)
 
-    def restore_routes(self) -> None:
-        self.releaser.restore_routes()
+    def restore_routes(self, wait: bool = True) -> None:
+        self.releaser.restore_routes(wait)
 
-    def restore_app_routes(self, app: str) -> None:
-        self.releaser.restore_app_routes(app)
+    def restore_app_routes(self, app: str, wait: bool = True) -> None:
+        self.releaser.restore_app_routes(app, wait)
 
     def destroy(self, app: str) -> None:
         self.releaser.destroy(app)

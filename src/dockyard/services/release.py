@@ -51,6 +51,7 @@ class Releaser:
     ready_timeout: float
     _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stale: set[str] = field(default_factory=set, init=False, repr=False)  # routes to check after a release
 
     # -- release --------------------------------------------------------------------------
     def route_id(self, app: str, service: str) -> str:
@@ -67,8 +68,12 @@ class Releaser:
     ) -> int:
         """Start, wait, switch, stop. ``pinned`` gives the services with their images' digests:
         it is awaited before traffic moves, and the release records what it returns."""
-        with self.lock(app.name):
-            return self._release(app, commit, services, job_id, say, pinned)
+        try:
+            with self.lock(app.name):
+                return self._release(app, commit, services, job_id, say, pinned)
+        finally:
+            if app.name in self._stale:  # a container changed under the release: check its routes
+                self.restore_app_routes(app.name)
 
     def _release(
         self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
@@ -167,31 +172,42 @@ class Releaser:
             before_switch()
 
     # -- upkeep ---------------------------------------------------------------------------
-    def restore_routes(self) -> None:
+    def restore_routes(self, wait: bool = True) -> None:
         """Point the proxy at every app's live containers (after a start, or when the engine's
         events may have been missed)."""
         for app in self.store.list_apps():
-            self.restore_app_routes(app.name)
+            self.restore_app_routes(app.name, wait)
 
-    def restore_app_routes(self, app: str) -> None:
+    def restore_app_routes(self, app: str, wait: bool = True) -> None:
         """Point the proxy at the app's live release's running containers; a route that is
-        right already is left alone."""
+        right already is left alone. With ``wait`` False, an app in the middle of a release is
+        not waited for: the release checks its routes when it ends."""
         if self.store.live_release(app, DEFAULT_ENVIRONMENT) is None:
             return
-        with self.lock(app):
-            # A service kept unchanged by a release runs in a container of an earlier release:
-            # the container that serves is the running one whose spec matches the live release's.
-            live = self.store.live_release(app, DEFAULT_ENVIRONMENT)
-            if live is None:
-                return
-            specs = {s.name: s for s in map(service_from_dict, live["services"]) if s.is_web}
-            current = {r.id: r for r in self.proxy.routes()}
-            for c in self.orchestrator.observe(app):
-                spec = specs.get(c.service)
-                if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
-                    route = Route(self.route_id(app, c.service), spec.hosts, (c.upstream,))
-                    if current.get(route.id) != route:
-                        self.proxy.set_route(route)
+        lock = self.lock(app)
+        if not lock.acquire(blocking=wait):
+            self._stale.add(app)
+            return
+        try:
+            self._stale.discard(app)
+            self._restore(app)
+        finally:
+            lock.release()
+
+    def _restore(self, app: str) -> None:
+        # A service kept unchanged by a release runs in a container of an earlier release:
+        # the container that serves is the running one whose spec matches the live release's.
+        live = self.store.live_release(app, DEFAULT_ENVIRONMENT)
+        if live is None:
+            return
+        specs = {s.name: s for s in map(service_from_dict, live["services"]) if s.is_web}
+        current = {r.id: r for r in self.proxy.routes()}
+        for c in self.orchestrator.observe(app):
+            spec = specs.get(c.service)
+            if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
+                route = Route(self.route_id(app, c.service), spec.hosts, (c.upstream,))
+                if current.get(route.id) != route:
+                    self.proxy.set_route(route)
 
     def destroy(self, app: str) -> None:
         with self.lock(app):

@@ -76,7 +76,7 @@ class DockerOrchestrator:
     def ensure_network(self, app: str) -> None:
         name = self.network_name(app)
         with self._network_lock:
-            if self.api.networks(names=[name]):
+            if self._networks_named(name):
                 return
             taken = networks.parse_taken(_host_routes())
             for _ in range(8):
@@ -96,19 +96,26 @@ class DockerOrchestrator:
             raise DeployFailed(f"cannot create the network of {app}: every subnet tried was taken meanwhile",
                                "deploy again")
 
+    def _networks_named(self, name: str) -> list[dict[str, Any]]:
+        """Networks of exactly this name (the engine's name filter also matches parts of names)."""
+        return [n for n in self.api.networks(names=[name]) if n.get("Name") == name]
+
     def remove_network(self, app: str) -> None:
         for name in (self.network_name(app), self._legacy_network_name(app)):
-            for net in self.api.networks(names=[name]):
+            for net in self._networks_named(name):
                 if (net.get("Labels") or {}).get(f"{LABEL}.installation") not in (self.installation, None):
                     continue
                 try:
                     self.api.remove_network(net["Id"])
                 except docker.errors.NotFound:
                     pass
+                except docker.errors.APIError as exc:
+                    raise DeployFailed(f"cannot remove the network of {app}: {explain(exc)}",
+                                       "a container still uses it: see docker network inspect " + name) from None
 
     # -- containers -----------------------------------------------------------------------
     def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService:
-        name = f"{self.prefix}-{app}-{service.name}-r{release}-{secrets.token_hex(2)}"
+        name = f"{self.prefix}-{self.installation}-{app}-{service.name}-r{release}-{secrets.token_hex(2)}"
         container_labels = labels(
             self.installation, app=app, environment=environment, service=service.name, release=str(release),
             spec=service.spec_hash, port=str(service.port or ""),
@@ -205,7 +212,11 @@ class DockerOrchestrator:
         deadline = time.monotonic() + timeout
         settle = time.monotonic() + 1.0
         while True:
-            state = self.api.inspect_container(container.id)["State"]
+            try:
+                state = self.api.inspect_container(container.id)["State"]
+            except docker.errors.NotFound:
+                raise DeployFailed(f"service {container.service}: its container was removed before it was ready",
+                                   "deploy again") from None
             if state["Status"] in ("exited", "dead") or state.get("Restarting"):
                 oom = " (out of memory: raise DOCKYARD_CONTAINER_MEMORY)" if state.get("OOMKilled") else ""
                 raise DeployFailed(

@@ -203,7 +203,7 @@ def test_remove_network_after_stop(side: Side) -> None:
     assert side.start("shop", 2, WEB).state == "running"
 
 
-def test_network_of_an_app_whose_name_another_app_extends(request: pytest.FixtureRequest, side: Side) -> None:
+def test_network_of_an_app_whose_name_another_app_extends(side: Side) -> None:
     orch = side.orchestrator
     orch.ensure_network("shop-blue")
     orch.ensure_network("shop")
@@ -211,7 +211,7 @@ def test_network_of_an_app_whose_name_another_app_extends(request: pytest.Fixtur
     assert side.start("shop", 1, WORKER).state == "running"
 
 
-def test_remove_network_leaves_other_apps_networks(request: pytest.FixtureRequest, side: Side) -> None:
+def test_remove_network_leaves_other_apps_networks(side: Side) -> None:
     orch = side.orchestrator
     orch.ensure_network("shop")
     orch.ensure_network("shop-blue")
@@ -299,7 +299,7 @@ def test_wait_ready_fails_when_a_web_service_never_answers(side: Side) -> None:
     assert "EXPOSE" in caught.value.hint
 
 
-def test_wait_ready_of_a_removed_container_fails_as_a_deploy(request: pytest.FixtureRequest, side: Side) -> None:
+def test_wait_ready_of_a_removed_container_fails_as_a_deploy(side: Side) -> None:
     orch = side.orchestrator
     orch.ensure_network("shop")
     web = side.start("shop", 1, WEB)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import itertools
 import tarfile
 import threading
@@ -142,10 +143,21 @@ class FakeBuilder:
 class FakeOrchestrator:
     """Containers in a dict; a started container runs until stopped.
 
-    Scripted failures: services named in ``fail_start`` cannot be started; those in
-    ``fail_ready`` exit before they are ready (``wait_ready`` raises DeployFailed).
-    ``events`` (shareable with a FakeProxy) records starts and stops in order.
+    It keeps the contract the real engine keeps (tests/integration/test_orchestrator_contract.py):
+    a web service's upstream is an address on its app network and its own port; ``observe`` never
+    lists containers that belong to no app (the data plane's); ``logs`` prefixes each line with
+    ``service[rN] | ``, honours ``tail``, and with ``follow`` ends only when ``stop`` is set or the
+    app's containers are gone.
+
+    Scripted behaviour, by service name, in place of what a real command would do: services in
+    ``fail_start`` cannot be started; those in ``fail_ready`` exit before they are ready and those
+    in ``never_ready`` (web services) never answer on their port (``wait_ready`` raises
+    DeployFailed either way); ``output`` holds the lines a service prints (what ``logs`` yields, and
+    the last output a failure shows). ``events`` (shareable with a FakeProxy) records starts and
+    stops in order.
     """
+
+    NETWORK = ipaddress.IPv4Address("10.213.0.0")  # as the real one's default pool
 
     def __init__(self, events: list[str] | None = None) -> None:
         self.events: list[str] = events if events is not None else []
@@ -153,8 +165,10 @@ class FakeOrchestrator:
         self.networks: set[str] = set()
         self.fail_start: set[str] = set()
         self.fail_ready: set[str] = set()
+        self.never_ready: set[str] = set()
+        self.output: dict[str, list[str]] = {}
         self._serial = itertools.count(1)
-        self._ports = itertools.count(20001)
+        self._addresses = itertools.count(2)
 
     def ensure_network(self, app: str) -> None:
         self.networks.add(app)
@@ -164,6 +178,7 @@ class FakeOrchestrator:
             raise DeployFailed(f"cannot create {service.name}: network of {app} not found")
         if service.name in self.fail_start:
             raise DeployFailed(f"cannot start {service.name}: scripted failure")
+        address = self.NETWORK + next(self._addresses)
         container = RunningService(
             id=_sha256("container", str(next(self._serial))),
             app=app,
@@ -171,13 +186,16 @@ class FakeOrchestrator:
             release=release,
             image=service.image_id or service.image,  # as DockerEngine: a built image runs by its id
             state="running",
-            upstream=f"127.0.0.1:{next(self._ports)}" if service.port else None,
+            upstream=f"{address}:{service.port}" if service.port else None,
             environment=environment,
             spec_hash=service.spec_hash,
         )
         self.containers[container.id] = container
         self.events.append(f"start {service.name} r{release} {container.id[:12]}")
         return container
+
+    def _last_output(self, service: str) -> str:
+        return "\n".join(self.output.get(service, [])[-15:])
 
     def wait_ready(self, container: RunningService, timeout: float) -> None:
         current = self.containers.get(container.id)
@@ -186,13 +204,20 @@ class FakeOrchestrator:
         if container.service in self.fail_ready:
             self.containers[container.id] = replace(current, state="exited")
             raise DeployFailed(
-                f"service {container.service} exited (code 1) before it was ready",
+                f"service {container.service} exited (code 1) before it was ready. "
+                f"Its last output:\n{self._last_output(container.service)}",
                 "run it locally with docker run to see why it stops",
+            )
+        if container.upstream is not None and container.service in self.never_ready:
+            raise DeployFailed(
+                f"service {container.service} did not answer HTTP on its port within {timeout:.0f}s. "
+                f"Its last output:\n{self._last_output(container.service)}",
+                "check that it listens on 0.0.0.0 and on the EXPOSEd port",
             )
         self.events.append(f"ready {container.service} r{container.release} {container.id[:12]}")
 
     def observe(self, app: str | None = None) -> list[RunningService]:
-        found = [c for c in self.containers.values() if app is None or c.app == app]
+        found = [c for c in self.containers.values() if c.app and (app is None or c.app == app)]
         return sorted(found, key=lambda c: (c.app, c.service, c.release))
 
     def stop(self, container: RunningService) -> None:
@@ -203,10 +228,21 @@ class FakeOrchestrator:
         self.networks.discard(app)
 
     def logs(self, app: str, follow: bool, tail: int, stop: threading.Event | None = None) -> Iterator[str]:
-        """One line per running container; never blocks, even with ``follow``."""
-        for c in self.observe(app):
-            if c.state == "running":
-                yield f"{c.service}[r{c.release}] | running {c.image}"
+        """The scripted ``output`` of the app's running containers, the last ``tail`` lines of
+        each; with ``follow``, the iterator then waits until ``stop`` is set or the containers
+        are gone (nothing more is ever printed)."""
+        running = [c for c in self.observe(app) if c.state == "running"]
+        for c in running:
+            lines = self.output.get(c.service, [])
+            for line in lines[-tail:] if tail > 0 else []:
+                if stop is not None and stop.is_set():
+                    return
+                yield f"{c.service}[r{c.release}] | {line}"
+        pause = threading.Event()
+        while follow and not (stop is not None and stop.is_set()):
+            if not any(c.id in self.containers for c in running):
+                return
+            (stop or pause).wait(0.05)
 
 
 class FakeRepos:

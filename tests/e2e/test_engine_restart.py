@@ -21,8 +21,11 @@ from tests.support import BASE_IMAGE, Server, make_repo, static_site, sweep, wai
 
 
 class PrivateEngine:
-    """A dockerd of its own (data root, exec root, socket), in the host's network namespace,
-    without iptables or a default bridge, so it cannot disturb the suite's engine."""
+    """A dockerd of its own (data root, exec root, socket, default bridge), in the host's network
+    namespace, without iptables, so it cannot disturb the suite's engine. (With `--bridge=none`
+    dockerd deletes `docker0`, the other engine's default bridge: it gets a bridge of its own.)"""
+
+    BRIDGE = "dytestbr0"
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -31,9 +34,14 @@ class PrivateEngine:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        if subprocess.run(["ip", "link", "show", self.BRIDGE], capture_output=True).returncode != 0:
+            for cmd in (["ip", "link", "add", self.BRIDGE, "type", "bridge"],
+                        ["ip", "addr", "add", "10.219.255.1/24", "dev", self.BRIDGE],
+                        ["ip", "link", "set", self.BRIDGE, "up"]):
+                subprocess.run(cmd, check=True)
         args = ["dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                 "--pidfile", str(self.root / "dockerd.pid"), "-H", self.host, "--iptables=false",
-                "--ip-masq=false", "--bridge=none", "--live-restore"]
+                "--ip-masq=false", f"--bridge={self.BRIDGE}", "--live-restore"]
         with (self.root / "dockerd.log").open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(self._answers, 30, f"the private dockerd (log: {self.root / 'dockerd.log'})")
@@ -61,6 +69,7 @@ class PrivateEngine:
 
 @pytest.fixture(scope="module")
 def private_engine(engine: docker.DockerClient) -> Iterator[PrivateEngine]:
+    assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
     root = Path(f"/tmp/dytest-engine-{os.getpid()}")  # short: unix socket paths are limited
     root.mkdir(parents=True, exist_ok=True)
     private = PrivateEngine(root)
@@ -81,6 +90,9 @@ def private_engine(engine: docker.DockerClient) -> Iterator[PrivateEngine]:
                              if line.split()[1].startswith(str(root))), reverse=True):
             subprocess.run(["umount", "-l", mount], check=False)
         shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(["ip", "link", "delete", PrivateEngine.BRIDGE], check=False)
+        # the suite's engine keeps its default bridge (builds' RUN steps need it)
+        assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
 
 
 def test_apps_keep_serving_while_the_engine_restarts_and_routes_follow_after(

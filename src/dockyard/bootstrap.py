@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
+import os
 import secrets
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from dockyard.adapters import resolver
 from dockyard.adapters.caddy import CaddyProxy
-from dockyard.adapters.docker_engine import DockerEngine, connect
+from dockyard.adapters.dataplane import DataPlane
+from dockyard.adapters.docker_builder import DockerBuilder
+from dockyard.adapters.docker_client import connect
+from dockyard.adapters.docker_orchestrator import DockerOrchestrator, Limits, Pool
 from dockyard.adapters.git import GitRepos
 from dockyard.adapters.registry import DistributionRegistry
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.config import Settings
+from dockyard.services import inspect
 from dockyard.services.deploy import Deployer
 from dockyard.services.jobs import JobRunner
+from dockyard.services.push_tokens import PushTokens
 
 log = logging.getLogger("dockyard")
 
@@ -27,33 +37,57 @@ class Platform:
     repos: GitRepos
     registry: DistributionRegistry
     proxy: CaddyProxy
-    engine: DockerEngine
+    engine: DockerOrchestrator
+    builder: DockerBuilder
+    plane: DataPlane
     deployer: Deployer
     runner: JobRunner
     hook_token: str = field(default_factory=lambda: "dyhook_" + secrets.token_urlsafe(24))
     stopping: threading.Event = field(default_factory=threading.Event)
+    push_tokens: PushTokens = field(default_factory=PushTokens)  # hook tokens of pushes in flight
+
+
+def private_home(home: Path) -> None:
+    """DOCKYARD_HOME holds the database, the registry's password and the repos: owner only."""
+    os.umask(0o077)
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    for name in ("dockyard.db", "dockyard.db-wal", "dockyard.db-shm"):
+        path = home / name
+        if path.exists():
+            path.chmod(0o600)
 
 
 def bootstrap(settings: Settings) -> Platform:
     """Build the platform: migrate the store, connect the engine. Starts nothing yet."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    few_malloc_arenas()
+    private_home(settings.home)
     store = SqlStore(settings.database_url)
     store.migrate()
+    private_home(settings.home)  # the database may have just been created
     installation = store.installation_id()
+    client = connect(settings.docker_host)
+    plane = DataPlane(client, installation, settings.name_prefix)
     repos = GitRepos(settings.repos_dir, settings.max_push_bytes)
-    registry = DistributionRegistry(settings.registry_dir, settings.registry_host, settings.registry_port,
-                                    settings.registry_bin)
+    registry = DistributionRegistry(settings.registry_dir, settings.registry_host, settings.registry_port, plane,
+                                    settings.registry_image, settings.registry_bin)
     proxy = CaddyProxy(settings.proxy_dir, settings.proxy_host, settings.proxy_port,
-                       f"{settings.name_prefix}-{installation}", settings.caddy_bin)
-    engine = DockerEngine(connect(settings.docker_host), installation, settings.name_prefix, registry.auth)
+                       f"{settings.name_prefix}-{installation}", plane, settings.proxy_image, settings.caddy_bin)
+    engine = DockerOrchestrator(
+        client, installation, settings.name_prefix, registry.auth,
+        Limits(memory=settings.container_memory, pids=settings.container_pids),
+        Pool(settings.network_pool, settings.network_prefix),
+    )
+    builder = DockerBuilder(client, registry.auth, settings.build_timeout)
     deployer = Deployer(
-        store=store, repos=repos, builder=engine, registry=registry, orchestrator=engine, proxy=proxy,
+        store=store, repos=repos, builder=builder, registry=registry, orchestrator=engine, proxy=proxy,
         base_domain=settings.base_domain, proxy_port=settings.proxy_port,
         route_prefix=f"{settings.name_prefix}-{installation}", ready_timeout=settings.ready_timeout,
+        resolve=resolver.addresses,
     )
-    proxy.on_restart.append(deployer.restore_routes)
-    runner = JobRunner(store, {"deploy": deployer.deploy_job}, workers=settings.workers)
-    return Platform(settings, store, repos, registry, proxy, engine, deployer, runner)
+    runner = JobRunner(store, {"deploy": deployer.deploy_job}, workers=settings.workers,
+                       max_attempts=settings.max_job_attempts)
+    return Platform(settings, store, repos, registry, proxy, engine, builder, plane, deployer, runner)
 
 
 def first_admin_token(platform: Platform) -> None:
@@ -77,20 +111,67 @@ def first_admin_token(platform: Platform) -> None:
 
 def start(platform: Platform) -> None:
     first_admin_token(platform)
+    warn_without_live_restore(platform)
     platform.registry.ensure_running()
     platform.proxy.ensure_running()
     for app in platform.store.list_apps():
         platform.repos.create(app.name)  # rewrites hooks: the interpreter path may have moved
     platform.deployer.restore_routes()
+    inspect.warm()  # a parser child waits, ready: the first push does not pay a Python start
     platform.runner.start()
+    threading.Thread(target=platform.engine.watch, args=(lambda app: _on_change(platform, app), platform.stopping),
+                     name="engine-events", daemon=True).start()
     threading.Thread(target=_keep_routes, args=(platform,), name="routes", daemon=True).start()
     log.info("dockyard is up: API %s, proxy :%s, registry %s", platform.settings.url,
              platform.settings.proxy_port, platform.registry.address)
+    give_back_memory()
 
 
-def _keep_routes(platform: Platform, every: float = 15.0) -> None:
-    """Docker may restart a container under a new address (its restart policy, a dockerd
-    restart): routes follow the live releases' containers."""
+def few_malloc_arenas() -> None:
+    """glibc gives each thread an arena of its own, up to 8 per core, and each keeps what it
+    once held: two arenas serve a server of a few threads as fast, in less memory."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
+def give_back_memory() -> None:
+    """Return the start's garbage to the system: the server idles for most of its life."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def warn_without_live_restore(platform: Platform) -> None:
+    try:
+        enabled = bool(platform.engine.api.info().get("LiveRestoreEnabled"))
+    except Exception:
+        return
+    if not enabled:
+        log.warning(
+            "the Docker engine runs without live-restore: restarting or upgrading it stops every app "
+            "until it is back. Add {\"live-restore\": true} to /etc/docker/daemon.json and reload it "
+            "(systemctl reload docker, or SIGHUP to dockerd)."
+        )
+
+
+def _on_change(platform: Platform, app: str | None) -> None:
+    """An app's container started or died, or the proxy restarted: routes follow at once. An app
+    in the middle of a release is not waited for (the release checks its routes as it ends)."""
+    try:
+        if app is None:
+            platform.deployer.restore_routes(wait=False)
+        else:
+            platform.deployer.restore_app_routes(app, wait=False)
+    except Exception as exc:
+        log.warning("updating routes after an engine event: %s", exc)
+
+
+def _keep_routes(platform: Platform, every: float = 60.0) -> None:
+    """A safety net under the engine's events: every minute, routes follow the live containers."""
     while not platform.stopping.wait(every):
         try:
             platform.deployer.restore_routes()
@@ -99,7 +180,17 @@ def _keep_routes(platform: Platform, every: float = 15.0) -> None:
 
 
 def stop(platform: Platform) -> None:
+    """Stop the control plane. The proxy, the registry and the apps go on serving."""
     platform.stopping.set()
     platform.runner.stop()
-    platform.proxy.stop()
-    platform.registry.stop()
+    inspect.shutdown()
+
+
+def stop_data_plane(platform: Platform) -> list[str]:
+    """Stop and remove the proxy's and the registry's containers (`dockyard server down`)."""
+    stopped = []
+    if platform.proxy.remove():
+        stopped.append("proxy")
+    if platform.registry.remove():
+        stopped.append("registry")
+    return stopped

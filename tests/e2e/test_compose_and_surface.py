@@ -6,13 +6,16 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 
 from tests.support import BASE_IMAGE, BIN, Server, make_repo
 
 
-def test_compose_services_share_the_app_network(server: Server, app_name: str, tmp_path: Path) -> None:
+def test_compose_services_share_the_app_network(
+    server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
+) -> None:
     server.cli("apps", "create", app_name)
     files = {
         "Dockerfile": f"FROM {BASE_IMAGE}\nCOPY web /www\nEXPOSE 8000\n"
@@ -42,7 +45,9 @@ def test_compose_services_share_the_app_network(server: Server, app_name: str, t
     status = server.api("GET", f"/api/v1/apps/{app_name}").json()
     assert sorted(c["service"] for c in status["containers"]) == ["api", "web"]
     web = next(s for s in status["live_release"]["services"] if s["name"] == "web")
-    assert ["GREETING", "hello-from-env-file"] in web["environment"]
+    assert ["GREETING", "<redacted>"] in web["environment"]  # values stay out of answers
+    container = next(c for c in status["containers"] if c["service"] == "web" and c["state"] == "running")
+    assert "GREETING=hello-from-env-file" in engine.containers.get(container["id"]).attrs["Config"]["Env"]
 
 
 def test_bad_compose_file_is_rejected(server: Server, app_name: str, tmp_path: Path) -> None:

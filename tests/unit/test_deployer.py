@@ -13,6 +13,7 @@ from dockyard.domain.errors import DeployFailed, InvalidSource
 from dockyard.domain.model import App, ReleaseStatus, Route, RunningService, ServiceSpec
 from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos
 from dockyard.services.deploy import Deployer
+from dockyard.services.inspect import parse_source
 from tests.support import static_site
 
 APP = "shop"
@@ -65,6 +66,7 @@ def world(tmp_path: Path) -> World:
     deployer = Deployer(
         store=store, repos=repos, builder=builder, registry=registry, orchestrator=orchestrator, proxy=proxy,
         base_domain=BASE_DOMAIN, proxy_port=8080, route_prefix="dy-unit", ready_timeout=5,
+        inspector=parse_source,  # in this process: the bounded child is tested in tests/integration
     )
     store.create_app(App(APP, domains=("shop.example",)))
     repos.create(APP)
@@ -187,14 +189,14 @@ def test_services_for_picks_the_root_dockerfile_among_several(world: World) -> N
     }
     commit = world.push(files)
     app = world.store.get_app(APP)
-    specs, pinned = world.deployer.build_images(app, commit, world.said.append)
+    _, pinned = world.deployer.build_images(app, commit, world.said.append)
     assert set(pinned) == {"Dockerfile", "Dockerfile-tools", "worker/Dockerfile"}
     assert len(set(pinned.values())) == 3  # three distinct images, each pinned by digest
     assert world.registry.config_digest("shop/site", "1.0") is not None
     assert world.registry.config_digest("shop/shop-tools", f"g{commit[:8]}") is not None
     assert world.registry.config_digest("shop/worker", f"g{commit[:8]}") is not None
 
-    services = world.deployer.services_for(app, commit, specs, pinned)
+    services = world.deployer.services_for(app, commit, pinned)
     assert services == (ServiceSpec(name="web", image=pinned["Dockerfile"], port=8000, hosts=HOSTS),)
 
 
@@ -205,9 +207,9 @@ def test_services_for_refuses_several_dockerfiles_without_a_root_one(world: Worl
     }
     commit = world.push(files)
     app = world.store.get_app(APP)
-    specs, pinned = world.deployer.build_images(app, commit, world.said.append)
-    with pytest.raises(InvalidSource, match="several Dockerfiles"):
-        world.deployer.services_for(app, commit, specs, pinned)
+    with pytest.raises(InvalidSource, match="several Dockerfiles"):  # found before anything is built
+        world.deployer.build_images(app, commit, world.said.append)
+    assert world.builder.sizes == {}
 
 
 def test_build_images_gives_a_distinct_version_when_the_tag_is_taken(world: World) -> None:
@@ -372,3 +374,17 @@ def test_a_route_check_during_a_release_does_not_wait_for_it_and_runs_as_it_ends
     world.deploy(world.push(static_site("v2", version="1.1")))
     assert world.deployer.releaser._stale == set()
     assert [r.id for r in world.proxy.routes()] == [ROUTE_ID]
+
+
+def test_add_urls_are_resolved_again_just_before_the_build(world: World) -> None:
+    """A name that resolves to this machine (its loopback services) is refused at build time,
+    even though it looked like a public name when the push was checked."""
+    files = static_site("fetched")
+    files["Dockerfile"] = files["Dockerfile"].replace(
+        "COPY public /www", "ADD http://files.example.com/data.tar /data.tar\nCOPY public /www")
+    world.deployer.builds.resolve = lambda host: {"files.example.com": ["127.0.0.1"]}.get(host, [])
+    with pytest.raises(InvalidSource, match=r"files.example.com resolves to 127.0.0.1, a loopback address"):
+        world.deploy(world.push(files))
+    assert world.builder.sizes == {}  # nothing was built
+    world.deployer.builds.resolve = lambda host: ["93.184.215.14"]
+    world.deploy(world.push({**files, "public/index.html": "fetched, public\n"}))

@@ -690,3 +690,156 @@ def test_build_context_is_the_dockerfiles_folder() -> None:
     assert (spec.context, spec.dockerfile_in_context) == ("api", "Dockerfile-tools")
     root = parse_dockerfile("Dockerfile", "FROM scratch\n", "shop")
     assert (root.context, root.dockerfile_in_context) == ("", "Dockerfile")
+
+
+# -- LABEL pairs: the scanner -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args,pairs",
+    [
+        ("a=b", {"a": "b"}),
+        ('a="b c" d=e', {"a": "b c", "d": "e"}),
+        ("a='b c'", {"a": "b c"}),
+        ('"a b"=c', {"a b": "c"}),
+        ('a="say \\"hi\\""', {"a": 'say "hi"'}),
+        ("a=b\\ c", {"a": "b c"}),
+        ("a=b=c", {"a": "b=c"}),
+        ("a= b=c", {"a": "", "b": "c"}),
+        ("=a b=c", {"b": "c"}),
+        ("aaaa", {}),
+        ('a="unterminated', {"a": "unterminated"}),
+        ("a='unterminated", {"a": "unterminated"}),
+        ("a=x\\", {"a": "x"}),
+        ("a\t=\tb", {}),
+        ("a=1 a=2", {"a": "2"}),
+        ("", {}),
+    ],
+)
+def test_label_pairs(args: str, pairs: dict[str, str]) -> None:
+    assert images._label_pairs(args) == pairs
+
+
+# -- ADD from a URL ---------------------------------------------------------------------------
+
+
+def test_add_urls_lists_every_remote_source_with_its_line() -> None:
+    text = (
+        "FROM alpine\n"
+        "ADD https://example.com/a.tgz /a\n"
+        "ADD --checksum=sha256:abc --chown=1:1 http://example.com/b /b\n"
+        "add local.txt /c\n"
+        'ADD ["https://example.com/d", "local", "/d/"]\n'
+        "ADD \\\n  git@github.com:acme/tool.git /tool\n"
+        "COPY http://example.com/not-add /e\n"
+        "ADD https://example.com/x.git#main /x\n"
+        "ADD ssh://git@example.com/repo.git /r\n"
+    )
+    assert images.add_urls(text) == [
+        (2, "https://example.com/a.tgz"),
+        (3, "http://example.com/b"),
+        (5, "https://example.com/d"),
+        (6, "git@github.com:acme/tool.git"),
+        (9, "https://example.com/x.git#main"),
+        (10, "ssh://git@example.com/repo.git"),
+    ]
+
+
+FULLWIDTH = "".join(chr(ord(c) + 0xFEE0) for c in "localhost")  # read as "localhost" by IDNA
+
+
+@pytest.mark.parametrize(
+    "url,host",
+    [
+        ("http://localhost/x", "localhost"),
+        ("http://LOCALHOST./x", "localhost."),
+        ("http://api.localhost:8080/x", "api.localhost"),
+        ("https://127.0.0.1/x", "127.0.0.1"),
+        ("http://127.1/x", "127.1"),
+        ("http://2130706433/x", "2130706433"),
+        ("http://0x7f.0.0.1/x", "0x7f.0.0.1"),
+        ("http://0177.0.0.1/x", "0177.0.0.1"),
+        ("http://0.0.0.0:2375/x", "0.0.0.0"),
+        ("http://0/x", "0"),
+        ("http://[::1]:5000/x", "::1"),
+        ("http://[::]/x", "::"),
+        ("http://[::ffff:127.0.0.1]/x", "::ffff:127.0.0.1"),
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254"),
+        ("http://[fe80::1]/x", "fe80::1"),
+        ("http://10.0.0.5/x", "10.0.0.5"),
+        ("http://172.17.0.1:5000/v2/", "172.17.0.1"),
+        ("http://192.168.1.1/x", "192.168.1.1"),
+        ("http://%31%32%37.0.0.1/x", "%31%32%37.0.0.1"),
+        (f"http://{FULLWIDTH}/x", FULLWIDTH),
+        ("http://user:pw@localhost/x", "localhost"),
+        ("https://${HOST}/x", "${host}"),
+        ("git@localhost:team/repo.git", "localhost"),
+        ("git@127.0.0.1:team/repo.git", "127.0.0.1"),
+        ("ssh://git@10.1.2.3/repo.git", "10.1.2.3"),
+        ("http:///x", ""),
+    ],
+)
+def test_add_from_the_servers_own_network_is_refused(url: str, host: str) -> None:
+    text = f"FROM alpine\nRUN true\nADD {url} /dst\nEXPOSE 80\n"
+    with pytest.raises(InvalidSource) as info:
+        parse_dockerfile("web/Dockerfile", text, "shop")
+    assert info.value.message.startswith(f"web/Dockerfile line 3: ADD {url!r} is refused: its host {host!r} is ")
+    assert "COPY" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/a.tgz",
+        "http://8.8.8.8/x",
+        "https://[2606:4700::1111]/x",
+        "git@github.com:acme/tool.git",
+        "https://github.com/acme/tool.git",
+        "https://localhost.example.com/x",
+        "https://example.com/${VERSION}/x",
+        "http://1.2.3.4.nip.io/x",  # a name: the build adapter resolves names at build time
+    ],
+)
+def test_add_from_a_public_address_is_accepted(url: str) -> None:
+    text = f"FROM alpine\nADD --chown=1:1 {url} /dst\n"
+    assert parse_dockerfile("Dockerfile", text, "shop").bases == ("alpine",)
+    assert images.add_urls(text) == [(2, url)]
+
+
+def test_local_files_named_like_addresses_are_not_urls() -> None:
+    assert images.add_urls("FROM a\nADD me@home:notes.txt ./localhost /x\nADD a.git /b\n") == []
+
+
+# -- a header name in dockyard's registry -----------------------------------------------------
+
+REGISTRY = "127.0.0.1:5100"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["127.0.0.1:5100/other/api", "127.0.0.1:5100/other", "localhost:5100/other/api", "127.0.0.2:5100/x/y"],
+)
+def test_header_name_in_another_apps_registry_path_is_refused(name: str) -> None:
+    with pytest.raises(InvalidSource) as info:
+        images.discover({"Dockerfile": f"#\n# {name}\nFROM alpine\n"}, "shop", registry=REGISTRY)
+    assert info.value.message.startswith(f"Dockerfile line 2: image name {name!r} is in dockyard's registry")
+    assert "which is not this app (shop)" in info.value.message
+    assert "127.0.0.1:5100/shop/NAME" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["127.0.0.1:5100/shop/api", "localhost:5100/shop/api", "127.0.0.1:5101/other/api", "reg.example.com/other/api",
+     "other/api"],
+)
+def test_header_name_in_the_apps_own_path_or_elsewhere_is_accepted(name: str) -> None:
+    (spec,) = images.discover({"Dockerfile": f"# {name}\nFROM alpine\n"}, "shop", registry=REGISTRY)
+    assert spec.declared_name == name
+    # without a registry, nothing is checked
+    assert parse_dockerfile("Dockerfile", f"# {name}\nFROM alpine\n", "shop").declared_name == name
+
+
+def test_in_rounds_orders_by_depth_and_reports_cycles() -> None:
+    assert images.in_rounds([[], [0], [1], [0], [2, 3]]) == ([0, 1, 3, 2, 4], [])
+    assert images.in_rounds([[1], [0], [], [1], [-1]]) == ([2], [0, 1, 3, 4])
+    assert images.in_rounds([]) == ([], [])

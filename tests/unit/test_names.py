@@ -6,6 +6,7 @@ import pytest
 
 from dockyard.domain import names
 from dockyard.domain.errors import DockyardError, InvalidName
+from dockyard.domain.model import HOST_ACCESS_KEYS
 
 SHELL_NASTIES = [
     "a;rm -rf /",
@@ -81,6 +82,12 @@ def test_app_name_accepts_dns_labels(value: str) -> None:
 def test_app_name_rejects(value: str) -> None:
     err = _assert_invalid(names.app_name, value, "app name")
     assert "lowercase" in err.hint
+    assert not names.is_app_name(value)
+
+
+@pytest.mark.parametrize("value", ["a", "shop", "my-app", "a" * 40, "x-1-y"])
+def test_is_app_name_agrees_with_app_name(value: str) -> None:
+    assert names.is_app_name(value) and names.app_name(value) == value
 
 
 @pytest.mark.parametrize(
@@ -192,7 +199,8 @@ def test_branch_name_rejects_bad_components(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["app.example.com", "example.com", "a.b", "shop.localhost", "x-1.example.co.uk", "1.2.3.4", "a" * 63 + ".com"],
+    ["app.example.com", "example.com", "a.b", "shop.localhost", "x-1.example.co.uk", "a" * 63 + ".com",
+     "1.2.3.example.com", "123.example.com", "app.x0", "app.0xg", "host.a1"],
 )
 def test_domain_name_accepts(value: str) -> None:
     assert names.domain_name(value) == value
@@ -222,6 +230,72 @@ def test_domain_name_accepts(value: str) -> None:
 def test_domain_name_rejects(value: str) -> None:
     err = _assert_invalid(names.domain_name, value, "domain")
     assert "app.example.com" in err.hint
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "127.0.0.1",
+        "1.2.3.4",
+        "10.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "127.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "127.0.0.0x1",
+        "a.0x",
+        "example.123",
+        "shop.localhost.1",
+        "::1",
+        "::",
+        "[::1]",
+        "[2001:db8::1]",
+        "2001:db8::1",
+        "fe80::1%eth0",
+        "::ffff:127.0.0.1",
+        "[::ffff:7f00:1]",
+        "0:0:0:0:0:0:0:1",
+        "[::1]:8080",
+        "1.2.3.4:80",
+    ],
+)
+def test_domain_name_refuses_ip_literals(value: str) -> None:
+    err = _assert_invalid(names.domain_name, value, "domain")
+    assert "an IP address is not a domain" in err.message
+    assert "app.example.com" in err.hint
+
+
+# -- host access keys -------------------------------------------------------------------------
+
+
+def test_host_access_keys_are_the_documented_ones() -> None:
+    assert HOST_ACCESS_KEYS == ("privileged", "cap_add", "devices", "network_mode", "pid", "ipc", "userns_mode",
+                                "security_opt", "bind_mounts", "docker_socket")
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ([], ()),
+        (["privileged"], ("privileged",)),
+        (["docker_socket", "privileged", "docker_socket"], ("privileged", "docker_socket")),
+        (list(HOST_ACCESS_KEYS), HOST_ACCESS_KEYS),
+        (list(reversed(HOST_ACCESS_KEYS)), HOST_ACCESS_KEYS),
+    ],
+)
+def test_host_access_keys_accepts_known_keys(given: list[str], kept: tuple[str, ...]) -> None:
+    assert names.host_access_keys(given) == kept
+
+
+@pytest.mark.parametrize("bad", ["Privileged", "volumes", "cap-add", "", "privileged ", "user", "*"])
+def test_host_access_keys_refuses_unknown_keys_and_lists_the_valid_ones(bad: str) -> None:
+    with pytest.raises(InvalidName) as info:
+        names.host_access_keys(["privileged", bad])
+    assert info.value.message == f"unknown host access key {bad!r}"
+    assert info.value.status == 400
+    assert all(key in info.value.hint for key in HOST_ACCESS_KEYS)
 
 
 # -- token names ------------------------------------------------------------------------------

@@ -603,3 +603,195 @@ def test_env_file_path_is_normalised_and_kept_inside() -> None:
     bad = "services:\n  web:\n    build: .\n    env_file: [../outside.env]\n"
     with pytest.raises(InvalidSource, match="env_file/0"):
         stack.compose_services("shop", bad, IMAGES, PINNED, files.get, "localhost", ())
+
+
+# -- compose: keys that hand a container the host ---------------------------------------------
+
+
+def access_error(body: str, allowed: frozenset[str] = frozenset()) -> InvalidSource:
+    with pytest.raises(InvalidSource) as info:
+        stack.compose_services("shop", "services:\n  web:\n    image: nginx\n" + textwrap.indent(body, "    "),
+                               IMAGES, PINNED, no_files, "localhost", (), allowed)
+    return info.value
+
+
+def with_access(body: str, allowed: frozenset[str]) -> ServiceSpec:
+    services = stack.compose_services(
+        "shop", "services:\n  web:\n    image: nginx\n" + textwrap.indent(body, "    ") + "  db:\n    image: pg\n",
+        IMAGES, PINNED, no_files, "localhost", (), allowed)
+    return next(s for s in services if s.name == "web")
+
+
+HOST_ACCESS = [
+    ("privileged: true\n", "privileged", "services/web/privileged", {"privileged": True}),
+    ("privileged: 'yes'\n", "privileged", "services/web/privileged", {"privileged": True}),
+    ("cap_add: [SYS_ADMIN, NET_ADMIN]\n", "cap_add", "services/web/cap_add", {"cap_add": ("SYS_ADMIN", "NET_ADMIN")}),
+    ("devices: ['/dev/fuse:/dev/fuse:rwm']\n", "devices", "services/web/devices/0", {"devices": ("/dev/fuse:/dev/fuse:rwm",)}),
+    ("devices: [{source: /dev/kvm, target: /dev/kvm}]\n", "devices", "services/web/devices/0",
+     {"devices": ("/dev/kvm:/dev/kvm",)}),
+    ("network_mode: host\n", "network_mode", "services/web/network_mode", {"network_mode": "host"}),
+    ("network_mode: 'container:other-app-web'\n", "network_mode", "services/web/network_mode",
+     {"network_mode": "container:other-app-web"}),
+    ("network_mode: 'service:elsewhere'\n", "network_mode", "services/web/network_mode",
+     {"network_mode": "service:elsewhere"}),
+    ("network_mode: bridge\n", "network_mode", "services/web/network_mode", {"network_mode": "bridge"}),
+    ("pid: host\n", "pid", "services/web/pid", {"pid": "host"}),
+    ("pid: 'container:x'\n", "pid", "services/web/pid", {"pid": "container:x"}),
+    ("ipc: host\n", "ipc", "services/web/ipc", {"ipc": "host"}),
+    ("userns_mode: host\n", "userns_mode", "services/web/userns_mode", {}),
+    ("security_opt: [no-new-privileges, 'seccomp=unconfined']\n", "security_opt", "services/web/security_opt/1",
+     {"security_opt": ("no-new-privileges", "seccomp=unconfined")}),
+    ("security_opt: ['apparmor=unconfined']\n", "security_opt", "services/web/security_opt/0",
+     {"security_opt": ("apparmor=unconfined",)}),
+    ("security_opt: ['apparmor:unconfined']\n", "security_opt", "services/web/security_opt/0",
+     {"security_opt": ("apparmor:unconfined",)}),
+    ("volumes: [data:/data, '/srv/www:/www:ro']\n", "bind_mounts", "services/web/volumes/1",
+     {"binds": ("/srv/www:/www:ro",)}),
+    ("volumes: [{type: bind, source: /etc, target: /host-etc, read_only: true}]\n", "bind_mounts",
+     "services/web/volumes/0", {"binds": ("/etc:/host-etc:ro",)}),
+    ("volumes: ['/var/run/docker.sock:/var/run/docker.sock']\n", "docker_socket", "services/web/volumes/0",
+     {"binds": ("/var/run/docker.sock:/var/run/docker.sock",)}),
+    ("volumes: [{type: bind, source: /run//docker.sock, target: /d.sock}]\n", "docker_socket", "services/web/volumes/0",
+     {"binds": ("/run/docker.sock:/d.sock",)}),
+    ("devices: ['/var/run/docker.sock']\n", "docker_socket", "services/web/devices/0", None),
+]
+
+
+@pytest.mark.parametrize("body,key,where,fields", HOST_ACCESS)
+def test_host_access_is_refused_naming_the_key_path(body: str, key: str, where: str, fields: object) -> None:
+    err = access_error(body)
+    assert err.message.startswith(f"compose file: {where}: ")
+    assert "hands the container the host" in err.message
+    assert err.hint == f"an admin can allow it for this app: dockyard apps allow shop {key}"
+
+
+@pytest.mark.parametrize("body,key,where,fields", [h for h in HOST_ACCESS if h[3] is not None])
+def test_allowed_host_access_is_carried_into_the_service(body: str, key: str, where: str, fields: dict) -> None:
+    allowed = frozenset({key, "devices"} if key == "docker_socket" else {key})
+    svc = with_access(body, allowed)
+    for name, value in fields.items():
+        assert getattr(svc, name) == value
+    assert svc.spec_hash != with_access("", frozenset()).spec_hash or not fields
+
+
+def test_allowing_one_key_does_not_allow_another() -> None:
+    err = access_error("privileged: true\ncap_add: [ALL]\n", frozenset({"privileged"}))
+    assert err.message.startswith("compose file: services/web/cap_add: ")
+
+
+@pytest.mark.parametrize(
+    "source,keys",
+    [("/", ("bind_mounts", "docker_socket")), ("/var", ("bind_mounts", "docker_socket")),
+     ("/var/run/", ("bind_mounts", "docker_socket")), ("/run/containerd", ("bind_mounts", "docker_socket")),
+     ("/home/me/.docker/run/docker.sock", ("docker_socket",)), ("/srv/data", ("bind_mounts",))],
+)
+def test_a_folder_holding_the_docker_socket_needs_both_keys(source: str, keys: tuple[str, ...]) -> None:
+    body = f"volumes: ['{source}:/mnt']\n"
+    for key in keys:
+        others = frozenset(keys) - {key}
+        assert access_error(body, others).hint.endswith(f"allow shop {key}")
+    assert with_access(body, frozenset(keys)).binds[0].endswith(":/mnt")
+
+
+@pytest.mark.parametrize("source", ["./data", "~/data", "../up"])
+def test_relative_bind_mounts_are_refused_even_when_allowed(source: str) -> None:
+    assert access_error(f"volumes: ['{source}:/data']\n").hint.endswith("allow shop bind_mounts")
+    err = access_error(f"volumes: ['{source}:/data']\n", frozenset({"bind_mounts"}))
+    assert err.message.startswith("compose file: services/web/volumes/0: the bind mount source")
+    assert "absolute" in err.hint
+
+
+@pytest.mark.parametrize(
+    "body,field,value",
+    [
+        ("privileged: false\n", "privileged", False),
+        ("cap_add: []\n", "cap_add", ()),
+        ("volumes: [data:/data, /anonymous, {type: volume, source: x, target: /y}, {type: tmpfs, target: /t}]\n",
+         "binds", ()),
+        ("network_mode: none\n", "network_mode", "none"),
+        ("network_mode: 'service:db'\n", "network_mode", "service:db"),
+        ("pid: 'service:db'\n", "pid", "service:db"),
+        ("ipc: shareable\n", "ipc", "shareable"),
+        ("security_opt: [no-new-privileges]\n", "security_opt", ("no-new-privileges",)),
+        ("security_opt: ['no-new-privileges:true']\n", "security_opt", ("no-new-privileges:true",)),
+    ],
+)
+def test_what_stays_inside_the_app_needs_no_allowance(body: str, field: str, value: object) -> None:
+    assert getattr(with_access(body, frozenset()), field) == value
+
+
+def test_a_service_without_host_access_keeps_its_hash() -> None:
+    plain = with_access("", frozenset())
+    assert plain == ServiceSpec(name="web", image="nginx")
+    assert plain.spec_hash == ServiceSpec(name="web", image="nginx").spec_hash
+
+
+@pytest.mark.parametrize(
+    "body,where",
+    [("privileged: maybe\n", "services/web/privileged"), ("cap_add: ALL\n", "services/web/cap_add"),
+     ("devices: /dev/x\n", "services/web/devices"), ("volumes: /x:/y\n", "services/web/volumes"),
+     ("security_opt: 'seccomp=unconfined'\n", "services/web/security_opt")],
+)
+def test_host_access_keys_of_the_wrong_shape(body: str, where: str) -> None:
+    assert access_error(body, frozenset(stack.HOST_ACCESS_KEYS)).message.startswith(f"compose file: {where}: ")
+
+
+def test_host_access_keys_are_the_fixed_public_set() -> None:
+    assert stack.HOST_ACCESS_KEYS == ("privileged", "cap_add", "devices", "network_mode", "pid", "ipc",
+                                      "userns_mode", "security_opt", "bind_mounts", "docker_socket")
+
+
+def test_commit_services_passes_allowed_keys_on() -> None:
+    files = {"docker-compose.yml": "services:\n  web:\n    image: nginx\n    privileged: true\n"}
+    with pytest.raises(InvalidSource, match="services/web/privileged"):
+        stack.commit_services("shop", set(files), files.get, IMAGES, PINNED, "localhost", ())
+    (svc,) = stack.commit_services("shop", set(files), files.get, IMAGES, PINNED, "localhost", (),
+                                   frozenset({"privileged"}))
+    assert svc.privileged
+
+
+# -- compose: env_file shapes, commands -------------------------------------------------------
+
+
+def test_env_file_long_syntax_and_optional_files() -> None:
+    files = {"a.env": "A=1\n"}
+    svc = one("services:\n  web:\n    image: nginx\n    env_file:\n      - path: a.env\n"
+              "      - {path: missing.env, required: false}\n", read_file=files.get)
+    assert svc.environment == (("A", "1"),)
+    err = compose_error("services:\n  web:\n    image: nginx\n    env_file: [{required: true}]\n")
+    assert err.message == "compose file: services/web/env_file/0: needs 'path'"
+
+
+@pytest.mark.parametrize("env_file", ["3", "{a: b}", "true"])
+def test_env_file_of_the_wrong_shape(env_file: str) -> None:
+    err = compose_error(f"services:\n  web:\n    image: nginx\n    env_file: {env_file}\n")
+    assert err.message.startswith("compose file: services/web/env_file")
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["a b", "a  'b c'  d", 'a "b \\" c" d', "a\\ b", "'' x", 'x ""', '"a\\b"', "tab\tsep\nnewline", "a'b'c\"d\"e",
+     "", "   ", "é ü"],
+)
+def test_split_words_is_shlex_split(command: str) -> None:
+    import shlex
+
+    assert stack.split_words(command) == shlex.split(command)
+
+
+@pytest.mark.parametrize("command", ["'a", '"a', "a\\", '"a\\'])
+def test_split_words_refuses_what_shlex_refuses(command: str) -> None:
+    import shlex
+
+    with pytest.raises(ValueError):
+        shlex.split(command)
+    with pytest.raises(ValueError):
+        stack.split_words(command)
+
+
+def test_an_oversized_compose_file_is_refused_by_its_name() -> None:
+    files = {"compose.yaml": "services: {web: {image: nginx}}\n" + "#\n" * stack.MAX_COMPOSE_BYTES}
+    with pytest.raises(InvalidSource) as info:
+        stack.commit_services("shop", set(files), files.get, IMAGES, PINNED, "localhost", ())
+    assert info.value.message.startswith("compose.yaml is ")
+    assert info.value.message.endswith("more than the 256 KiB dockyard reads of such a file")

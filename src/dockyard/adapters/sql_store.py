@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from dockyard.adapters import sql_tables as t
@@ -42,14 +40,27 @@ class SqlStore:
         self._claim_lock = threading.Lock()
 
     def migrate(self) -> None:
+        """Bring the schema to the newest migration. Alembic is loaded only when there is
+        something to do: it costs the server ~10 MB of memory for its whole life otherwise."""
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if self._schema_version() == _newest_migration():
+            return
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
-        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def _schema_version(self) -> str | None:
+        with self.engine.connect() as c:
+            if not inspect(c).has_table("alembic_version"):
+                return None
+            return c.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     # -- installation & tokens ------------------------------------------------------------
     def installation_id(self) -> str:
@@ -100,13 +111,14 @@ class SqlStore:
     @staticmethod
     def _app(row: Any) -> App:
         return App(name=row.name, deploy_branch=row.deploy_branch, domains=tuple(json.loads(row.domains)),
-                   created_at=_utc(row.created_at))
+                   created_at=_utc(row.created_at), host_access=tuple(json.loads(row.host_access)))
 
     def create_app(self, app: App) -> App:
         try:
             with self.engine.begin() as c:
                 c.execute(insert(t.apps).values(name=app.name, deploy_branch=app.deploy_branch,
-                                                domains=json.dumps(list(app.domains)), created_at=now()))
+                                                domains=json.dumps(list(app.domains)), created_at=now(),
+                                                host_access=json.dumps(list(app.host_access))))
         except IntegrityError:
             raise Conflict(f"app {app.name!r} already exists", "pick another name, or push to its remote") from None
         return self.get_app(app.name)
@@ -126,6 +138,14 @@ class SqlStore:
         self.get_app(name)
         with self.engine.begin() as c:
             c.execute(update(t.apps).where(t.apps.c.name == name).values(domains=json.dumps(list(domains))))
+        return self.get_app(name)
+
+    def set_host_access(self, name: str, keys: tuple[str, ...]) -> App:
+        """The host-access compose keys allowed for the app (replacing the previous ones)."""
+        with self.engine.begin() as c:
+            if c.execute(update(t.apps).where(t.apps.c.name == name)
+                         .values(host_access=json.dumps(list(keys)))).rowcount == 0:
+                self.get_app(name)  # raises NotFound
         return self.get_app(name)
 
     def delete_app(self, name: str) -> None:
@@ -198,13 +218,21 @@ class SqlStore:
                 status=JobStatus.RUNNING, started_at=now(), attempts=row.attempts + 1))
         return self.get_job(row.id)
 
-    def requeue_interrupted(self) -> list[int]:
-        """Jobs left running by a server that stopped: queued again, to resume."""
+    def requeue_interrupted(self, max_attempts: int) -> tuple[list[int], list[int]]:
+        """Jobs left running by a server that stopped: queued again to resume, unless they were
+        attempted ``max_attempts`` times already (a job that crashes the server would otherwise
+        crash it at every start): those fail. Returns (requeued, failed) job ids."""
         with self.engine.begin() as c:
-            ids = [r.id for r in c.execute(select(t.jobs.c.id).where(t.jobs.c.status == JobStatus.RUNNING))]
-            if ids:
-                c.execute(update(t.jobs).where(t.jobs.c.id.in_(ids)).values(status=JobStatus.QUEUED))
-        return ids
+            rows = list(c.execute(select(t.jobs.c.id, t.jobs.c.attempts).where(t.jobs.c.status == JobStatus.RUNNING)))
+            again = [r.id for r in rows if r.attempts < max_attempts]
+            failed = [r.id for r in rows if r.attempts >= max_attempts]
+            if again:
+                c.execute(update(t.jobs).where(t.jobs.c.id.in_(again)).values(status=JobStatus.QUEUED))
+            if failed:
+                c.execute(update(t.jobs).where(t.jobs.c.id.in_(failed)).values(
+                    status=JobStatus.FAILED, finished_at=now(),
+                    error=f"dockyard stopped while this job ran, {max_attempts} times: it is not tried again"))
+        return again, failed
 
     def finish_job(self, job_id: int, status: JobStatus, error: str | None = None) -> None:
         with self.engine.begin() as c:
@@ -280,6 +308,22 @@ class SqlStore:
                 t.releases.c.status == ReleaseStatus.LIVE,
             ).order_by(t.releases.c.id.desc()).limit(1)).first()
         return self._release(row) if row is not None else None
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _newest_migration() -> str:
+    """The revision no migration goes down to, read from the files (without importing alembic)."""
+    revisions, downs = set(), set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for line in path.read_text().splitlines():
+            if line.startswith("revision ="):
+                revisions.add(line.partition("=")[2].strip().strip("\"'"))
+            elif line.startswith("down_revision =") and "None" not in line:
+                downs.add(line.partition("=")[2].strip().strip("\"'"))
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 else ""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

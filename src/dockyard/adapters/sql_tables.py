@@ -24,6 +24,7 @@ apps = Table(
     Column("deploy_branch", String(200), nullable=False),
     Column("domains", Text, nullable=False, default="[]"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("host_access", Text, nullable=False, default="[]", server_default="[]"),  # JSON list of keys
 )
 
 jobs = Table(

@@ -37,6 +37,12 @@ class Unauthorized(DockyardError):
     status = 401
 
 
+class Forbidden(DockyardError):
+    """The token is valid but may not do this."""
+
+    status = 403
+
+
 class BuildFailed(DockyardError):
     status = 422
 

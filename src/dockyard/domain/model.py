@@ -9,6 +9,13 @@ from datetime import datetime
 
 DEFAULT_ENVIRONMENT = "production"
 
+# Compose keys that hand a container the host (its kernel, devices, network, processes, docker):
+# refused unless an admin allows them for the app (`dockyard apps allow APP KEY`).
+HOST_ACCESS_KEYS: tuple[str, ...] = (
+    "privileged", "cap_add", "devices", "network_mode", "pid", "ipc", "userns_mode", "security_opt",
+    "bind_mounts", "docker_socket",
+)
+
 
 @dataclass(frozen=True)
 class App:
@@ -16,6 +23,7 @@ class App:
     deploy_branch: str = "main"
     domains: tuple[str, ...] = ()
     created_at: datetime | None = None
+    host_access: tuple[str, ...] = ()  # HOST_ACCESS_KEYS an admin allowed for this app
 
 
 @dataclass(frozen=True)
@@ -46,15 +54,32 @@ class ServiceSpec:
     command: tuple[str, ...] | None = None
     depends_on: tuple[str, ...] = ()
     image_id: str = ""  # config digest of an image dockyard built: its content, whatever its name
+    # Host access, only where an admin allowed it for the app (HOST_ACCESS_KEYS):
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    network_mode: str = ""
+    pid: str = ""
+    ipc: str = ""
+    security_opt: tuple[str, ...] = ()
+    binds: tuple[str, ...] = ()  # "source:target[:mode]"
 
     @property
     def is_web(self) -> bool:
         return self.port is not None
 
     @property
+    def host_access(self) -> tuple[object, ...]:
+        return (self.privileged, self.cap_add, self.devices, self.network_mode, self.pid, self.ipc,
+                self.security_opt, self.binds)
+
+    @property
     def spec_hash(self) -> str:
         """Changes whenever anything that needs a new container changes."""
-        text = repr((self.image_id or self.image, self.port, self.environment, self.command))
+        parts: tuple[object, ...] = (self.image_id or self.image, self.port, self.environment, self.command)
+        if any(self.host_access):  # a service without host access keeps the hash it had before
+            parts += self.host_access
+        text = repr(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from dockyard.domain.errors import InvalidName
+from dockyard.domain.model import HOST_ACCESS_KEYS
 
 # Always used with ``fullmatch``: ``match`` with ``$`` would accept a trailing newline.
 _APP = re.compile(r"[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?")
@@ -12,15 +13,21 @@ _SERVICE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+# A last label read as a number (decimal, octal, hex) makes a host an IPv4 address to a browser.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
 
 
 def _shown(value: str) -> str:
     return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
 
 
+def is_app_name(value: str) -> bool:
+    return bool(_APP.fullmatch(value)) and "--" not in value
+
+
 def app_name(value: str) -> str:
     """An app name is a DNS label: it becomes a host name, a network name and a registry path."""
-    if not _APP.fullmatch(value) or "--" in value:
+    if not is_app_name(value):
         raise InvalidName(
             f"invalid app name {_shown(value)}",
             "use 1-40 lowercase letters, digits and single dashes, starting with a letter "
@@ -56,7 +63,15 @@ def branch_name(value: str) -> str:
 
 
 def domain_name(value: str) -> str:
+    """A host name routed by the proxy. IP literals are refused in every form: an address is not a
+    name an app can own (browsers read a host whose last label is a number as an IPv4 address)."""
     labels = value.split(".")
+    if any(c in value for c in ":[]") or _NUMERIC_LABEL.fullmatch(labels[-1]):
+        raise InvalidName(
+            f"invalid domain {_shown(value)}: an IP address is not a domain",
+            "give a host name such as 'app.example.com'; dockyard routes by host name, and every "
+            "app already answers at APP.<base domain>",
+        )
     if len(value) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise InvalidName(
             f"invalid domain {_shown(value)}",
@@ -72,3 +87,15 @@ def token_name(value: str) -> str:
             "use letters, digits, '.', '_', '@' and '-'",
         )
     return value
+
+
+def host_access_keys(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Compose keys that hand a container the host, as an admin allows them (deduplicated, in
+    the order of HOST_ACCESS_KEYS)."""
+    unknown = [v for v in values if v not in HOST_ACCESS_KEYS]
+    if unknown:
+        raise InvalidName(
+            f"unknown host access key {_shown(unknown[0])}",
+            "use one of: " + ", ".join(HOST_ACCESS_KEYS),
+        )
+    return tuple(k for k in HOST_ACCESS_KEYS if k in values)

@@ -100,22 +100,76 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
 
 
-@cli.command()
-def server() -> None:
-    """Run the dockyard server: API, git endpoint, job workers, registry and proxy."""
-    import logging
+server_cli = typer.Typer(help="Run dockyard's server on this host, or stop it with its data plane.",
+                         no_args_is_help=False, invoke_without_command=True)
+cli.add_typer(server_cli, name="server")
 
-    import uvicorn
 
+@server_cli.callback(invoke_without_command=True)
+def server(ctx: typer.Context) -> None:
+    """Run the dockyard server: API, git endpoint and job workers. It starts the proxy and the
+    registry as Docker containers, or adopts them when they run already: they go on serving apps
+    when the server stops (`dockyard server down` stops them too)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dockyard.entrypoints.server import run
+
+    run()
+
+
+def _server_pid(pid_file: Path) -> int:
+    """The pid of the running server of this DOCKYARD_HOME, or 0 (a stale file names nobody, or
+    another program that got the number since)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return 0
+    return pid if b"dockyard" in cmdline and b"server" in cmdline and _alive(pid) else 0
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its parent has stopped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@server_cli.command("down")
+def server_down() -> None:
+    """Stop everything on this host: the server (if it runs), then the proxy and the registry.
+    Apps stop answering until `dockyard server` runs again; their containers and data are kept."""
+    import signal
+    import time
+
+    from dockyard.adapters.dataplane import DataPlane
+    from dockyard.adapters.docker_client import connect
+    from dockyard.adapters.sql_store import SqlStore
     from dockyard.config import Settings
-    from dockyard.entrypoints.api import create_app
+    from dockyard.domain.errors import DockyardError
 
     settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # h11: the git hooks speak plain HTTP/1.0 and read the body as it comes, unchunked.
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning",
-                timeout_graceful_shutdown=10, http="h11")
+    pid = _server_pid(settings.home / "server.pid")
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        typer.echo(f"stopping dockyard server (pid {pid})")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            fail(f"dockyard server (pid {pid}) did not stop within 30s", f"kill it: kill -9 {pid}")
+    if not (settings.home / "dockyard.db").exists():
+        fail(f"no dockyard installation in {settings.home}", "set DOCKYARD_HOME to the server's")
+    try:
+        installation = SqlStore(settings.database_url).installation_id()
+        plane = DataPlane(connect(settings.docker_host), installation, settings.name_prefix)
+        for role in ("proxy", "registry"):
+            typer.echo(f"{role}: {'stopped and removed' if plane.remove(role) else 'not running'}")
+    except DockyardError as exc:
+        fail(exc.message, exc.hint)
+    typer.echo("dockyard is down; `dockyard server` brings it back with every app's routes")
 
 
 @cli.command()
@@ -168,6 +222,46 @@ def apps_delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="do n
         raise typer.Exit(1)
     call("DELETE", f"/api/v1/apps/{q(name)}")
     typer.echo(f"deleted {name}")
+
+
+# What each host-access compose key hands a container (dockyard refuses them unless allowed).
+HOST_ACCESS_HELP = {
+    "privileged": "every device and capability of the host: root on the host",
+    "cap_add": "extra kernel capabilities (e.g. NET_ADMIN, SYS_ADMIN)",
+    "devices": "host devices (/dev/...)",
+    "network_mode": "another network, e.g. the host's own ('host'), instead of the app's",
+    "pid": "the host's (or another container's) process table",
+    "ipc": "the host's (or another container's) shared memory",
+    "userns_mode": "the host's user namespace ('host': no user remapping)",
+    "security_opt": "seccomp, AppArmor and SELinux settings (e.g. turning them off)",
+    "bind_mounts": "host directories mounted into the container",
+    "docker_socket": "the Docker socket: control of every container on the host",
+}
+_KEYS_HELP = "\n\n".join(f"{k}: {v}" for k, v in HOST_ACCESS_HELP.items())
+KeysArg = Annotated[list[str], typer.Argument(help="compose keys: " + ", ".join(HOST_ACCESS_HELP), show_default=False)]
+
+
+def _host_access(app: str, keys: list[str], allow: bool) -> None:
+    unknown = [k for k in keys if k not in HOST_ACCESS_HELP]
+    if unknown:
+        fail(f"unknown host access key {unknown[0]!r}", "use one of: " + ", ".join(HOST_ACCESS_HELP))
+    current = call("GET", f"/api/v1/apps/{q(app)}")["app"]["host_access"]
+    wanted = [*current, *keys] if allow else [k for k in current if k not in keys]
+    out = call("PUT", f"/api/v1/apps/{q(app)}/host-access", json={"keys": list(dict.fromkeys(wanted))})
+    typer.echo(f"{app} may use: {', '.join(out['host_access']) or '(no host access)'}")
+
+
+@apps_cli.command("allow", help=(
+    "Allow APP's compose file to use these keys, which hand its containers the host (admin only; "
+    "from the next push). Only for apps you trust as much as root on this machine.\n\n" + _KEYS_HELP))
+def apps_allow(app: str, keys: KeysArg) -> None:
+    _host_access(app, keys, allow=True)
+
+
+@apps_cli.command("deny", help="Refuse these host-access compose keys for APP again (from the next push).\n\n"
+                  + _KEYS_HELP)
+def apps_deny(app: str, keys: KeysArg) -> None:
+    _host_access(app, keys, allow=False)
 
 
 @cli.command()

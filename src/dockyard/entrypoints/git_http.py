@@ -17,8 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.adapters.git import safe_git_env
 from dockyard.config import Settings
-from dockyard.domain import names
+from dockyard.domain import access, names
+from dockyard.domain.access import Action, Principal
 from dockyard.domain.errors import DockyardError
 
 if TYPE_CHECKING:
@@ -69,6 +71,11 @@ def mount(api: FastAPI, settings: Settings) -> None:
         service = request.query_params.get("service") if path == "info/refs" else path
         if service not in SERVICES or path not in ("info/refs", *SERVICES):
             return PlainTextResponse("dockyard: only git's smart HTTP protocol is served\n", status_code=404)
+        pusher = Principal(name=who[0], role=who[1])
+        action = Action.DEPLOY if service == "git-receive-pack" else Action.READ
+        if not access.allowed(pusher, action, app.name):
+            message, hint = access.refusal(pusher, action)
+            return PlainTextResponse(f"dockyard: {message}\n  hint: {hint}\n", status_code=403)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > hard_limit:
             return PlainTextResponse(
@@ -88,12 +95,14 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "REMOTE_ADDR": request.client.host if request.client else "",
             "GIT_HTTP_MAX_REQUEST_BUFFER": str(hard_limit),
             "DOCKYARD_URL": f"http://{hook_host}:{settings.api_port}",
-            "DOCKYARD_HOOK_TOKEN": p.hook_token,
             "DOCKYARD_APP": app.name,
             "DOCKYARD_DEPLOY_BRANCH": app.deploy_branch,
             "DOCKYARD_PUSHER": who[0],
             "DOCKYARD_BASE_DOMAIN": settings.base_domain,
+            "DOCKYARD_HOST_ACCESS": ",".join(app.host_access),
+            "DOCKYARD_REGISTRY": p.registry.address,
         }
+        env = safe_git_env(env)  # no system or global git configuration for the push
         for header, var in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "GIT_PROTOCOL")):
             if header in request.headers:
                 env[var] = request.headers[header]
@@ -111,23 +120,33 @@ def mount(api: FastAPI, settings: Settings) -> None:
             spool.write(chunk)
         spool.seek(0)
         env["CONTENT_LENGTH"] = str(total)
-        proc = await asyncio.create_subprocess_exec(
-            "git", "http-backend", env=env, stdin=spool, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        spool.close()
-        assert proc.stdout is not None
-        stdout = proc.stdout
-        status, headers = 200, {}
-        while True:
-            line = await stdout.readline()
-            if not line or line in (b"\r\n", b"\n"):
-                break
-            key, _, value = line.decode("latin-1").partition(":")
-            if key.lower() == "status":
-                status = int(value.split()[0])
-            else:
-                headers[key.strip()] = value.strip()
+        # The push's hooks call the API with a token good for this app and this pusher only,
+        # revoked when the request ends (or expiring, if it never ends cleanly).
+        hook_token = p.push_tokens.mint(app.name, who[0]) if path == "git-receive-pack" else ""
+        if hook_token:
+            env["DOCKYARD_HOOK_TOKEN"] = hook_token
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "git", "http-backend", env=env, stdin=spool, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            spool.close()
+            assert proc.stdout is not None
+            stdout = proc.stdout
+            status, headers = 200, {}
+            while True:
+                line = await stdout.readline()
+                if not line or line in (b"\r\n", b"\n"):
+                    break
+                key, _, value = line.decode("latin-1").partition(":")
+                if key.lower() == "status":
+                    status = int(value.split()[0])
+                else:
+                    headers[key.strip()] = value.strip()
+        except BaseException:
+            spool.close()
+            p.push_tokens.revoke(hook_token)
+            raise
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -139,5 +158,6 @@ def mount(api: FastAPI, settings: Settings) -> None:
                         await asyncio.wait_for(proc.wait(), timeout=5)
                     except TimeoutError:
                         proc.kill()
+                p.push_tokens.revoke(hook_token)
 
         return StreamingResponse(body(), status_code=status, headers=headers)

@@ -3,6 +3,12 @@
 pre-receive checks what was pushed (ref names, Dockerfiles, headers, compose file) and refuses
 it with a message when it cannot be deployed; post-receive queues the deploy job and streams its
 log back to the pusher's terminal.
+
+pre-receive parses pushed files in its own process, so it bounds itself first (memory and time,
+``bound_checking``). It reads from its environment, set by ``git_http``: DOCKYARD_APP,
+DOCKYARD_DEPLOY_BRANCH, DOCKYARD_BASE_DOMAIN, DOCKYARD_REGISTRY (host:port of dockyard's
+registry: a Dockerfile header may name an image there only under its own app) and
+DOCKYARD_HOST_ACCESS (comma-separated HOST_ACCESS_KEYS an admin allowed for the app).
 """
 
 from __future__ import annotations
@@ -68,11 +74,49 @@ def _request(method: str, path: str, body: dict[str, Any] | None = None) -> Answ
         raise ApiError(str(exc)) from None
 
 
+# The checking of a push bounds itself: a runaway parse is stopped, and the push refused.
+CHECK_SECONDS = 20
+CHECK_MEGABYTES = 512  # address space; git's pack windows are bounded to fit (adapters/git.py)
+
+
+class CheckTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise CheckTimeout
+
+
+def bound_checking(seconds: int = CHECK_SECONDS, megabytes: int = CHECK_MEGABYTES) -> None:
+    """Limit this process's memory (RLIMIT_AS, which the git processes it starts inherit) and
+    the time of its checks: SIGALRM after ``seconds`` stops them, RLIMIT_CPU kills a process
+    stuck where no signal handler runs."""
+    import resource
+    import signal
+
+    resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds + 5, seconds + 6))
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def end_of_checking() -> None:
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def host_access() -> frozenset[str]:
+    """The host access keys an admin allowed for the app (DOCKYARD_HOST_ACCESS, comma-separated)."""
+    return frozenset(k.strip() for k in os.environ.get("DOCKYARD_HOST_ACCESS", "").split(",") if k.strip())
+
+
 def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> None:
     """Raise a DockyardError when this ref update must be refused."""
-    from dockyard.adapters.git import check_ref_format, list_files, read_file
-    from dockyard.domain import images, names, stack
+    from dockyard.adapters.git import Tree, check_ref_format
+    from dockyard.domain import names
     from dockyard.domain.errors import DockyardError
+    from dockyard.services.inspect import parse_source
 
     if ref.startswith("refs/heads/"):
         kind, name = "branch", ref.removeprefix("refs/heads/")
@@ -88,39 +132,45 @@ def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, r
     if new.strip("0") == "":
         raise DockyardError(f"the deploy branch {name!r} cannot be deleted",
                             "delete the app instead: dockyard apps delete " + app)
-    files = list_files(repo, new)
-    texts = {p: read_file(repo, new, p) or "" for p in images.find_dockerfiles(files)}
-    specs = images.discover(texts, app)
-    stack.commit_services(
-        app, set(files), lambda p: read_file(repo, new, p), {s.dockerfile: s for s in specs},
-        {s.dockerfile: f"validation/{s.basename}" for s in specs},
-        os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"), (),
-    )
+    with Tree(repo, new) as tree:
+        parse_source(
+            tree.paths(), tree.read, app, base_domain=os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"),
+            registry=os.environ.get("DOCKYARD_REGISTRY", ""), allowed=host_access(),
+        )
 
 
 def pre_receive(lines: list[str]) -> int:
-    from dockyard.domain.errors import DockyardError
+    from dockyard.domain.errors import DockyardError, InvalidSource
 
     app, branch = os.environ["DOCKYARD_APP"], os.environ["DOCKYARD_DEPLOY_BRANCH"]
     repo = Path.cwd()
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 3:
-            continue
-        old, new, ref = parts
-        try:
+    updates = [parts for parts in (line.split() for line in lines) if len(parts) == 3]
+    ref, refusal = "", None
+    bound_checking()
+    try:
+        for old, new, ref in updates:
             check_update(repo, app, branch, old, new, ref)
-        except DockyardError as exc:
-            say(f" !     Push rejected: {exc.message}")
-            if exc.hint:
-                say(f" !     {exc.hint}")
-            say(" !     Nothing was deployed; the running release keeps serving.")
-            try:
-                _request("POST", f"/api/v1/apps/{app}/rejected-pushes",
-                         {"ref": ref, "reason": str(exc), "pusher": os.environ.get("DOCKYARD_PUSHER")}).text()
-            except ApiError:
-                pass
-            return 1
+    except DockyardError as exc:
+        refusal = exc
+    except CheckTimeout:
+        refusal = InvalidSource(f"checking the pushed files took longer than {CHECK_SECONDS} s",
+                                "simplify the Dockerfiles and the compose file")
+    except MemoryError:
+        refusal = InvalidSource(f"checking the pushed files needed more than {CHECK_MEGABYTES} MB of memory",
+                                "simplify the Dockerfiles and the compose file")
+    finally:
+        end_of_checking()
+    if refusal is not None:
+        say(f" !     Push rejected: {refusal.message}")
+        if refusal.hint:
+            say(f" !     {refusal.hint}")
+        say(" !     Nothing was deployed; the running release keeps serving.")
+        try:
+            _request("POST", f"/api/v1/apps/{app}/rejected-pushes",
+                     {"ref": ref, "reason": str(refusal), "pusher": os.environ.get("DOCKYARD_PUSHER")}).text()
+        except ApiError:
+            pass
+        return 1
     # Accepted: queue the deploy now, so it starts while git stores the objects and runs
     # post-receive (which finds this job and streams its log). The job waits for the ref.
     for line in lines:

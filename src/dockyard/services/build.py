@@ -11,11 +11,12 @@ import contextlib
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import images as img
+from dockyard.domain.errors import InvalidSource
 from dockyard.domain.model import App, BuiltImage
 from dockyard.domain.pinning import base_pins, pin_bases
 from dockyard.ports import ImageBuilder, Registry, SourceRepos
@@ -33,17 +34,30 @@ class Built:
     push: Future[str]  # the reference pinned by digest, once pushed
 
 
+def check_add_hosts(spec: img.ImageSpec, resolve: Callable[[str], list[str]]) -> None:
+    """The hosts of the Dockerfile's ``ADD <url>`` resolved now, just before the build: the engine
+    fetches them from the host's network, where dockyard's own services listen on loopback."""
+    for url in spec.add_urls:
+        host = img.url_host(url)
+        if host is None:
+            continue
+        for address in resolve(host):
+            reason = img.local_host(address)
+            if reason:
+                raise InvalidSource(
+                    f"{spec.dockerfile}: ADD {url}: {host} resolves to {address}, {reason}",
+                    "the engine fetches ADD URLs from this host's own network: download from a public "
+                    "address, or COPY the file from the repository",
+                )
+
+
 @dataclass
 class Builds:
     store: SqlStore
     repos: SourceRepos
     builder: ImageBuilder
     registry: Registry
-
-    def source_images(self, app: App, commit: str) -> list[img.ImageSpec]:
-        files = self.repos.files(app.name, commit)
-        texts = {p: self.repos.read(app.name, commit, p) or "" for p in img.find_dockerfiles(files)}
-        return img.discover(texts, app.name)
+    resolve: Callable[[str], list[str]] = field(default=lambda host: [])  # host -> its addresses
 
     def build_all(self, app: App, commit: str, specs: list[img.ImageSpec], say: Say,
                   pushes: ThreadPoolExecutor) -> list[Built]:
@@ -54,6 +68,7 @@ class Builds:
         with contextlib.ExitStack() as stack:
             contexts: dict[str, IO[bytes]] = {}
             for spec in specs:
+                check_add_hosts(spec, self.resolve)
                 if spec.context not in contexts:
                     contexts[spec.context] = stack.enter_context(tempfile.TemporaryFile())
                     self.repos.archive(app.name, commit, contexts[spec.context], spec.context)

@@ -11,14 +11,15 @@ from dataclasses import dataclass, field, replace
 
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import images as img
-from dockyard.domain import stack
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import App, Job, ServiceSpec
 from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRepos
+from dockyard.services import inspect
 from dockyard.services.build import Builds
 from dockyard.services.release import Releaser, service_from_dict
 
 Say = Callable[[str], None]
+Inspect = Callable[..., inspect.Inspection]  # inspect.inspect_source (a bounded child) or parse_source
 __all__ = ["Deployer", "service_from_dict"]
 
 
@@ -36,11 +37,13 @@ class Deployer:
     proxy_port: int
     route_prefix: str
     ready_timeout: float
+    inspector: Inspect = inspect.inspect_source
+    resolve: Callable[[str], list[str]] = field(default=lambda host: [])  # for ADD URLs' hosts
     builds: Builds = field(init=False)
     releaser: Releaser = field(init=False)
 
     def __post_init__(self) -> None:
-        self.builds = Builds(self.store, self.repos, self.builder, self.registry)
+        self.builds = Builds(self.store, self.repos, self.builder, self.registry, self.resolve)
         self.releaser = Releaser(self.store, self.orchestrator, self.proxy, self.proxy_port, self.route_prefix,
                                  self.ready_timeout)
 
@@ -53,13 +56,12 @@ class Deployer:
         say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')})")
         with ThreadPoolExecutor(max_workers=1) as pushes:
             try:
-                specs = self.builds.source_images(app, commit)
-                built = self.builds.build_all(app, commit, specs, say, pushes)
+                found = self.inspect(app, commit)
+                built = self.builds.build_all(app, commit, list(found.images), say, pushes)
             except Exception:
                 say(" !     Nothing was released; the previous release keeps serving.")
                 raise
-            by_file = {b.spec.dockerfile: b.spec for b in built}
-            services = self.services_for(app, commit, by_file, {b.spec.dockerfile: b.reference for b in built})
+            services = inspect.with_references(found.services, {b.spec.dockerfile: b.reference for b in built})
             ids = {b.reference: b.image_id for b in built}
             services = tuple(replace(s, image_id=ids.get(s.image, "")) for s in services)
 
@@ -80,21 +82,24 @@ class Deployer:
                                     "push again")
             time.sleep(0.01)
 
+    def inspect(self, app: App, commit: str) -> inspect.Inspection:
+        """The commit's images and services, parsed within bounds (services/inspect.py)."""
+        return self.inspector(
+            self.repos.files(app.name, commit), lambda path, _limit: self.repos.read(app.name, commit, path),
+            app.name, base_domain=self.base_domain, domains=app.domains, registry=self.registry.address,
+            allowed=frozenset(app.host_access),
+        )
+
     def build_images(self, app: App, commit: str, say: Say) -> tuple[dict[str, img.ImageSpec], dict[str, str]]:
         """Build and push every image: specs and pinned references, by Dockerfile."""
-        specs = self.builds.source_images(app, commit)
+        found = self.inspect(app, commit)
         with ThreadPoolExecutor(max_workers=1) as pushes:
-            built = self.builds.build_all(app, commit, specs, say, pushes)
+            built = self.builds.build_all(app, commit, list(found.images), say, pushes)
             return {b.spec.dockerfile: b.spec for b in built}, {b.spec.dockerfile: b.push.result() for b in built}
 
-    # -- services -------------------------------------------------------------------------
-    def services_for(
-        self, app: App, commit: str, specs: dict[str, img.ImageSpec], pinned: dict[str, str]
-    ) -> tuple[ServiceSpec, ...]:
-        return stack.commit_services(
-            app.name, set(self.repos.files(app.name, commit)), lambda p: self.repos.read(app.name, commit, p),
-            specs, pinned, self.base_domain, app.domains,
-        )
+    def services_for(self, app: App, commit: str, pinned: dict[str, str]) -> tuple[ServiceSpec, ...]:
+        """The commit's services, with the images built from its Dockerfiles as ``pinned`` says."""
+        return inspect.with_references(self.inspect(app, commit).services, pinned)
 
     # -- release and upkeep (services/release.py) -------------------------------------------
     def release(self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,

@@ -1,0 +1,163 @@
+"""Apps: create, list, show, delete; their domains, host access, images and container logs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from dockyard import bootstrap
+from dockyard.domain import hosts, names
+from dockyard.domain.access import Action, Principal
+from dockyard.domain.errors import Conflict
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, HOST_ACCESS_KEYS, App
+from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, can
+from dockyard.entrypoints.routes.deploys import redacted
+from dockyard.entrypoints.routes.jobs import job_out
+
+router = APIRouter(prefix="/api/v1/apps")
+
+
+class AppIn(BaseModel):
+    name: str = Field(examples=["shop"])
+    deploy_branch: str = "main"
+    domains: list[str] = []
+
+
+class AppOut(BaseModel):
+    name: str
+    deploy_branch: str
+    domains: list[str]
+    host_access: list[str]
+    git_remote: str
+    created_at: datetime | None
+
+
+class DomainsIn(BaseModel):
+    domains: list[str]
+
+
+class HostAccessIn(BaseModel):
+    keys: list[str] = Field(description="compose keys the app's containers may use: " + ", ".join(HOST_ACCESS_KEYS),
+                            examples=[["privileged"]])
+
+
+def app_out(p: bootstrap.Platform, app: App) -> AppOut:
+    return AppOut(name=app.name, deploy_branch=app.deploy_branch, domains=list(app.domains),
+                  host_access=list(app.host_access), git_remote=f"{p.settings.url}/git/{app.name}.git",
+                  created_at=app.created_at)
+
+
+def claims(p: bootstrap.Platform) -> dict[str, tuple[str, ...]]:
+    """Each app's custom domains."""
+    return {a.name: a.domains for a in p.store.list_apps()}
+
+
+@router.get("", tags=["apps"])
+def list_apps(p: PlatformDep, _: Reader) -> list[AppOut]:
+    return [app_out(p, a) for a in p.store.list_apps()]
+
+
+@router.post("", status_code=201, tags=["apps"])
+def create_app_route(body: AppIn, p: PlatformDep, _: AppManager) -> AppOut:
+    """Create an app: a bare git repo to push to, an app network, a host name."""
+    name = names.app_name(body.name)
+    names.branch_name(body.deploy_branch)
+    taken = claims(p)
+    if name in taken:
+        raise Conflict(f"app {name!r} already exists", "pick another name, or push to its remote")
+    domains = hosts.check_new_app(name, body.domains, p.settings.base_domain, taken)
+    p.repos.create(name)
+    app = p.store.create_app(App(name=name, deploy_branch=body.deploy_branch, domains=domains))
+    return app_out(p, app)
+
+
+@router.get("/{name}", tags=["apps"])
+def status(name: str, p: PlatformDep, _: Reader) -> dict[str, Any]:
+    """The app, its live release (environment values shown as "<redacted>"), the containers that
+    run it and where it answers."""
+    app = p.store.get_app(names.app_name(name))
+    live = p.store.live_release(app.name, DEFAULT_ENVIRONMENT)
+    containers = p.engine.observe(app.name)
+    urls = [f"http://{h}:{p.settings.proxy_port}/" for s in (live or {}).get("services", []) for h in s["hosts"]]
+    jobs = p.store.list_jobs(app.name, limit=1)
+    return {
+        "app": app_out(p, app).model_dump(mode="json"),
+        "live_release": redacted(live) if live is not None else None,
+        "urls": urls,
+        "containers": [c.__dict__ for c in containers],
+        "last_job": job_out(jobs[0]).model_dump(mode="json") if jobs else None,
+    }
+
+
+@router.delete("/{name}", status_code=204, tags=["apps"])
+def delete_app(name: str, p: PlatformDep, _: AppManager) -> None:
+    """Stop the app's containers, remove its routes, network, repo and records of it."""
+    app = p.store.get_app(names.app_name(name))
+    busy = [j for j in p.store.list_jobs(app.name, limit=20) if not j.status.finished]
+    if busy:
+        raise Conflict(f"{app.name} has a {busy[0].kind} job running (job {busy[0].id})",
+                       f"wait for it to end (dockyard jobs show {busy[0].id} -f), then delete the app")
+    p.deployer.destroy(app.name)
+    p.repos.delete(app.name)
+    p.store.delete_app(app.name)
+
+
+@router.put("/{name}/domains", tags=["apps"])
+def set_domains(name: str, body: DomainsIn, p: PlatformDep, _: AppManager) -> AppOut:
+    """Domains the app answers at, besides APP.<base domain>; applied at the next deploy. Hosts
+    under the base domain belong to the app of that name: only APP may claim X.APP.<base domain>."""
+    app = p.store.get_app(names.app_name(name))
+    domains = hosts.claim_domains(app.name, body.domains, p.settings.base_domain, claims(p))
+    return app_out(p, p.store.set_domains(app.name, domains))
+
+
+@router.put("/{name}/host-access", tags=["apps"])
+def set_host_access(name: str, body: HostAccessIn, p: PlatformDep,
+                    _: Annotated[Principal, can(Action.GRANT_HOST_ACCESS)]) -> AppOut:
+    """Compose keys that hand the app's containers the host (admin only); applied at the next
+    push. The list replaces the previous one; an empty list allows none."""
+    app = p.store.set_host_access(names.app_name(name), names.host_access_keys(body.keys))
+    return app_out(p, app)
+
+
+@router.get("/{name}/images", tags=["images"])
+def list_images(name: str, p: PlatformDep, _: Reader) -> list[dict[str, Any]]:
+    """Images built for the app: name, version, tag, digest, commit, size, date."""
+    app = p.store.get_app(names.app_name(name))
+    return [dict(i.__dict__, reference=f"{p.registry.address}/{i.repository}:{i.tag}")
+            for i in p.store.list_images(app.name)]
+
+
+@router.get("/{name}/logs", tags=["apps"], response_class=StreamingResponse)
+async def app_logs(name: str, p: PlatformDep, _: Reader, follow: bool = False, tail: int = 100) -> StreamingResponse:
+    """The app's container output, one line per line, prefixed by service; `follow` streams."""
+    app = p.store.get_app(names.app_name(name))
+    stop = threading.Event()
+    lines = p.engine.logs(app.name, follow=follow, tail=max(0, min(tail, 10000)), stop=stop)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:  # the engine's iterator blocks: read it in a thread of its own
+        try:
+            for line in lines:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name=f"logs-{app.name}", daemon=True).start()
+
+    async def out() -> AsyncIterator[str]:
+        try:
+            while (line := await queue.get()) is not None:
+                yield f"{line}\n"
+        finally:
+            stop.set()  # the client went away (or all streams ended): the reader thread ends
+
+    return StreamingResponse(out(), media_type="text/plain")

@@ -1,0 +1,404 @@
+"""Parse a pushed commit's Dockerfiles and compose file in a child process, within bounds.
+
+The parsers read pushed text. They are written to run in linear time within size limits, and
+this module makes sure that whatever they do, they cannot stall the server: they run in a child
+Python process that limits its own memory (RLIMIT_AS) and CPU time (RLIMIT_CPU) first thing,
+and that the server stops when it takes longer than the wall-clock bound. The child reads
+nothing itself: the server lists the commit (``adapters.git.Tree``) and answers the child's
+requests for files, each within its size limit. They talk in JSON lines over stdin/stdout.
+
+For the deployer::
+
+    found = inspect_commit(repos.path(app.name), commit, app.name, base_domain=settings.base_domain,
+                           domains=app.domains, registry=registry.address,
+                           allowed=frozenset(app.host_access))
+    found.images    # ImageSpecs, in build order
+    found.services  # ServiceSpecs; a built image is named placeholder(dockerfile)
+    ...build found.images, giving {dockerfile: reference}...
+    services = with_references(found.services, {spec.dockerfile: reference, ...})
+
+A refused push raises InvalidSource (the parsers' own errors, or "parsing the pushed files took
+longer than N s / needed more than N MB"); the hook runs the same ``parse_source`` in its own
+process, which bounds itself.
+
+One spare child is kept started (imports done, limits set, waiting on stdin), so a call costs a
+round trip and the parsing, not a Python start; it is replaced after each call. ``warm()``
+starts it (at server start), ``shutdown()`` stops it (it also exits by itself when the server
+does: its stdin closes). A second parse running at the same time starts its own child. This module is
+imported by the child: its top-level imports are only what parsing needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dockyard.domain import errors, images, stack
+from dockyard.domain.errors import DockyardError, InvalidSource
+from dockyard.domain.images import ImageSpec
+from dockyard.domain.model import ServiceSpec
+
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
+
+PLACEHOLDER = "dockyard-build://"
+MAX_PARSED_BYTES = 16 * 1024 * 1024  # all files one inspection reads together
+_MEMORY_ERROR = b'{"error": {"kind": "memory"}}\n'
+_MAX_READ = max(images.MAX_DOCKERFILE_BYTES, images.MAX_COMPOSE_BYTES, images.MAX_ENV_FILE_BYTES)
+
+Read = Callable[[str, int], str | None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of one parse: wall-clock (and CPU) seconds, and address space in MiB."""
+
+    seconds: float = 10.0
+    megabytes: int = 256
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What a commit declares: images in build order, and the services it runs."""
+
+    images: tuple[ImageSpec, ...]
+    services: tuple[ServiceSpec, ...]  # built images named by placeholder(dockerfile)
+
+
+def placeholder(dockerfile: str) -> str:
+    """The image reference a service carries for the image built from ``dockerfile``."""
+    return f"{PLACEHOLDER}{dockerfile}"
+
+
+def with_references(services: tuple[ServiceSpec, ...], references: Mapping[str, str]) -> tuple[ServiceSpec, ...]:
+    """The services with each placeholder replaced by the reference of the image built from
+    its Dockerfile (``references``: dockerfile -> reference)."""
+    out = []
+    for service in services:
+        if service.image.startswith(PLACEHOLDER):
+            dockerfile = service.image.removeprefix(PLACEHOLDER)
+            if dockerfile not in references:
+                raise DockyardError(f"service {service.name}: no image was built from {dockerfile}")
+            service = replace(service, image=references[dockerfile])
+        out.append(service)
+    return tuple(out)
+
+
+def parse_source(
+    files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
+    registry: str = "", allowed: frozenset[str] = frozenset(),
+) -> Inspection:
+    """The parsing itself, in this process: ``files`` are the commit's paths (the Dockerfiles
+    and compose file among them are enough), ``read(path, limit)`` a file's text or None."""
+    budget = [MAX_PARSED_BYTES]
+
+    def read_within(path: str, limit: int) -> str | None:
+        text = read(path, limit)
+        budget[0] -= len(text or "")
+        if budget[0] < 0:
+            raise InvalidSource(
+                f"the Dockerfiles, compose file and env files add up to more than {MAX_PARSED_BYTES // 1024**2} MiB",
+                "keep them small: move data into files the build COPYs",
+            )
+        return text
+
+    def read_compose_file(path: str) -> str | None:
+        compose = path in stack.COMPOSE_FILES
+        return read_within(path, images.MAX_COMPOSE_BYTES if compose else images.MAX_ENV_FILE_BYTES)
+
+    paths = set(files)
+    texts = {p: read_within(p, images.MAX_DOCKERFILE_BYTES) or "" for p in images.find_dockerfiles(paths)}
+    specs = images.discover(texts, app, registry)
+    services = stack.commit_services(
+        app, paths, read_compose_file, {s.dockerfile: s for s in specs},
+        {s.dockerfile: placeholder(s.dockerfile) for s in specs}, base_domain, domains, allowed,
+    )
+    return Inspection(tuple(specs), services)
+
+
+# -- the server's side --------------------------------------------------------------------------
+
+
+def inspect_commit(
+    repo: Path, commit: str, app: str, *, base_domain: str, domains: tuple[str, ...] = (), registry: str = "",
+    allowed: frozenset[str] = frozenset(), limits: Limits | None = None,
+) -> Inspection:
+    """Parse ``commit`` of the bare repository ``repo`` in a bounded child process."""
+    from dockyard.adapters.git import Tree
+
+    with Tree(repo, commit) as tree:
+        return inspect_source(tree.paths(), tree.read, app, base_domain=base_domain, domains=domains,
+                              registry=registry, allowed=allowed, limits=limits)
+
+
+def inspect_source(
+    files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
+    registry: str = "", allowed: frozenset[str] = frozenset(), limits: Limits | None = None,
+) -> Inspection:
+    """``parse_source`` in a bounded child process; ``read(path, limit)`` runs here, in the
+    caller's process, and serves the child's reads."""
+    limits = limits or Limits()
+    candidates = [p for p in files if images.is_dockerfile(p) or p in stack.COMPOSE_FILES]
+    # Sent with the request, each within its limit: the child asks only for env files.
+    texts = {p: read(p, images.MAX_DOCKERFILE_BYTES) for p in images.find_dockerfiles(candidates)}
+    texts.update((p, read(p, images.MAX_COMPOSE_BYTES)) for p in candidates if p in stack.COMPOSE_FILES)
+    request = {"files": candidates, "texts": texts, "app": app, "base_domain": base_domain,
+               "domains": list(domains), "registry": registry, "allowed": sorted(allowed)}
+    child = _spares.take(limits)
+    try:
+        answer = child.exchange(request, read)
+    finally:
+        child.close()
+        _spares.refill(limits)
+    return Inspection(
+        tuple(_build(ImageSpec, d) for d in answer["images"]),
+        tuple(_build(ServiceSpec, d) for d in answer["services"]),
+    )
+
+
+def warm(limits: Limits | None = None) -> None:
+    """Start the spare child now (at server start), so that the first parse does not wait for
+    a Python start (~70 ms)."""
+    _spares.refill(limits or Limits())
+
+
+def shutdown() -> None:
+    """Stop the spare child (at server stop; it also exits when the server's process does)."""
+    _spares.close()
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _build(cls: type[T], data: dict[str, Any]) -> T:
+    return cls(**{f.name: _tuples(data[f.name]) for f in fields(cls) if f.name in data})  # type: ignore[arg-type]
+
+
+# The child's first lines: limits before anything else, then the parent's import path.
+_BOOT = (
+    "import sys\n"
+    "from dockyard.services.inspect import child_main\n"
+    "child_main(sys.argv[1:])\n"
+)
+
+
+class _Child:
+    """One child process, used for one parse."""
+
+    def __init__(self, limits: Limits) -> None:
+        import subprocess
+
+        self.limits = limits
+        cpu = max(1, int(limits.seconds + 0.999))
+        path = [p for p in sys.path if p]
+        self.proc: subprocess.Popen[bytes] = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {path!r}\n" + _BOOT,
+             str(limits.megabytes), str(cpu)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        os.set_blocking(self.stdin, False)
+        os.set_blocking(self.stdout, False)
+        self.buffer = b""
+
+    def usable(self, limits: Limits) -> bool:
+        return self.limits == limits and self.proc.poll() is None
+
+    def exchange(self, request: dict[str, Any], read: Read) -> dict[str, Any]:
+        """Send the request, serve the child's reads with ``read``; its answer, or an error."""
+        import time
+
+        deadline = time.monotonic() + self.limits.seconds
+        self._send(request, deadline)
+        while True:
+            message = self._receive(deadline)
+            if "read" in message:
+                limit = min(int(message.get("limit") or _MAX_READ), _MAX_READ)
+                self._send({"text": read(str(message["read"]), limit)}, deadline)
+            elif "ok" in message:
+                return dict(message["ok"])
+            elif "error" in message:
+                raise self._error(message["error"])
+            else:
+                raise DockyardError(f"the parser process failed: {str(message.get('crash', message))[-1500:]}")
+
+    def _error(self, error: dict[str, Any]) -> DockyardError:
+        if error.get("kind") == "memory":
+            return InvalidSource(
+                f"parsing the pushed files needed more than {self.limits.megabytes} MB of memory",
+                "simplify the Dockerfiles and the compose file (dockyard stopped parsing them)",
+            )
+        kind = getattr(errors, str(error.get("kind")), DockyardError)
+        if not (isinstance(kind, type) and issubclass(kind, DockyardError)):
+            kind = DockyardError
+        return kind(str(error.get("message")), str(error.get("hint", "")))
+
+    def _timeout(self) -> InvalidSource:
+        return InvalidSource(
+            f"parsing the pushed files took longer than {self.limits.seconds:g} s",
+            "simplify the Dockerfiles and the compose file (dockyard stopped parsing them)",
+        )
+
+    def _send(self, message: dict[str, Any], deadline: float) -> None:
+        import select
+        import time
+
+        data = memoryview(json.dumps(message).encode() + b"\n")
+        while data:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise self._timeout()
+            select.select([], [self.stdin], [], wait)
+            try:
+                data = data[os.write(self.stdin, data[:65536]):]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                raise self._died() from None
+
+    def _receive(self, deadline: float) -> dict[str, Any]:
+        import select
+        import time
+
+        while b"\n" not in self.buffer:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise self._timeout()
+            select.select([self.stdout], [], [], wait)
+            try:
+                chunk = os.read(self.stdout, 1 << 20)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise self._died()
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        message = json.loads(line)
+        assert isinstance(message, dict)
+        return message
+
+    def _died(self) -> DockyardError:
+        import signal
+
+        code = self.proc.wait()
+        if code in (-signal.SIGXCPU, -signal.SIGKILL):
+            return self._timeout()
+        if code == 3:
+            return self._error({"kind": "memory"})
+        assert self.proc.stderr is not None
+        stderr = self.proc.stderr.read(4000).decode(errors="replace")
+        if "MemoryError" in stderr:
+            return self._error({"kind": "memory"})
+        return DockyardError(f"the parser process exited ({code}): {stderr.strip()[-1500:]}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+
+
+class _Spares:
+    """At most one started child, waiting for a parse."""
+
+    def __init__(self) -> None:
+        self._spare: _Child | None = None
+        self._lock: Any = None
+
+    def _guard(self) -> Any:
+        if self._lock is None:
+            import threading
+
+            self._lock = threading.Lock()
+        return self._lock
+
+    def take(self, limits: Limits) -> _Child:
+        with self._guard():
+            child, self._spare = self._spare, None
+        if child is not None and child.usable(limits):
+            return child
+        if child is not None:
+            child.close()
+        return _Child(limits)
+
+    def refill(self, limits: Limits) -> None:
+        with self._guard():
+            if self._spare is None:
+                self._spare = _Child(limits)
+
+    def close(self) -> None:
+        with self._guard():
+            child, self._spare = self._spare, None
+        if child is not None:
+            child.close()
+
+
+_spares = _Spares()  # holds no process until the first parse
+
+
+# -- the child's side ---------------------------------------------------------------------------
+
+
+def child_main(argv: list[str]) -> None:
+    """The child: limit itself, then answer one request on stdin, reading files through stdout."""
+    import resource
+
+    megabytes, cpu_seconds = int(argv[0]), int(argv[1])
+    resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    out, inp = sys.stdout.buffer, sys.stdin.buffer
+
+    def send(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message).encode() + b"\n")
+        out.flush()
+
+    try:
+        stack.load_compose("{}")  # loads yaml while waiting, not once asked
+        line = inp.readline()
+        if not line:
+            return  # the server went away, or stopped its spare
+
+        request = json.loads(line)
+        texts: dict[str, str | None] = request["texts"]
+
+        def read(path: str, limit: int) -> str | None:
+            if path in texts:
+                text = texts[path]
+            else:
+                send({"read": path, "limit": limit})
+                text = json.loads(inp.readline())["text"]
+            if text is not None and len(text) > limit:
+                raise images.too_large(path, len(text), limit)
+            return None if text is None else str(text)
+
+        found = parse_source(
+            request["files"], read, request["app"], base_domain=request["base_domain"],
+            domains=tuple(request["domains"]), registry=request["registry"], allowed=frozenset(request["allowed"]),
+        )
+        send({"ok": {"images": [asdict(s) for s in found.images], "services": [asdict(s) for s in found.services]}})
+    except DockyardError as exc:
+        send({"error": {"kind": type(exc).__name__, "message": exc.message, "hint": exc.hint}})
+    except MemoryError:
+        out.write(_MEMORY_ERROR)
+        out.flush()
+        os._exit(3)
+    except RecursionError:
+        send({"error": {"kind": "InvalidSource", "message": "the pushed files nest too deeply to be parsed",
+                        "hint": "simplify the Dockerfiles and the compose file"}})
+    except Exception:
+        import traceback
+
+        send({"crash": traceback.format_exc()[-1500:]})

@@ -6,7 +6,6 @@ import ctypes
 import gc
 import logging
 import os
-import secrets
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ class Platform:
     plane: DataPlane
     deployer: Deployer
     runner: JobRunner
-    hook_token: str = field(default_factory=lambda: "dyhook_" + secrets.token_urlsafe(24))
     stopping: threading.Event = field(default_factory=threading.Event)
     push_tokens: PushTokens = field(default_factory=PushTokens)  # hook tokens of pushes in flight
 
@@ -184,13 +182,3 @@ def stop(platform: Platform) -> None:
     platform.stopping.set()
     platform.runner.stop()
     inspect.shutdown()
-
-
-def stop_data_plane(platform: Platform) -> list[str]:
-    """Stop and remove the proxy's and the registry's containers (`dockyard server down`)."""
-    stopped = []
-    if platform.proxy.remove():
-        stopped.append("proxy")
-    if platform.registry.remove():
-        stopped.append("registry")
-    return stopped

@@ -121,7 +121,8 @@ class DockerOrchestrator:
             spec=service.spec_hash, port=str(service.port or ""),
         )
         network = self.network_name(app)
-        mode = service.network_mode or network  # another mode only where an admin allowed it
+        # another mode only where an admin allowed it, or another service's of the same app
+        mode = self._mode(app, service.network_mode) or network
         # The proxy runs on the host's network and dials the container's address on the app
         # network directly: no host port is published.
         host_config = self.api.create_host_config(
@@ -137,8 +138,9 @@ class DockerOrchestrator:
             cap_add=list(service.cap_add) or None,
             devices=list(service.devices) or None,
             binds=list(service.binds) or None,
-            pid_mode=service.pid or None,
-            ipc_mode=service.ipc or None,
+            pid_mode=self._mode(app, service.pid) or None,
+            ipc_mode=self._mode(app, service.ipc) or None,
+            userns_mode=service.userns_mode or None,
         )
         networking = self.api.create_networking_config(
             {network: self.api.create_endpoint_config(aliases=[service.name])}
@@ -169,6 +171,17 @@ class DockerOrchestrator:
             self.api.remove_container(created["Id"], force=True)
             raise DeployFailed(f"cannot start {service.name}: {explain(exc)}") from None
         return self._running(self.api.inspect_container(created["Id"]))
+
+    def _mode(self, app: str, value: str) -> str:
+        """Compose's ``service:NAME`` (share that service's namespace) as Docker's ``container:ID``."""
+        if not value.startswith("service:"):
+            return value
+        name = value.removeprefix("service:")
+        for c in reversed(self.observe(app)):
+            if c.service == name and c.state == "running":
+                return f"container:{c.id}"
+        raise DeployFailed(f"{value}: no container of service {name!r} runs",
+                           f"start {name} first: list it under depends_on")
 
     def _pull(self, image: str) -> None:
         try:

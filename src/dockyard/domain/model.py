@@ -63,6 +63,7 @@ class ServiceSpec:
     ipc: str = ""
     security_opt: tuple[str, ...] = ()
     binds: tuple[str, ...] = ()  # "source:target[:mode]"
+    userns_mode: str = ""
 
     @property
     def is_web(self) -> bool:
@@ -71,7 +72,7 @@ class ServiceSpec:
     @property
     def host_access(self) -> tuple[object, ...]:
         return (self.privileged, self.cap_add, self.devices, self.network_mode, self.pid, self.ipc,
-                self.security_opt, self.binds)
+                self.security_opt, self.binds, self.userns_mode)
 
     @property
     def spec_hash(self) -> str:

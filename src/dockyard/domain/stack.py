@@ -576,6 +576,7 @@ def _host_access(
     userns = body.get("userns_mode")
     if userns is not None and userns != "":
         need("userns_mode", f"{path}/userns_mode", f"userns_mode: {shown(str(userns))}")
+        fields["userns_mode"] = str(userns)
     security = _strings(f"{path}/security_opt", body.get("security_opt"))
     for i, option in enumerate(security):
         if option.strip().lower() not in _FREE_SECURITY_OPTS:

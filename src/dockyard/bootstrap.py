@@ -61,7 +61,7 @@ def bootstrap(settings: Settings) -> Platform:
     few_malloc_arenas()
     private_home(settings.home)
     store = SqlStore(settings.database_url)
-    store.migrate()
+    store.migrate(in_child=True)
     private_home(settings.home)  # the database may have just been created
     installation = store.installation_id()
     client = connect(settings.docker_host)
@@ -84,7 +84,7 @@ def bootstrap(settings: Settings) -> Platform:
         resolve=resolver.addresses,
     )
     runner = JobRunner(store, {"deploy": deployer.deploy_job}, workers=settings.workers,
-                       max_attempts=settings.max_job_attempts)
+                       max_attempts=settings.max_job_attempts, when_idle=give_back_memory)
     return Platform(settings, store, repos, registry, proxy, engine, builder, plane, deployer, runner)
 
 

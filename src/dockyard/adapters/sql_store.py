@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import subprocess
+import sys
 import threading
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -15,7 +17,7 @@ from sqlalchemy import Engine, create_engine, delete, event, func, insert, inspe
 from sqlalchemy.exc import IntegrityError
 
 from dockyard.adapters import sql_tables as t
-from dockyard.domain.errors import Conflict, NotFound
+from dockyard.domain.errors import Conflict, NotFound, Unavailable
 from dockyard.domain.model import App, BuiltImage, Job, JobStatus, ReleaseStatus, ServiceSpec
 
 
@@ -39,12 +41,20 @@ class SqlStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._claim_lock = threading.Lock()
 
-    def migrate(self) -> None:
+    def migrate(self, in_child: bool = False) -> None:
         """Bring the schema to the newest migration. Alembic is loaded only when there is
-        something to do: it costs the server ~10 MB of memory for its whole life otherwise."""
+        something to do, and with ``in_child`` in a child process: the server idles for most of
+        its life, and Alembic would keep ~10 MB of its memory for good."""
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         if self._schema_version() == _newest_migration():
+            return
+        if in_child:
+            done = subprocess.run([sys.executable, "-m", "dockyard.adapters.sql_store", self.url],
+                                  capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise Unavailable(f"the database could not be migrated: {done.stderr.strip()[-1500:]}",
+                                  "see the error above; the database was left as it was")
             return
         from alembic import command
         from alembic.config import Config
@@ -218,6 +228,11 @@ class SqlStore:
                 status=JobStatus.RUNNING, started_at=now(), attempts=row.attempts + 1))
         return self.get_job(row.id)
 
+    def running_count(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(select(func.count()).select_from(t.jobs)
+                                 .where(t.jobs.c.status == JobStatus.RUNNING)).scalar() or 0)
+
     def requeue_interrupted(self, max_attempts: int) -> tuple[list[int], list[int]]:
         """Jobs left running by a server that stopped: queued again to resume, unless they were
         attempted ``max_attempts`` times already (a job that crashes the server would otherwise
@@ -333,3 +348,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+if __name__ == "__main__":  # the migration child of SqlStore.migrate(in_child=True)
+    SqlStore(sys.argv[1]).migrate()

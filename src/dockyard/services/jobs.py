@@ -18,8 +18,9 @@ Handler = Callable[[Job, Callable[[str], None]], None]
 
 class JobRunner:
     def __init__(self, store: SqlStore, handlers: dict[str, Handler], workers: int = 2,
-                 max_attempts: int = 3) -> None:
+                 max_attempts: int = 3, when_idle: Callable[[], None] | None = None) -> None:
         self.store = store
+        self.when_idle = when_idle  # e.g. give memory back to the system once no job runs
         self.max_attempts = max_attempts
         self.handlers = handlers
         self.workers = workers
@@ -68,6 +69,8 @@ class JobRunner:
                     continue
                 self.run(job)
                 self.notify()  # a job of the same app may be waiting for this one
+                if self.when_idle is not None and self.store.running_count() == 0:
+                    self.when_idle()
             except Exception:  # the store failed (locked, disk full): keep the worker alive
                 log.error("job worker:\n%s", traceback.format_exc())
                 self._stop.wait(1.0)

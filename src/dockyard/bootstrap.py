@@ -145,7 +145,7 @@ def give_back_memory() -> None:
 
 def warn_without_live_restore(platform: Platform) -> None:
     try:
-        enabled = bool(platform.engine.api.info().get("LiveRestoreEnabled"))
+        enabled = platform.engine.live_restore()
     except Exception:
         return
     if not enabled:

@@ -64,7 +64,8 @@ def test_bad_compose_file_is_rejected(server: Server, app_name: str, tmp_path: P
 @pytest.mark.parametrize(
     "command",
     [[], ["apps"], ["apps", "create"], ["apps", "delete"], ["status"], ["logs"], ["images"], ["releases"],
-     ["deploy"], ["jobs"], ["jobs", "show"], ["domains", "add"], ["tokens", "create"], ["server"], ["login"]],
+     ["deploy"], ["jobs"], ["jobs", "show"], ["domains", "add"], ["tokens", "create"], ["server"], ["server", "down"], ["login"],
+     ["system"], ["apps", "allow"], ["apps", "deny"]],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     out = subprocess.run([str(BIN / "dockyard"), *command, "--help"], capture_output=True, text=True, timeout=30)
@@ -75,7 +76,8 @@ def test_openapi_schema_lists_the_routes(server: Server) -> None:
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     for path in ["/api/v1/apps", "/api/v1/apps/{name}", "/api/v1/apps/{name}/deploys", "/api/v1/apps/{name}/images",
                  "/api/v1/apps/{name}/logs", "/api/v1/apps/{name}/releases", "/api/v1/apps/{name}/domains",
-                 "/api/v1/jobs/{job_id}/logs", "/api/v1/tokens", "/git/{repo}/{path}"]:
+                 "/api/v1/jobs/{job_id}/logs", "/api/v1/tokens", "/api/v1/system", "/api/v1/health",
+                 "/git/{repo}/{path}"]:
         assert path in paths
 
 

@@ -92,6 +92,29 @@ def test_apps_keep_serving_while_the_server_is_killed_restarted_and_upgraded(
     print(f"\nload through the proxy, 4 clients: ok {dict(load.ok)}, failed {dict(load.failed)}")
 
 
+def test_system_shows_the_data_plane_the_engine_and_the_pool(
+    server: Server, app_name: str, engine: docker.DockerClient
+) -> None:
+    server.cli("apps", "create", app_name)
+    info = server.api("GET", "/api/v1/system").json()
+    prefix = f"{server.env['DOCKYARD_NAME_PREFIX']}-{server.installation}"
+    assert info["installation"] == server.installation
+    for role in ("proxy", "registry"):
+        part = info["data_plane"][role]
+        container = engine.containers.get(part["container"])
+        assert part["container"] == f"{prefix}-{role}" and part["running"] is True
+        assert container.labels["dockyard.role"] == role and part["image"] == container.attrs["Config"]["Image"]
+    assert info["data_plane"]["registry"]["listens"] == f"127.0.0.1:{server.registry_port}"
+    assert info["engine"]["live_restore"] == engine.info()["LiveRestoreEnabled"]
+    pool = info["network_pool"]
+    assert (pool["pool"], pool["prefix"], pool["capacity"]) == ("10.213.0.0/16", 26, 1024)
+    assert 1 <= pool["used"] <= 1024  # this app's network at least
+    out = server.cli("system").stdout
+    assert f"{prefix}-proxy" in out and f"{prefix}-registry" in out and "running" in out
+    assert "engine live-restore:" in out and "of 1024 networks used" in out
+    assert httpx.get(f"{server.url}/api/v1/system").status_code == 401  # needs a token
+
+
 def test_a_crashed_proxy_is_restarted_by_docker_with_its_routes(
     server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
 ) -> None:

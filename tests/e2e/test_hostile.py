@@ -176,9 +176,9 @@ def one(*words: str) -> tuple[tuple[str, ...], ...]:
     return (words,)
 
 
-def refused_add(url: str, host: str, reason: str) -> Case:
+def refused_add(case_id: str, url: str, host: str, reason: str) -> Case:
     return Case(
-        f"add-{host.replace(':', '').replace('.', '-').strip('-') or 'x'}",
+        case_id,
         dockerfile_with(f"ADD {url} /x"),
         one(f"Dockerfile line 5: ADD '{url}' is refused: its host '{host}' is {reason}"),
         ("COPY",),
@@ -198,8 +198,10 @@ ENV_LIMIT = "more than the 256 KiB dockyard reads of such a file"
 CASES = [
     Case("yaml-billion-laughs", billion_laughs,
          one("compose file line ", "expands to more than 10000 YAML nodes")),
+    # libyaml stops at its own depth limit (1000) before dockyard's (64) is reached
     Case("yaml-10000-deep", lambda f: {"docker-compose.yml": "services: " + "[" * 10_000 + "]" * 10_000 + "\n"},
-         one("compose file", "nested deeper than 64 levels")),
+         (("compose file is not valid YAML: line 1, column ", "exceeded maximum nesting depth"),
+          ("compose file line 1: values are nested deeper than 64 levels",))),
     Case("compose-over-cap", lambda f: {"docker-compose.yml": padded(compose_with("")(f)["docker-compose.yml"],
                                                                      300_000)},
          one("docker-compose.yml is 300000 bytes, more than the 256 KiB")),
@@ -210,12 +212,14 @@ CASES = [
          (("Dockerfile: build failed:",), ("Dockerfile line 5",))),
     Case("dockerfile-50000-continuations", continuations,
          one("Dockerfile: build failed:", "returned a non-zero code: 3")),
-    refused_add("http://127.0.0.1:{api_port}/api/v1/health", "127.0.0.1", "a loopback address of the machine itself"),
-    refused_add("http://localhost:{api_port}/api/v1/health", "localhost", "a name of the machine itself"),
-    refused_add("http://169.254.169.254/latest/meta-data", "169.254.169.254",
+    refused_add("add-dockyard-api", "http://127.0.0.1:{api_port}/api/v1/health", "127.0.0.1",
+                "a loopback address of the machine itself"),
+    refused_add("add-localhost", "http://localhost:{api_port}/api/v1/health", "localhost",
+                "a name of the machine itself"),
+    refused_add("add-cloud-metadata", "http://169.254.169.254/latest/meta-data", "169.254.169.254",
                 "a link-local address (such as a cloud metadata service)"),
-    refused_add("http://[::1]:80/", "::1", "a loopback address of the machine itself"),
-    refused_add("http://2130706433/", "2130706433", "a loopback address of the machine itself"),
+    refused_add("add-ipv6-loopback", "http://[::1]:80/", "::1", "a loopback address of the machine itself"),
+    refused_add("add-decimal-loopback", "http://2130706433/", "2130706433", "a loopback address of the machine itself"),
     Case("header-in-other-apps-registry-path",
          lambda f: {"Dockerfile": GOOD_DOCKERFILE.replace("# dockyard.test/demo/site",
                                                           "# {registry}/{other}/web".format(**f))},

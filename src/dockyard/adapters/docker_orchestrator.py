@@ -100,6 +100,17 @@ class DockerOrchestrator:
         """Networks of exactly this name (the engine's name filter also matches parts of names)."""
         return [n for n in self.api.networks(names=[name]) if n.get("Name") == name]
 
+    def pool_usage(self) -> tuple[int, int]:
+        """How many of the pool's subnets networks hold now, and how many it has."""
+        subnets = networks.parse_taken(
+            c.get("Subnet", "") for n in self.api.networks() for c in ((n.get("IPAM") or {}).get("Config") or []))
+        used = sum(1 for s in subnets if s.subnet_of(self._pool_net) and s.prefixlen >= self.pool.prefix)
+        return used, self._pool_net.num_addresses >> (32 - self.pool.prefix)
+
+    def live_restore(self) -> bool:
+        """Whether the engine keeps containers running while it restarts."""
+        return bool(self.api.info().get("LiveRestoreEnabled"))
+
     def remove_network(self, app: str) -> None:
         for name in (self.network_name(app), self._legacy_network_name(app)):
             for net in self._networks_named(name):

@@ -188,6 +188,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@cli.command()
+def system(as_json: JsonOpt = False) -> None:
+    """What runs dockyard on this host: the proxy's and registry's containers, the engine's
+    live-restore, and how many app networks the pool holds."""
+    info = call("GET", "/api/v1/system")
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"installation {info['installation']}")
+    table([{"part": role, **part, "running": "running" if part["running"] else "STOPPED"}
+           for role, part in info["data_plane"].items()],
+          ["part", "container", "listens", "running", "restarts", "started_at"])
+    live = info["engine"]["live_restore"]
+    typer.echo(f"engine live-restore: {'on' if live else 'OFF: apps stop while the engine restarts'}")
+    pool = info["network_pool"]
+    typer.echo(f"network pool {pool['pool']} (/{pool['prefix']}): {pool['used']} of {pool['capacity']} networks used")
+
+
 @apps_cli.callback()
 def apps(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List apps (with no subcommand)."""

@@ -77,3 +77,4 @@ def actor(who: Principal, app: str, pusher: str | None) -> str:
 Reader = Annotated[Principal, can(Action.READ)]
 AppManager = Annotated[Principal, can(Action.MANAGE_APPS)]
 TokenManager = Annotated[Principal, can(Action.MANAGE_TOKENS, app_param=None)]
+SystemReader = Annotated[Principal, can(Action.READ, app_param=None)]

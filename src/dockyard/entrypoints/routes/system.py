@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from dockyard import __version__
-from dockyard.entrypoints.deps import PlatformDep
+from dockyard.entrypoints.deps import PlatformDep, SystemReader
+from dockyard.services import system as services_system
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 
@@ -21,3 +22,9 @@ def health(p: PlatformDep) -> dict[str, Any]:
         "registry": {"address": p.registry.address, "running": p.registry.running},
         "proxy": {"port": p.settings.proxy_port, "running": p.proxy.running},
     }
+
+
+@router.get("/system")
+def system(p: PlatformDep, _: SystemReader) -> dict[str, Any]:
+    """The data plane's containers (proxy, registry), the engine's live-restore, the network pool."""
+    return services_system.status(p.plane, p.engine, p.settings.proxy_port, p.registry.address)

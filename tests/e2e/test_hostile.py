@@ -15,6 +15,7 @@ symlink to a host file in the repository does not serve the host's file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -170,6 +171,7 @@ class Case:
     error: tuple[tuple[str, ...], ...]
     hint: tuple[str, ...] = ()  # what the hint says (git's output, the job's log)
     never: tuple[str, ...] = field(default=())  # must appear nowhere (a leak)
+    bug: dict[str, str] = field(default_factory=dict)  # route -> a known product bug (the case xfails)
 
 
 def one(*words: str) -> tuple[tuple[str, ...], ...]:
@@ -249,7 +251,18 @@ CASES = [
          never=("root:x:0:0",)),
     Case("env-file-10mb", lambda f: {"big.env": "A=1\n" * (10 * 1024 * 1024 // 4),
                                      **compose_with("    env_file: big.env\n")(f)},
-         one(f"big.env is 10485760 bytes, {ENV_LIMIT}")),
+         one(f"big.env is 10485760 bytes, {ENV_LIMIT}"),
+         bug={"api": "a deploy through the API reads pushed files with GitRepos.read's 1 MiB limit (Deployer.inspect "
+                     "drops the per-file limit: `lambda path, _limit: self.repos.read(...)`), so an env file, "
+                     "Dockerfile or compose file over 1 MiB is refused as 'more than the 1024 KiB dockyard reads of "
+                     "such a file' instead of the 256 KiB limit the push names, and files up to 1 MiB are read "
+                     "whole into the server"}),
+]
+
+PARAMS = [
+    pytest.param(case, route, id=f"{case.id}-{route}",
+                 marks=[pytest.mark.xfail(strict=True, reason=case.bug[route])] if route in case.bug else [])
+    for case in CASES for route in ("push", "api")
 ]
 
 
@@ -260,8 +273,10 @@ class Prober:
     """Calls GET /api/v1/health and an authenticated GET /api/v1/apps every ~100 ms in a thread,
     and records the slowest answer (a failed call counts as its time, and is recorded)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, at_least: float = 1.0) -> None:
         self.server = server
+        self.at_least = at_least  # a refusal can take 0.15 s: probe a second at least
+        self.started = 0.0
         self.slowest = 0.0
         self.calls = 0
         self.failures: list[str] = []
@@ -286,10 +301,12 @@ class Prober:
                 self._stop.wait(0.1)
 
     def __enter__(self) -> Prober:
+        self.started = time.monotonic()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.wait(self.started + self.at_least - time.monotonic())
         self._stop.set()
         self._thread.join(timeout=30)
 
@@ -382,8 +399,7 @@ def formatted(words: tuple[str, ...], fields: dict[str, Any]) -> tuple[str, ...]
     return tuple(w.format(**fields) for w in words)
 
 
-@pytest.mark.parametrize("route", ["push", "api"])
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize(("case", "route"), PARAMS)
 def test_hostile_input_is_refused_and_harmless(
     target: Target, engine: docker.DockerClient, case: Case, route: str
 ) -> None:
@@ -415,6 +431,9 @@ def test_hostile_input_is_refused_and_harmless(
                 output = job_log(server, job_id)
             elapsed = time.monotonic() - started
         _slowest_seen.append(probe.slowest)
+        recorded = jobs(server, app)[0]["error"] or ""
+        print(f"\n{case.id} ({route}, {elapsed:.2f}s, API slowest {probe.slowest * 1000:.0f} ms over {probe.calls} "
+              f"calls, error of {len(recorded)} chars): {recorded[:300]!r}")
 
         # 1. a clear error, recorded as a failed job
         new = [j for j in jobs(server, app) if j["id"] > last_job]
@@ -442,7 +461,7 @@ def test_hostile_input_is_refused_and_harmless(
 
         # 2. the API answered quickly all along
         assert not probe.failures, probe.failures[:5]
-        assert probe.calls >= 4, (probe.calls, elapsed)
+        assert probe.calls >= 6, (probe.calls, elapsed)
         assert probe.slowest < SLOWEST_ALLOWED, f"the API took {probe.slowest:.2f}s to answer ({case.id}, {route})"
 
         # 3. the previous release still serves
@@ -450,10 +469,8 @@ def test_hostile_input_is_refused_and_harmless(
         assert target.live_release() == live
 
         # 4. nothing outside the app changed
-        try:
+        with contextlib.suppress(AssertionError):  # what changed is reported precisely below
             wait_until(lambda: not changes(target, before, snapshot(target, engine)), 15, "nothing else to change")
-        except AssertionError:
-            pass  # reported precisely below
         assert changes(target, before, snapshot(target, engine)) == []
     finally:
         reset_main(target)
@@ -489,6 +506,7 @@ def test_a_symlink_to_a_host_file_does_not_serve_the_host_file(
     assert server.body(f"{app_name}.localhost") == "has a link\n"
     host = Path("/etc/hostname").read_text()
     served = server.get(f"{app_name}.localhost", "/link")
+    print(f"\n/link answers {served.status_code}: {served.text[:100]!r} (the host's /etc/hostname: {host.strip()!r})")
     assert host.strip() and host.strip() not in served.text
     if served.status_code != 404:  # served: the link's target inside the container, nothing else
         assert served.status_code == 200

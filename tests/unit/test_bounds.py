@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
-from dockyard.domain import images, stack
+from dockyard.domain import compose_yaml, images, limits, stack
+from dockyard.domain.dockerfile_syntax import label_pairs
 from dockyard.domain.errors import DockyardError, InvalidSource
+from dockyard.domain.model import ServiceSpec
+from dockyard.domain.shell_words import split_words
 from dockyard.services import inspect
 
 # -- counting the work ------------------------------------------------------------------------
@@ -22,7 +25,7 @@ from dockyard.services import inspect
 def lines_run(fn: Callable[..., Any], *args: Any) -> int:
     """How many lines of dockyard's domain code ``fn(*args)`` runs: a measure of the work that
     does not depend on the machine (work done inside a regex is linear by construction, see
-    images.py, and is covered by the generous time bounds below)."""
+    references.py and dockerfile_syntax.py, and is covered by the generous time bounds below)."""
     count = 0
     domain = images.__file__.rsplit("/", 1)[0]
 
@@ -81,9 +84,9 @@ def test_a_64_kib_label_without_equals_is_parsed_quickly() -> None:
     ],
 )
 def test_label_pairs_take_linear_work(unit: str) -> None:
-    assert_linear(lambda n: unit * n, images._label_pairs)
+    assert_linear(lambda n: unit * n, label_pairs)
     # and a generous bound on 64 KiB of it, regex work included
-    within(1.0, images._label_pairs, unit * (64 * 1024 // len(unit)))
+    within(1.0, label_pairs, unit * (64 * 1024 // len(unit)))
 
 
 @pytest.mark.parametrize(
@@ -119,7 +122,7 @@ def test_expose_with_a_huge_number_is_ignored_not_a_crash() -> None:
 
 
 def test_a_dockerfile_over_its_limit_is_refused() -> None:
-    text = dockerfile("RUN true\n" * (images.MAX_DOCKERFILE_BYTES // 9))
+    text = dockerfile("RUN true\n" * (limits.MAX_DOCKERFILE_BYTES // 9))
     with pytest.raises(InvalidSource) as info:
         images.parse_dockerfile("api/Dockerfile", text, "shop")
     assert info.value.message.startswith("api/Dockerfile is ")
@@ -128,22 +131,22 @@ def test_a_dockerfile_over_its_limit_is_refused() -> None:
 
 
 def test_too_many_dockerfiles_are_refused_before_reading() -> None:
-    paths = [f"d{i}/Dockerfile" for i in range(images.MAX_DOCKERFILES + 1)]
-    with pytest.raises(InvalidSource, match=f"at most {images.MAX_DOCKERFILES} images"):
+    paths = [f"d{i}/Dockerfile" for i in range(limits.MAX_DOCKERFILES + 1)]
+    with pytest.raises(InvalidSource, match=f"at most {limits.MAX_DOCKERFILES} images"):
         images.find_dockerfiles(paths)
-    assert len(images.find_dockerfiles(paths[:-1])) == images.MAX_DOCKERFILES
+    assert len(images.find_dockerfiles(paths[:-1])) == limits.MAX_DOCKERFILES
 
 
 def test_a_compose_file_over_its_limit_is_refused() -> None:
-    text = "services: {web: {image: nginx}}\n" + "# padding\n" * (stack.MAX_COMPOSE_BYTES // 10)
+    text = "services: {web: {image: nginx}}\n" + "# padding\n" * (limits.MAX_COMPOSE_BYTES // 10)
     with pytest.raises(InvalidSource) as info:
-        stack.load_compose(text)
+        compose_yaml.load_compose(text)
     assert info.value.message.startswith("compose file is ")
     assert "256 KiB" in info.value.message
 
 
 def test_an_env_file_over_its_limit_is_refused_naming_key_and_file() -> None:
-    files = {"big.env": "A=1\n" * (images.MAX_ENV_FILE_BYTES // 4 + 1)}
+    files = {"big.env": "A=1\n" * (limits.MAX_ENV_FILE_BYTES // 4 + 1)}
     with pytest.raises(InvalidSource) as info:
         stack.compose_services("shop", "services: {web: {image: nginx, env_file: [big.env]}}", {}, {},
                                files.get, "localhost", ())
@@ -152,7 +155,7 @@ def test_an_env_file_over_its_limit_is_refused_naming_key_and_file() -> None:
 
 
 def test_all_parsed_files_together_are_bounded() -> None:
-    body = "FROM alpine\n" + "#" * (images.MAX_DOCKERFILE_BYTES - 20) + "\n"
+    body = "FROM alpine\n" + "#" * (limits.MAX_DOCKERFILE_BYTES - 20) + "\n"
     files = {f"d{i}/Dockerfile": body for i in range(inspect.MAX_PARSED_BYTES // len(body) + 1)}
     with pytest.raises(InvalidSource, match="add up to more than 16 MiB"):
         inspect.parse_source(list(files), lambda p, limit: files.get(p), "shop", base_domain="localhost")
@@ -186,17 +189,17 @@ def test_aliases_of_a_long_string_count_their_characters() -> None:
     long = "x" * 200_000
     text = f"big: &s {long}\nservices: {{web: {{image: nginx, command: [{', '.join(['*s'] * 8)}]}}}}\n"
     with pytest.raises(InvalidSource, match=r"compose file line 2: .* KiB of text"):
-        stack.load_compose(text)
+        compose_yaml.load_compose(text)
     # used a few times it is fine
-    doc = stack.load_compose(f"big: &s {long}\nservices: {{web: {{image: nginx, command: [*s, *s]}}}}\n")
+    doc = compose_yaml.load_compose(f"big: &s {long}\nservices: {{web: {{image: nginx, command: [*s, *s]}}}}\n")
     assert doc["services"]["web"]["command"] == [long, long]
 
 
 def test_a_document_at_the_node_limit_loads() -> None:
-    items = ", ".join("x" for _ in range(stack.MAX_YAML_NODES - 3))
-    assert len(stack.load_compose(f"k: [{items}]")["k"]) == stack.MAX_YAML_NODES - 3
+    items = ", ".join("x" for _ in range(compose_yaml.MAX_YAML_NODES - 3))
+    assert len(compose_yaml.load_compose(f"k: [{items}]")["k"]) == compose_yaml.MAX_YAML_NODES - 3
     with pytest.raises(InvalidSource, match="compose file line 1: this value expands"):
-        stack.load_compose(f"k: [{items}, y, z]")
+        compose_yaml.load_compose(f"k: [{items}, y, z]")
 
 
 @pytest.mark.parametrize(
@@ -220,13 +223,13 @@ def test_a_document_at_the_node_limit_loads() -> None:
 )
 def test_yaml_that_is_refused_names_its_line(text: str, message: str) -> None:
     with pytest.raises(InvalidSource) as info:
-        within(2.0, stack.load_compose, text)
+        within(2.0, compose_yaml.load_compose, text)
     assert info.value.message.startswith(message)
     assert info.value.hint
 
 
 def test_quoted_long_numbers_and_dates_are_strings() -> None:
-    doc = stack.load_compose(f"a: '{'1' * 5000}'\nb: '2020-13-45'\nc: 8080\nd: 2024-01-02\n")
+    doc = compose_yaml.load_compose(f"a: '{'1' * 5000}'\nb: '2020-13-45'\nc: 8080\nd: 2024-01-02\n")
     assert doc["a"] == "1" * 5000 and doc["b"] == "2020-13-45" and doc["c"] == 8080
     assert str(doc["d"]) == "2024-01-02"
 
@@ -246,19 +249,19 @@ def test_merge_keys_and_reused_anchors_still_work() -> None:
     ["- a\n", "a{i}: b\n", "a{i}: &x{i} [1, 2]\n", "'a{i}': \"b\"\n", "a{i}: |\n  text\n"],
 )
 def test_compose_loading_takes_linear_work(unit: str) -> None:
-    assert_linear(lambda n: "".join(unit.format(i=i) for i in range(n)), stack.load_compose, n=300)
+    assert_linear(lambda n: "".join(unit.format(i=i) for i in range(n)), compose_yaml.load_compose, n=300)
 
 
 def test_commands_split_in_linear_work() -> None:
     for unit in ("a", "a ", "'a' ", '"a\\"b" ', "\\a", '"\\x'):
-        assert_linear(lambda n, u=unit: u * n, stack.split_words)
-    long = within(1.0, stack.split_words, "x" * 256 * 1024)  # shlex.split takes seconds
+        assert_linear(lambda n, u=unit: u * n, split_words)
+    long = within(1.0, split_words, "x" * 256 * 1024)  # shlex.split takes seconds
     assert long == ["x" * 256 * 1024]
 
 
 def test_start_order_of_a_long_chain_takes_linear_work() -> None:
     def chain(n: int) -> list[Any]:
-        return [stack.ServiceSpec(name=f"s{i}", image="x", depends_on=(f"s{i + 1}",) if i + 1 < n else ())
+        return [ServiceSpec(name=f"s{i}", image="x", depends_on=(f"s{i + 1}",) if i + 1 < n else ())
                 for i in range(n)]
 
     assert [s.name for s in stack.start_order(chain(5))] == ["s4", "s3", "s2", "s1", "s0"]
@@ -277,7 +280,7 @@ def read_from(files: dict[str, str]) -> Callable[[str, int], str | None]:
     def read(path: str, limit: int) -> str | None:
         text = files.get(path)
         if text is not None and len(text) > limit:
-            raise images.too_large(path, len(text), limit)
+            raise limits.too_large(path, len(text), limit)
         return text
 
     return read
@@ -312,7 +315,7 @@ def test_the_childs_errors_are_the_parsers_errors() -> None:
 
 
 def test_an_env_file_too_large_is_refused_by_the_server_side_read() -> None:
-    files = {**SITE, "app.env": "A=1\n" * (images.MAX_ENV_FILE_BYTES // 4 + 1)}
+    files = {**SITE, "app.env": "A=1\n" * (limits.MAX_ENV_FILE_BYTES // 4 + 1)}
     with pytest.raises(InvalidSource, match=r"app\.env is .* more than the 256 KiB"):
         inspect.inspect_source(list(files), read_from(files), "shop", base_domain="localhost")
 
@@ -320,7 +323,7 @@ def test_an_env_file_too_large_is_refused_by_the_server_side_read() -> None:
 def heaviest_push() -> dict[str, str]:
     """The most a push can make dockyard parse: Dockerfiles at their limit, up to the total."""
     body = "FROM alpine\n" + ("RUN echo " + "a" * 100 + " \\\n") * 2300 + "EXPOSE 80\n"
-    assert len(body) <= images.MAX_DOCKERFILE_BYTES
+    assert len(body) <= limits.MAX_DOCKERFILE_BYTES
     files = {f"d{i:02}/Dockerfile": body for i in range(inspect.MAX_PARSED_BYTES // len(body) - 1)}
     files["Dockerfile"] = "FROM alpine\nEXPOSE 80\n"
     return files
@@ -355,7 +358,7 @@ def test_with_references_replaces_placeholders_only() -> None:
     refs = {"Dockerfile": "reg/shop/shop@sha256:1", "Dockerfile-api": "reg/shop/shop-api@sha256:2"}
     services = {s.name: s.image for s in inspect.with_references(found.services, refs)}
     assert services == {"web": "reg/shop/shop@sha256:1", "api": "reg/shop/shop-api@sha256:2"}
-    external = stack.ServiceSpec(name="db", image="postgres:16")
+    external = ServiceSpec(name="db", image="postgres:16")
     assert inspect.with_references((external,), refs) == (external,)
     with pytest.raises(DockyardError, match="no image was built from Dockerfile-api"):
         inspect.with_references(found.services, {"Dockerfile": "x"})

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from dockyard.domain import images
+from dockyard.domain.add_urls import add_urls
+from dockyard.domain.dockerfile_syntax import label_pairs
 from dockyard.domain.errors import InvalidSource
-from dockyard.domain.images import ImageSpec, Reference, parse_dockerfile, parse_reference
+from dockyard.domain.images import ImageSpec, parse_dockerfile
+from dockyard.domain.references import Reference, parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 COMMIT = "1a2b3c4d5e6f708192a3b4c5d6e7f80912345678"
@@ -717,7 +720,7 @@ def test_build_context_is_the_dockerfiles_folder() -> None:
     ],
 )
 def test_label_pairs(args: str, pairs: dict[str, str]) -> None:
-    assert images._label_pairs(args) == pairs
+    assert label_pairs(args) == pairs
 
 
 # -- ADD from a URL ---------------------------------------------------------------------------
@@ -735,7 +738,7 @@ def test_add_urls_lists_every_remote_source_with_its_line() -> None:
         "ADD https://example.com/x.git#main /x\n"
         "ADD ssh://git@example.com/repo.git /r\n"
     )
-    assert images.add_urls(text) == [
+    assert add_urls(text) == [
         (2, "https://example.com/a.tgz"),
         (3, "http://example.com/b"),
         (5, "https://example.com/d"),
@@ -803,11 +806,11 @@ def test_add_from_the_servers_own_network_is_refused(url: str, host: str) -> Non
 def test_add_from_a_public_address_is_accepted(url: str) -> None:
     text = f"FROM alpine\nADD --chown=1:1 {url} /dst\n"
     assert parse_dockerfile("Dockerfile", text, "shop").bases == ("alpine",)
-    assert images.add_urls(text) == [(2, url)]
+    assert add_urls(text) == [(2, url)]
 
 
 def test_local_files_named_like_addresses_are_not_urls() -> None:
-    assert images.add_urls("FROM a\nADD me@home:notes.txt ./localhost /x\nADD a.git /b\n") == []
+    assert add_urls("FROM a\nADD me@home:notes.txt ./localhost /x\nADD a.git /b\n") == []
 
 
 # -- a header name in dockyard's registry -----------------------------------------------------

@@ -13,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockyard.domain import images, names, stack
+from dockyard.domain.add_urls import add_urls, local_host, url_host
+from dockyard.domain.compose_yaml import MAX_YAML_NODES, load_compose
+from dockyard.domain.dockerfile_syntax import label_pairs
 from dockyard.domain.errors import DockyardError, InvalidName, InvalidSource
+from dockyard.domain.model import HOST_ACCESS_KEYS
+from dockyard.domain.references import parse_reference
+from dockyard.domain.shell_words import split_words
 
 FAST = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
@@ -51,7 +57,7 @@ def test_dockerfile_parser_fails_only_with_a_located_error(text: str, path: str)
 @given(dockerfile_texts)
 def test_add_urls_are_found_on_add_lines_only(text: str) -> None:
     lines = text.splitlines()
-    for number, url in images.add_urls(text):
+    for number, url in add_urls(text):
         assert 1 <= number <= len(lines)
         assert url in text
         assert lines[number - 1].lstrip().upper().startswith("ADD")
@@ -73,13 +79,13 @@ def test_label_pairs_read_back_what_was_written(pairs: dict[str, str], data: Any
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
             parts.append(f'{key}="{escaped}"')
     separator = data.draw(st.sampled_from([" ", "  ", "\t", " \t "]))
-    assert images._label_pairs(separator.join(parts)) == pairs
+    assert label_pairs(separator.join(parts)) == pairs
 
 
 @FAST
 @given(st.text(max_size=300))
 def test_label_pairs_never_fail(args: str) -> None:
-    pairs = images._label_pairs(args)
+    pairs = label_pairs(args)
     assert sum(len(k) + len(v) for k, v in pairs.items()) <= len(args)
 
 
@@ -88,24 +94,24 @@ def test_label_pairs_never_fail(args: str) -> None:
 def test_add_hosts_that_are_addresses_are_refused_exactly_when_local(address: Any) -> None:
     mapped = getattr(address, "ipv4_mapped", None) or address
     local = mapped.is_loopback or mapped.is_unspecified or mapped.is_link_local or mapped.is_private
-    assert (images.local_host(str(address)) is not None) == local
+    assert (local_host(str(address)) is not None) == local
     host = f"[{address}]" if address.version == 6 else str(address)
-    assert (images.local_host(images.url_host(f"http://{host}:80/x") or "") is not None) == local
+    assert (local_host(url_host(f"http://{host}:80/x") or "") is not None) == local
 
 
 @FAST
 @given(st.text(max_size=60))
 def test_local_host_and_url_host_never_fail(text: str) -> None:
-    images.local_host(text)
-    images.url_host(text)
-    images.url_host("http://" + text)
+    local_host(text)
+    url_host(text)
+    url_host("http://" + text)
 
 
 @FAST
 @given(st.text(max_size=120))
 def test_parse_reference_fails_only_with_value_error(text: str) -> None:
     try:
-        ref = images.parse_reference(text)
+        ref = parse_reference(text)
     except ValueError as exc:
         assert len(str(exc)) < 300
         return
@@ -150,7 +156,7 @@ services = st.dictionaries(st.one_of(st.sampled_from(["web", "db", "api"]), st.t
 
 
 @SLOW
-@given(services, st.frozensets(st.sampled_from(stack.HOST_ACCESS_KEYS)))
+@given(services, st.frozensets(st.sampled_from(HOST_ACCESS_KEYS)))
 def test_compose_services_fail_only_with_a_located_error(body: dict[str, Any], allowed: frozenset[str]) -> None:
     text = yaml.safe_dump({"services": body})
     files = {"app.env": "A=1\n"}
@@ -192,11 +198,11 @@ def expanded(value: Any) -> int:
 @given(anchored())
 def test_aliases_expand_within_the_node_bound(text: str) -> None:
     try:
-        doc = stack.load_compose(text)
+        doc = load_compose(text)
     except InvalidSource as exc:
         assert re.match(r"compose file line \d+: this value expands to more than", exc.message)
         return
-    assert expanded(doc) <= stack.MAX_YAML_NODES
+    assert expanded(doc) <= MAX_YAML_NODES
 
 
 @FAST
@@ -206,11 +212,11 @@ def test_split_words_agrees_with_shlex(text: str) -> None:
         expected = shlex.split(text)
     except ValueError:
         try:
-            stack.split_words(text)
+            split_words(text)
         except ValueError:
             return
         raise AssertionError(f"split_words accepted {text!r}, which shlex refuses")
-    assert stack.split_words(text) == expected
+    assert split_words(text) == expected
 
 
 def rounds_by_rescanning(deps: list[list[int]]) -> tuple[list[int], list[int]]:
@@ -250,7 +256,7 @@ def test_name_checks_fail_only_with_invalid_name(check: Any, value: str) -> None
 
 
 @FAST
-@given(st.lists(st.one_of(st.sampled_from(stack.HOST_ACCESS_KEYS), st.text(max_size=10)), max_size=5))
+@given(st.lists(st.one_of(st.sampled_from(HOST_ACCESS_KEYS), st.text(max_size=10)), max_size=5))
 def test_host_access_keys_fail_only_with_invalid_name(values: list[str]) -> None:
     try:
         keys = names.host_access_keys(values)
@@ -259,4 +265,4 @@ def test_host_access_keys_fail_only_with_invalid_name(values: list[str]) -> None
         return
     except DockyardError as exc:  # pragma: no cover - a different error is a failure
         raise AssertionError(exc) from None
-    assert set(keys) == set(values) and set(keys) <= set(stack.HOST_ACCESS_KEYS)
+    assert set(keys) == set(values) and set(keys) <= set(HOST_ACCESS_KEYS)

@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from dockyard.domain import stack
+from dockyard.domain import limits, stack
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.images import parse_dockerfile
-from dockyard.domain.model import ServiceSpec
+from dockyard.domain.model import HOST_ACCESS_KEYS, ServiceSpec
+from dockyard.domain.shell_words import split_words
 
 REG = "127.0.0.1:5000"
 D = "sha256:" + "1" * 64
@@ -733,11 +734,11 @@ def test_a_service_without_host_access_keeps_its_hash() -> None:
      ("security_opt: 'seccomp=unconfined'\n", "services/web/security_opt")],
 )
 def test_host_access_keys_of_the_wrong_shape(body: str, where: str) -> None:
-    assert access_error(body, frozenset(stack.HOST_ACCESS_KEYS)).message.startswith(f"compose file: {where}: ")
+    assert access_error(body, frozenset(HOST_ACCESS_KEYS)).message.startswith(f"compose file: {where}: ")
 
 
 def test_host_access_keys_are_the_fixed_public_set() -> None:
-    assert stack.HOST_ACCESS_KEYS == ("privileged", "cap_add", "devices", "network_mode", "pid", "ipc",
+    assert HOST_ACCESS_KEYS == ("privileged", "cap_add", "devices", "network_mode", "pid", "ipc",
                                       "userns_mode", "security_opt", "bind_mounts", "docker_socket")
 
 
@@ -776,7 +777,7 @@ def test_env_file_of_the_wrong_shape(env_file: str) -> None:
 def test_split_words_is_shlex_split(command: str) -> None:
     import shlex
 
-    assert stack.split_words(command) == shlex.split(command)
+    assert split_words(command) == shlex.split(command)
 
 
 @pytest.mark.parametrize("command", ["'a", '"a', "a\\", '"a\\'])
@@ -786,11 +787,11 @@ def test_split_words_refuses_what_shlex_refuses(command: str) -> None:
     with pytest.raises(ValueError):
         shlex.split(command)
     with pytest.raises(ValueError):
-        stack.split_words(command)
+        split_words(command)
 
 
 def test_an_oversized_compose_file_is_refused_by_its_name() -> None:
-    files = {"compose.yaml": "services: {web: {image: nginx}}\n" + "#\n" * stack.MAX_COMPOSE_BYTES}
+    files = {"compose.yaml": "services: {web: {image: nginx}}\n" + "#\n" * limits.MAX_COMPOSE_BYTES}
     with pytest.raises(InvalidSource) as info:
         stack.commit_services("shop", set(files), files.get, IMAGES, PINNED, "localhost", ())
     assert info.value.message.startswith("compose.yaml is ")

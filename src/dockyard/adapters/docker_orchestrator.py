@@ -26,8 +26,8 @@ import docker.errors
 from dockyard.adapters.docker_client import LABEL, explain, labels
 from dockyard.domain import networks
 from dockyard.domain.errors import DeployFailed
-from dockyard.domain.images import parse_reference
 from dockyard.domain.model import RunningService, ServiceSpec
+from dockyard.domain.references import parse_reference
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import IO
 
 from dockyard.domain import names
 from dockyard.domain.errors import DockyardError, InvalidSource, NotFound, Unavailable
-from dockyard.domain.images import too_large
+from dockyard.domain.limits import too_large
 
 HOOKS = ("pre-receive", "post-receive")
 

@@ -55,3 +55,8 @@ class Unavailable(DockyardError):
     """A component dockyard needs (engine, registry, proxy, git) does not answer."""
 
     status = 503
+
+
+def shown(value: str, limit: int = 200) -> str:
+    """A user-supplied value as a message quotes it: repr, cut short."""
+    return repr(value) if len(value) <= limit else repr(value[: limit - 3] + "...")

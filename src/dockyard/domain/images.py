@@ -8,116 +8,29 @@ Name and version are read from the source, deterministically (see the seed's Doc
 
 else from the OCI label ``org.opencontainers.image.version``, else from the commit.
 
-Everything here reads pushed text, so everything here runs in time linear in its input: no regex
-that can backtrack over a line (``_label_pairs`` is a scanner), no loop over pairs of lines or of
-Dockerfiles (``build_order`` sorts by rounds of a topological order). The limits on what is read
-are the constants below, in one place for the Dockerfile, the compose file and its env files.
+Everything here reads pushed text, so everything here runs in time linear in its input: the
+Dockerfile's syntax is read by ``dockerfile_syntax`` (scanners, no regex that can backtrack over a
+line), and no loop runs over pairs of lines or of Dockerfiles (``build_order`` sorts by rounds of a
+topological order). The limits on what is read are in ``limits``; the hosts of ``ADD <url>`` are
+checked by ``add_urls``; image references are parsed by ``references``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
 
-from dockyard.domain.errors import InvalidSource
+from dockyard.domain.add_urls import add_urls, check_add_urls
+from dockyard.domain.dockerfile_syntax import instructions, label_pairs
+from dockyard.domain.errors import InvalidSource, shown
+from dockyard.domain.limits import MAX_DOCKERFILE_BYTES, MAX_DOCKERFILES, too_large
+from dockyard.domain.references import Reference, is_tag, parse_reference, same_registry
 
 OCI_VERSION_LABEL = "org.opencontainers.image.version"
 
-# What dockyard reads of a push. Sizes are of the file in git; a text is measured in characters,
-# which are never more than its bytes.
-MAX_DOCKERFILE_BYTES = 256 * 1024
-MAX_COMPOSE_BYTES = 256 * 1024
-MAX_ENV_FILE_BYTES = 256 * 1024
-MAX_DOCKERFILES = 100  # images built from one commit
-
 # Always used with ``fullmatch``: ``match`` with ``$`` would accept a trailing newline.
-# Each is linear: no two ways of matching the same characters.
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,100}")
-_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]+)?")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _DOCKERFILE = re.compile(r"(?:.*/)?Dockerfile(?:-[a-z0-9][a-z0-9_.-]*)?")
-# Runs of characters a LABEL scanner copies as they are (used with ``match`` at a position).
-_PLAIN = re.compile(r"[^\s\"'\\=]+")
-_IN_DOUBLE_QUOTES = re.compile(r'[^"\\]+')
-_SPACES = re.compile(r"\s+")
-_INET_NUMBER = re.compile(r"0[xX][0-9A-Fa-f]*|[0-9]+")
-
-
-def shown(value: str, limit: int = 200) -> str:
-    """A user-supplied value as a message quotes it: repr, cut short."""
-    return repr(value) if len(value) <= limit else repr(value[: limit - 3] + "...")
-
-
-def _amount(size: int) -> str:
-    return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} bytes"
-
-
-def too_large(path: str, size: int, limit: int) -> InvalidSource:
-    """The error for a pushed file over its limit (Dockerfile, compose file, env file)."""
-    return InvalidSource(
-        f"{path} is {size} bytes, more than the {_amount(limit)} dockyard reads of such a file",
-        "keep Dockerfiles, compose files and env files small: move long scripts and data into files "
-        "the build COPYs",
-    )
-
-
-@dataclass(frozen=True)
-class Reference:
-    """An image reference split in its parts: ``[host/]path[:tag][@digest]``."""
-
-    name: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def path(self) -> str:
-        """The name without a registry host."""
-        first, _, rest = self.name.partition("/")
-        if rest and ("." in first or ":" in first or first == "localhost"):
-            return rest
-        return self.name
-
-    @property
-    def host(self) -> str:
-        """The registry host (with its port), or "" when the name has none."""
-        first, _, rest = self.name.partition("/")
-        if rest and ("." in first or ":" in first or first == "localhost"):
-            return first
-        return ""
-
-    def __str__(self) -> str:
-        out = self.name
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-
-def parse_reference(text: str) -> Reference:
-    """Parse an image reference; raise ValueError when it is not one."""
-    rest, at, digest = text.partition("@")
-    if at and not _DIGEST.fullmatch(digest):
-        raise ValueError(f"bad digest in {shown(text)}")
-    name, tag = rest, None
-    last = rest.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, _, tag = rest.rpartition(":")
-        if not _TAG.fullmatch(tag) or "+" in tag:
-            raise ValueError(f"bad tag in {shown(text)}")
-    parts = name.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        if not _HOST.fullmatch(parts[0]):
-            raise ValueError(f"bad registry host in {shown(text)}")
-        parts = parts[1:]
-    if not parts or not all(_PATH_COMPONENT.fullmatch(p) for p in parts):
-        raise ValueError(f"bad repository path in {shown(text)}")
-    return Reference(name=name, tag=tag, digest=digest or None)
 
 
 @dataclass(frozen=True)
@@ -187,246 +100,12 @@ def _too_many_dockerfiles(count: int) -> InvalidSource:
     )
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """Dockerfile instructions with continuations joined, numbered by their first line."""
-    out: list[tuple[int, str]] = []
-    buf: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not buf:
-            if not line or line.startswith("#"):
-                continue
-            start = number
-        elif line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            buf.append(line[:-1])
-            continue
-        buf.append(line)
-        out.append((start, " ".join(buf)))
-        buf = []
-    if buf:
-        out.append((start, " ".join(buf)))
-    return out
-
-
-def _instructions(text: str) -> list[tuple[int, str, str]]:
-    """(line, KEYWORD, arguments) of every instruction."""
-    out = []
-    for number, line in _logical_lines(text):
-        # Docker separates the keyword from its arguments by any whitespace, tabs included.
-        words = line.split(None, 1)
-        out.append((number, words[0].upper() if words else "", words[1] if len(words) > 1 else ""))
-    return out
-
-
-def _double_quoted(args: str, i: int, out: list[str]) -> int:
-    """Copy the text of a double-quoted string whose opening quote is at ``i - 1``; return the
-    index after its closing quote. A backslash escapes the next character."""
-    n = len(args)
-    while i < n and args[i] != '"':
-        if args[i] == "\\":
-            out.append(args[i + 1 : i + 2])
-            i += 2
-        else:
-            run = _IN_DOUBLE_QUOTES.match(args, i)
-            assert run is not None  # args[i] is neither '"' nor '\\'
-            out.append(run.group())
-            i = run.end()
-    return i + 1
-
-
-def _label_pairs(args: str) -> dict[str, str]:
-    """``key=value`` pairs of a LABEL instruction, quotes and escapes resolved as Docker does.
-
-    A scanner that looks at each character once: words are split at whitespace outside quotes,
-    and a word's first ``=`` outside quotes splits key from value."""
-    pairs: dict[str, str] = {}
-    i, n = 0, len(args)
-    while i < n:
-        space = _SPACES.match(args, i)
-        if space:
-            i = space.end()
-            continue
-        key: str | None = None
-        parts: list[str] = []
-        while i < n and not args[i].isspace():
-            c = args[i]
-            if c == "'":
-                end = args.find("'", i + 1)
-                end = n if end < 0 else end
-                parts.append(args[i + 1 : end])
-                i = end + 1
-            elif c == '"':
-                i = _double_quoted(args, i + 1, parts)
-            elif c == "\\":
-                parts.append(args[i + 1 : i + 2])
-                i += 2
-            elif c == "=":
-                if key is None:
-                    key, parts = "".join(parts), []
-                else:
-                    parts.append(c)
-                i += 1
-            else:
-                run = _PLAIN.match(args, i)
-                assert run is not None  # c is none of the characters handled above
-                parts.append(run.group())
-                i = run.end()
-        if key:
-            pairs[key] = "".join(parts)
-    return pairs
-
-
-# -- ADD from a URL -----------------------------------------------------------------------------
-
-
-def _is_url(source: str) -> bool:
-    lower = source.lower()
-    if "://" in lower:
-        return lower.split("://", 1)[0] in ("http", "https", "git", "ssh", "ftp")
-    # scp-like git addresses: git@github.com:team/repo.git
-    user, at, rest = lower.partition("@")
-    return bool(at and user and ":" in rest and "/" not in user and (user == "git" or lower.endswith(".git")))
-
-
-def add_urls(text: str) -> list[tuple[int, str]]:
-    """(line, source) of every ``ADD`` whose source is a URL: http(s), git, ssh, ``git@host:...``.
-
-    The build adapter resolves these names again at build time; ``parse_dockerfile`` refuses the
-    ones whose host is this machine or its private network (see ``local_host``)."""
-    found: list[tuple[int, str]] = []
-    for number, keyword, args in _instructions(text):
-        if keyword != "ADD":
-            continue
-        words: list[str] = []
-        if args.startswith("["):
-            try:
-                parsed = json.loads(args)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, list):
-                words = [w for w in parsed if isinstance(w, str)]
-        if not words:
-            words = args.split()
-        words = [w for w in words if not w.startswith("--")]
-        sources = words[:-1] if len(words) > 1 else words
-        found.extend((number, s) for s in sources if _is_url(s))
-    return found
-
-
-def url_host(url: str) -> str | None:
-    """The host an ADD source names, lowercased; None when it cannot be told."""
-    if "://" in url:
-        try:
-            host = urlsplit(url).hostname
-        except ValueError:
-            return None
-        return host or None
-    rest = url.partition("@")[2]
-    host = rest[1:].partition("]")[0] if rest.startswith("[") else rest.split(":", 1)[0]
-    return host.lower() or None
-
-
-def _inet_aton(host: str) -> ipaddress.IPv4Address | None:
-    """What C's inet_aton reads a numeric host as: 127.1, 0x7f.0.0.1, 2130706433, 0177.0.0.1."""
-    parts = host.split(".")
-    if not 1 <= len(parts) <= 4 or not all(len(p) <= 12 and _INET_NUMBER.fullmatch(p) for p in parts):
-        return None
-    numbers = []
-    for part in parts:
-        if part[:2].lower() == "0x":
-            numbers.append(int(part[2:] or "0", 16))
-        elif len(part) > 1 and part.startswith("0"):
-            if not all(c in "01234567" for c in part):
-                return None
-            numbers.append(int(part, 8))
-        else:
-            numbers.append(int(part, 10))
-    *first, last = numbers
-    if any(n > 255 for n in first) or last >= 256 ** (5 - len(numbers)):
-        return None
-    value = 0
-    for n in first:
-        value = value * 256 + n
-    return ipaddress.IPv4Address(value * 256 ** (5 - len(numbers)) + last)
-
-
-def local_host(host: str) -> str | None:
-    """Why a host names this machine or a private network (a reason to refuse it), else None."""
-    name = unquote(host).strip().rstrip(".").lower()  # Go's URL parser decodes %xx in hosts
-    if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            return "it is not a host name dockyard can check"
-    if name == "localhost" or name.endswith(".localhost"):
-        return "a name of the machine itself"
-    if "$" in name:
-        return "it is a build variable, so dockyard cannot tell where it points"
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
-    try:
-        address = ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        address = _inet_aton(name)
-    if address is None:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_loopback:
-        return "a loopback address of the machine itself"
-    if address.is_unspecified:
-        return "the unspecified address, which reaches the machine itself"
-    if address.is_link_local:
-        return "a link-local address (such as a cloud metadata service)"
-    if address.is_private:
-        return "an address of a private network"
-    return None
-
-
-def _check_add_urls(path: str, text: str) -> None:
-    for number, url in add_urls(text):
-        host = url_host(url)
-        reason = "it names no host dockyard can read" if host is None else local_host(host)
-        if reason:
-            raise InvalidSource(
-                f"{path} line {number}: ADD {shown(url)} is refused: its host {shown(host or '')} is {reason}",
-                "the build runs on dockyard's own server: ADD from a public address written literally, "
-                "or commit the file and COPY it",
-            )
-
-
-# -- the Dockerfile -----------------------------------------------------------------------------
-
-
 def port_number(word: str) -> int | None:
     """A port number 1-65535 written in ASCII digits, else None."""
     if not (word.isascii() and word.isdigit()) or len(word) > 5:
         return None
     port = int(word)
     return port if 0 < port < 65536 else None
-
-
-def _loopback_name(host: str) -> bool:
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
-
-
-def same_registry(host: str, registry: str) -> bool:
-    """True when ``host`` (``name[:port]``) is dockyard's registry ``registry``, loopback
-    spellings of it (``localhost:5000`` for ``127.0.0.1:5000``) included."""
-    if host.lower() == registry.lower():
-        return True
-    name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-    reg_name, _, reg_port = registry.rpartition(":") if not registry.endswith("]") else (registry, "", "")
-    return bool(name) and port == reg_port and _loopback_name(name) and _loopback_name(reg_name)
 
 
 def parse_dockerfile(path: str, text: str, app: str, registry: str = "") -> ImageSpec:
@@ -450,7 +129,7 @@ def parse_dockerfile(path: str, text: str, app: str, registry: str = "") -> Imag
         if not words:
             continue
         if words[0] == "VERSION":
-            if len(words) != 2 or not _TAG.fullmatch(words[1]) or "+" in words[1]:
+            if len(words) != 2 or not is_tag(words[1]):
                 raise InvalidSource(
                     f"{path} line {number}: malformed VERSION header {shown(line)}",
                     "write it as '# VERSION 1.2.3' (letters, digits, '.', '_' and '-' only)",
@@ -461,7 +140,7 @@ def parse_dockerfile(path: str, text: str, app: str, registry: str = "") -> Imag
     bases: list[str] = []
     stages: set[str] = set()
     exposed: list[int] = []
-    for number, keyword, args in _instructions(text):
+    for number, keyword, args in instructions(text):
         if keyword == "FROM":
             words = [w for w in args.split() if not w.startswith("--")]
             if not words:
@@ -471,9 +150,9 @@ def parse_dockerfile(path: str, text: str, app: str, registry: str = "") -> Imag
             if len(words) >= 3 and words[1].upper() == "AS":
                 stages.add(words[2].lower())
         elif keyword == "LABEL" and version is None:
-            value = _label_pairs(args).get(OCI_VERSION_LABEL)
+            value = label_pairs(args).get(OCI_VERSION_LABEL)
             if value and "$" not in value:
-                if not _TAG.fullmatch(value) or "+" in value:
+                if not is_tag(value):
                     raise InvalidSource(
                         f"{path} line {number}: label {OCI_VERSION_LABEL}={shown(value)} is not a usable "
                         "version",
@@ -487,7 +166,7 @@ def parse_dockerfile(path: str, text: str, app: str, registry: str = "") -> Imag
                     exposed.append(port)
     if not bases:
         raise InvalidSource(f"{path}: no FROM instruction", "a Dockerfile starts from a base image: FROM ...")
-    _check_add_urls(path, text)
+    check_add_urls(path, text)
     basename = basename_for(path, declared, app)
     try:
         parse_reference(f"{app}/{basename}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from dockyard.domain.images import ImageSpec, parse_reference
+from dockyard.domain.images import ImageSpec
+from dockyard.domain.references import parse_reference
 
 _FROM = re.compile(r"(?i)^(\s*FROM[ \t]+(?:--\S+[ \t]+)*)(\S+)")
 

@@ -16,6 +16,7 @@ from typing import IO
 
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import images as img
+from dockyard.domain.add_urls import local_host, url_host
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.model import App, BuiltImage
 from dockyard.domain.pinning import base_pins, pin_bases
@@ -38,11 +39,11 @@ def check_add_hosts(spec: img.ImageSpec, resolve: Callable[[str], list[str]]) ->
     """The hosts of the Dockerfile's ``ADD <url>`` resolved now, just before the build: the engine
     fetches them from the host's network, where dockyard's own services listen on loopback."""
     for url in spec.add_urls:
-        host = img.url_host(url)
+        host = url_host(url)
         if host is None:
             continue
         for address in resolve(host):
-            reason = img.local_host(address)
+            reason = local_host(address)
             if reason:
                 raise InvalidSource(
                     f"{spec.dockerfile}: ADD {url}: {host} resolves to {address}, {reason}",

@@ -37,9 +37,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dockyard.domain import errors, images, stack
+from dockyard.domain import compose_yaml, errors, images, stack
 from dockyard.domain.errors import DockyardError, InvalidSource
 from dockyard.domain.images import ImageSpec
+from dockyard.domain.limits import MAX_COMPOSE_BYTES, MAX_DOCKERFILE_BYTES, MAX_ENV_FILE_BYTES, too_large
 from dockyard.domain.model import ServiceSpec
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 PLACEHOLDER = "dockyard-build://"
 MAX_PARSED_BYTES = 16 * 1024 * 1024  # all files one inspection reads together
 _MEMORY_ERROR = b'{"error": {"kind": "memory"}}\n'
-_MAX_READ = max(images.MAX_DOCKERFILE_BYTES, images.MAX_COMPOSE_BYTES, images.MAX_ENV_FILE_BYTES)
+_MAX_READ = max(MAX_DOCKERFILE_BYTES, MAX_COMPOSE_BYTES, MAX_ENV_FILE_BYTES)
 
 Read = Callable[[str, int], str | None]
 T = TypeVar("T")
@@ -110,10 +111,10 @@ def parse_source(
 
     def read_compose_file(path: str) -> str | None:
         compose = path in stack.COMPOSE_FILES
-        return read_within(path, images.MAX_COMPOSE_BYTES if compose else images.MAX_ENV_FILE_BYTES)
+        return read_within(path, MAX_COMPOSE_BYTES if compose else MAX_ENV_FILE_BYTES)
 
     paths = set(files)
-    texts = {p: read_within(p, images.MAX_DOCKERFILE_BYTES) or "" for p in images.find_dockerfiles(paths)}
+    texts = {p: read_within(p, MAX_DOCKERFILE_BYTES) or "" for p in images.find_dockerfiles(paths)}
     specs = images.discover(texts, app, registry)
     services = stack.commit_services(
         app, paths, read_compose_file, {s.dockerfile: s for s in specs},
@@ -146,8 +147,8 @@ def inspect_source(
     limits = limits or Limits()
     candidates = [p for p in files if images.is_dockerfile(p) or p in stack.COMPOSE_FILES]
     # Sent with the request, each within its limit: the child asks only for env files.
-    texts = {p: read(p, images.MAX_DOCKERFILE_BYTES) for p in images.find_dockerfiles(candidates)}
-    texts.update((p, read(p, images.MAX_COMPOSE_BYTES)) for p in candidates if p in stack.COMPOSE_FILES)
+    texts = {p: read(p, MAX_DOCKERFILE_BYTES) for p in images.find_dockerfiles(candidates)}
+    texts.update((p, read(p, MAX_COMPOSE_BYTES)) for p in candidates if p in stack.COMPOSE_FILES)
     request = {"files": candidates, "texts": texts, "app": app, "base_domain": base_domain,
                "domains": list(domains), "registry": registry, "allowed": sorted(allowed)}
     child = _spares.take(limits)
@@ -366,7 +367,7 @@ def child_main(argv: list[str]) -> None:
         out.flush()
 
     try:
-        stack.load_compose("{}")  # loads yaml while waiting, not once asked
+        compose_yaml.load_compose("{}")  # loads yaml while waiting, not once asked
         line = inp.readline()
         if not line:
             return  # the server went away, or stopped its spare
@@ -381,7 +382,7 @@ def child_main(argv: list[str]) -> None:
                 send({"read": path, "limit": limit})
                 text = json.loads(inp.readline())["text"]
             if text is not None and len(text) > limit:
-                raise images.too_large(path, len(text), limit)
+                raise too_large(path, len(text), limit)
             return None if text is None else str(text)
 
         found = parse_source(

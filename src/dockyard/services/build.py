@@ -14,13 +14,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import images as img
 from dockyard.domain.add_urls import local_host, url_host
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.model import App, BuiltImage
 from dockyard.domain.pinning import base_pins, pin_bases
-from dockyard.ports import ImageBuilder, Registry, SourceRepos
+from dockyard.ports import ImageBuilder, ImageStore, Registry, SourceRepos
 
 Say = Callable[[str], None]
 
@@ -54,7 +53,7 @@ def check_add_hosts(spec: img.ImageSpec, resolve: Callable[[str], list[str]]) ->
 
 @dataclass
 class Builds:
-    store: SqlStore
+    store: ImageStore
     repos: SourceRepos
     builder: ImageBuilder
     registry: Registry

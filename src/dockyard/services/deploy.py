@@ -9,11 +9,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import images as img
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import App, Job, ServiceSpec
-from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRepos
+from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRepos, Store
 from dockyard.services import inspect
 from dockyard.services.build import Builds
 from dockyard.services.release import Releaser, service_from_dict
@@ -27,7 +26,7 @@ __all__ = ["Deployer", "service_from_dict"]
 class Deployer:
     """Builds a pushed commit's images, then releases them: the deploy pipeline."""
 
-    store: SqlStore
+    store: Store
     repos: SourceRepos
     builder: ImageBuilder
     registry: Registry

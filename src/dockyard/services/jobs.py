@@ -8,16 +8,16 @@ import time
 import traceback
 from collections.abc import Callable
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import Job, JobStatus
+from dockyard.ports import JobStore
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Job, Callable[[str], None]], None]
 
 
 class JobRunner:
-    def __init__(self, store: SqlStore, handlers: dict[str, Handler], workers: int = 2,
+    def __init__(self, store: JobStore, handlers: dict[str, Handler], workers: int = 2,
                  max_attempts: int = 3, when_idle: Callable[[], None] | None = None) -> None:
         self.store = store
         self.when_idle = when_idle  # e.g. give memory back to the system once no job runs

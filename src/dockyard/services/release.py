@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import DeployFailed, DockyardError
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
@@ -20,7 +19,7 @@ from dockyard.domain.model import (
     ServiceSpec,
 )
 from dockyard.planning import deploy as plan
-from dockyard.ports import Orchestrator, Proxy
+from dockyard.ports import Orchestrator, Proxy, ReleaseStore
 
 Say = Callable[[str], None]
 
@@ -43,7 +42,7 @@ def service_from_dict(data: dict[str, Any]) -> ServiceSpec:
 class Releaser:
     """Takes an app from what runs to what a release says, one app at a time."""
 
-    store: SqlStore
+    store: ReleaseStore
     orchestrator: Orchestrator
     proxy: Proxy
     proxy_port: int

@@ -3,13 +3,32 @@ containers, the engine's live-restore, and how full the network pool is."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from dockyard.adapters.dataplane import DataPlane
-from dockyard.adapters.docker_orchestrator import DockerOrchestrator
+from typing import Any, Protocol
 
 
-def status(plane: DataPlane, engine: DockerOrchestrator, proxy_port: int, registry: str) -> dict[str, Any]:
+class DataPlaneView(Protocol):
+    def container_name(self, role: str) -> str: ...
+    def find(self, role: str) -> dict[str, Any] | None: ...
+
+
+class PoolView(Protocol):
+    @property
+    def network(self) -> str: ...
+    @property
+    def prefix(self) -> int: ...
+
+
+class EngineView(Protocol):
+    @property
+    def installation(self) -> str: ...
+    @property
+    def pool(self) -> PoolView: ...
+
+    def pool_usage(self) -> tuple[int, int]: ...
+    def live_restore(self) -> bool: ...
+
+
+def status(plane: DataPlaneView, engine: EngineView, proxy_port: int, registry: str) -> dict[str, Any]:
     parts: dict[str, Any] = {}
     for role, where in (("proxy", f":{proxy_port}"), ("registry", registry)):
         info = plane.find(role)

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import IO
 
 from dockyard.domain.errors import BuildFailed, DeployFailed, DockyardError, NotFound
+from dockyard.domain.limits import too_large
 from dockyard.domain.model import Route, RunningService, ServiceSpec
 from dockyard.ports import Progress
 
@@ -282,8 +283,11 @@ class FakeRepos:
     def files(self, app: str, commit: str) -> list[str]:
         return sorted(self._tree(app, commit))
 
-    def read(self, app: str, commit: str, path: str) -> str | None:
-        return self.trees.get(app, {}).get(commit, {}).get(path)
+    def read(self, app: str, commit: str, path: str, limit: int = 1024 * 1024) -> str | None:
+        text = self.trees.get(app, {}).get(commit, {}).get(path)
+        if text is not None and len(text.encode()) > limit:
+            raise too_large(path, len(text.encode()), limit)
+        return text
 
     def archive(self, app: str, commit: str, out: IO[bytes], path: str = "") -> None:
         """A tar of the tree (or of its folder ``path``), byte-identical for identical trees."""

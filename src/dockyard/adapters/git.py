@@ -465,8 +465,8 @@ class GitRepos:
             self._files[key] = list_files(self.path(app), commit)
         return list(self._files[key])
 
-    def read(self, app: str, commit: str, path: str) -> str | None:
-        return read_file(self.path(app), commit, path)
+    def read(self, app: str, commit: str, path: str, limit: int = MAX_READ_BYTES) -> str | None:
+        return read_file(self.path(app), commit, path, limit)
 
     def archive(self, app: str, commit: str, out: IO[bytes], path: str = "") -> None:
         write_archive(self.path(app), commit, out, path, self.max_archive_bytes)

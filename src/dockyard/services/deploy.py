@@ -84,7 +84,7 @@ class Deployer:
     def inspect(self, app: App, commit: str) -> inspect.Inspection:
         """The commit's images and services, parsed within bounds (services/inspect.py)."""
         return self.inspector(
-            self.repos.files(app.name, commit), lambda path, _limit: self.repos.read(app.name, commit, path),
+            self.repos.files(app.name, commit), lambda path, limit: self.repos.read(app.name, commit, path, limit),
             app.name, base_domain=self.base_domain, domains=app.domains, registry=self.registry.address,
             allowed=frozenset(app.host_access),
         )

@@ -95,9 +95,21 @@ class JobRunner:
     def _fail(self, job: Job, exc: Exception, say: Callable[[str], None]) -> None:
         if isinstance(exc, DockyardError):
             for line in str(exc).splitlines():
-                say(f" !     {line}")
-            self.store.finish_job(job.id, JobStatus.FAILED, exc.message)
+                say(f" !     {_cut(line)}")
+            self.store.finish_job(job.id, JobStatus.FAILED, _cut(exc.message))
         else:  # a bug: keep the worker alive, record the failure
             log.error("job %s crashed:\n%s", job.id, "".join(traceback.format_exception(exc)))
             say(f" !     internal error: {exc!r} (the server log has the traceback)")
             self.store.finish_job(job.id, JobStatus.FAILED, f"internal error: {exc!r}")
+
+
+MAX_ERROR_CHARS = 2000  # an engine's message can quote a whole 50,000-line RUN step
+
+
+def _cut(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` within ``limit`` characters, its start and its end kept (an engine's message
+    ends with what went wrong)."""
+    if len(text) <= limit:
+        return text
+    half = (limit - 40) // 2
+    return f"{text[:half]} … ({len(text) - 2 * half} characters left out) … {text[-half:]}"

@@ -149,6 +149,8 @@ def sweep(engine: docker.DockerClient, installation: str) -> None:
         c.remove(force=True)
     for n in engine.networks.list(filters={"label": label}):
         n.remove()
+    for v in engine.volumes.list(filters={"label": label}):
+        v.remove(force=True)
 
 
 def remove_images(engine: docker.DockerClient, prefix: str) -> None:

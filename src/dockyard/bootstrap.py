@@ -17,11 +17,14 @@ from dockyard.adapters.dataplane import DataPlane
 from dockyard.adapters.docker_builder import DockerBuilder
 from dockyard.adapters.docker_client import connect
 from dockyard.adapters.docker_orchestrator import DockerOrchestrator, Limits, Pool
+from dockyard.adapters.docker_secret_files import DockerSecretVolumes
 from dockyard.adapters.git import GitRepos
 from dockyard.adapters.registry import DistributionRegistry
+from dockyard.adapters.secret_box import KeyFile
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.config import Settings
 from dockyard.services import inspect
+from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.jobs import JobRunner
 from dockyard.services.push_tokens import PushTokens
@@ -41,6 +44,7 @@ class Platform:
     plane: DataPlane
     deployer: Deployer
     runner: JobRunner
+    configuration: Configuration
     stopping: threading.Event = field(default_factory=threading.Event)
     push_tokens: PushTokens = field(default_factory=PushTokens)  # hook tokens of pushes in flight
 
@@ -77,15 +81,20 @@ def bootstrap(settings: Settings) -> Platform:
         Pool(settings.network_pool, settings.network_prefix),
     )
     builder = DockerBuilder(client, registry.auth, settings.build_timeout)
+    # The secrets key: a 0600 file outside the database, made at the first start.
+    configuration = Configuration(store, KeyFile(settings.secrets_key_path),
+                                  DockerSecretVolumes(client, installation, settings.name_prefix))
+    configuration.recover()
     deployer = Deployer(
         store=store, repos=repos, builder=builder, registry=registry, orchestrator=engine, proxy=proxy,
         base_domain=settings.base_domain, proxy_port=settings.proxy_port,
         route_prefix=f"{settings.name_prefix}-{installation}", ready_timeout=settings.ready_timeout,
-        resolve=resolver.addresses,
+        resolve=resolver.addresses, configuration=configuration,
     )
     runner = JobRunner(store, {"deploy": deployer.deploy_job}, workers=settings.workers,
-                       max_attempts=settings.max_job_attempts, when_idle=give_back_memory)
-    return Platform(settings, store, repos, registry, proxy, engine, builder, plane, deployer, runner)
+                       max_attempts=settings.max_job_attempts, when_idle=give_back_memory,
+                       redactor=configuration.redactor)
+    return Platform(settings, store, repos, registry, proxy, engine, builder, plane, deployer, runner, configuration)
 
 
 def first_admin_token(platform: Platform) -> None:
@@ -110,6 +119,7 @@ def first_admin_token(platform: Platform) -> None:
 def start(platform: Platform) -> None:
     first_admin_token(platform)
     warn_without_live_restore(platform)
+    warn_about_unreadable_secrets(platform)
     platform.registry.ensure_running()
     platform.proxy.ensure_running()
     for app in platform.store.list_apps():
@@ -154,6 +164,15 @@ def warn_without_live_restore(platform: Platform) -> None:
             "until it is back. Add {\"live-restore\": true} to /etc/docker/daemon.json and reload it "
             "(systemctl reload docker, or SIGHUP to dockerd)."
         )
+
+
+def warn_about_unreadable_secrets(platform: Platform) -> None:
+    unreadable = platform.configuration.check()
+    if unreadable:
+        log.error(
+            "secrets sealed with key(s) %s cannot be decrypted with the key in %s (key %s): deploys of the apps "
+            "that have them fail. Restore that key file (DOCKYARD_SECRETS_KEY_FILE), or set those secrets again.",
+            ", ".join(unreadable), platform.settings.secrets_key_path, platform.configuration.key_id())
 
 
 def _on_change(platform: Platform, app: str | None) -> None:

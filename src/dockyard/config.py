@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     build_timeout: float = 1800.0  # seconds; a build still running then is cancelled
     max_job_attempts: int = 3  # a job interrupted this many times by a stop of the server fails
     admin_token_file: Path | None = None  # where the first admin token is written, else printed
+    secrets_key_file: Path | None = None  # the key secrets are sealed with; default HOME/secrets.key
 
     @property
     def url(self) -> str:
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         return f"sqlite:///{self.home / 'dockyard.db'}"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.secrets_key_file or self.home / "secrets.key"
 
     @property
     def repos_dir(self) -> Path:

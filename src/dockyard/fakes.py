@@ -12,13 +12,14 @@ import ipaddress
 import itertools
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import IO
 
-from dockyard.domain.errors import BuildFailed, DeployFailed, DockyardError, NotFound
+from dockyard.domain.configuration import SECRETS_DIR, versions_digest
+from dockyard.domain.errors import BuildFailed, Conflict, DeployFailed, DockyardError, NotFound
 from dockyard.domain.limits import too_large
-from dockyard.domain.model import Route, RunningService, ServiceSpec
+from dockyard.domain.model import Route, RunningService, ServiceSpec, Volume
 from dockyard.ports import Progress
 
 
@@ -168,6 +169,7 @@ class FakeOrchestrator:
         self.fail_ready: set[str] = set()
         self.never_ready: set[str] = set()
         self.output: dict[str, list[str]] = {}
+        self.volume_store: dict[tuple[str, str, str], set[str]] = {}  # (app, env, name) -> containers mounting it
         self._serial = itertools.count(1)
         self._addresses = itertools.count(2)
 
@@ -191,6 +193,11 @@ class FakeOrchestrator:
             environment=environment,
             spec_hash=service.spec_hash,
         )
+        for entry in service.volumes:
+            users = self.volume_store.setdefault((app, environment, entry.split(":")[0]), set())
+            if any(self.containers[u].state == "running" for u in users if u in self.containers):
+                self.events.append(f"SHARED VOLUME {entry.split(':')[0]} {service.name} r{release}")
+            users.add(container.id)
         self.containers[container.id] = container
         self.events.append(f"start {service.name} r{release} {container.id[:12]}")
         return container
@@ -224,6 +231,35 @@ class FakeOrchestrator:
     def stop(self, container: RunningService) -> None:
         if self.containers.pop(container.id, None) is not None:
             self.events.append(f"stop {container.service} r{container.release} {container.id[:12]}")
+        for users in self.volume_store.values():
+            users.discard(container.id)
+
+    def halt(self, container: RunningService) -> None:
+        current = self.containers.get(container.id)
+        if current is not None:
+            self.containers[container.id] = replace(current, state="exited")
+            self.events.append(f"halt {container.service} r{container.release} {container.id[:12]}")
+
+    def resume(self, container: RunningService) -> None:
+        current = self.containers.get(container.id)
+        if current is None:
+            raise DeployFailed(f"cannot start {container.service} of release {container.release} again: gone")
+        self.containers[container.id] = replace(current, state="running")
+        self.events.append(f"resume {container.service} r{container.release} {container.id[:12]}")
+
+    def volumes(self, app: str, environment: str) -> list[Volume]:
+        return [Volume(name=name, app=app, environment=environment, volume=f"fake-{app}-{environment}-{name}",
+                       size=0, used_by=tuple(sorted({self.containers[u].service for u in users
+                                                     if u in self.containers})))
+                for (a, env, name), users in sorted(self.volume_store.items()) if (a, env) == (app, environment)]
+
+    def remove_volume(self, app: str, environment: str, name: str) -> None:
+        users = self.volume_store.get((app, environment, name))
+        if users is None:
+            raise NotFound(f"{app} has no volume {name!r} in {environment}")
+        if any(u in self.containers for u in users):
+            raise Conflict(f"volume {name!r} of {app} is in use")
+        del self.volume_store[(app, environment, name)]
 
     def remove_network(self, app: str) -> None:
         self.networks.discard(app)
@@ -303,3 +339,24 @@ class FakeRepos:
     def head(self, app: str, branch: str) -> str | None:
         return self.heads.get(app, {}).get(branch)
 
+
+
+class FakeSecretFiles:
+    """Secret files in a dict, by mount: ``files[mount] = {name: content}``. ``prune`` keeps the
+    mounts ``in_use`` says a container has (none by default), as the engine refuses to remove those."""
+
+    def __init__(self, in_use: Callable[[], set[str]] | None = None) -> None:
+        self.files: dict[str, dict[str, bytes]] = {}
+        self.in_use = in_use or set
+
+    def mount(self, app: str, environment: str, secrets: Sequence[tuple[str, int]]) -> str:
+        return f"fake-{app}-{environment}-secrets-{versions_digest(secrets)}:{SECRETS_DIR}:ro"
+
+    def write(self, app: str, environment: str, secrets: Sequence[tuple[str, int]],
+              files: Mapping[str, bytes]) -> None:
+        self.files.setdefault(self.mount(app, environment, secrets), {}).update(files)
+
+    def prune(self, app: str) -> None:
+        used = self.in_use()
+        for mount in [m for m in self.files if m.startswith(f"fake-{app}-") and m not in used]:
+            del self.files[mount]

@@ -7,10 +7,22 @@ is the one place that picks them. A Swarm cluster is another ``Orchestrator``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any, Protocol
 
-from dockyard.domain.model import App, BuiltImage, Job, JobStatus, ReleaseStatus, Route, RunningService, ServiceSpec
+from dockyard.domain.model import (
+    App,
+    BuiltImage,
+    Job,
+    JobStatus,
+    ReleaseStatus,
+    Route,
+    RunningService,
+    SealedSecret,
+    SecretVersion,
+    ServiceSpec,
+    Volume,
+)
 
 Progress = Callable[[str], None]
 
@@ -71,7 +83,23 @@ class Orchestrator(Protocol):
     def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService: ...
     def wait_ready(self, container: RunningService, timeout: float) -> None: ...
     def observe(self, app: str | None = None) -> list[RunningService]: ...
-    def stop(self, container: RunningService) -> None: ...
+    def stop(self, container: RunningService) -> None:
+        """Stop and remove the container."""
+        ...
+
+    def halt(self, container: RunningService) -> None:
+        """Stop the container, keeping it (and its volumes) to be resumed."""
+        ...
+
+    def resume(self, container: RunningService) -> None:
+        """Start a halted container again."""
+        ...
+
+    def volumes(self, app: str, environment: str) -> list[Volume]: ...
+    def remove_volume(self, app: str, environment: str, name: str) -> None:
+        """Remove a named volume and its data; refused while a container uses it."""
+        ...
+
     def remove_network(self, app: str) -> None: ...
     def logs(self, app: str, follow: bool, tail: int, stop: threading.Event | None = None) -> Iterator[str]:
         """The app's output, line by line; ends when ``stop`` is set (the reader went away)."""
@@ -100,6 +128,9 @@ class ReleaseStore(AppStore, Protocol):
                     error: str | None = None) -> None: ...
     def supersede(self, app: str, environment: str, live_id: int) -> None: ...
     def live_release(self, app: str, environment: str) -> dict[str, Any] | None: ...
+    def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
+        """What configuration the release used: variable names and secret versions, never values."""
+        ...
 
 
 class JobStore(Protocol):
@@ -111,5 +142,73 @@ class JobStore(Protocol):
     def append_log(self, job_id: int, line: str) -> None: ...
 
 
-class Store(ReleaseStore, ImageStore, JobStore, Protocol):
+class ConfigStore(Protocol):
+    """Each (app, environment)'s variables, and its secrets as sealed versions."""
+
+    def variables(self, app: str, environment: str) -> dict[str, str]: ...
+    def set_variables(self, app: str, environment: str, changes: Mapping[str, str | None]) -> dict[str, str]:
+        """Set (a value) or unset (None) variables at once; the variables after the change."""
+        ...
+    def secrets(self, app: str, environment: str) -> list[SecretVersion]: ...
+    def add_secret(self, app: str, environment: str, name: str,
+                   seal: Callable[[int], tuple[str, bytes]]) -> SecretVersion:
+        """A new version of a secret: ``seal(version)`` gives (key id, ciphertext), within the
+        transaction that takes the version number."""
+        ...
+    def sealed_secret(self, app: str, environment: str, name: str, version: int) -> SealedSecret: ...
+    def sealed_secrets(self, app: str | None = None) -> list[SealedSecret]:
+        """Every kept version (of one app's secrets, or of all)."""
+        ...
+    def remove_secret(self, app: str, environment: str, name: str) -> None:
+        """Every version goes; a later secret of that name goes on from the last version number."""
+        ...
+    def reseal_secrets(self, reseal: Callable[[SealedSecret], tuple[str, bytes]]) -> int:
+        """Every version sealed again, in one transaction: all or none. Returns how many."""
+        ...
+
+
+class SecretCipher(Protocol):
+    """Authenticated encryption under one key (adapters/secret_box.py: AES-256-GCM)."""
+
+    @property
+    def key_id(self) -> str: ...
+    def seal(self, plaintext: bytes, associated: bytes) -> bytes: ...
+    def open(self, sealed: bytes, associated: bytes) -> bytes:
+        """The plaintext; raises SecretUnreadable when the ciphertext or its associated data changed."""
+        ...
+
+
+class SecretKeys(Protocol):
+    """Where the secrets key lives, outside the database (a 0600 file), and its rotation: a new
+    key is staged beside the current one and replaces it only once the store is re-sealed."""
+
+    def current(self) -> SecretCipher: ...
+    def stage(self) -> SecretCipher:
+        """A new key, kept beside the current one, not in use yet."""
+        ...
+    def staged(self) -> SecretCipher | None: ...
+    def promote(self) -> SecretCipher:
+        """The staged key replaces the current one."""
+        ...
+    def discard(self) -> None: ...
+
+
+class SecretFiles(Protocol):
+    """Puts an environment's secrets as files at /run/secrets in its containers."""
+
+    def mount(self, app: str, environment: str, secrets: Sequence[tuple[str, int]]) -> str:
+        """The bind (``SOURCE:/run/secrets:ro``) of these secret versions: the same versions, the
+        same bind. Pure: nothing is created."""
+        ...
+    def write(self, app: str, environment: str, secrets: Sequence[tuple[str, int]],
+              files: Mapping[str, bytes]) -> None:
+        """Make ``mount(...)``'s source hold ``files`` (name → content), each readable by root only."""
+        ...
+    def prune(self, app: str) -> None:
+        """Remove the app's secret files that no container uses (all of them once its containers
+        are gone)."""
+        ...
+
+
+class Store(ReleaseStore, ImageStore, JobStore, ConfigStore, Protocol):
     """dockyard's state, as the services use it (SQL now: adapters/sql_store.py)."""

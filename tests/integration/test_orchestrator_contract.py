@@ -23,7 +23,7 @@ import pytest
 
 from dockyard.adapters.docker_client import labels
 from dockyard.adapters.docker_orchestrator import DockerOrchestrator, Pool
-from dockyard.domain.errors import DeployFailed
+from dockyard.domain.errors import Conflict, DeployFailed, NotFound
 from dockyard.domain.model import RunningService, ServiceSpec
 from dockyard.fakes import FakeOrchestrator
 from dockyard.ports import Orchestrator
@@ -162,6 +162,7 @@ def docker_side(engine: docker.DockerClient) -> Iterator[Side]:
             label = {"label": f"dockyard.installation={each}"}
             assert engine.containers.list(all=True, filters=label) == []
             assert engine.networks.list(filters=label) == []
+            assert engine.volumes.list(filters=label) == []
 
 
 @pytest.fixture(params=["fake", "docker"])
@@ -319,6 +320,41 @@ def test_stop_removes_it_from_observe(side: Side) -> None:
     orch.stop(worker)
     assert orch.observe("shop") == []
     assert orch.observe() == []
+
+
+def test_halt_keeps_the_container_and_resume_starts_it_again(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop")
+    web = side.start("shop", 1, WEB)
+    orch.wait_ready(web, 10)
+    orch.halt(web)
+    (halted,) = orch.observe("shop")
+    assert (halted.id, halted.state) == (web.id, "exited")
+    orch.resume(web)
+    (again,) = wait_until(lambda: [c for c in orch.observe("shop") if c.state == "running"], 10, "it to run again")
+    assert again.id == web.id
+    orch.wait_ready(again, 10)
+    orch.stop(web)
+    assert orch.observe("shop") == []
+
+
+def test_named_volumes_are_scoped_listed_and_removed_only_when_unused(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop")
+    keeper = Program(replace(WORKER.spec, volumes=("data:/data",)), prints=WORKER.prints)
+    container = side.start("shop", 1, keeper)
+    (volume,) = orch.volumes("shop", "production")
+    assert (volume.name, volume.app, volume.environment, volume.used_by) == ("data", "shop", "production",
+                                                                           ("worker",))
+    assert orch.volumes("shop", "recette") == [] and orch.volumes("blog", "production") == []
+    with pytest.raises(Conflict):
+        orch.remove_volume("shop", "production", "data")  # a container mounts it
+    orch.stop(container)
+    assert orch.volumes("shop", "production")[0].used_by == ()
+    orch.remove_volume("shop", "production", "data")
+    assert orch.volumes("shop", "production") == []
+    with pytest.raises(NotFound):
+        orch.remove_volume("shop", "production", "data")
 
 
 # -- logs -----------------------------------------------------------------------------------------

@@ -388,3 +388,31 @@ def test_add_urls_are_resolved_again_just_before_the_build(world: World) -> None
     assert world.builder.sizes == {}  # nothing was built
     world.deployer.builds.resolve = lambda host: ["93.184.215.14"]
     world.deploy(world.push({**files, "public/index.html": "fetched, public\n"}))
+
+
+def test_a_stateful_service_is_released_stop_first_and_resumed_when_the_release_fails(world: World) -> None:
+    """Two containers never share one volume: the old one is halted before the new one starts,
+    started again if the new one fails, and removed once the release is live."""
+    app = world.store.get_app(APP)
+    db1 = ServiceSpec(name="db", image="reg/shop/db@sha256:" + "1" * 64, volumes=("data:/var/lib/db",))
+    db2 = replace(db1, image="reg/shop/db@sha256:" + "2" * 64)
+    world.deployer.release(app, "a" * 40, (db1,), None, world.said.append)
+    old = world.only_container()
+
+    world.orchestrator.fail_ready.add("db")
+    world.events.clear()
+    with pytest.raises(DeployFailed):
+        world.deployer.release(app, "b" * 40, (db2,), None, world.said.append)
+    assert world.only_container() == old  # running again, the failed new one removed
+    kinds = [e.split()[0] for e in world.events]
+    assert kinds == ["halt", "start", "stop", "resume"], world.events
+    assert any("first: it keeps data in a volume" in line for line in world.said)
+
+    world.orchestrator.fail_ready.clear()
+    world.events.clear()
+    world.deployer.release(app, "c" * 40, (db2,), None, world.said.append)
+    new = world.only_container()
+    assert new.id != old.id and new.state == "running"
+    assert [e.split()[0] for e in world.events] == ["halt", "start", "ready", "stop"], world.events
+    assert not [e for e in world.events if "SHARED VOLUME" in e]
+    assert [v.name for v in world.orchestrator.volumes(APP, "production")] == ["data"]

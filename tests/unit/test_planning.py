@@ -10,6 +10,7 @@ from dockyard.domain.model import DEFAULT_ENVIRONMENT, Release, RunningService, 
 from dockyard.planning.deploy import (
     AwaitReady,
     EnsureNetwork,
+    HaltContainer,
     KeepService,
     RemoveRoute,
     RouteTraffic,
@@ -333,3 +334,32 @@ def test_plan_removal_routes_first_then_containers() -> None:
 def test_plan_removal_of_app_with_nothing_running() -> None:
     assert plan_removal("shop", OTHERS[:2]) == []
     assert plan_removal("shop", []) == []
+
+
+# -- stateful services --------------------------------------------------------------------------
+DATA = dataclasses.replace(DB, volumes=("data:/var/lib/db",))
+
+
+def test_a_stateful_service_is_halted_before_its_new_container_starts() -> None:
+    old_db, old_web = running(DATA, spec_hash="old"), running(WEB, spec_hash="old")
+    actions = plan_release(release(WEB, DATA), [old_db, old_web])
+    halt = actions.index(HaltContainer(old_db))
+    assert halt < actions.index(StartService(DATA))
+    assert all(not isinstance(a, StartService) for a in actions[:halt])  # before anything starts
+    assert HaltContainer(old_web) not in actions  # a stateless one stays up until the switch
+    assert actions.index(StartService(WEB)) < actions.index(RouteTraffic(WEB)) < actions.index(StopContainer(old_web))
+    assert StopContainer(old_db) in actions[actions.index(RouteTraffic(WEB)):]  # removed once the release is live
+
+
+def test_an_unchanged_stateful_service_is_kept_and_never_halted() -> None:
+    old_db = running(DATA)
+    actions = plan_release(release(DATA), [old_db])
+    assert KeepService(DATA, old_db) in actions
+    assert not [a for a in actions if isinstance(a, HaltContainer | StopContainer | StartService)]
+
+
+def test_volumes_change_the_spec_hash_only_when_there_are_some() -> None:
+    assert dataclasses.replace(DB, volumes=()).spec_hash == DB.spec_hash
+    assert DATA.spec_hash != DB.spec_hash
+    assert dataclasses.replace(DB, volumes=("data:/other",)).spec_hash != DATA.spec_hash
+    assert DATA.stateful and not DB.stateful

@@ -25,8 +25,8 @@ import docker.errors
 
 from dockyard.adapters.docker_client import LABEL, explain, labels
 from dockyard.domain import networks
-from dockyard.domain.errors import DeployFailed
-from dockyard.domain.model import RunningService, ServiceSpec
+from dockyard.domain.errors import Conflict, DeployFailed, NotFound
+from dockyard.domain.model import RunningService, ServiceSpec, Volume
 from dockyard.domain.references import parse_reference
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ class DockerOrchestrator:
             pid_mode=self._mode(app, service.pid) or None,
             ipc_mode=self._mode(app, service.ipc) or None,
             userns_mode=service.userns_mode or None,
+            mounts=self._volume_mounts(app, environment, service) or None,
         )
         networking = self.api.create_networking_config(
             {network: self.api.create_endpoint_config(aliases=[service.name])}
@@ -267,6 +268,68 @@ class DockerOrchestrator:
             self.api.remove_container(container.id, force=True)
         except docker.errors.NotFound:
             pass
+
+    def halt(self, container: RunningService) -> None:
+        try:
+            self.api.stop(container.id, timeout=10)
+        except docker.errors.NotFound:
+            pass
+
+    def resume(self, container: RunningService) -> None:
+        try:
+            self.api.start(container.id)
+        except docker.errors.APIError as exc:
+            raise DeployFailed(f"cannot start {container.service} of release {container.release} again: "
+                               f"{explain(exc)}") from None
+
+    # -- volumes --------------------------------------------------------------------------
+    def volume_name(self, app: str, environment: str, name: str) -> str:
+        """Scoped to installation, app and environment: two never share one."""
+        return f"{self.prefix}-{self.installation}-{app}-{environment}-{name}"
+
+    def _volume_mounts(self, app: str, environment: str, service: ServiceSpec) -> list[Any]:
+        mounts = []
+        for entry in service.volumes:
+            name, target, *mode = entry.split(":")
+            volume = self.volume_name(app, environment, name)
+            try:
+                self.api.inspect_volume(volume)
+            except docker.errors.NotFound:
+                self.api.create_volume(volume, labels=labels(self.installation, app=app, environment=environment,
+                                                              volume=name))
+            mounts.append(docker.types.Mount(target, volume, type="volume", read_only=mode == ["ro"]))
+        return mounts
+
+    def volumes(self, app: str, environment: str) -> list[Volume]:
+        found = self.api.volumes(filters={"label": [f"{LABEL}.installation={self.installation}",
+                                                    f"{LABEL}.app={app}", f"{LABEL}.environment={environment}",
+                                                    f"{LABEL}.volume"]})  # a compose volume, not dockyard's own
+        mine = {v["Name"]: v for v in (found or {}).get("Volumes") or []}
+        if not mine:
+            return []
+        sizes = {v["Name"]: (v.get("UsageData") or {}).get("Size") for v in self.api.df().get("Volumes") or []}
+        users: dict[str, list[str]] = {}
+        for c in self.api.containers(all=True, filters={"label": [f"{LABEL}.installation={self.installation}",
+                                                                    f"{LABEL}.app={app}"]}):
+            for mount in c.get("Mounts") or []:
+                if mount.get("Name") in mine:
+                    users.setdefault(mount["Name"], []).append(c["Labels"].get(f"{LABEL}.service", "?"))
+        return sorted((Volume(
+            name=v["Labels"].get(f"{LABEL}.volume", v["Name"]), app=app, environment=environment, volume=v["Name"],
+            size=sizes.get(v["Name"]) if (sizes.get(v["Name"]) or -1) >= 0 else None,
+            used_by=tuple(sorted(set(users.get(v["Name"], ())))), created_at=v.get("CreatedAt", ""),
+        ) for v in mine.values()), key=lambda v: v.name)
+
+    def remove_volume(self, app: str, environment: str, name: str) -> None:
+        volume = self.volume_name(app, environment, name)
+        try:
+            self.api.remove_volume(volume)
+        except docker.errors.NotFound:
+            raise NotFound(f"{app} has no volume {name!r} in {environment}",
+                           f"list them: dockyard volumes {app} --env {environment}") from None
+        except docker.errors.APIError as exc:
+            raise Conflict(f"volume {name!r} of {app} is in use: {explain(exc)}",
+                           "it is removed only when no container mounts it (delete the app first)") from None
 
     # -- events ---------------------------------------------------------------------------
     def watch(self, on_change: Callable[[str | None], None], stop: threading.Event) -> None:

@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,16 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.adapters import sql_tables as t
 from dockyard.domain.errors import Conflict, NotFound, Unavailable
-from dockyard.domain.model import App, BuiltImage, Job, JobStatus, ReleaseStatus, ServiceSpec
+from dockyard.domain.model import (
+    App,
+    BuiltImage,
+    Job,
+    JobStatus,
+    ReleaseStatus,
+    SealedSecret,
+    SecretVersion,
+    ServiceSpec,
+)
 
 
 def now() -> datetime:
@@ -40,6 +50,7 @@ class SqlStore:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._claim_lock = threading.Lock()
+        self._secrets_lock = threading.Lock()  # version numbers are taken one at a time
 
     def migrate(self, in_child: bool = False) -> None:
         """Bring the schema to the newest migration. Alembic is loaded only when there is
@@ -163,7 +174,7 @@ class SqlStore:
         with self.engine.begin() as c:
             job_ids = select(t.jobs.c.id).where(t.jobs.c.app == name)
             c.execute(delete(t.job_logs).where(t.job_logs.c.job_id.in_(job_ids)))
-            for table in (t.jobs, t.releases, t.images):
+            for table in (t.jobs, t.releases, t.images, t.variables, t.secrets):
                 c.execute(delete(table).where(table.c.app == name))
             c.execute(delete(t.apps).where(t.apps.c.name == name))
 
@@ -309,10 +320,15 @@ class SqlStore:
                              .order_by(t.releases.c.id.desc()).limit(limit))
             return [self._release(r) for r in rows]
 
+    def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(t.releases).where(t.releases.c.id == release_id).values(config=json.dumps(config)))
+
     @staticmethod
     def _release(row: Any) -> dict[str, Any]:
         d = dict(row._mapping)
         d["services"] = json.loads(d["services"])
+        d["config"] = json.loads(d.get("config") or "{}")
         d["created_at"], d["finished_at"] = _utc(d["created_at"]), _utc(d["finished_at"])
         return d
 
@@ -323,6 +339,99 @@ class SqlStore:
                 t.releases.c.status == ReleaseStatus.LIVE,
             ).order_by(t.releases.c.id.desc()).limit(1)).first()
         return self._release(row) if row is not None else None
+
+    # -- variables and secrets ------------------------------------------------------------
+    def variables(self, app: str, environment: str) -> dict[str, str]:
+        v = t.variables.c
+        with self.engine.connect() as c:
+            rows = c.execute(select(v.key, v.value).where(v.app == app, v.environment == environment)
+                             .order_by(v.key))
+            return {r.key: r.value for r in rows}
+
+    def set_variables(self, app: str, environment: str, changes: Mapping[str, str | None]) -> dict[str, str]:
+        v = t.variables.c
+        with self.engine.begin() as c:
+            for key, value in changes.items():
+                where = (v.app == app, v.environment == environment, v.key == key)
+                if value is None:
+                    c.execute(delete(t.variables).where(*where))
+                elif c.execute(update(t.variables).where(*where).values(value=value, updated_at=now())).rowcount == 0:
+                    c.execute(insert(t.variables).values(app=app, environment=environment, key=key, value=value,
+                                                         updated_at=now()))
+        return self.variables(app, environment)
+
+    def secrets(self, app: str, environment: str) -> list[SecretVersion]:
+        s = t.secrets.c
+        q = (select(s.name, func.max(s.version).label("version"), func.count().label("versions"),
+                    func.min(s.created_at).label("created_at"), func.max(s.created_at).label("updated_at"))
+             .where(s.app == app, s.environment == environment, s.removed_at.is_(None))
+             .group_by(s.name).order_by(s.name))
+        with self.engine.connect() as c:
+            rows = list(c.execute(q))
+            keys = {(r.name, r.version): r.key_id for r in c.execute(
+                select(s.name, s.version, s.key_id).where(s.app == app, s.environment == environment,
+                                                          s.removed_at.is_(None)))}
+        return [SecretVersion(app=app, environment=environment, name=r.name, version=int(r.version),
+                              key_id=keys[(r.name, r.version)], versions=int(r.versions),
+                              created_at=_utc(r.created_at), updated_at=_utc(r.updated_at)) for r in rows]
+
+    def add_secret(self, app: str, environment: str, name: str,
+                   seal: Callable[[int], tuple[str, bytes]]) -> SecretVersion:
+        s = t.secrets.c
+        where = (s.app == app, s.environment == environment, s.name == name)
+        with self._secrets_lock, self.engine.begin() as c:
+            last = c.execute(select(func.max(s.version)).where(*where)).scalar()
+            version = int(last or 0) + 1
+            key_id, ciphertext = seal(version)
+            c.execute(delete(t.secrets).where(*where, s.removed_at.is_not(None)))  # a removal's marker
+            c.execute(insert(t.secrets).values(app=app, environment=environment, name=name, version=version,
+                                               key_id=key_id, ciphertext=ciphertext, created_at=now()))
+        return next(v for v in self.secrets(app, environment) if v.name == name)
+
+    @staticmethod
+    def _sealed(row: Any) -> SealedSecret:
+        return SealedSecret(app=row.app, environment=row.environment, name=row.name, version=row.version,
+                            key_id=row.key_id, ciphertext=bytes(row.ciphertext))
+
+    def sealed_secret(self, app: str, environment: str, name: str, version: int) -> SealedSecret:
+        s = t.secrets.c
+        with self.engine.connect() as c:
+            row = c.execute(select(t.secrets).where(s.app == app, s.environment == environment, s.name == name,
+                                                    s.version == version, s.removed_at.is_(None))).first()
+        if row is None:
+            raise NotFound(f"no version {version} of secret {name!r} in {app} ({environment})",
+                           f"list them with: dockyard secrets list {app} --env {environment}")
+        return self._sealed(row)
+
+    def sealed_secrets(self, app: str | None = None) -> list[SealedSecret]:
+        s = t.secrets.c
+        q = select(t.secrets).where(s.removed_at.is_(None)).order_by(s.id)
+        if app is not None:
+            q = q.where(s.app == app)
+        with self.engine.connect() as c:
+            return [self._sealed(r) for r in c.execute(q)]
+
+    def remove_secret(self, app: str, environment: str, name: str) -> None:
+        s = t.secrets.c
+        where = (s.app == app, s.environment == environment, s.name == name)
+        with self._secrets_lock, self.engine.begin() as c:
+            last = c.execute(select(func.max(s.version)).where(*where, s.removed_at.is_(None))).scalar()
+            if last is None:
+                raise NotFound(f"no secret named {name!r} in {app} ({environment})",
+                               f"list them with: dockyard secrets list {app} --env {environment}")
+            c.execute(delete(t.secrets).where(*where))
+            c.execute(insert(t.secrets).values(app=app, environment=environment, name=name, version=int(last),
+                                               key_id="", ciphertext=b"", created_at=now(), removed_at=now()))
+
+    def reseal_secrets(self, reseal: Callable[[SealedSecret], tuple[str, bytes]]) -> int:
+        s = t.secrets.c
+        count = 0
+        with self._secrets_lock, self.engine.begin() as c:
+            for row in list(c.execute(select(t.secrets).where(s.removed_at.is_(None)))):
+                key_id, ciphertext = reseal(self._sealed(row))
+                c.execute(update(t.secrets).where(s.id == row.id).values(key_id=key_id, ciphertext=ciphertext))
+                count += 1
+        return count
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"

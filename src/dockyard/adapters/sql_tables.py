@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -76,4 +88,33 @@ releases = Table(
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
+    # JSON: the variable names and secret versions the release used, never values
+    Column("config", Text, nullable=False, default="{}", server_default="{}"),
+)
+
+variables = Table(
+    "variables", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app", String(64), nullable=False, index=True),
+    Column("environment", String(64), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("app", "environment", "key", name="uq_variables_key"),
+)
+
+# One row per version of a secret. A removed secret leaves one row (removed_at set, no
+# ciphertext) so that a secret set again later goes on from the next version number.
+secrets = Table(
+    "secrets", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app", String(64), nullable=False, index=True),
+    Column("environment", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),  # 96-bit nonce, then AES-256-GCM ciphertext and tag
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("removed_at", DateTime(timezone=True)),
+    UniqueConstraint("app", "environment", "name", "version", name="uq_secrets_version"),
 )

@@ -5,11 +5,16 @@ before building anything, a document that expands (aliases counted each time the
 more than MAX_YAML_NODES nodes or MAX_YAML_CHARS characters, nests deeper than MAX_YAML_DEPTH, or
 holds a number longer than MAX_NUMBER_CHARS. Errors name a line (``compose file line 3: ...``) or,
 once loaded, a key path (``compose file: services/web/ports: ...``, see ``at_path``).
+
+``load_located`` also returns the line of every key path (``KeyLines``), read from the YAML nodes
+as they are composed, so that later checks (schema, variables) can name file, line and key path.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from dockyard.domain.errors import InvalidSource, shown
@@ -20,6 +25,71 @@ MAX_YAML_NODES = 10_000
 MAX_YAML_CHARS = 4 * MAX_COMPOSE_BYTES  # characters of all scalars, aliases expanded
 MAX_YAML_DEPTH = 64
 MAX_NUMBER_CHARS = 100
+
+
+class KeyLines:
+    """The lines of a loaded document's key paths: a tree shaped like the document. A mapping
+    entry's line is its key's, a list item's its own. A value repeated by an alias shares one
+    subtree, so the tree is as large as the file, not as what its aliases expand to."""
+
+    __slots__ = ("children", "line")
+
+    def __init__(self, line: int, children: dict[str | int, KeyLines]) -> None:
+        self.line = line
+        self.children = children
+
+    def line_of(self, parts: Iterable[str | int]) -> int:
+        """The line of the key path ``parts`` (``("services", "web", "ports", 0)``), or of its
+        nearest ancestor the file spells out (a key brought in by a ``<<`` merge, say)."""
+        node = self
+        for part in parts:
+            child = node.children.get(part)
+            if child is None:
+                break
+            node = child
+        return node.line
+
+
+@dataclass(frozen=True)
+class Located:
+    """A loaded compose document, and the line of each of its key paths."""
+
+    doc: Any
+    lines: KeyLines
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _key_lines(root: Any) -> KeyLines:
+    """The KeyLines of a composed node graph (already checked by ``_check_expansion``: no
+    cycles, at most MAX_YAML_DEPTH deep). Each node is read once."""
+    import yaml
+
+    memo: dict[int, dict[str | int, KeyLines]] = {}
+
+    def children(node: Any) -> dict[str | int, KeyLines]:
+        known = memo.get(id(node))
+        if known is not None:
+            return known
+        out: dict[str | int, KeyLines] = {}
+        memo[id(node)] = out
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out[i] = KeyLines(item.start_mark.line + 1, children(item))
+        elif isinstance(node, yaml.MappingNode):
+            merged: list[Any] = []
+            for key, value in node.value:
+                if key.tag == _MERGE_TAG:
+                    merged.extend(value.value if isinstance(value, yaml.SequenceNode) else [value])
+                elif isinstance(key, yaml.ScalarNode):
+                    out[key.value] = KeyLines(key.start_mark.line + 1, children(value))
+            for source in merged:  # as YAML merges: keys written out win, then the first merged
+                for name, lines in children(source).items():
+                    out.setdefault(name, lines)
+        return out
+
+    return KeyLines(root.start_mark.line + 1, children(root))
 
 
 def at_path(path: str, message: str, hint: str = "") -> InvalidSource:
@@ -89,10 +159,13 @@ def _loader() -> type[Any]:
         a document that expands beyond the bounds of ``_check_expansion``, and numbers longer
         than MAX_NUMBER_CHARS (a long sexagesimal ``1:2:3:...`` takes quadratic time)."""
 
+        key_lines = KeyLines(1, {})
+
         def get_single_node(self) -> Any:
             node = super().get_single_node()
             if node is not None:
                 _check_expansion(node)
+                self.key_lines = _key_lines(node)
             return node
 
         def construct_number(self, node: Any) -> Any:
@@ -116,12 +189,22 @@ def _loader() -> type[Any]:
 
 def load_compose(text: str) -> Any:
     """The compose file's YAML, within bounds; any failure is an InvalidSource naming a line."""
+    return load_located(text).doc
+
+
+def load_located(text: str) -> Located:
+    """``load_compose``, with the line of each key path."""
     import yaml  # only pushes with a compose file pay for it
 
     if len(text) > MAX_COMPOSE_BYTES:
         raise too_large("compose file", len(text.encode(errors="replace")), MAX_COMPOSE_BYTES)
     try:
-        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+        loader = _loader()(text)
+        try:
+            doc = loader.get_single_data()
+            return Located(doc, loader.key_lines)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "line 1"

@@ -64,10 +64,20 @@ class ServiceSpec:
     security_opt: tuple[str, ...] = ()
     binds: tuple[str, ...] = ()  # "source:target[:mode]"
     userns_mode: str = ""
+    # The environment's secrets this service receives, by version: (NAME, version). Their values
+    # are never part of the spec: ``environment`` holds a reference (``<secret:NAME@v3>``) that is
+    # resolved as the container starts (domain/configuration.py).
+    secrets: tuple[tuple[str, int], ...] = ()
+    volumes: tuple[str, ...] = ()  # named volumes, "name:/target[:ro]" (domain/volumes.py)
 
     @property
     def is_web(self) -> bool:
         return self.port is not None
+
+    @property
+    def stateful(self) -> bool:
+        """Keeps data in a named volume: released stop-first, never two containers on one volume."""
+        return bool(self.volumes)
 
     @property
     def host_access(self) -> tuple[object, ...]:
@@ -76,10 +86,20 @@ class ServiceSpec:
 
     @property
     def spec_hash(self) -> str:
-        """Changes whenever anything that needs a new container changes."""
-        parts: tuple[object, ...] = (self.image_id or self.image, self.port, self.environment, self.command)
+        """Changes whenever anything that needs a new container changes. A secret counts by its
+        version, never by its value: the spec that holds references and the one resolved at
+        start hash alike."""
+        environment = self.environment
+        if self.secrets:
+            names = {name for name, _ in self.secrets}
+            environment = tuple(pair for pair in environment if pair[0] not in names)
+        parts: tuple[object, ...] = (self.image_id or self.image, self.port, environment, self.command)
         if any(self.host_access):  # a service without host access keeps the hash it had before
             parts += self.host_access
+        if self.secrets:  # nor does one without secrets
+            parts += (self.secrets,)
+        if self.volumes:
+            parts += (self.volumes,)
         text = repr(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -108,6 +128,19 @@ class RunningService:
     upstream: str | None = None  # host:port the proxy can dial
     environment: str = DEFAULT_ENVIRONMENT
     spec_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A named volume of an app's environment, as the orchestrator reports it."""
+
+    name: str  # as the compose file names it
+    app: str
+    environment: str
+    volume: str  # the engine's name for it
+    size: int | None = None  # bytes, when the engine knows
+    used_by: tuple[str, ...] = ()  # services whose containers mount it
+    created_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,3 +182,30 @@ class Job:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """What is told of a secret: its name and versions, never its value."""
+
+    app: str
+    environment: str
+    name: str
+    version: int  # the newest
+    key_id: str  # the key the newest version is sealed with
+    versions: int = 1  # how many versions are kept
+    created_at: datetime | None = None  # of the first version kept
+    updated_at: datetime | None = None  # of the newest
+
+
+@dataclass(frozen=True)
+class SealedSecret:
+    """One version of a secret as the store keeps it: AES-256-GCM ciphertext (nonce first), bound
+    to its app, environment, name and version."""
+
+    app: str
+    environment: str
+    name: str
+    version: int
+    key_id: str
+    ciphertext: bytes = field(repr=False)

@@ -99,3 +99,14 @@ def host_access_keys(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
             "use one of: " + ", ".join(HOST_ACCESS_KEYS),
         )
     return tuple(k for k in HOST_ACCESS_KEYS if k in values)
+
+
+def environment_name(value: str) -> str:
+    """An environment's name: a DNS label like an app's (it becomes part of host, network and
+    volume names), e.g. 'production', 'recette', 'dev'."""
+    if not _APP.fullmatch(value) or "--" in value:
+        raise InvalidName(
+            f"invalid environment name {_shown(value)}",
+            "use 1-40 lowercase letters, digits and single dashes, starting with a letter (e.g. 'recette')",
+        )
+    return value

@@ -1,25 +1,29 @@
 """From a pushed tree and its built images to the services a release runs.
 
 Without a compose file, the one image with an EXPOSEd port is the app's web service. With
-``docker-compose.yml`` (or ``compose.yml``), its services are started; full Compose support is a
-later issue, this reads the common subset: image/build, ports, environment, env_file, command,
-depends_on.
+``docker-compose.yml`` (or ``compose.yml``), its services are started; this reads image/build,
+ports, environment, env_file, command, depends_on and the host access keys, and warns about every
+other key the Compose schema accepts (``compose_support``).
 
 The compose file is pushed text, read within bounds: at most MAX_COMPOSE_BYTES (and each env
-file MAX_ENV_FILE_BYTES, see ``limits``), loaded by ``compose_yaml.load_compose`` (YAML within
-node, size and depth limits), and every step after it runs in linear time (a string command is
-split by ``shell_words``). Keys that hand a container the host are checked by ``host_access``:
-refused unless an admin allowed them for the app, carried into the ServiceSpec when allowed.
+file MAX_ENV_FILE_BYTES, see ``limits``), loaded by ``compose_load.load`` (YAML within node, size
+and depth limits; variables substituted from the environment's variables over the repository's
+``.env``; checked against the Compose schema), and every step after it runs in linear time (a
+string command is split by ``shell_words``). Keys that hand a container the host are checked by
+``host_access``: refused unless an admin allowed them for the app, carried into the ServiceSpec
+when allowed. What the user should know but is no error comes back as ``Stack.warnings``.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from dockyard.domain import names
-from dockyard.domain.compose_yaml import at_path, load_compose
+from dockyard.domain import compose_load, volumes
+from dockyard.domain.compose_yaml import at_path
+from dockyard.domain.dotenv import DOTENV, parse_dotenv
 from dockyard.domain.errors import InvalidSource, shown
 from dockyard.domain.host_access import host_access_fields
 from dockyard.domain.images import ImageSpec, in_rounds, port_number
@@ -31,6 +35,16 @@ from dockyard.domain.shell_words import split_words
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 
 ReadFile = Callable[[str], str | None]
+NO_VARIABLES = compose_load.NO_VARIABLES
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The services a pushed tree runs, and the warnings for whoever pushed it (valid compose
+    keys dockyard does not honour yet, variables that are not set), each naming file, line and key."""
+
+    services: tuple[ServiceSpec, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def hosts_for(app: str, service: str, first_web: bool, base_domain: str, domains: tuple[str, ...]) -> tuple[str, ...]:
@@ -58,6 +72,44 @@ def single_image_services(
     )
 
 
+def commit_stack(
+    app: str,
+    files: Collection[str],
+    read_file: ReadFile,
+    images: Mapping[str, ImageSpec],
+    pinned: Mapping[str, str],
+    base_domain: str,
+    domains: tuple[str, ...],
+    allowed: frozenset[str] = frozenset(),
+    *,
+    variables: Mapping[str, str] = NO_VARIABLES,
+) -> Stack:
+    """The services a pushed tree runs: its compose file's, else its web image's.
+
+    ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app; ``variables`` the
+    environment's variables, which the compose file is interpolated with, over those of the
+    ``.env`` file at the repository's root."""
+    compose = next((f for f in COMPOSE_FILES if f in files), None)
+    if compose:
+        text = read_file(compose) or ""
+        if len(text) > MAX_COMPOSE_BYTES:
+            raise too_large(compose, len(text.encode(errors="replace")), MAX_COMPOSE_BYTES)
+        merged, notes = _variables(files, read_file, variables)
+        found = compose_stack(app, text, images, pinned, read_file, base_domain, domains, allowed,
+                              source=compose, variables=merged)
+        return Stack(found.services, notes + found.warnings)
+    if len(images) == 1:
+        web = next(iter(images))
+    elif "Dockerfile" in images:
+        web = "Dockerfile"
+    else:
+        raise InvalidSource(
+            "several Dockerfiles and no compose file: dockyard cannot tell which one is the web service",
+            "add a root Dockerfile for the web service, or a docker-compose.yml listing the services",
+        )
+    return Stack(single_image_services(app, images[web], pinned[web], base_domain, domains))
+
+
 def commit_services(
     app: str,
     files: Collection[str],
@@ -68,25 +120,22 @@ def commit_services(
     domains: tuple[str, ...],
     allowed: frozenset[str] = frozenset(),
 ) -> tuple[ServiceSpec, ...]:
-    """The services a pushed tree runs: its compose file's, else its web image's.
+    """``commit_stack``'s services, without variables or warnings."""
+    return commit_stack(app, files, read_file, images, pinned, base_domain, domains, allowed).services
 
-    ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app."""
-    compose = next((f for f in COMPOSE_FILES if f in files), None)
-    if compose:
-        text = read_file(compose) or ""
-        if len(text) > MAX_COMPOSE_BYTES:
-            raise too_large(compose, len(text.encode(errors="replace")), MAX_COMPOSE_BYTES)
-        return compose_services(app, text, images, pinned, read_file, base_domain, domains, allowed)
-    if len(images) == 1:
-        web = next(iter(images))
-    elif "Dockerfile" in images:
-        web = "Dockerfile"
-    else:
-        raise InvalidSource(
-            "several Dockerfiles and no compose file: dockyard cannot tell which one is the web service",
-            "add a root Dockerfile for the web service, or a docker-compose.yml listing the services",
-        )
-    return single_image_services(app, images[web], pinned[web], base_domain, domains)
+
+def _variables(
+    files: Collection[str], read_file: ReadFile, variables: Mapping[str, str]
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The variables a compose file is interpolated with: ``variables`` over the ``.env`` file's,
+    and the warnings of reading ``.env``."""
+    text = read_file(DOTENV) if DOTENV in files else None
+    if text is None:
+        return dict(variables), ()
+    if len(text) > MAX_ENV_FILE_BYTES:
+        raise too_large(DOTENV, len(text.encode(errors="replace")), MAX_ENV_FILE_BYTES)
+    found = parse_dotenv(text, variables)
+    return {**found.variables, **variables}, found.warnings
 
 
 def _key(value: object) -> str:
@@ -141,25 +190,36 @@ def compose_services(
     domains: tuple[str, ...],
     allowed: frozenset[str] = frozenset(),
 ) -> tuple[ServiceSpec, ...]:
-    """Services from a compose file. ``images`` maps dockerfile path -> spec, ``pinned`` maps
-    dockerfile path -> pinned reference; ``read_file(path)`` returns a repo file's text or None;
-    ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app."""
-    doc = load_compose(text)
-    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict) or not doc["services"]:
-        raise at_path("services", "should be a mapping of service names to definitions")
-    services: dict[Any, Any] = doc["services"]
-    known = {str(name) for name in services}
+    """``compose_stack``'s services, without variables or warnings."""
+    return compose_stack(app, text, images, pinned, read_file, base_domain, domains, allowed).services
+
+
+def compose_stack(
+    app: str,
+    text: str,
+    images: Mapping[str, ImageSpec],
+    pinned: Mapping[str, str],
+    read_file: ReadFile,
+    base_domain: str,
+    domains: tuple[str, ...],
+    allowed: frozenset[str] = frozenset(),
+    *,
+    source: str = "compose file",
+    variables: Mapping[str, str] = NO_VARIABLES,
+) -> Stack:
+    """Services from a compose file named ``source``. ``images`` maps dockerfile path -> spec,
+    ``pinned`` maps dockerfile path -> pinned reference; ``read_file(path)`` returns a repo file's
+    text or None; ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app;
+    ``variables`` are substituted in the file's values."""
+    loaded = compose_load.load(text, source=source, variables=variables)
+    services: dict[str, Any] = loaded.doc["services"]
+    known = set(services)
+    volume_names = volumes.declared(loaded.doc.get("volumes"))
     by_name = {s.declared_name: path for path, s in images.items() if s.declared_name}
     out: list[ServiceSpec] = []
     first_web = True
     for name, body in services.items():
         path = f"services/{_key(name)}"
-        try:
-            names.service_name(str(name))
-        except Exception as exc:
-            raise at_path(path, str(exc)) from None
-        if not isinstance(body, dict):
-            raise at_path(path, "should be a mapping")
         image = _service_image(path, body, images, pinned, by_name)
         ports = body.get("ports") or []
         expose = body.get("expose") or []
@@ -185,14 +245,15 @@ def compose_services(
         deps = list(deps) if isinstance(deps, (list, dict)) else []
         out.append(
             ServiceSpec(
-                name=str(name),
+                name=name,
                 image=image,
                 port=port,
-                hosts=hosts_for(app, str(name), first_web, base_domain, domains) if port else (),
+                hosts=hosts_for(app, name, first_web, base_domain, domains) if port else (),
                 environment=tuple(dict(env).items()),
                 command=tuple(str(c) for c in command) if command is not None else None,
                 depends_on=tuple(str(d) for d in deps),
                 **host_access_fields(app, path, body, known, allowed),
+                volumes=volumes.named_mounts(path, body.get("volumes"), volume_names),
             )
         )
         first_web = first_web and port is None
@@ -200,7 +261,7 @@ def compose_services(
         for dep in s.depends_on:
             if dep not in known:
                 raise at_path(f"services/{_key(s.name)}/depends_on", f"unknown service {shown(dep)}")
-    return tuple(start_order(out))
+    return Stack(tuple(start_order(out)), loaded.warnings)
 
 
 def _env_files(path: str, raw: Any, read_file: ReadFile) -> list[tuple[str, str]]:
@@ -282,7 +343,6 @@ def _outside(path: str) -> bool:
     """True for an absolute path, or a relative one that climbs out of the repository."""
     norm = posixpath.normpath(path)
     return posixpath.isabs(norm) or norm == ".." or norm.startswith("../")
-
 
 
 def start_order(services: list[ServiceSpec]) -> list[ServiceSpec]:

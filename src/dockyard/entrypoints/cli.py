@@ -242,6 +242,36 @@ def apps_delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="do n
     typer.echo(f"deleted {name}")
 
 
+EnvOpt = Annotated[str, typer.Option("--env", "-e", help="the app's environment")]
+
+
+@cli.command()
+def volumes(
+    app: str, env: EnvOpt = "production", as_json: JsonOpt = False,
+    remove: Annotated[str | None, typer.Option("--remove", metavar="VOLUME",
+                                               help="remove this volume and its data for good")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="with --remove: do not ask")] = False,
+) -> None:
+    """List an environment's named volumes with their sizes, or remove one (--remove). No deploy
+    and no failed release removes a volume: only this command does, once confirmed."""
+    base = f"/api/v1/apps/{q(app)}/environments/{q(env)}/volumes"
+    if remove is not None:
+        if not yes:
+            typed = typer.prompt(f"this deletes the data of volume {remove} of {app} ({env}) for good; "
+                                 "type its name to confirm")
+            if typed != remove:
+                fail("not confirmed: nothing was removed")
+        call("DELETE", f"{base}/{q(remove)}", params={"confirm": remove})
+        typer.echo(f"removed volume {remove} of {app} ({env})")
+        return
+    rows = call("GET", base)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table([{**r, "size": "?" if r["size"] is None else f"{r['size'] / 1e6:.1f} MB",
+            "used_by": ", ".join(r["used_by"]) or "-"} for r in rows], ["name", "size", "used_by", "volume"])
+
+
 # What each host-access compose key hands a container (dockyard refuses them unless allowed).
 HOST_ACCESS_HELP = {
     "privileged": "every device and capability of the host: root on the host",
@@ -402,6 +432,119 @@ def tokens_revoke(name: str) -> None:
     """Revoke a token."""
     call("DELETE", f"/api/v1/tokens/{q(name)}")
     typer.echo(f"revoked {name}")
+
+
+# -- variables and secrets -------------------------------------------------------------------------
+env_cli = typer.Typer(help="An app's environment variables (not secret: values are shown). Applied at the next "
+                           "deploy, to every service.", no_args_is_help=True)
+secrets_cli = typer.Typer(help="An app's secrets: sealed with AES-256-GCM, never shown again, given to every "
+                               "service as an environment variable and the file /run/secrets/NAME.",
+                          no_args_is_help=True)
+cli.add_typer(env_cli, name="env")
+cli.add_typer(secrets_cli, name="secrets")
+MAX_SECRET_INPUT = 64 * 1024  # as domain/configuration.MAX_SECRET_BYTES; the server checks again
+
+
+def _environment_path(app: str, env: str, what: str) -> str:
+    return f"/api/v1/apps/{q(app)}/environments/{q(env)}/{what}"
+
+
+@env_cli.command("set")
+def env_set(app: str, pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...", show_default=False)],
+            env: EnvOpt = "production") -> None:
+    """Set variables of APP's environment (from the next deploy; values are not secret: use
+    `dockyard secrets set` for what must be)."""
+    changes: dict[str, str | None] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"not KEY=VALUE: {pair[:80]!r}", "e.g. dockyard env set shop LOG_LEVEL=info")
+        changes[key] = value
+    call("PATCH", _environment_path(app, env, "variables"), json=changes)
+    typer.echo(f"set {', '.join(changes)} on {app} ({env}); deploy to apply: dockyard deploy {app}")
+
+
+@env_cli.command("unset")
+def env_unset(app: str, keys: Annotated[list[str], typer.Argument(metavar="KEY...", show_default=False)],
+              env: EnvOpt = "production") -> None:
+    """Unset variables of APP's environment (from the next deploy)."""
+    call("PATCH", _environment_path(app, env, "variables"), json=dict.fromkeys(keys))
+    typer.echo(f"unset {', '.join(keys)} on {app} ({env}); deploy to apply: dockyard deploy {app}")
+
+
+@env_cli.command("list")
+def env_list(app: str, env: EnvOpt = "production", as_json: JsonOpt = False) -> None:
+    """List the variables of APP's environment, with their values."""
+    variables = call("GET", _environment_path(app, env, "variables"))
+    if as_json:
+        typer.echo(json.dumps(variables, indent=2))
+        return
+    table([{"key": k, "value": v} for k, v in variables.items()], ["key", "value"])
+
+
+def _secret_value(from_file: Path | None) -> str:
+    """The value from a file or stdin (a prompt that does not echo on a terminal), never argv.
+    One trailing newline is dropped."""
+    if from_file is not None:
+        try:
+            with from_file.open("rb") as f:
+                raw = f.read(MAX_SECRET_INPUT + 2)
+        except OSError as exc:
+            fail(f"cannot read {from_file}: {exc.strerror}")
+    elif sys.stdin.isatty():
+        raw = typer.prompt("value", hide_input=True, confirmation_prompt=True).encode()
+    else:
+        raw = sys.stdin.buffer.read(MAX_SECRET_INPUT + 2)
+    raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+    if len(raw) > MAX_SECRET_INPUT:
+        fail(f"the value is over {MAX_SECRET_INPUT} bytes", "keep a secret small: a key, a password, a token")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        fail("the value is not UTF-8 text", "a secret becomes an environment variable: encode binary data "
+                                            "(e.g. base64) first")
+
+
+@secrets_cli.command("set")
+def secrets_set(
+    app: str, name: str, env: EnvOpt = "production",
+    from_file: Annotated[Path | None, typer.Option("--from-file", metavar="PATH", dir_okay=False,
+                                                   help="read the value from this file (default: stdin)")] = None,
+) -> None:
+    """Set secret NAME of APP's environment: a new version, from stdin or --from-file (never the
+    command line). One trailing newline is dropped. Applied at the next deploy, as the variable
+    NAME and the file /run/secrets/NAME of every service."""
+    value = _secret_value(from_file)
+    out = call("PUT", _environment_path(app, env, f"secrets/{q(name)}"), json={"value": value})
+    typer.echo(f"secret {out['name']} of {app} ({env}) is at version {out['version']}; "
+               f"deploy to apply: dockyard deploy {app}")
+
+
+@secrets_cli.command("list")
+def secrets_list(app: str, env: EnvOpt = "production", as_json: JsonOpt = False) -> None:
+    """List the secrets of APP's environment: names, versions, dates and keys (never values)."""
+    rows = call("GET", _environment_path(app, env, "secrets"))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table([dict(r, created_at=str(r["created_at"])[:19], updated_at=str(r["updated_at"])[:19]) for r in rows],
+          ["name", "version", "versions", "updated_at", "created_at", "key_id"])
+
+
+@secrets_cli.command("remove")
+def secrets_remove(app: str, name: str, env: EnvOpt = "production") -> None:
+    """Remove secret NAME of APP's environment, every version of it (services lose it at the next deploy)."""
+    call("DELETE", _environment_path(app, env, f"secrets/{q(name)}"))
+    typer.echo(f"removed secret {name} of {app} ({env}); deploy to apply: dockyard deploy {app}")
+
+
+@secrets_cli.command("rotate-key")
+def secrets_rotate_key() -> None:
+    """Seal every secret again under a new key (admin only). The database commits first; the key
+    file is replaced after. Back up the new key file."""
+    out = call("POST", "/api/v1/secrets-key/rotate")
+    typer.echo(f"secrets key rotated: {out['previous_key_id']} -> {out['key_id']} "
+               f"({out['secrets']} secret versions sealed again)")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from dockyard.config import Settings
 from dockyard.domain import access, names
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.errors import DockyardError
+from dockyard.domain.model import DEFAULT_ENVIRONMENT
 
 if TYPE_CHECKING:
     from dockyard.bootstrap import Platform
@@ -101,6 +103,8 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "DOCKYARD_BASE_DOMAIN": settings.base_domain,
             "DOCKYARD_HOST_ACCESS": ",".join(app.host_access),
             "DOCKYARD_REGISTRY": p.registry.address,
+            # the deploy branch goes to production: its variables fill the compose file's ${VAR}
+            "DOCKYARD_VARIABLES": json.dumps(p.configuration.variables(app.name, DEFAULT_ENVIRONMENT)),
         }
         env = safe_git_env(env)  # no system or global git configuration for the push
         for header, var in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "GIT_PROTOCOL")):

@@ -1,8 +1,9 @@
 """The git hooks of every app repository. They run inside ``git receive-pack`` during a push.
 
 pre-receive checks what was pushed (ref names, Dockerfiles, headers, compose file) and refuses
-it with a message when it cannot be deployed; post-receive queues the deploy job and streams its
-log back to the pusher's terminal.
+it with a message when it cannot be deployed, else prints the checks' warnings (`` !     warning:
+...``; the push goes on); post-receive queues the deploy job and streams its log back to the
+pusher's terminal.
 
 pre-receive parses pushed files in its own process, so it bounds itself first (memory and time,
 ``bound_checking``). It reads from its environment, set by ``git_http``: DOCKYARD_APP,
@@ -111,8 +112,17 @@ def host_access() -> frozenset[str]:
     return frozenset(k.strip() for k in os.environ.get("DOCKYARD_HOST_ACCESS", "").split(",") if k.strip())
 
 
-def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> None:
-    """Raise a DockyardError when this ref update must be refused."""
+def variables() -> dict[str, str]:
+    """The environment's variables, for the compose file's ${VAR} (DOCKYARD_VARIABLES, JSON)."""
+    try:
+        found = json.loads(os.environ.get("DOCKYARD_VARIABLES") or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> tuple[str, ...]:
+    """Raise a DockyardError when this ref update must be refused; else its warnings."""
     from dockyard.adapters.git import Tree, check_ref_format
     from dockyard.domain import names
     from dockyard.domain.errors import DockyardError
@@ -128,15 +138,15 @@ def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, r
     if not check_ref_format(name):
         raise DockyardError(f"{kind} name {name!r} is not accepted by git")
     if kind != "branch" or name != deploy_branch:
-        return
+        return ()
     if new.strip("0") == "":
         raise DockyardError(f"the deploy branch {name!r} cannot be deleted",
                             "delete the app instead: dockyard apps delete " + app)
     with Tree(repo, new) as tree:
-        parse_source(
+        return parse_source(
             tree.paths(), tree.read, app, base_domain=os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"),
-            registry=os.environ.get("DOCKYARD_REGISTRY", ""), allowed=host_access(),
-        )
+            registry=os.environ.get("DOCKYARD_REGISTRY", ""), allowed=host_access(), variables=variables(),
+        ).warnings
 
 
 def pre_receive(lines: list[str]) -> int:
@@ -146,10 +156,11 @@ def pre_receive(lines: list[str]) -> int:
     repo = Path.cwd()
     updates = [parts for parts in (line.split() for line in lines) if len(parts) == 3]
     ref, refusal = "", None
+    warnings: list[str] = []
     bound_checking()
     try:
         for old, new, ref in updates:
-            check_update(repo, app, branch, old, new, ref)
+            warnings += check_update(repo, app, branch, old, new, ref)
     except DockyardError as exc:
         refusal = exc
     except CheckTimeout:
@@ -171,6 +182,7 @@ def pre_receive(lines: list[str]) -> int:
         except ApiError:
             pass
         return 1
+    del warnings  # the deploy job's log, which this push streams, gives them (and keeps them)
     # Accepted: queue the deploy now, so it starts while git stores the objects and runs
     # post-receive (which finds this job and streams its log). The job waits for the ref.
     for line in lines:

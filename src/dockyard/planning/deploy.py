@@ -3,6 +3,8 @@
 The order is what makes a release safe: every new container starts and answers before any
 traffic moves, and old containers stop only after the proxy points at the new ones. If anything
 before the switch fails, the applier removes what it started and the old release keeps serving.
+Stateful services (a named volume) are the exception: start-first would put two containers on
+one volume, so their old container is halted first and started again if the release fails.
 """
 
 from __future__ import annotations
@@ -51,7 +53,16 @@ class StopContainer:
     container: RunningService
 
 
-Action = EnsureNetwork | StartService | AwaitReady | KeepService | RouteTraffic | RemoveRoute | StopContainer
+@dataclass(frozen=True)
+class HaltContainer:
+    """Stop, keeping the container: a stateful service's old container, before its new one starts
+    on the same volume. Started again if the release fails; removed once it succeeds."""
+
+    container: RunningService
+
+
+Action = (EnsureNetwork | StartService | AwaitReady | KeepService | RouteTraffic | RemoveRoute | StopContainer
+          | HaltContainer)
 
 
 def plan_release(release: Release, observed: Sequence[RunningService]) -> list[Action]:
@@ -65,6 +76,9 @@ def plan_release(release: Release, observed: Sequence[RunningService]) -> list[A
                 keep.setdefault(service.name, c)
     starts = [s for s in release.services if s.name not in keep]
     actions += [KeepService(s, keep[s.name]) for s in release.services if s.name in keep]
+    # Stateful services are stop-first: their old containers stop before the new ones start.
+    stateful = {s.name for s in starts if s.stateful}
+    actions += [HaltContainer(c) for c in mine if c.service in stateful and c.state == "running"]
     actions += [StartService(s) for s in starts]
     actions += [AwaitReady(s) for s in starts]
     actions += [RouteTraffic(s) for s in release.services if s.is_web]

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, replace
 
 from dockyard.domain import images as img
 from dockyard.domain.errors import DockyardError
-from dockyard.domain.model import App, Job, ServiceSpec
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, Job, ServiceSpec
 from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRepos, Store
 from dockyard.services import inspect
 from dockyard.services.build import Builds
+from dockyard.services.configuration import Configuration
 from dockyard.services.release import Releaser, service_from_dict
 
 Say = Callable[[str], None]
@@ -38,13 +39,15 @@ class Deployer:
     ready_timeout: float
     inspector: Inspect = inspect.inspect_source
     resolve: Callable[[str], list[str]] = field(default=lambda host: [])  # for ADD URLs' hosts
+    configuration: Configuration | None = None  # the environment's variables and secrets
     builds: Builds = field(init=False)
     releaser: Releaser = field(init=False)
 
     def __post_init__(self) -> None:
         self.builds = Builds(self.store, self.repos, self.builder, self.registry, self.resolve)
         self.releaser = Releaser(self.store, self.orchestrator, self.proxy, self.proxy_port, self.route_prefix,
-                                 self.ready_timeout)
+                                 self.ready_timeout,
+                                 prepare=self.configuration.resolve if self.configuration is not None else None)
 
     # -- the job --------------------------------------------------------------------------
     def deploy_job(self, job: Job, say: Say) -> None:
@@ -56,6 +59,8 @@ class Deployer:
         with ThreadPoolExecutor(max_workers=1) as pushes:
             try:
                 found = self.inspect(app, commit)
+                for warning in found.warnings:
+                    say(f" !     warning: {warning}")
                 built = self.builds.build_all(app, commit, list(found.images), say, pushes)
             except Exception:
                 say(" !     Nothing was released; the previous release keeps serving.")
@@ -63,6 +68,9 @@ class Deployer:
             services = inspect.with_references(found.services, {b.spec.dockerfile: b.reference for b in built})
             ids = {b.reference: b.image_id for b in built}
             services = tuple(replace(s, image_id=ids.get(s.image, "")) for s in services)
+            config: dict[str, object] | None = None
+            if self.configuration is not None:  # variables and secrets (references, versions) for every service
+                services, config = self.configuration.apply(app.name, DEFAULT_ENVIRONMENT, services)
 
             def pinned() -> tuple[ServiceSpec, ...]:
                 """The services with every built image pinned by its registry digest."""
@@ -70,7 +78,11 @@ class Deployer:
                 return tuple(replace(s, image=digests.get(s.image, s.image)) for s in services)
 
             # Containers start while the images are pushed; traffic moves once both are done.
-            self.releaser.release(app, commit, services, job.id, say, pinned=pinned)
+            try:
+                self.releaser.release(app, commit, services, job.id, say, pinned=pinned, config=config)
+            finally:
+                if self.configuration is not None:
+                    self.configuration.prune(app.name)  # secret files of stopped containers
 
     def _await_push(self, app: str, branch: str, commit: str, timeout: float = 60.0) -> None:
         """A job queued by the pre-receive hook starts as git finishes storing the push."""
@@ -87,6 +99,7 @@ class Deployer:
             self.repos.files(app.name, commit), lambda path, limit: self.repos.read(app.name, commit, path, limit),
             app.name, base_domain=self.base_domain, domains=app.domains, registry=self.registry.address,
             allowed=frozenset(app.host_access),
+            variables=self.configuration.variables(app.name, DEFAULT_ENVIRONMENT) if self.configuration else None,
         )
 
     def build_images(self, app: App, commit: str, say: Say) -> tuple[dict[str, img.ImageSpec], dict[str, str]]:
@@ -119,3 +132,5 @@ class Deployer:
 
     def destroy(self, app: str) -> None:
         self.releaser.destroy(app)
+        if self.configuration is not None:
+            self.configuration.prune(app)

@@ -11,11 +11,16 @@ For the deployer::
 
     found = inspect_commit(repos.path(app.name), commit, app.name, base_domain=settings.base_domain,
                            domains=app.domains, registry=registry.address,
-                           allowed=frozenset(app.host_access))
+                           allowed=frozenset(app.host_access), variables=environment_variables)
     found.images    # ImageSpecs, in build order
     found.services  # ServiceSpecs; a built image is named placeholder(dockerfile)
+    found.warnings  # for the job log, one line each: say(f" !     warning: {w}")
     ...build found.images, giving {dockerfile: reference}...
     services = with_references(found.services, {spec.dockerfile: reference, ...})
+
+``variables`` (the environment's variables; none yet) are what the compose file is interpolated
+with, over those of the repository's ``.env``. The warnings name file, line and key path: valid
+compose keys dockyard does not honour yet, host ports not published, variables not set.
 
 A refused push raises InvalidSource (the parsers' own errors, or "parsing the pushed files took
 longer than N s / needed more than N MB"); the hook runs the same ``parse_source`` in its own
@@ -37,7 +42,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dockyard.domain import compose_yaml, errors, images, stack
+from dockyard.domain import compose_schema, compose_yaml, errors, images, stack
+from dockyard.domain.dotenv import DOTENV
 from dockyard.domain.errors import DockyardError, InvalidSource
 from dockyard.domain.images import ImageSpec
 from dockyard.domain.limits import MAX_COMPOSE_BYTES, MAX_DOCKERFILE_BYTES, MAX_ENV_FILE_BYTES, too_large
@@ -70,6 +76,7 @@ class Inspection:
 
     images: tuple[ImageSpec, ...]
     services: tuple[ServiceSpec, ...]  # built images named by placeholder(dockerfile)
+    warnings: tuple[str, ...] = ()  # for the pusher: keys not honoured yet, variables not set
 
 
 def placeholder(dockerfile: str) -> str:
@@ -93,10 +100,11 @@ def with_references(services: tuple[ServiceSpec, ...], references: Mapping[str, 
 
 def parse_source(
     files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
-    registry: str = "", allowed: frozenset[str] = frozenset(),
+    registry: str = "", allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None,
 ) -> Inspection:
-    """The parsing itself, in this process: ``files`` are the commit's paths (the Dockerfiles
-    and compose file among them are enough), ``read(path, limit)`` a file's text or None."""
+    """The parsing itself, in this process: ``files`` are the commit's paths (the Dockerfiles,
+    compose file and ``.env`` among them are enough), ``read(path, limit)`` a file's text or None;
+    ``variables`` the environment's, which the compose file is interpolated with."""
     budget = [MAX_PARSED_BYTES]
 
     def read_within(path: str, limit: int) -> str | None:
@@ -116,11 +124,12 @@ def parse_source(
     paths = set(files)
     texts = {p: read_within(p, MAX_DOCKERFILE_BYTES) or "" for p in images.find_dockerfiles(paths)}
     specs = images.discover(texts, app, registry)
-    services = stack.commit_services(
+    found = stack.commit_stack(
         app, paths, read_compose_file, {s.dockerfile: s for s in specs},
         {s.dockerfile: placeholder(s.dockerfile) for s in specs}, base_domain, domains, allowed,
+        variables=variables or stack.NO_VARIABLES,
     )
-    return Inspection(tuple(specs), services)
+    return Inspection(tuple(specs), found.services, found.warnings)
 
 
 # -- the server's side --------------------------------------------------------------------------
@@ -128,19 +137,20 @@ def parse_source(
 
 def inspect_commit(
     repo: Path, commit: str, app: str, *, base_domain: str, domains: tuple[str, ...] = (), registry: str = "",
-    allowed: frozenset[str] = frozenset(), limits: Limits | None = None,
+    allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None, limits: Limits | None = None,
 ) -> Inspection:
     """Parse ``commit`` of the bare repository ``repo`` in a bounded child process."""
     from dockyard.adapters.git import Tree
 
     with Tree(repo, commit) as tree:
         return inspect_source(tree.paths(), tree.read, app, base_domain=base_domain, domains=domains,
-                              registry=registry, allowed=allowed, limits=limits)
+                              registry=registry, allowed=allowed, variables=variables, limits=limits)
 
 
 def inspect_source(
     files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
-    registry: str = "", allowed: frozenset[str] = frozenset(), limits: Limits | None = None,
+    registry: str = "", allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> Inspection:
     """``parse_source`` in a bounded child process; ``read(path, limit)`` runs here, in the
     caller's process, and serves the child's reads."""
@@ -149,8 +159,12 @@ def inspect_source(
     # Sent with the request, each within its limit: the child asks only for env files.
     texts = {p: read(p, MAX_DOCKERFILE_BYTES) for p in images.find_dockerfiles(candidates)}
     texts.update((p, read(p, MAX_COMPOSE_BYTES)) for p in candidates if p in stack.COMPOSE_FILES)
+    if any(p in stack.COMPOSE_FILES for p in candidates) and DOTENV in files:  # the compose file's variables
+        candidates.append(DOTENV)
+        texts[DOTENV] = read(DOTENV, MAX_ENV_FILE_BYTES)
     request = {"files": candidates, "texts": texts, "app": app, "base_domain": base_domain,
-               "domains": list(domains), "registry": registry, "allowed": sorted(allowed)}
+               "domains": list(domains), "registry": registry, "allowed": sorted(allowed),
+               "variables": dict(variables or {})}
     child = _spares.take(limits)
     try:
         answer = child.exchange(request, read)
@@ -160,6 +174,7 @@ def inspect_source(
     return Inspection(
         tuple(_build(ImageSpec, d) for d in answer["images"]),
         tuple(_build(ServiceSpec, d) for d in answer["services"]),
+        tuple(str(w) for w in answer.get("warnings", ())),
     )
 
 
@@ -368,6 +383,7 @@ def child_main(argv: list[str]) -> None:
 
     try:
         compose_yaml.load_compose("{}")  # loads yaml while waiting, not once asked
+        compose_schema.validator()  # and jsonschema, and the Compose schema
         line = inp.readline()
         if not line:
             return  # the server went away, or stopped its spare
@@ -388,8 +404,10 @@ def child_main(argv: list[str]) -> None:
         found = parse_source(
             request["files"], read, request["app"], base_domain=request["base_domain"],
             domains=tuple(request["domains"]), registry=request["registry"], allowed=frozenset(request["allowed"]),
+            variables=request.get("variables") or {},
         )
-        send({"ok": {"images": [asdict(s) for s in found.images], "services": [asdict(s) for s in found.services]}})
+        send({"ok": {"images": [asdict(s) for s in found.images], "services": [asdict(s) for s in found.services],
+                     "warnings": list(found.warnings)}})
     except DockyardError as exc:
         send({"error": {"kind": type(exc).__name__, "message": exc.message, "hint": exc.hint}})
     except MemoryError:

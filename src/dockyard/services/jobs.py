@@ -14,12 +14,15 @@ from dockyard.ports import JobStore
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Job, Callable[[str], None]], None]
+Redactor = Callable[[str], Callable[[str], str]]  # app -> what cleans a line of its secrets' values
 
 
 class JobRunner:
     def __init__(self, store: JobStore, handlers: dict[str, Handler], workers: int = 2,
-                 max_attempts: int = 3, when_idle: Callable[[], None] | None = None) -> None:
+                 max_attempts: int = 3, when_idle: Callable[[], None] | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.store = store
+        self.redactor = redactor  # every line a job says is cleaned of the app's secret values
         self.when_idle = when_idle  # e.g. give memory back to the system once no job runs
         self.max_attempts = max_attempts
         self.handlers = handlers
@@ -76,8 +79,10 @@ class JobRunner:
                 self._stop.wait(1.0)
 
     def run(self, job: Job) -> None:
+        clean = self.redactor(job.app) if self.redactor is not None else _unchanged
+
         def say(line: str) -> None:
-            self.store.append_log(job.id, line)
+            self.store.append_log(job.id, clean(line))
 
         handler = self.handlers.get(job.kind)
         try:
@@ -86,21 +91,27 @@ class JobRunner:
             handler(job, say)
         except Exception as exc:
             if self._stop.is_set():  # interrupted by a shutdown: left running, resumed at the next start
-                log.warning("job %s interrupted by shutdown (%s); it resumes at the next start", job.id, exc)
+                log.warning("job %s interrupted by shutdown (%s); it resumes at the next start", job.id, clean(str(exc)))
                 return
-            self._fail(job, exc, say)
+            self._fail(job, exc, say, clean)
         else:
             self.store.finish_job(job.id, JobStatus.SUCCEEDED)
 
-    def _fail(self, job: Job, exc: Exception, say: Callable[[str], None]) -> None:
+    def _fail(self, job: Job, exc: Exception, say: Callable[[str], None],
+              clean: Callable[[str], str] | None = None) -> None:
+        clean = clean or _unchanged
         if isinstance(exc, DockyardError):
             for line in str(exc).splitlines():
-                say(f" !     {_cut(line)}")
-            self.store.finish_job(job.id, JobStatus.FAILED, _cut(exc.message))
+                say(f" !     {_cut(clean(line))}")  # cleaned before it is cut: no half of a value is left
+            self.store.finish_job(job.id, JobStatus.FAILED, _cut(clean(exc.message)))
         else:  # a bug: keep the worker alive, record the failure
-            log.error("job %s crashed:\n%s", job.id, "".join(traceback.format_exception(exc)))
+            log.error("job %s crashed:\n%s", job.id, clean("".join(traceback.format_exception(exc))))
             say(f" !     internal error: {exc!r} (the server log has the traceback)")
-            self.store.finish_job(job.id, JobStatus.FAILED, f"internal error: {exc!r}")
+            self.store.finish_job(job.id, JobStatus.FAILED, clean(f"internal error: {exc!r}"))
+
+
+def _unchanged(line: str) -> str:
+    return line
 
 
 MAX_ERROR_CHARS = 2000  # an engine's message can quote a whole 50,000-line RUN step

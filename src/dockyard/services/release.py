@@ -4,7 +4,7 @@ release that fails before traffic moved. Also keeps routes pointing at the live 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,9 @@ from dockyard.planning import deploy as plan
 from dockyard.ports import Orchestrator, Proxy, ReleaseStore
 
 Say = Callable[[str], None]
+# The service as its container starts (app, environment, service → service): secret values
+# resolved and their files in place (services/configuration.py). Its spec_hash is unchanged.
+Prepare = Callable[[str, str, ServiceSpec], ServiceSpec]
 
 
 def service_from_dict(data: dict[str, Any]) -> ServiceSpec:
@@ -32,6 +35,7 @@ def service_from_dict(data: dict[str, Any]) -> ServiceSpec:
     values["environment"] = tuple((str(k), str(v)) for k, v in data.get("environment", ()))
     command = data.get("command")
     values["command"] = tuple(command) if command is not None else None
+    values["secrets"] = tuple((str(name), int(version)) for name, version in data.get("secrets", ()))
     for key, value in values.items():
         if isinstance(value, list):
             values[key] = tuple(value)
@@ -48,6 +52,7 @@ class Releaser:
     proxy_port: int
     route_prefix: str
     ready_timeout: float
+    prepare: Prepare | None = None
     _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stale: set[str] = field(default_factory=set, init=False, repr=False)  # routes to check after a release
@@ -63,38 +68,43 @@ class Releaser:
 
     def release(
         self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
-        pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None,
+        pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None, config: Mapping[str, object] | None = None,
     ) -> int:
         """Start, wait, switch, stop. ``pinned`` gives the services with their images' digests:
-        it is awaited before traffic moves, and the release records what it returns."""
+        it is awaited before traffic moves, and the release records what it returns. ``config``:
+        the variable names and secret versions the services got, recorded with the release."""
         try:
             with self.lock(app.name):
-                return self._release(app, commit, services, job_id, say, pinned)
+                return self._release(app, commit, services, job_id, say, pinned, config)
         finally:
             if app.name in self._stale:  # a container changed under the release: check its routes
                 self.restore_app_routes(app.name)
 
     def _release(
         self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
-        pinned: Callable[[], tuple[ServiceSpec, ...]] | None,
+        pinned: Callable[[], tuple[ServiceSpec, ...]] | None, config: Mapping[str, object] | None = None,
     ) -> int:
         release_id = self.store.create_release(app.name, DEFAULT_ENVIRONMENT, commit, job_id)
         self.store.set_release(release_id, ReleaseStatus.PENDING, services)
+        if config is not None:
+            self.store.set_release_config(release_id, config)
         desired = Release(id=release_id, app=app.name, commit=commit, services=services)
         observed = self.orchestrator.observe(app.name)
         actions = plan.plan_release(desired, observed)
         cleanup = [a for a in actions if isinstance(a, plan.RemoveRoute | plan.StopContainer)]
         started: dict[str, RunningService] = {}
         switched: list[ServiceSpec] = []
+        halted: list[RunningService] = []
 
         def before_switch() -> None:
             if pinned is not None:
                 self.store.set_release(release_id, ReleaseStatus.PENDING, pinned())
 
         try:
-            self._apply(desired, [a for a in actions if a not in cleanup], started, switched, say, before_switch)
+            self._apply(desired, [a for a in actions if a not in cleanup], started, switched, say, before_switch,
+                        halted)
         except Exception as exc:
-            self._roll_back(app.name, observed, started, switched)
+            self._roll_back(app.name, observed, started, switched, halted)
             message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
             self.store.set_release(release_id, ReleaseStatus.FAILED, error=message)
             say(" !     Release failed; the previous release keeps serving.")
@@ -115,9 +125,10 @@ class Releaser:
 
     def _roll_back(
         self, app: str, observed: list[RunningService], started: dict[str, RunningService],
-        switched: list[ServiceSpec],
+        switched: list[ServiceSpec], halted: list[RunningService],
     ) -> None:
-        """Undo a release that failed midway: routes back to the old containers, new ones removed."""
+        """Undo a release that failed midway: routes back to the old containers, new ones removed,
+        halted ones (stateful services) started again."""
         for service in switched:
             old = next((c for c in observed if c.service == service.name and c.state == "running" and c.upstream), None)
             try:
@@ -132,10 +143,17 @@ class Releaser:
                 self.orchestrator.stop(c)
             except DockyardError:
                 continue  # labelled: the next deploy's plan stops it
+        for c in halted:  # after the new ones are gone: their volume is free again
+            try:
+                self.orchestrator.resume(c)
+            except DockyardError:
+                continue
+            self._stale.add(app)  # it may come back under another address: its routes are checked
 
     def _apply(
         self, release: Release, actions: list[plan.Action], started: dict[str, RunningService],
         routed: list[ServiceSpec], say: Say, before_switch: Callable[[], None],
+        halted: list[RunningService] | None = None,
     ) -> None:
         running: dict[str, RunningService] = {}
         switching = False
@@ -151,7 +169,9 @@ class Releaser:
                     say(f"-----> {service.name}: unchanged, keeping {container.id[:12]}")
                 case plan.StartService(service=service):
                     say(f"-----> Starting {service.name} ({service.image.rsplit('/', 1)[-1][:60]})")
-                    c = self.orchestrator.start(release.app, release.id, release.environment, service)
+                    starting = service if self.prepare is None else self.prepare(release.app, release.environment,
+                                                                                   service)
+                    c = self.orchestrator.start(release.app, release.id, release.environment, starting)
                     started[service.name] = running[service.name] = c
                 case plan.AwaitReady(service=service):
                     say(f"       waiting for {service.name} to answer")
@@ -167,6 +187,12 @@ class Releaser:
                 case plan.StopContainer(container=container):
                     say(f"-----> Stopping {container.service} of release {container.release}")
                     self.orchestrator.stop(container)
+                case plan.HaltContainer(container=container):
+                    say(f"-----> Stopping {container.service} of release {container.release} first: it keeps "
+                        "data in a volume, which one container uses at a time")
+                    self.orchestrator.halt(container)
+                    if halted is not None:
+                        halted.append(container)
         if not switching:
             before_switch()
 

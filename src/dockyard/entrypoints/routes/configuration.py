@@ -1,0 +1,122 @@
+"""Variables and secrets of an app's environment, and the secrets key. No route ever answers a
+secret's value: a secret is told by name, version and dates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, Field
+
+from dockyard import bootstrap
+from dockyard.domain import names
+from dockyard.domain.access import Action, Principal
+from dockyard.domain.model import SecretVersion
+from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, can
+
+router = APIRouter(prefix="/api/v1/apps/{name}/environments/{environment}")
+key_router = APIRouter(prefix="/api/v1/secrets-key", tags=["secrets"])
+
+# Rotating the key touches every app's secrets: only who may manage tokens (an admin) may.
+KeyManager = Annotated[Principal, can(Action.MANAGE_TOKENS, app_param=None)]
+
+Variables = Annotated[dict[str, str | None], Body(
+    description="KEY: VALUE sets a variable, KEY: null unsets it; the others are left as they are",
+    examples=[{"LOG_LEVEL": "info", "OLD_FLAG": None}])]
+
+
+class VariableIn(BaseModel):
+    value: str
+
+
+class SecretIn(BaseModel):
+    value: str = Field(description="the secret's value; it is sealed at once and never shown again")
+
+
+class SecretOut(BaseModel):
+    name: str
+    environment: str
+    version: int = Field(description="the newest version; each change of the value is a new version")
+    versions: int = Field(description="how many versions are kept (sealed), the newest included")
+    key_id: str = Field(description="the key the newest version is sealed with")
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class KeyRotationOut(BaseModel):
+    key_id: str
+    previous_key_id: str
+    secrets: int = Field(description="secret versions sealed again under the new key")
+
+
+def secret_out(s: SecretVersion) -> SecretOut:
+    return SecretOut(name=s.name, environment=s.environment, version=s.version, versions=s.versions,
+                     key_id=s.key_id, created_at=s.created_at, updated_at=s.updated_at)
+
+
+def _app(p: bootstrap.Platform, name: str) -> str:
+    return p.store.get_app(names.app_name(name)).name
+
+
+# -- variables ------------------------------------------------------------------------------------
+@router.get("/variables", tags=["variables"])
+def list_variables(name: str, environment: str, p: PlatformDep, _: Reader) -> dict[str, str]:
+    """The environment's variables with their values (variables are not secret: use secrets for
+    what must be). Every service of the app gets them at its next deploy."""
+    return p.configuration.variables(_app(p, name), environment)
+
+
+@router.patch("/variables", tags=["variables"])
+def change_variables(name: str, environment: str, body: Variables, p: PlatformDep,
+                     _: AppManager) -> dict[str, str]:
+    """Set and unset variables at once; applied at the next deploy. Answers the variables after
+    the change."""
+    return p.configuration.change_variables(_app(p, name), environment, body)
+
+
+@router.put("/variables/{key}", tags=["variables"])
+def set_variable(name: str, environment: str, key: str, body: VariableIn, p: PlatformDep,
+                 _: AppManager) -> dict[str, str]:
+    """Set one variable; applied at the next deploy."""
+    return p.configuration.change_variables(_app(p, name), environment, {key: body.value})
+
+
+@router.delete("/variables/{key}", status_code=204, tags=["variables"])
+def unset_variable(name: str, environment: str, key: str, p: PlatformDep, _: AppManager) -> None:
+    """Unset one variable (nothing happens if it is not set); applied at the next deploy."""
+    p.configuration.change_variables(_app(p, name), environment, {key: None})
+
+
+# -- secrets --------------------------------------------------------------------------------------
+@router.get("/secrets", tags=["secrets"])
+def list_secrets(name: str, environment: str, p: PlatformDep, _: Reader) -> list[SecretOut]:
+    """The environment's secrets: names, versions, dates and keys, never values."""
+    return [secret_out(s) for s in p.configuration.secrets(_app(p, name), environment)]
+
+
+@router.put("/secrets/{secret}", tags=["secrets"])
+def set_secret(name: str, environment: str, secret: str, body: SecretIn, p: PlatformDep,
+               _: AppManager) -> SecretOut:
+    """A new version of the secret, from the value in the body, sealed with AES-256-GCM; applied
+    at the next deploy (as the environment variable NAME and the file /run/secrets/NAME)."""
+    return secret_out(p.configuration.set_secret(_app(p, name), environment, secret, body.value))
+
+
+@router.delete("/secrets/{secret}", status_code=204, tags=["secrets"])
+def remove_secret(name: str, environment: str, secret: str, p: PlatformDep, _: AppManager) -> None:
+    """Remove the secret and every version of it; services lose it at the next deploy."""
+    p.configuration.remove_secret(_app(p, name), environment, secret)
+
+
+@key_router.post("/rotate", summary="Rotate the secrets key")
+def rotate_key(p: PlatformDep, _: KeyManager) -> KeyRotationOut:
+    """Seal every secret again under a new key, in one transaction; the key file is replaced once
+    the database committed (admin only)."""
+    return KeyRotationOut.model_validate(p.configuration.rotate_key())
+
+
+@key_router.get("", summary="The secrets key's id")
+def key(p: PlatformDep, _: KeyManager) -> dict[str, str]:
+    """The id of the key secrets are sealed with now (never the key)."""
+    return {"key_id": p.configuration.key_id()}

@@ -10,17 +10,32 @@ import hashlib
 import io
 import ipaddress
 import itertools
+import json
+import secrets
 import tarfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
-from typing import IO
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from typing import IO, Any
 
 from dockyard.domain.configuration import SECRETS_DIR, versions_digest
 from dockyard.domain.errors import BuildFailed, Conflict, DeployFailed, DockyardError, NotFound
 from dockyard.domain.limits import too_large
-from dockyard.domain.model import Route, RunningService, ServiceSpec, Volume
-from dockyard.ports import Progress
+from dockyard.domain.model import (
+    App,
+    BuiltImage,
+    Job,
+    JobStatus,
+    ReleaseStatus,
+    Route,
+    RunningService,
+    SealedSecret,
+    SecretVersion,
+    ServiceSpec,
+    Volume,
+)
+from dockyard.ports import Progress, Store
 
 
 def _sha256(*parts: str | bytes) -> str:
@@ -360,3 +375,362 @@ class FakeSecretFiles:
         used = self.in_use()
         for mount in [m for m in self.files if m.startswith(f"fake-{app}-") and m not in used]:
             del self.files[mount]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _next_id(ids: Iterator[int]) -> int:
+    """As SQLite gives a rowid (no AUTOINCREMENT): one more than the largest one left."""
+    return max(ids, default=0) + 1
+
+
+class FakeStore:
+    """dockyard's state in dicts, under one lock: the contract of SqlStore
+    (tests/integration/test_store_contract.py runs one suite against both), including its ids
+    (one more than the largest left, so an id freed by ``delete_app`` is taken again), its
+    orderings and its errors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._installation: str | None = None
+        self._tokens: dict[int, dict[str, Any]] = {}  # id -> name, hash, role, created_at, last_used_at
+        self._apps: dict[str, App] = {}
+        self._jobs: dict[int, Job] = {}
+        self._logs: dict[int, tuple[int, str]] = {}  # log id -> (job id, line)
+        self._images: dict[int, BuiltImage] = {}
+        self._releases: dict[int, dict[str, Any]] = {}
+        self._variables: dict[tuple[str, str], dict[str, str]] = {}
+        # (app, environment, name) -> {version: (key id, ciphertext, created_at)}, and the last
+        # version of a removed secret (its marker), so that a secret set again goes on from it
+        self._secrets: dict[tuple[str, str, str], dict[int, tuple[str, bytes, datetime]]] = {}
+        self._removed: dict[tuple[str, str, str], int] = {}
+        self._secret_order: dict[tuple[str, str, str, int], int] = {}  # as the rows' ids: insertion order
+        self._secret_serial = itertools.count(1)
+
+    def migrate(self, in_child: bool = False) -> None:
+        """Nothing to migrate."""
+
+    # -- installation & tokens ------------------------------------------------------------
+    def installation_id(self) -> str:
+        with self._lock:
+            if self._installation is None:
+                self._installation = secrets.token_hex(6)
+            return self._installation
+
+    def token_count(self) -> int:
+        with self._lock:
+            return len(self._tokens)
+
+    def create_token(self, name: str, role: str = "admin") -> str:
+        token = "dy_" + secrets.token_urlsafe(32)
+        with self._lock:
+            if any(t["name"] == name for t in self._tokens.values()):
+                raise Conflict(f"a token named {name!r} exists", "pick another name or revoke it first")
+            self._tokens[_next_id(iter(self._tokens))] = {
+                "name": name, "hash": hashlib.sha256(token.encode()).hexdigest(), "role": role,
+                "created_at": _now(), "last_used_at": None}
+        return token
+
+    def verify_token(self, token: str) -> tuple[str, str] | None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with self._lock:
+            for t in self._tokens.values():
+                if t["hash"] == digest:
+                    used = t["last_used_at"]
+                    if used is None or (_now() - used).total_seconds() > 60:
+                        t["last_used_at"] = _now()
+                    return str(t["name"]), str(t["role"])
+        return None
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{k: t[k] for k in ("name", "role", "created_at", "last_used_at")}
+                    for _, t in sorted(self._tokens.items())]
+
+    def revoke_token(self, name: str) -> None:
+        with self._lock:
+            found = [i for i, t in self._tokens.items() if t["name"] == name]
+            if not found:
+                raise NotFound(f"no token named {name!r}", "list them with: dockyard tokens list")
+            for i in found:
+                del self._tokens[i]
+
+    # -- apps -----------------------------------------------------------------------------
+    def create_app(self, app: App) -> App:
+        with self._lock:
+            if app.name in self._apps:
+                raise Conflict(f"app {app.name!r} already exists", "pick another name, or push to its remote")
+            self._apps[app.name] = App(name=app.name, deploy_branch=app.deploy_branch, domains=tuple(app.domains),
+                                       created_at=_now(), host_access=tuple(app.host_access))
+            return self._apps[app.name]
+
+    def get_app(self, name: str) -> App:
+        with self._lock:
+            app = self._apps.get(name)
+        if app is None:
+            raise NotFound(f"no app named {name!r}",
+                           "list apps with: dockyard apps, or create it: dockyard apps create NAME")
+        return app
+
+    def list_apps(self) -> list[App]:
+        with self._lock:
+            return [self._apps[name] for name in sorted(self._apps)]
+
+    def set_domains(self, name: str, domains: tuple[str, ...]) -> App:
+        with self._lock:
+            self._apps[name] = replace(self.get_app(name), domains=tuple(domains))
+            return self._apps[name]
+
+    def set_host_access(self, name: str, keys: tuple[str, ...]) -> App:
+        with self._lock:
+            self._apps[name] = replace(self.get_app(name), host_access=tuple(keys))
+            return self._apps[name]
+
+    def delete_app(self, name: str) -> None:
+        with self._lock:
+            jobs = {i for i, j in self._jobs.items() if j.app == name}
+            for log_id in [i for i, (job_id, _) in self._logs.items() if job_id in jobs]:
+                del self._logs[log_id]
+            for job_id in jobs:
+                del self._jobs[job_id]
+            for release_id in [i for i, r in self._releases.items() if r["app"] == name]:
+                del self._releases[release_id]
+            for image_id in [i for i, im in self._images.items() if im.app == name]:
+                del self._images[image_id]
+            for scope in [k for k in self._variables if k[0] == name]:
+                del self._variables[scope]
+            for key in [k for k in self._secrets if k[0] == name]:
+                del self._secrets[key]
+            for key in [k for k in self._removed if k[0] == name]:
+                del self._removed[key]
+            for order in [k for k in self._secret_order if k[0] == name]:
+                del self._secret_order[order]
+            self._apps.pop(name, None)
+
+    # -- jobs -----------------------------------------------------------------------------
+    @staticmethod
+    def _copy(job: Job) -> Job:
+        return replace(job, payload=dict(job.payload))
+
+    def enqueue(self, kind: str, app: str, payload: dict[str, str]) -> Job:
+        with self._lock:
+            job = Job(id=_next_id(iter(self._jobs)), kind=kind, app=app, status=JobStatus.QUEUED,
+                      payload=json.loads(json.dumps(payload)), attempts=0, created_at=_now())
+            self._jobs[job.id] = job
+            return self._copy(job)
+
+    def record_failed_job(self, kind: str, app: str, payload: dict[str, str], error: str, line: str) -> Job:
+        with self._lock:
+            job = Job(id=_next_id(iter(self._jobs)), kind=kind, app=app, status=JobStatus.FAILED, error=error,
+                      payload=json.loads(json.dumps(payload)), attempts=0, created_at=_now(), finished_at=_now())
+            self._jobs[job.id] = job
+            self._logs[_next_id(iter(self._logs))] = (job.id, line)
+            return self._copy(job)
+
+    def get_job(self, job_id: int) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}", "list jobs with: dockyard jobs")
+        return self._copy(job)
+
+    def list_jobs(self, app: str | None = None, limit: int = 50) -> list[Job]:
+        with self._lock:
+            found = [self._copy(j) for _, j in sorted(self._jobs.items(), reverse=True) if not app or j.app == app]
+        return found[:limit] if limit >= 0 else found  # SQL: LIMIT -1 is no limit
+
+    def pending_deploy(self, app: str, commit: str) -> Job | None:
+        for job in self.list_jobs(app, limit=10):
+            if job.kind == "deploy" and job.payload.get("commit") == commit and not job.status.finished:
+                return job
+        return None
+
+    def claim_next(self) -> Job | None:
+        with self._lock:
+            busy = {j.app for j in self._jobs.values() if j.status == JobStatus.RUNNING}
+            for job_id, job in sorted(self._jobs.items()):
+                if job.status == JobStatus.QUEUED and job.app not in busy:
+                    self._jobs[job_id] = replace(job, status=JobStatus.RUNNING, started_at=_now(),
+                                                 attempts=job.attempts + 1)
+                    return self._copy(self._jobs[job_id])
+            return None
+
+    def running_count(self) -> int:
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.status == JobStatus.RUNNING)
+
+    def requeue_interrupted(self, max_attempts: int) -> tuple[list[int], list[int]]:
+        with self._lock:
+            running = [j for _, j in sorted(self._jobs.items()) if j.status == JobStatus.RUNNING]
+            again = [j.id for j in running if j.attempts < max_attempts]
+            failed = [j.id for j in running if j.attempts >= max_attempts]
+            for job_id in again:
+                self._jobs[job_id] = replace(self._jobs[job_id], status=JobStatus.QUEUED)
+            for job_id in failed:
+                self._jobs[job_id] = replace(
+                    self._jobs[job_id], status=JobStatus.FAILED, finished_at=_now(),
+                    error=f"dockyard stopped while this job ran, {max_attempts} times: it is not tried again")
+            return again, failed
+
+    def finish_job(self, job_id: int, status: JobStatus, error: str | None = None) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:  # as an UPDATE of no row: nothing
+                self._jobs[job_id] = replace(job, status=status, error=error, finished_at=_now())
+
+    def append_log(self, job_id: int, line: str) -> None:
+        with self._lock:
+            self._logs[_next_id(iter(self._logs))] = (job_id, line)
+
+    def job_logs(self, job_id: int, after: int = 0) -> list[tuple[int, str]]:
+        with self._lock:
+            return [(i, line) for i, (j, line) in sorted(self._logs.items()) if j == job_id and i > after]
+
+    # -- images ---------------------------------------------------------------------------
+    def add_image(self, image: BuiltImage) -> None:
+        with self._lock:
+            self._images[_next_id(iter(self._images))] = replace(image, created_at=_now())
+
+    def list_images(self, app: str) -> list[BuiltImage]:
+        with self._lock:
+            return [im for _, im in sorted(self._images.items(), reverse=True) if im.app == app]
+
+    # -- releases -------------------------------------------------------------------------
+    def create_release(self, app: str, environment: str, commit: str, job_id: int | None) -> int:
+        with self._lock:
+            release_id = _next_id(iter(self._releases))
+            self._releases[release_id] = {
+                "id": release_id, "app": app, "environment": environment, "commit": commit,
+                "status": ReleaseStatus.PENDING.value, "services": "[]", "job_id": job_id, "error": None,
+                "created_at": _now(), "finished_at": None, "config": "{}"}
+            return release_id
+
+    def set_release(self, release_id: int, status: ReleaseStatus, services: tuple[ServiceSpec, ...] | None = None,
+                    error: str | None = None) -> None:
+        with self._lock:
+            row = self._releases.get(release_id)
+            if row is None:  # as an UPDATE of no row: nothing
+                return
+            row["status"], row["error"] = ReleaseStatus(status).value, error
+            if services is not None:
+                row["services"] = json.dumps([asdict(s) for s in services])
+            if status != ReleaseStatus.PENDING:
+                row["finished_at"] = _now()
+
+    def supersede(self, app: str, environment: str, live_id: int) -> None:
+        with self._lock:
+            for row in self._releases.values():
+                if (row["app"], row["environment"], row["status"]) == (app, environment, ReleaseStatus.LIVE) \
+                        and row["id"] != live_id:
+                    row["status"] = ReleaseStatus.SUPERSEDED.value
+
+    def list_releases(self, app: str, limit: int = 20) -> list[dict[str, Any]]:
+        with self._lock:
+            found = [self._release(r) for _, r in sorted(self._releases.items(), reverse=True) if r["app"] == app]
+        return found[:limit] if limit >= 0 else found
+
+    def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
+        with self._lock:
+            row = self._releases.get(release_id)
+            if row is not None:
+                row["config"] = json.dumps(config)
+
+    @staticmethod
+    def _release(row: dict[str, Any]) -> dict[str, Any]:
+        """As SqlStore's: the row's columns, services and config read back from their JSON."""
+        d = dict(row)
+        d["services"] = json.loads(d["services"])
+        d["config"] = json.loads(d["config"] or "{}")
+        return d
+
+    def live_release(self, app: str, environment: str) -> dict[str, Any] | None:
+        with self._lock:
+            for _, row in sorted(self._releases.items(), reverse=True):
+                if (row["app"], row["environment"], row["status"]) == (app, environment, ReleaseStatus.LIVE):
+                    return self._release(row)
+            return None
+
+    # -- variables and secrets ------------------------------------------------------------
+    def variables(self, app: str, environment: str) -> dict[str, str]:
+        with self._lock:
+            found = self._variables.get((app, environment), {})
+            return {k: found[k] for k in sorted(found)}
+
+    def set_variables(self, app: str, environment: str, changes: Mapping[str, str | None]) -> dict[str, str]:
+        with self._lock:
+            found = self._variables.setdefault((app, environment), {})
+            for key, value in changes.items():
+                if value is None:
+                    found.pop(key, None)
+                else:
+                    found[key] = value
+            if not found:
+                del self._variables[(app, environment)]
+            return self.variables(app, environment)
+
+    def secrets(self, app: str, environment: str) -> list[SecretVersion]:
+        with self._lock:
+            kept = sorted((key[2], versions) for key, versions in self._secrets.items()
+                          if key[:2] == (app, environment) and versions)
+            result = []
+            for name, versions in kept:
+                newest = max(versions)
+                result.append(SecretVersion(
+                    app=app, environment=environment, name=name, version=newest, key_id=versions[newest][0],
+                    versions=len(versions), created_at=min(v[2] for v in versions.values()),
+                    updated_at=max(v[2] for v in versions.values())))
+            return result
+
+    def add_secret(self, app: str, environment: str, name: str,
+                   seal: Callable[[int], tuple[str, bytes]]) -> SecretVersion:
+        key = (app, environment, name)
+        with self._lock:
+            versions = self._secrets.get(key, {})
+            version = max(versions, default=self._removed.get(key, 0)) + 1
+            key_id, ciphertext = seal(version)
+            self._removed.pop(key, None)
+            self._secrets.setdefault(key, {})[version] = (key_id, bytes(ciphertext), _now())
+            self._secret_order[(*key, version)] = next(self._secret_serial)
+            return next(v for v in self.secrets(app, environment) if v.name == name)
+
+    def sealed_secret(self, app: str, environment: str, name: str, version: int) -> SealedSecret:
+        with self._lock:
+            found = self._secrets.get((app, environment, name), {}).get(version)
+        if found is None:
+            raise NotFound(f"no version {version} of secret {name!r} in {app} ({environment})",
+                           f"list them with: dockyard secrets list {app} --env {environment}")
+        return SealedSecret(app, environment, name, version, found[0], found[1])
+
+    def sealed_secrets(self, app: str | None = None) -> list[SealedSecret]:
+        with self._lock:
+            return [SealedSecret(a, env, name, version, *self._secrets[(a, env, name)][version][:2])
+                    for (a, env, name, version) in sorted(self._secret_order, key=self._secret_order.__getitem__)
+                    if app is None or a == app]
+
+    def remove_secret(self, app: str, environment: str, name: str) -> None:
+        key = (app, environment, name)
+        with self._lock:
+            versions = self._secrets.get(key)
+            if not versions:
+                raise NotFound(f"no secret named {name!r} in {app} ({environment})",
+                               f"list them with: dockyard secrets list {app} --env {environment}")
+            self._removed[key] = max(versions)
+            del self._secrets[key]
+            for order in [k for k in self._secret_order if k[:3] == key]:
+                del self._secret_order[order]
+
+    def reseal_secrets(self, reseal: Callable[[SealedSecret], tuple[str, bytes]]) -> int:
+        with self._lock:
+            sealed = self.sealed_secrets()
+            resealed = [reseal(s) for s in sealed]  # all first: a failure changes nothing
+            for s, (key_id, ciphertext) in zip(sealed, resealed, strict=True):
+                versions = self._secrets[(s.app, s.environment, s.name)]
+                versions[s.version] = (key_id, bytes(ciphertext), versions[s.version][2])
+            return len(sealed)
+
+
+def _is_a_store(s: FakeStore) -> Store:
+    """mypy checks here that FakeStore has every method of the Store port, with its signature."""
+    return s

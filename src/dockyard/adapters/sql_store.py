@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ class SqlStore:
         with self.engine.connect() as c:
             rows = c.execute(select(t.tokens.c.name, t.tokens.c.role, t.tokens.c.created_at,
                                     t.tokens.c.last_used_at).order_by(t.tokens.c.id))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping, created_at=_utc(r.created_at), last_used_at=_utc(r.last_used_at)) for r in rows]
 
     def revoke_token(self, name: str) -> None:
         with self.engine.begin() as c:
@@ -286,7 +286,8 @@ class SqlStore:
     def list_images(self, app: str) -> list[BuiltImage]:
         with self.engine.connect() as c:
             rows = c.execute(select(t.images).where(t.images.c.app == app).order_by(t.images.c.id.desc()))
-            return [BuiltImage(**{k: v for k, v in r._mapping.items() if k != "id"}) for r in rows]
+            images = [BuiltImage(**{k: v for k, v in r._mapping.items() if k != "id"}) for r in rows]
+            return [replace(i, created_at=_utc(i.created_at)) for i in images]
 
     # -- releases -------------------------------------------------------------------------
     def create_release(self, app: str, environment: str, commit: str, job_id: int | None) -> int:

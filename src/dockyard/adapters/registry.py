@@ -4,6 +4,7 @@ while the server is down; the server adopts it at start."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -49,8 +50,9 @@ class DistributionRegistry:
             path.write_text(secrets.token_urlsafe(24))
         return path.read_text().strip()
 
-    @property
+    @functools.cached_property
     def password(self) -> str:
+        """Read once: every tag lookup of every build sends it."""
         return self._secret("password")
 
     @property

@@ -121,8 +121,9 @@ def variables() -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
-def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> tuple[str, ...]:
-    """Raise a DockyardError when this ref update must be refused; else its warnings."""
+def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> None:
+    """Raise a DockyardError when this ref update must be refused. (Its warnings are given by the
+    deploy job's log, which the push streams and which keeps them.)"""
     from dockyard.adapters.git import Tree, check_ref_format
     from dockyard.domain import names
     from dockyard.domain.errors import DockyardError
@@ -138,15 +139,15 @@ def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, r
     if not check_ref_format(name):
         raise DockyardError(f"{kind} name {name!r} is not accepted by git")
     if kind != "branch" or name != deploy_branch:
-        return ()
+        return
     if new.strip("0") == "":
         raise DockyardError(f"the deploy branch {name!r} cannot be deleted",
                             "delete the app instead: dockyard apps delete " + app)
     with Tree(repo, new) as tree:
-        return parse_source(
+        parse_source(
             tree.paths(), tree.read, app, base_domain=os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"),
             registry=os.environ.get("DOCKYARD_REGISTRY", ""), allowed=host_access(), variables=variables(),
-        ).warnings
+        )
 
 
 def pre_receive(lines: list[str]) -> int:
@@ -156,11 +157,10 @@ def pre_receive(lines: list[str]) -> int:
     repo = Path.cwd()
     updates = [parts for parts in (line.split() for line in lines) if len(parts) == 3]
     ref, refusal = "", None
-    warnings: list[str] = []
     bound_checking()
     try:
         for old, new, ref in updates:
-            warnings += check_update(repo, app, branch, old, new, ref)
+            check_update(repo, app, branch, old, new, ref)
     except DockyardError as exc:
         refusal = exc
     except CheckTimeout:
@@ -182,7 +182,6 @@ def pre_receive(lines: list[str]) -> int:
         except ApiError:
             pass
         return 1
-    del warnings  # the deploy job's log, which this push streams, gives them (and keeps them)
     # Accepted: queue the deploy now, so it starts while git stores the objects and runs
     # post-receive (which finds this job and streams its log). The job waits for the ref.
     for line in lines:

@@ -199,35 +199,44 @@ class Releaser:
     # -- upkeep ---------------------------------------------------------------------------
     def restore_routes(self, wait: bool = True) -> None:
         """Point the proxy at every app's live containers (after a start, or when the engine's
-        events may have been missed)."""
+        events may have been missed). The proxy's routes and the engine's containers are read
+        once for all apps, not once per app."""
+        current = {r.id: r for r in self.proxy.routes()}
+        observed = self.orchestrator.observe()
         for app in self.store.list_apps():
-            self.restore_app_routes(app.name, wait)
+            self._restore_locked(app.name, wait, current, [c for c in observed if c.app == app.name])
 
     def restore_app_routes(self, app: str, wait: bool = True) -> None:
         """Point the proxy at the app's live release's running containers; a route that is
         right already is left alone. With ``wait`` False, an app in the middle of a release is
         not waited for: the release checks its routes when it ends."""
-        if self.store.live_release(app, DEFAULT_ENVIRONMENT) is None:
-            return
+        self._restore_locked(app, wait)
+
+    def _restore_locked(self, app: str, wait: bool, current: dict[str, Route] | None = None,
+                        observed: list[RunningService] | None = None) -> None:
         lock = self.lock(app)
-        if not lock.acquire(blocking=wait):
-            self._stale.add(app)
-            return
+        if not lock.acquire(blocking=False):
+            if not wait:
+                self._stale.add(app)
+                return
+            lock.acquire()
+            current = observed = None  # read before a release of the app ended: read again
         try:
             self._stale.discard(app)
-            self._restore(app)
+            self._restore(app, current, observed)
         finally:
             lock.release()
 
-    def _restore(self, app: str) -> None:
+    def _restore(self, app: str, current: dict[str, Route] | None, observed: list[RunningService] | None) -> None:
         # A service kept unchanged by a release runs in a container of an earlier release:
         # the container that serves is the running one whose spec matches the live release's.
         live = self.store.live_release(app, DEFAULT_ENVIRONMENT)
         if live is None:
             return
         specs = {s.name: s for s in map(service_from_dict, live["services"]) if s.is_web}
-        current = {r.id: r for r in self.proxy.routes()}
-        for c in self.orchestrator.observe(app):
+        if current is None:
+            current = {r.id: r for r in self.proxy.routes()}
+        for c in observed if observed is not None else self.orchestrator.observe(app):
             spec = specs.get(c.service)
             if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
                 route = Route(self.route_id(app, c.service), spec.hosts, (c.upstream,))

@@ -4,6 +4,7 @@ back by itself. Runs against a second, private dockerd, so the rest of the suite
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -39,12 +40,20 @@ class PrivateEngine:
                         ["ip", "addr", "add", "10.219.255.1/24", "dev", self.BRIDGE],
                         ["ip", "link", "set", self.BRIDGE, "up"]):
                 subprocess.run(cmd, check=True)
-        args = ["dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                "--pidfile", str(self.root / "dockerd.pid"), "-H", self.host, "--iptables=false",
-                "--ip-masq=false", f"--bridge={self.BRIDGE}", "--live-restore"]
+        # a config file of its own: the host's /etc/docker/daemon.json (which setup.sh gives
+        # live-restore) would otherwise be read too, and dockerd refuses a key set twice
+        config = self.root / "daemon.json"
+        config.write_text(json.dumps({"live-restore": True}) + "\n")
+        args = ["dockerd", "--config-file", str(config), "--data-root", str(self.root / "data"),
+                "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "dockerd.pid"),
+                "-H", self.host, "--iptables=false", "--ip-masq=false", f"--bridge={self.BRIDGE}"]
         with (self.root / "dockerd.log").open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(self._answers, 30, f"the private dockerd (log: {self.root / 'dockerd.log'})")
+        try:
+            wait_until(self._answers, 60, "the private dockerd")
+        except AssertionError as e:
+            log = (self.root / "dockerd.log").read_text(errors="replace").splitlines()[-15:]
+            raise AssertionError(f"{e}; its log ends with:\n" + "\n".join(log)) from None
 
     def _answers(self) -> bool:
         try:

@@ -216,3 +216,8 @@ def jobs_of(server: Server, app: str) -> list[dict]:
     return server.api("GET", "/api/v1/jobs", params={"app": app}).json()
 
 
+
+
+def git(repo: Path, *args: str) -> str:
+    """A git command in ``repo`` (as a user runs it), its output."""
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout

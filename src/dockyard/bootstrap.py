@@ -26,6 +26,7 @@ from dockyard.config import Settings
 from dockyard.services import inspect
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
+from dockyard.services.environments import Environments
 from dockyard.services.jobs import JobRunner
 from dockyard.services.push_tokens import PushTokens
 
@@ -45,6 +46,7 @@ class Platform:
     deployer: Deployer
     runner: JobRunner
     configuration: Configuration
+    environments: Environments
     stopping: threading.Event = field(default_factory=threading.Event)
     push_tokens: PushTokens = field(default_factory=PushTokens)  # hook tokens of pushes in flight
 
@@ -94,7 +96,10 @@ def bootstrap(settings: Settings) -> Platform:
     runner = JobRunner(store, {"deploy": deployer.deploy_job}, workers=settings.workers,
                        max_attempts=settings.max_job_attempts, when_idle=give_back_memory,
                        redactor=configuration.redactor)
-    return Platform(settings, store, repos, registry, proxy, engine, builder, plane, deployer, runner, configuration)
+    environments = Environments(store, repos, engine, deployer, runner.submit, settings.base_domain,
+                                settings.proxy_port, settings.url, registry.address, configuration)
+    return Platform(settings, store, repos, registry, proxy, engine, builder, plane, deployer, runner, configuration,
+                    environments)
 
 
 def first_admin_token(platform: Platform) -> None:

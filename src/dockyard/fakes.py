@@ -23,8 +23,10 @@ from dockyard.domain.configuration import SECRETS_DIR, versions_digest
 from dockyard.domain.errors import BuildFailed, Conflict, DeployFailed, DockyardError, NotFound
 from dockyard.domain.limits import too_large
 from dockyard.domain.model import (
+    DEFAULT_ENVIRONMENT,
     App,
     BuiltImage,
+    Environment,
     Job,
     JobStatus,
     ReleaseStatus,
@@ -172,6 +174,12 @@ class FakeOrchestrator:
     DeployFailed either way); ``output`` holds the lines a service prints (what ``logs`` yields, and
     the last output a failure shows). ``events`` (shareable with a FakeProxy) records starts and
     stops in order.
+
+    A one-shot service (``ServiceSpec.one_shot``) runs until ``wait_ready``, which sees it exit: with
+    code 0 (``exit_code`` reported), or 1 when it is in ``fail_ready``. A service with a healthcheck
+    is healthy at ``wait_ready``, unless it is in ``unhealthy``. ``names`` holds each network's
+    names (service, hostname, container_name, aliases) and the containers they lead to; a one-shot
+    service in ``lookups`` resolves those names on its network, and exits 1 if one leads nowhere.
     """
 
     NETWORK = ipaddress.IPv4Address("10.213.0.0")  # as the real one's default pool
@@ -179,21 +187,25 @@ class FakeOrchestrator:
     def __init__(self, events: list[str] | None = None) -> None:
         self.events: list[str] = events if events is not None else []
         self.containers: dict[str, RunningService] = {}
-        self.networks: set[str] = set()
+        self.networks: set[tuple[str, str]] = set()  # (app, environment)
         self.fail_start: set[str] = set()
         self.fail_ready: set[str] = set()
         self.never_ready: set[str] = set()
+        self.unhealthy: set[str] = set()
+        self.lookups: dict[str, tuple[str, ...]] = {}
         self.output: dict[str, list[str]] = {}
+        self.names: dict[tuple[str, str], dict[str, set[str]]] = {}  # (app, env) -> name -> container ids
+        self._kinds: dict[str, str] = {}  # container id -> "once" | "health"
         self.volume_store: dict[tuple[str, str, str], set[str]] = {}  # (app, env, name) -> containers mounting it
         self._serial = itertools.count(1)
         self._addresses = itertools.count(2)
 
-    def ensure_network(self, app: str) -> None:
-        self.networks.add(app)
+    def ensure_network(self, app: str, environment: str) -> None:
+        self.networks.add((app, environment))
 
     def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService:
-        if app not in self.networks:
-            raise DeployFailed(f"cannot create {service.name}: network of {app} not found")
+        if (app, environment) not in self.networks:
+            raise DeployFailed(f"cannot create {service.name}: network of {app} ({environment}) not found")
         if service.name in self.fail_start:
             raise DeployFailed(f"cannot start {service.name}: scripted failure")
         address = self.NETWORK + next(self._addresses)
@@ -207,7 +219,15 @@ class FakeOrchestrator:
             upstream=f"{address}:{service.port}" if service.port else None,
             environment=environment,
             spec_hash=service.spec_hash,
+            stop_timeout=service.stop_grace_period,
         )
+        if service.one_shot:
+            self._kinds[container.id] = "once"
+        elif service.healthcheck[:1] not in ((), ("NONE",)):
+            self._kinds[container.id] = "health"
+        if not service.network_mode:
+            for name in (service.name, *service.aliases):
+                self.names.setdefault((app, environment), {}).setdefault(name.lower(), set()).add(container.id)
         for entry in service.volumes:
             users = self.volume_store.setdefault((app, environment, entry.split(":")[0]), set())
             if any(self.containers[u].state == "running" for u in users if u in self.containers):
@@ -224,6 +244,21 @@ class FakeOrchestrator:
         current = self.containers.get(container.id)
         if current is None:
             raise DeployFailed(f"service {container.service} is gone")
+        kind = self._kinds.get(container.id)
+        if kind == "once":
+            names = self.names.get((container.app, container.environment), {})
+            unknown = [n for n in self.lookups.get(container.service, ())
+                       if not any(self.containers[i].state == "running" for i in names.get(n.lower(), ()))]
+            failed = container.service in self.fail_ready or bool(unknown)
+            self.containers[container.id] = replace(current, state="exited", exit_code=1 if failed else 0)
+            if failed:
+                raise DeployFailed(
+                    f"service {container.service} runs once and must exit with code 0: it exited with code 1. "
+                    f"Its last output:\n{self._last_output(container.service)}",
+                    "run it locally with docker run to see why it fails",
+                )
+            self.events.append(f"completed {container.service} r{container.release} {container.id[:12]}")
+            return
         if container.service in self.fail_ready:
             self.containers[container.id] = replace(current, state="exited")
             raise DeployFailed(
@@ -231,7 +266,13 @@ class FakeOrchestrator:
                 f"Its last output:\n{self._last_output(container.service)}",
                 "run it locally with docker run to see why it stops",
             )
-        if container.upstream is not None and container.service in self.never_ready:
+        if kind == "health" and container.service in self.unhealthy:
+            raise DeployFailed(
+                f"service {container.service} is unhealthy. Its healthcheck's last results:\nexit 1: \n"
+                f"Its last output:\n{self._last_output(container.service)}",
+                "run its healthcheck's test in the container (docker exec) to see why it fails",
+            )
+        if kind is None and container.upstream is not None and container.service in self.never_ready:
             raise DeployFailed(
                 f"service {container.service} did not answer HTTP on its port within {timeout:.0f}s. "
                 f"Its last output:\n{self._last_output(container.service)}",
@@ -248,6 +289,10 @@ class FakeOrchestrator:
             self.events.append(f"stop {container.service} r{container.release} {container.id[:12]}")
         for users in self.volume_store.values():
             users.discard(container.id)
+        for names in self.names.values():
+            for ids in names.values():
+                ids.discard(container.id)
+        self._kinds.pop(container.id, None)
 
     def halt(self, container: RunningService) -> None:
         current = self.containers.get(container.id)
@@ -276,14 +321,15 @@ class FakeOrchestrator:
             raise Conflict(f"volume {name!r} of {app} is in use")
         del self.volume_store[(app, environment, name)]
 
-    def remove_network(self, app: str) -> None:
-        self.networks.discard(app)
+    def remove_network(self, app: str, environment: str) -> None:
+        self.networks.discard((app, environment))
 
-    def logs(self, app: str, follow: bool, tail: int, stop: threading.Event | None = None) -> Iterator[str]:
-        """The scripted ``output`` of the app's running containers, the last ``tail`` lines of
-        each; with ``follow``, the iterator then waits until ``stop`` is set or the containers
-        are gone (nothing more is ever printed)."""
-        running = [c for c in self.observe(app) if c.state == "running"]
+    def logs(self, app: str, environment: str, follow: bool, tail: int,
+             stop: threading.Event | None = None) -> Iterator[str]:
+        """The scripted ``output`` of the environment's running containers, the last ``tail``
+        lines of each; with ``follow``, the iterator then waits until ``stop`` is set or the
+        containers are gone (nothing more is ever printed)."""
+        running = [c for c in self.observe(app) if c.state == "running" and c.environment == environment]
         for c in running:
             lines = self.output.get(c.service, [])
             for line in lines[-tail:] if tail > 0 else []:
@@ -397,6 +443,7 @@ class FakeStore:
         self._installation: str | None = None
         self._tokens: dict[int, dict[str, Any]] = {}  # id -> name, hash, role, created_at, last_used_at
         self._apps: dict[str, App] = {}
+        self._environments: dict[tuple[str, str], Environment] = {}
         self._jobs: dict[int, Job] = {}
         self._logs: dict[int, tuple[int, str]] = {}  # log id -> (job id, line)
         self._images: dict[int, BuiltImage] = {}
@@ -464,6 +511,8 @@ class FakeStore:
                 raise Conflict(f"app {app.name!r} already exists", "pick another name, or push to its remote")
             self._apps[app.name] = App(name=app.name, deploy_branch=app.deploy_branch, domains=tuple(app.domains),
                                        created_at=_now(), host_access=tuple(app.host_access))
+            self._environments[(app.name, DEFAULT_ENVIRONMENT)] = Environment(app.name, DEFAULT_ENVIRONMENT,
+                                                                              created_at=_now())
             return self._apps[app.name]
 
     def get_app(self, name: str) -> App:
@@ -507,17 +556,63 @@ class FakeStore:
                 del self._removed[key]
             for order in [k for k in self._secret_order if k[0] == name]:
                 del self._secret_order[order]
+            for scope in [k for k in self._environments if k[0] == name]:
+                del self._environments[scope]
             self._apps.pop(name, None)
+
+    # -- environments ---------------------------------------------------------------------
+    def environments(self, app: str) -> list[Environment]:
+        with self._lock:
+            found = [e for (a, _), e in self._environments.items() if a == app]
+        return sorted(found, key=lambda e: (e.name != DEFAULT_ENVIRONMENT, e.name))
+
+    def get_environment(self, app: str, name: str) -> Environment:
+        with self._lock:
+            found = self._environments.get((app, name))
+        if found is None:
+            self.get_app(app)
+            raise NotFound(f"{app} has no environment {name!r}",
+                           f"list them with: dockyard envs {app}, or add it: dockyard envs create {app} {name}")
+        return found
+
+    def add_environment(self, environment: Environment) -> Environment:
+        with self._lock:
+            self.get_app(environment.app)
+            key = (environment.app, environment.name)
+            if key in self._environments:
+                raise Conflict(f"{environment.app} has an environment named {environment.name!r} already",
+                               "pick another name, or remove it first")
+            self._environments[key] = replace(environment, created_at=_now())
+            return self._environments[key]
+
+    def set_environment_branch(self, app: str, name: str, branch: str | None) -> Environment:
+        with self._lock:
+            self._environments[(app, name)] = replace(self.get_environment(app, name), branch=branch)
+            return self._environments[(app, name)]
+
+    def remove_environment(self, app: str, name: str) -> None:
+        with self._lock:
+            self.get_environment(app, name)
+            for release_id in [i for i, r in self._releases.items() if (r["app"], r["environment"]) == (app, name)]:
+                del self._releases[release_id]
+            self._variables.pop((app, name), None)
+            for table in (self._secrets, self._removed):
+                for key in [k for k in table if k[:2] == (app, name)]:
+                    del table[key]
+            for order in [k for k in self._secret_order if k[:2] == (app, name)]:
+                del self._secret_order[order]
+            del self._environments[(app, name)]
 
     # -- jobs -----------------------------------------------------------------------------
     @staticmethod
     def _copy(job: Job) -> Job:
         return replace(job, payload=dict(job.payload))
 
-    def enqueue(self, kind: str, app: str, payload: dict[str, str]) -> Job:
+    def enqueue(self, kind: str, app: str, payload: dict[str, str], environment: str = DEFAULT_ENVIRONMENT) -> Job:
         with self._lock:
             job = Job(id=_next_id(iter(self._jobs)), kind=kind, app=app, status=JobStatus.QUEUED,
-                      payload=json.loads(json.dumps(payload)), attempts=0, created_at=_now())
+                      payload=json.loads(json.dumps(payload)), attempts=0, created_at=_now(),
+                      environment=environment)
             self._jobs[job.id] = job
             return self._copy(job)
 
@@ -536,22 +631,23 @@ class FakeStore:
             raise NotFound(f"no job {job_id}", "list jobs with: dockyard jobs")
         return self._copy(job)
 
-    def list_jobs(self, app: str | None = None, limit: int = 50) -> list[Job]:
+    def list_jobs(self, app: str | None = None, limit: int = 50, environment: str | None = None) -> list[Job]:
         with self._lock:
-            found = [self._copy(j) for _, j in sorted(self._jobs.items(), reverse=True) if not app or j.app == app]
+            found = [self._copy(j) for _, j in sorted(self._jobs.items(), reverse=True)
+                     if (not app or j.app == app) and (not environment or j.environment == environment)]
         return found[:limit] if limit >= 0 else found  # SQL: LIMIT -1 is no limit
 
-    def pending_deploy(self, app: str, commit: str) -> Job | None:
-        for job in self.list_jobs(app, limit=10):
+    def pending_deploy(self, app: str, commit: str, environment: str = DEFAULT_ENVIRONMENT) -> Job | None:
+        for job in self.list_jobs(app, limit=10, environment=environment):
             if job.kind == "deploy" and job.payload.get("commit") == commit and not job.status.finished:
                 return job
         return None
 
     def claim_next(self) -> Job | None:
         with self._lock:
-            busy = {j.app for j in self._jobs.values() if j.status == JobStatus.RUNNING}
+            busy = {(j.app, j.environment) for j in self._jobs.values() if j.status == JobStatus.RUNNING}
             for job_id, job in sorted(self._jobs.items()):
-                if job.status == JobStatus.QUEUED and job.app not in busy:
+                if job.status == JobStatus.QUEUED and (job.app, job.environment) not in busy:
                     self._jobs[job_id] = replace(job, status=JobStatus.RUNNING, started_at=_now(),
                                                  attempts=job.attempts + 1)
                     return self._copy(self._jobs[job_id])
@@ -626,9 +722,10 @@ class FakeStore:
                         and row["id"] != live_id:
                     row["status"] = ReleaseStatus.SUPERSEDED.value
 
-    def list_releases(self, app: str, limit: int = 20) -> list[dict[str, Any]]:
+    def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            found = [self._release(r) for _, r in sorted(self._releases.items(), reverse=True) if r["app"] == app]
+            found = [self._release(r) for _, r in sorted(self._releases.items(), reverse=True)
+                     if r["app"] == app and (environment is None or r["environment"] == environment)]
         return found[:limit] if limit >= 0 else found
 
     def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:

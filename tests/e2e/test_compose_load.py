@@ -14,7 +14,7 @@ version: '3.7'
 services:
   web:
     build: .
-    hostname: site
+    init: true
     ports:
       - "${PORT:-8000}"
 """
@@ -31,8 +31,8 @@ def test_a_compose_file_as_people_write_it_deploys_and_a_schema_violation_is_ref
                                         "docker-compose.yml": COMPOSE})
     push = server.push(repo, app_name)
     assert push.returncode == 0, push.stderr
-    assert ("remote:  !     warning: docker-compose.yml line 5: services/web/hostname: not honoured yet: other "
-            "services reach it as 'web', not as 'site'") in push.stderr
+    assert ("remote:  !     warning: docker-compose.yml line 5: services/web/init: not honoured yet: dockyard runs "
+            "every container with an init process") in push.stderr
     assert "is live" in push.stderr, push.stderr
     assert server.body(f"{app_name}.localhost") == "loaded as written\n"
     live = server.api("GET", f"/api/v1/apps/{app_name}").json()["live_release"]

@@ -35,29 +35,38 @@ def cli_with_input(server: Server, stdin: str, *args: str) -> subprocess.Complet
     return proc
 
 
-def api_answers(server: Server, app: str) -> dict[str, str]:
-    """Every GET the OpenAPI schema lists, for this app, its production environment and its jobs
-    (a route that needs another name, of one resource, is left out)."""
+def api_answers(server: Server, app: str, envs: tuple[str, ...] = ("production",)) -> dict[str, str]:
+    """Every GET the OpenAPI schema lists, for this app, each of ``envs`` and its jobs (a route
+    that needs another name, of one resource, is left out)."""
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     job_ids = [str(j["id"]) for j in jobs_of(server, app)]
     answers = {"/openapi.json": httpx.get(f"{server.url}/openapi.json").text}
     for path, methods in paths.items():
         if "get" not in methods or path.startswith("/git/"):
             continue
-        filled = path.replace("{name}", app).replace("{environment}", "production")
-        for job_id in job_ids if "{job_id}" in filled else [""]:
-            url = filled.replace("{job_id}", job_id)
-            if "{" in url:
-                continue
-            r = server.api("GET", url, params={"app": app} if url == "/api/v1/jobs" else None)
-            assert r.status_code == 200, (url, r.status_code, r.text)
-            answers[url] = r.text
+        for filled in dict.fromkeys(path.replace("{name}", app).replace("{environment}", env).replace("{env}", env)
+                                    for env in envs):
+            answers.update(_answers(server, app, filled, job_ids))
     return answers
 
 
-def cli_outputs(server: Server, app: str) -> dict[str, str]:
-    commands = [["apps"], ["status", app], ["releases", app], ["images", app], ["jobs", "--app", app],
-                ["env", "list", app], ["secrets", "list", app], ["logs", app], ["system"]]
+def _answers(server: Server, app: str, filled: str, job_ids: list[str]) -> dict[str, str]:
+    answers = {}
+    for job_id in job_ids if "{job_id}" in filled else [""]:
+        url = filled.replace("{job_id}", job_id)
+        if "{" in url:
+            continue
+        r = server.api("GET", url, params={"app": app} if url == "/api/v1/jobs" else None)
+        assert r.status_code == 200, (url, r.status_code, r.text)
+        answers[url] = r.text
+    return answers
+
+
+def cli_outputs(server: Server, app: str, envs: tuple[str, ...] = ("production",)) -> dict[str, str]:
+    commands = [["apps"], ["releases", app], ["images", app], ["jobs", "--app", app], ["system"], ["envs", "list", app]]
+    for env in envs:
+        commands += [[c, app, "--env", env] for c in ("status", "releases", "images", "logs")]
+        commands += [["env", "list", app, "--env", env], ["secrets", "list", app, "--env", env]]
     commands += [[*c, "--json"] for c in commands if c[0] not in ("logs",)]
     commands += [["jobs", "show", str(j["id"])] for j in jobs_of(server, app)]
     outputs = {}
@@ -79,12 +88,13 @@ def database_cells(db: Path) -> list[tuple[str, str, object]]:
     return cells
 
 
-def leaks(server: Server, app: str, secrets: list[str], pushes: list[str]) -> list[str]:
+def leaks(server: Server, app: str, secrets: list[str], pushes: list[str],
+          envs: tuple[str, ...] = ("production",)) -> list[str]:
     """Where any of ``secrets`` shows: API answers, CLI outputs, push outputs, database cells,
     files of DOCKYARD_HOME (the key file aside)."""
     found = []
-    texts = {**{f"API {k}": v for k, v in api_answers(server, app).items()},
-             **{f"CLI {k}": v for k, v in cli_outputs(server, app).items()},
+    texts = {**{f"API {k}": v for k, v in api_answers(server, app, envs).items()},
+             **{f"CLI {k}": v for k, v in cli_outputs(server, app, envs).items()},
              **{f"push {i}": p for i, p in enumerate(pushes)}}
     for secret in secrets:
         found += [where for where, text in texts.items() if secret in text]

@@ -121,6 +121,8 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
     old.create_app(App("shop"))
     old.create_release("shop", "production", "a" * 40, None)
     with sqlite3.connect(path) as db:  # back to the schema of 0002, a release in it
+        db.execute("DROP TABLE environments")
+        db.execute("ALTER TABLE jobs DROP COLUMN environment")
         db.execute("DROP TABLE secrets")
         db.execute("DROP TABLE variables")
         db.execute("ALTER TABLE releases DROP COLUMN config")
@@ -129,3 +131,24 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
     upgraded.migrate()
     assert upgraded.list_releases("shop")[0]["config"] == {}
     assert upgraded.add_secret("shop", "production", "token", sealer("x")).version == 1
+
+
+def test_a_database_from_before_environments_gets_production_for_every_app(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = SqlStore(f"sqlite:///{path}")
+    old.migrate()
+    for name in ("shop", "blog"):
+        old.create_app(App(name))
+    old.enqueue("deploy", "shop", {"commit": "a" * 40})
+    live = old.create_release("shop", "production", "a" * 40, None)
+    old.set_release(live, ReleaseStatus.LIVE)
+    with sqlite3.connect(path) as db:  # back to the schema of 0003: no environments
+        db.execute("DROP TABLE environments")
+        db.execute("ALTER TABLE jobs DROP COLUMN environment")
+        db.execute("UPDATE alembic_version SET version_num = '0003'")
+    upgraded = SqlStore(f"sqlite:///{path}")
+    upgraded.migrate()
+    assert [(e.app, e.name, e.target, e.branch) for a in ("blog", "shop") for e in upgraded.environments(a)] == [
+        ("blog", "production", "local", None), ("shop", "production", "local", None)]
+    assert [j.environment for j in upgraded.list_jobs("shop")] == ["production"]
+    assert upgraded.live_release("shop", "production")["id"] == live  # the live release is still live

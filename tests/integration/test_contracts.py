@@ -324,7 +324,7 @@ def repos_side(request: pytest.FixtureRequest, tmp_path: Path) -> ReposSide:
         # The repository's hooks run during this push; main is not the deploy branch here, so
         # they only check the ref name and queue no deploy.
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DOCKYARD_APP": app,
-               "DOCKYARD_DEPLOY_BRANCH": "deploy"}
+               "DOCKYARD_DEPLOYS": "{\"deploy\": [\"production\"]}"}
         done = subprocess.run(["git", "push", "-q", str(real.path(app)), "main"], cwd=work, env=env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr

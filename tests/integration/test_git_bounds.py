@@ -27,7 +27,7 @@ def push(repos: GitRepos, work: Path, files: dict[str, str]) -> str:
     """Commit ``files`` in ``work`` and push them to the app's bare repository (its hooks check
     the ref name only: main is not the deploy branch here)."""
     make_repo(work, files)
-    env = {"PATH": os.environ["PATH"], "HOME": str(work.parent), "DOCKYARD_APP": APP, "DOCKYARD_DEPLOY_BRANCH": "deploy"}
+    env = {"PATH": os.environ["PATH"], "HOME": str(work.parent), "DOCKYARD_APP": APP, "DOCKYARD_DEPLOYS": "{\"deploy\": [\"production\"]}"}
     done = subprocess.run(["git", "push", "-q", str(repos.path(APP)), "HEAD:main"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -248,7 +248,7 @@ def test_repositories_check_every_pushed_object(repos: GitRepos, work: Path) -> 
     bad = f"tree {tree}\nauthor nobody <no-email 1 +0000\ncommitter x <x@y> 1 +0000\n\nbad\n"
     commit = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--literally", "--stdin"], cwd=work,
                             input=bad, capture_output=True, text=True, check=True).stdout.strip()
-    env = {"PATH": os.environ["PATH"], "HOME": str(work.parent), "DOCKYARD_APP": APP, "DOCKYARD_DEPLOY_BRANCH": "deploy"}
+    env = {"PATH": os.environ["PATH"], "HOME": str(work.parent), "DOCKYARD_APP": APP, "DOCKYARD_DEPLOYS": "{\"deploy\": [\"production\"]}"}
     done = subprocess.run(["git", "push", str(repo), f"{commit}:refs/heads/main"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0

@@ -41,8 +41,10 @@ class Program:
 
     spec: ServiceSpec
     prints: tuple[str, ...] = ()
-    exits: bool = False  # exits before it is ready
+    exits: bool = False  # exits before it is ready (a one-shot service: with a code other than 0)
     answers: bool = True  # a web service answers HTTP on its port
+    healthy: bool = True  # its healthcheck passes
+    looks_up: tuple[str, ...] = ()  # names it resolves on its network (and fails when one does not resolve)
 
 
 WEB = Program(ServiceSpec("web", BASE_IMAGE, 8000, command=HTTPD))
@@ -78,13 +80,17 @@ def fake_side() -> Side:
             fake.fail_ready.add(name)
         if not program.answers:
             fake.never_ready.add(name)
+        if not program.healthy:
+            fake.unhealthy.add(name)
+        if program.looks_up:
+            fake.lookups[name] = program.looks_up
 
     def neighbours(app: str) -> None:
         # the data plane's containers carry no app (a FakeOrchestrator is one installation)
         for role in ("proxy", "registry"):
             fake.containers[role] = RunningService(role, "", "", 0, BASE_IMAGE, "running")
 
-    return Side("fake", fake, "sha256:" + "b" * 64, script, lambda app: int(app in fake.networks), neighbours)
+    return Side("fake", fake, "sha256:" + "b" * 64, script, lambda app: sum(1 for a, _ in fake.networks if a == app), neighbours)
 
 
 DEFAULT_HOST_CONFIG = {
@@ -105,8 +111,8 @@ class CheckedDockerOrchestrator(DockerOrchestrator):
                                                      f"dockyard.app={app}"]})
         return [dict(self.api.inspect_network(n["Id"])) for n in found]
 
-    def ensure_network(self, app: str) -> None:
-        super().ensure_network(app)
+    def ensure_network(self, app: str, environment: str) -> None:
+        super().ensure_network(app, environment)
         pool = ipaddress.IPv4Network(self.pool.network)
         for net in self.app_networks(app):
             if net["Name"] == self._legacy_network_name(app):
@@ -121,14 +127,15 @@ class CheckedDockerOrchestrator(DockerOrchestrator):
         running = super().start(app, release, environment, service)
         info = self.api.inspect_container(running.id)
         host = info["HostConfig"]
-        assert {k: host[k] for k in DEFAULT_HOST_CONFIG} == DEFAULT_HOST_CONFIG
+        limits = {**DEFAULT_HOST_CONFIG, "PidsLimit": service.pids or 1024, "Memory": service.memory or 1024**3}
+        assert {k: host[k] for k in limits} == limits  # the defaults, unless the service gives its own
         assert "no-new-privileges:true" in host["SecurityOpt"], host["SecurityOpt"]
-        assert host["NetworkMode"] == self.network_name(app)
-        assert info["Config"]["Labels"] == labels(
+        assert host["NetworkMode"] == self.network_name(app, environment)
+        assert info["Config"]["Labels"] == {**dict(label.split("=", 1) for label in service.labels), **labels(
             self.installation, app=app, environment=environment, service=service.name, release=str(release),
-            spec=service.spec_hash, port=str(service.port or ""))
+            spec=service.spec_hash, port=str(service.port or ""), **({"run": "once"} if service.one_shot else {}))}
         if running.upstream is not None:
-            (net,) = self.app_networks(app)
+            (net,) = [n for n in self.app_networks(app) if n["Name"] == self.network_name(app, environment)]
             address = ipaddress.IPv4Address(running.upstream.rpartition(":")[0])
             assert address in ipaddress.IPv4Network(net["IPAM"]["Config"][0]["Subnet"]), (address, net["IPAM"])
         return running
@@ -181,42 +188,60 @@ def test_ensure_network_is_idempotent(side: Side) -> None:
         side.start("shop", 1, WEB)  # no network yet
     assert orch.observe("shop") == []  # nothing left behind by the failed start
 
-    orch.ensure_network("shop")
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
+    orch.ensure_network("shop", "production")
     assert side.networks("shop") == 1
     assert side.start("shop", 1, WEB).state == "running"
-    orch.ensure_network("shop")  # with a container on it
+    orch.ensure_network("shop", "production")  # with a container on it
     assert side.networks("shop") == 1
 
 
 def test_remove_network_after_stop(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
     orch.stop(web)
-    orch.remove_network("shop")
+    orch.remove_network("shop", "production")
     assert side.networks("shop") == 0
     with pytest.raises(DeployFailed, match="web"):
         side.start("shop", 2, WEB)
-    orch.remove_network("shop")  # again: harmless
-    orch.ensure_network("shop")  # and the app can come back
+    orch.remove_network("shop", "production")  # again: harmless
+    orch.ensure_network("shop", "production")  # and the app can come back
     assert side.networks("shop") == 1
     assert side.start("shop", 2, WEB).state == "running"
 
 
 def test_network_of_an_app_whose_name_another_app_extends(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop-blue")
-    orch.ensure_network("shop")
+    orch.ensure_network("shop-blue", "production")
+    orch.ensure_network("shop", "production")
     assert side.networks("shop") == 1
     assert side.start("shop", 1, WORKER).state == "running"
 
 
+def test_environments_of_one_app_have_networks_of_their_own(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    with pytest.raises(DeployFailed, match="web"):
+        side.start("shop", 1, WEB, environment="recette")  # recette has no network yet
+    orch.ensure_network("shop", "recette")
+    assert side.networks("shop") == 2
+    prod = side.start("shop", 1, WEB)
+    recette = side.start("shop", 2, WEB, environment="recette")
+    assert [(c.environment, c.release) for c in orch.observe("shop")] == [("production", 1), ("recette", 2)]
+    assert prod.upstream != recette.upstream
+    orch.stop(recette)
+    orch.remove_network("shop", "recette")  # production's stays, and keeps serving
+    assert side.networks("shop") == 1
+    orch.wait_ready(prod, 30)
+    assert [c.id for c in orch.observe("shop")] == [prod.id]
+
+
 def test_remove_network_leaves_other_apps_networks(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
-    orch.ensure_network("shop-blue")
-    orch.remove_network("shop")
+    orch.ensure_network("shop", "production")
+    orch.ensure_network("shop-blue", "production")
+    orch.remove_network("shop", "production")
     assert side.networks("shop") == 0
     assert side.networks("shop-blue") == 1
     assert side.start("shop-blue", 1, WORKER).state == "running"
@@ -225,7 +250,8 @@ def test_remove_network_leaves_other_apps_networks(side: Side) -> None:
 # -- containers -----------------------------------------------------------------------------------
 def test_start_reports_what_it_was_given(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
+    orch.ensure_network("shop", "staging")
     built = replace(WEB, spec=replace(WEB.spec, image="registry.test:5000/shop/web@sha256:" + "c" * 64,
                                       image_id=side.base_image_id, environment=(("GREETING", "hi"),)))
     web = side.start("shop", 3, built, environment="staging")
@@ -252,8 +278,8 @@ def test_start_reports_what_it_was_given(side: Side) -> None:
 
 def test_observe_finds_by_app_sorted_and_only_its_own(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
-    orch.ensure_network("blog")
+    orch.ensure_network("shop", "production")
+    orch.ensure_network("blog", "production")
     shop_web_2 = side.start("shop", 2, WEB)
     shop_worker_1 = side.start("shop", 1, WORKER)
     blog_web_1 = side.start("blog", 1, WEB)
@@ -269,7 +295,7 @@ def test_observe_finds_by_app_sorted_and_only_its_own(side: Side) -> None:
 
 def test_wait_ready_returns_once_a_web_service_answers(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
     worker = side.start("shop", 1, WORKER)
     orch.wait_ready(web, 30)
@@ -279,7 +305,7 @@ def test_wait_ready_returns_once_a_web_service_answers(side: Side) -> None:
 
 def test_wait_ready_fails_with_the_last_output_when_the_service_exits(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     crash = side.start("shop", 1, CRASH)
     with pytest.raises(DeployFailed) as caught:
         orch.wait_ready(crash, 30)
@@ -290,7 +316,7 @@ def test_wait_ready_fails_with_the_last_output_when_the_service_exits(side: Side
 
 def test_wait_ready_fails_when_a_web_service_never_answers(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     deaf = side.start("shop", 1, DEAF)
     begun = time.monotonic()
     with pytest.raises(DeployFailed) as caught:
@@ -302,7 +328,7 @@ def test_wait_ready_fails_when_a_web_service_never_answers(side: Side) -> None:
 
 def test_wait_ready_of_a_removed_container_fails_as_a_deploy(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
     orch.stop(web)
     with pytest.raises(DeployFailed, match="web"):
@@ -311,7 +337,7 @@ def test_wait_ready_of_a_removed_container_fails_as_a_deploy(side: Side) -> None
 
 def test_stop_removes_it_from_observe(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
     worker = side.start("shop", 1, WORKER)
     orch.stop(web)
@@ -324,7 +350,7 @@ def test_stop_removes_it_from_observe(side: Side) -> None:
 
 def test_halt_keeps_the_container_and_resume_starts_it_again(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
     orch.wait_ready(web, 10)
     orch.halt(web)
@@ -340,7 +366,7 @@ def test_halt_keeps_the_container_and_resume_starts_it_again(side: Side) -> None
 
 def test_named_volumes_are_scoped_listed_and_removed_only_when_unused(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     keeper = Program(replace(WORKER.spec, volumes=("data:/data",)), prints=WORKER.prints)
     container = side.start("shop", 1, keeper)
     (volume,) = orch.volumes("shop", "production")
@@ -375,24 +401,24 @@ class Reader:
 
 def test_logs_yields_the_lines_of_the_apps_containers(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
-    orch.ensure_network("blog")
+    orch.ensure_network("shop", "production")
+    orch.ensure_network("blog", "production")
     side.start("shop", 4, WORKER)
     side.start("blog", 1, WEB)  # prints nothing, another app anyway
     both = ["worker[r4] | one", "worker[r4] | two"]
-    wait_until(lambda: list(orch.logs("shop", False, 100)) == both, 20, "the worker's two lines")
-    assert list(orch.logs("shop", False, 1)) == ["worker[r4] | two"]
-    assert list(orch.logs("shop", False, 0)) == []
-    assert list(orch.logs("blog", False, 100)) == []
-    assert list(orch.logs("nobody", True, 100)) == []  # no container: nothing to follow
+    wait_until(lambda: list(orch.logs("shop", "production", False, 100)) == both, 20, "the worker's two lines")
+    assert list(orch.logs("shop", "production", False, 1)) == ["worker[r4] | two"]
+    assert list(orch.logs("shop", "production", False, 0)) == []
+    assert list(orch.logs("blog", "production", False, 100)) == []
+    assert list(orch.logs("nobody", "production", True, 100)) == []  # no container: nothing to follow
 
 
 def test_logs_follow_ends_when_stop_is_set(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     side.start("shop", 4, WORKER)
     stop = threading.Event()
-    reader = Reader(orch.logs("shop", True, 100, stop))
+    reader = Reader(orch.logs("shop", "production", True, 100, stop))
     try:
         wait_until(lambda: reader.got == ["worker[r4] | one", "worker[r4] | two"], 20, "the worker's two lines")
         assert not reader.ended()  # following: the container still runs
@@ -404,10 +430,10 @@ def test_logs_follow_ends_when_stop_is_set(side: Side) -> None:
 
 def test_logs_follow_ends_when_the_apps_containers_stop(side: Side) -> None:
     orch = side.orchestrator
-    orch.ensure_network("shop")
+    orch.ensure_network("shop", "production")
     worker = side.start("shop", 4, WORKER)
     stop = threading.Event()
-    reader = Reader(orch.logs("shop", True, 100, stop))
+    reader = Reader(orch.logs("shop", "production", True, 100, stop))
     try:
         wait_until(lambda: len(reader.got) == 2, 20, "the worker's two lines")
         orch.stop(worker)
@@ -420,7 +446,7 @@ def test_logs_follow_ends_when_the_apps_containers_stop(side: Side) -> None:
 class LegacyDockerOrchestrator(DockerOrchestrator):
     """As dockyard was before network names carried the installation: ``<prefix>-<app>``."""
 
-    def network_name(self, app: str) -> str:
+    def network_name(self, app: str, environment: str = "production") -> str:
         return self._legacy_network_name(app)
 
 
@@ -431,18 +457,18 @@ def test_a_container_from_before_networks_carried_the_installation_is_still_serv
     assert isinstance(real, CheckedDockerOrchestrator)
     app = f"legacy{uuid.uuid4().hex[:6]}"  # the legacy network's name has no installation in it
     old = LegacyDockerOrchestrator(engine, real.installation, PREFIX, {})
-    old.ensure_network(app)
+    old.ensure_network(app, "production")
     web = old.start(app, 1, "production", WEB.spec)
     legacy = engine.networks.get(f"{PREFIX}-{app}")
     address = engine.api.inspect_container(web.id)["NetworkSettings"]["Networks"][legacy.name]["IPAddress"]
 
-    real.ensure_network(app)  # the next deploy: the new network beside the old one
+    real.ensure_network(app, "production")  # the next deploy: the new network beside the old one
     (seen,) = real.observe(app)
     assert seen == replace(web, upstream=f"{address}:8000")
     real.wait_ready(seen, 30)
 
     real.stop(seen)
-    real.remove_network(app)
+    real.remove_network(app, "production")
     assert docker_side.networks(app) == 0  # the legacy network went too
     assert engine.networks.list(names=[f"{PREFIX}-{app}"]) == []
 
@@ -451,7 +477,152 @@ def test_networks_come_from_the_pool_passed(docker_side: Side, engine: docker.Do
     real = docker_side.orchestrator
     assert isinstance(real, CheckedDockerOrchestrator)
     pooled = CheckedDockerOrchestrator(engine, real.installation, PREFIX, {}, pool=Pool("10.218.0.0/16", 28))
-    pooled.ensure_network("shop")  # checked: a /28 of 10.218.0.0/16, named with the installation
+    pooled.ensure_network("shop", "production")  # checked: a /28 of 10.218.0.0/16, named with the installation
     web = pooled.start("shop", 1, "production", WEB.spec)  # checked: its address is in that subnet
     assert web.upstream is not None and web.upstream.startswith("10.218.")
     pooled.wait_ready(web, 30)
+
+
+# -- compose keys: healthchecks, one-shot services, names on the app network ----------------------------
+MS = 10**6
+SLOW_START = ("sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 600")
+HEALTHY = Program(ServiceSpec("db", BASE_IMAGE, command=SLOW_START, healthcheck=("CMD", "test", "-f", "/tmp/ready"),
+                              health_interval=200 * MS, health_start_period=10_000 * MS, health_retries=1))
+SICK = Program(ServiceSpec("sick", BASE_IMAGE, command=("sh", "-c", "echo starting; exec sleep 600"),
+                           healthcheck=("CMD-SHELL", "echo no answer; exit 1"), health_interval=200 * MS,
+                           health_retries=1), prints=("starting",), healthy=False)
+MIGRATE = Program(ServiceSpec("migrate", BASE_IMAGE, command=("sh", "-c", "echo migrated; sleep 1"), one_shot=True),
+                  prints=("migrated",))
+BROKEN = Program(ServiceSpec("broken", BASE_IMAGE, command=("sh", "-c", "echo no database; exit 3"), one_shot=True),
+                 prints=("no database",), exits=True)
+NAMED = Program(ServiceSpec("db", BASE_IMAGE, command=("sleep", "600"), hostname="database",
+                            aliases=("database", "db1", "replica")))
+
+
+def probe(*names: str) -> Program:
+    """A one-shot service that resolves ``names`` on its network, and fails if one leads nowhere."""
+    script = "for n in " + " ".join(names) + "; do nslookup $n || exit 1; done"
+    return Program(ServiceSpec("probe", BASE_IMAGE, command=("sh", "-c", script), one_shot=True), looks_up=names)
+
+
+def test_wait_ready_waits_until_a_service_with_a_healthcheck_is_healthy(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    db = side.start("shop", 1, HEALTHY)
+    orch.wait_ready(db, 30)
+    assert [c.state for c in orch.observe("shop")] == ["running"]
+
+
+def test_wait_ready_fails_with_the_health_log_when_a_service_is_unhealthy(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    sick = side.start("shop", 1, SICK)
+    with pytest.raises(DeployFailed) as caught:
+        orch.wait_ready(sick, 30)
+    assert caught.value.message.startswith("service sick is unhealthy. Its healthcheck's last results:\nexit 1: ")
+    assert "starting" in caught.value.message.split("Its last output:", 1)[1]
+    assert "docker exec" in caught.value.hint
+
+
+def test_a_one_shot_service_is_ready_once_it_exited_0_and_stays_exited(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    migrate = side.start("shop", 1, MIGRATE)
+    assert (migrate.state, migrate.exit_code) == ("running", None)
+    orch.wait_ready(migrate, 30)
+    (done,) = orch.observe("shop")
+    assert (done.id, done.state, done.exit_code, done.spec_hash) == (migrate.id, "exited", 0, MIGRATE.spec.spec_hash)
+    orch.stop(done)
+    assert orch.observe("shop") == []
+
+
+def test_a_one_shot_service_that_exits_with_another_code_fails_with_its_output(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    broken = side.start("shop", 1, BROKEN)
+    with pytest.raises(DeployFailed) as caught:
+        orch.wait_ready(broken, 30)
+    assert re.match(r"service broken runs once and must exit with code 0: it exited with code \d+\. Its last output:",
+                    caught.value.message), caught.value.message
+    assert "no database" in caught.value.message
+    (seen,) = orch.observe("shop")
+    assert seen.state == "exited" and seen.exit_code not in (None, 0)
+
+
+def test_hostname_and_aliases_resolve_on_the_app_network_of_its_environment_only(side: Side) -> None:
+    orch = side.orchestrator
+    for app, environment in (("shop", "production"), ("shop", "staging"), ("blog", "production")):
+        orch.ensure_network(app, environment)
+    db = side.start("shop", 1, NAMED)
+    orch.wait_ready(side.start("shop", 1, probe("db", "database", "db1", "replica")), 30)
+    for app, environment in (("blog", "production"), ("shop", "staging")):
+        with pytest.raises(DeployFailed, match="runs once and must exit with code 0"):
+            orch.wait_ready(side.start(app, 1, probe("replica"), environment=environment), 30)
+    orch.stop(db)
+    with pytest.raises(DeployFailed, match="runs once and must exit with code 0"):
+        orch.wait_ready(side.start("shop", 2, probe("replica")), 30)  # gone with its container
+
+
+def test_the_stop_grace_period_is_reported(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    worker = side.start("shop", 1, replace(WORKER, spec=replace(WORKER.spec, stop_grace_period=2)))
+    web = side.start("shop", 1, WEB)
+    assert (worker.stop_timeout, web.stop_timeout) == (2, None)
+    assert [c.stop_timeout for c in orch.observe("shop")] == [None, 2]
+
+
+# -- compose keys, the real engine only -----------------------------------------------------------------
+def test_the_compose_keys_reach_the_container(docker_side: Side, engine: docker.DockerClient) -> None:
+    real = docker_side.orchestrator
+    assert isinstance(real, CheckedDockerOrchestrator)
+    real.ensure_network("shop", "production")
+    spec = replace(HEALTHY.spec, hostname="database", aliases=("database", "db1"), restart="on-failure:3",
+                   labels=("team=shop", "tier="), user="65534:65534", working_dir="/tmp", stop_signal="SIGINT",
+                   stop_grace_period=3, memory=64 * 1024**2, cpus=0.5, pids=100,
+                   healthcheck=("CMD-SHELL", "test -w /tmp || test $(id -u) = 65534"),
+                   command=("-c", "sleep 1; exec sleep 600"), entrypoint=("sh",))
+    db = real.start("shop", 1, "production", spec)  # checked: its limits and labels
+    info = engine.api.inspect_container(db.id)
+    config, host = info["Config"], info["HostConfig"]
+    assert (config["Hostname"], config["User"], config["WorkingDir"]) == ("database", "65534:65534", "/tmp")
+    assert (config["Entrypoint"], config["Cmd"]) == (["sh"], list(spec.command))
+    assert (config["Labels"]["team"], config["Labels"]["tier"]) == ("shop", "")
+    assert (config["StopSignal"], config["StopTimeout"]) == ("SIGINT", 3)
+    assert config["Healthcheck"] == {"Test": list(spec.healthcheck), "Interval": 200 * MS,
+                                     "StartPeriod": 10_000 * MS, "Retries": 1}
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert (host["NanoCpus"], host["Memory"], host["PidsLimit"]) == (500_000_000, 64 * 1024**2, 100)
+    (network,) = info["NetworkSettings"]["Networks"].values()
+    assert {"db", "database", "db1"} <= set(network["Aliases"])
+    assert not info["Name"].endswith(("database", "db1"))  # the container's own name stays dockyard's
+    real.wait_ready(db, 30)
+    assert engine.api.inspect_container(db.id)["State"]["Health"]["Status"] == "healthy"
+
+    once = real.start("shop", 1, "production", replace(MIGRATE.spec, entrypoint=()))
+    once_info = engine.api.inspect_container(once.id)
+    assert once_info["HostConfig"]["RestartPolicy"]["Name"] == "no"
+    assert not once_info["Config"]["Entrypoint"]  # cleared: the command runs as given
+    real.wait_ready(once, 30)
+
+
+def test_without_compose_keys_a_container_is_made_as_before(docker_side: Side, engine: docker.DockerClient) -> None:
+    real = docker_side.orchestrator
+    real.ensure_network("shop", "production")
+    worker = real.start("shop", 1, "production", WORKER.spec)
+    info = engine.api.inspect_container(worker.id)
+    assert info["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped", "MaximumRetryCount": 0}
+    assert info["Config"]["Hostname"] == "worker" and info["HostConfig"]["NanoCpus"] == 0
+    assert "Healthcheck" not in info["Config"] and "StopTimeout" not in info["Config"]
+
+
+def test_stop_gives_the_container_its_grace_period(docker_side: Side) -> None:
+    real = docker_side.orchestrator
+    real.ensure_network("shop", "production")
+    stubborn = ServiceSpec("stubborn", BASE_IMAGE, command=("sh", "-c", "trap '' TERM; while :; do sleep 1; done"),
+                           stop_grace_period=1)
+    container = real.start("shop", 1, "production", stubborn)
+    begun = time.monotonic()
+    real.stop(container)
+    assert time.monotonic() - begun < 6  # its 1s, not the default 10s
+    assert real.observe("shop") == []

@@ -12,7 +12,7 @@ import pytest
 
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import Conflict, NotFound
-from dockyard.domain.model import App, BuiltImage, JobStatus, ReleaseStatus, SealedSecret, ServiceSpec
+from dockyard.domain.model import App, BuiltImage, Environment, JobStatus, ReleaseStatus, SealedSecret, ServiceSpec
 from dockyard.fakes import FakeStore
 
 pytestmark = pytest.mark.integration
@@ -141,6 +141,62 @@ def test_claim_next_takes_oldest_first_and_one_job_per_app(store: AnyStore) -> N
     assert [j.id for j in store.list_jobs(app="a")] == [a2.id, a1.id]
     assert [j.id for j in store.list_jobs(limit=1)] == [b1.id]
     store.finish_job(9999, JobStatus.SUCCEEDED)  # an unknown job: nothing happens
+
+
+def test_environments_of_one_app_run_jobs_side_by_side_one_at_a_time_each(store: AnyStore) -> None:
+    p1 = store.enqueue("deploy", "a", {"commit": "1"})
+    p2 = store.enqueue("deploy", "a", {"commit": "2"})
+    r1 = store.enqueue("deploy", "a", {"commit": "1"}, environment="recette")
+    assert (p1.environment, r1.environment) == ("production", "recette")
+    assert [j.id for j in (store.claim_next(), store.claim_next())] == [p1.id, r1.id]  # p2 waits for p1
+    assert store.claim_next() is None
+    assert [j.id for j in store.list_jobs("a", environment="recette")] == [r1.id]
+    assert store.pending_deploy("a", "1", "recette") == store.get_job(r1.id)
+    assert store.pending_deploy("a", "2", "recette") is None
+    assert store.pending_deploy("a", "2") == store.get_job(p2.id)
+    store.finish_job(p1.id, JobStatus.SUCCEEDED)
+    nxt = store.claim_next()
+    assert nxt is not None and nxt.id == p2.id
+
+
+def test_environments_are_added_listed_and_removed_with_what_is_theirs(store: AnyStore) -> None:
+    store.create_app(App("shop"))
+    assert [(e.name, e.target, e.branch) for e in store.environments("shop")] == [("production", "local", None)]
+    recette = store.add_environment(Environment("shop", "recette", branch="develop"))
+    assert (recette.app, recette.name, recette.branch) == ("shop", "recette", "develop")
+    assert recette.created_at is not None and recette.created_at.tzinfo is not None
+    store.add_environment(Environment("shop", "dev"))
+    assert [e.name for e in store.environments("shop")] == ["production", "dev", "recette"]  # production first
+    with pytest.raises(Conflict, match="recette"):
+        store.add_environment(Environment("shop", "recette"))
+    with pytest.raises(NotFound, match="no app"):
+        store.add_environment(Environment("nobody", "recette"))
+    with pytest.raises(NotFound, match="no environment 'qa'"):
+        store.get_environment("shop", "qa")
+    assert store.set_environment_branch("shop", "dev", "feature/x").branch == "feature/x"
+    with pytest.raises(NotFound):
+        store.set_environment_branch("shop", "qa", "x")
+
+    for env in ("production", "recette"):
+        store.set_variables("shop", env, {"MODE": env})
+        store.add_secret("shop", env, "token", sealer(env))
+        live = store.create_release("shop", env, "c" * 40, None)
+        store.set_release(live, ReleaseStatus.LIVE)
+    assert [r["environment"] for r in store.list_releases("shop", environment="recette")] == ["recette"]
+    assert len(store.list_releases("shop")) == 2
+    store.remove_environment("shop", "recette")
+    assert [e.name for e in store.environments("shop")] == ["production", "dev"]
+    assert store.variables("shop", "recette") == {} and store.secrets("shop", "recette") == []
+    assert store.live_release("shop", "recette") is None
+    assert store.variables("shop", "production") == {"MODE": "production"}  # production keeps its own
+    assert [s.name for s in store.secrets("shop", "production")] == ["token"]
+    assert store.live_release("shop", "production") is not None
+    with pytest.raises(NotFound):
+        store.remove_environment("shop", "recette")
+    store.add_environment(Environment("shop", "recette"))  # and it can come back, empty
+    assert store.secrets("shop", "recette") == []
+    store.delete_app("shop")
+    assert store.environments("shop") == []
 
 
 def test_pending_deploy_and_a_recorded_failure(store: AnyStore) -> None:

@@ -87,7 +87,7 @@ def test_first_release_starts_the_web_service_and_routes_its_hosts(world: World)
     assert (image.repository, image.version, image.tag, image.commit) == ("shop/site", "1.0", "1.0", commit)
     assert web.image == image.image_id  # on one host the built image runs by its content id
     assert (web.service, web.release, web.state) == ("web", release, "running")
-    assert APP in world.orchestrator.networks
+    assert (APP, "production") in world.orchestrator.networks
     assert world.proxy.routes() == [Route(ROUTE_ID, HOSTS, (str(web.upstream),))]
     assert world.events == [f"start {short(web)}", f"ready {short(web)}", f"route {ROUTE_ID} -> {web.upstream}"]
 
@@ -369,7 +369,7 @@ def test_a_route_check_during_a_release_does_not_wait_for_it_and_runs_as_it_ends
     world.deploy(world.push(static_site("v1")))
     with world.deployer.lock(APP):  # as a release does
         world.deployer.restore_app_routes(APP, wait=False)  # returns at once: the lock is taken
-    assert APP in world.deployer.releaser._stale
+    assert (APP, "production") in world.deployer.releaser._stale
     world.proxy.remove_route(ROUTE_ID)  # the routes went wrong meanwhile
     world.deploy(world.push(static_site("v2", version="1.1")))
     assert world.deployer.releaser._stale == set()

@@ -20,9 +20,9 @@ BUILT = "sha256:8b6ba849fdb983385affd4d0518d434125e5785411cd38309562574ba561fe43
 WEB_SPEC = "cb0faefc7e358697"
 
 
-def network_name(app: str) -> str:
+def network_name(app: str, environment: str = "production") -> str:
     """The naming the adapter uses (no engine: the client is never called)."""
-    return DockerOrchestrator(SimpleNamespace(api=None), INSTALLATION, PREFIX, {}).network_name(app)
+    return DockerOrchestrator(SimpleNamespace(api=None), INSTALLATION, PREFIX, {}).network_name(app, environment)
 
 
 def inspect(name: str) -> dict[str, Any]:

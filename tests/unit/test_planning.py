@@ -145,7 +145,7 @@ def test_is_web(port: int | None, web: bool) -> None:
 def test_first_release() -> None:
     actions = plan_release(release(WEB, WORKER), [])
     assert actions == [
-        EnsureNetwork("shop"),
+        EnsureNetwork("shop", "production"),
         StartService(WEB),
         StartService(WORKER),
         AwaitReady(WEB),
@@ -159,7 +159,7 @@ def test_changed_service_is_replaced_and_old_container_stopped_last() -> None:
     old = running(WEB, spec_hash="stale")
     new = dataclasses.replace(WEB, image=IMG2)
     actions = plan_release(release(new), [old])
-    assert actions == [EnsureNetwork("shop"), StartService(new), AwaitReady(new), RouteTraffic(new), StopContainer(old)]
+    assert actions == [EnsureNetwork("shop", "production"), StartService(new), AwaitReady(new), RouteTraffic(new), StopContainer(old)]
     assert actions[-1] == StopContainer(old)
     assert_safe_order(actions)
 
@@ -167,7 +167,7 @@ def test_changed_service_is_replaced_and_old_container_stopped_last() -> None:
 def test_unchanged_running_service_is_kept() -> None:
     old = running(WEB)
     actions = plan_release(release(WEB), [old])
-    assert actions == [EnsureNetwork("shop"), KeepService(WEB, old), RouteTraffic(WEB)]
+    assert actions == [EnsureNetwork("shop", "production"), KeepService(WEB, old), RouteTraffic(WEB)]
     assert not positions(actions, StopContainer)
     assert not positions(actions, StartService)
 
@@ -200,7 +200,7 @@ def test_mixed_release() -> None:
     new_api = dataclasses.replace(API, environment=(("X", "1"),))
     actions = plan_release(release(WEB, new_api, WORKER, DB), [kept_web, old_api, old_worker, gone])
     assert_safe_order(actions)
-    assert actions[0] == EnsureNetwork("shop")
+    assert actions[0] == EnsureNetwork("shop", "production")
     assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(WEB, kept_web)]
     assert [a.service for a in actions if isinstance(a, StartService)] == [new_api, WORKER, DB]
     assert [a.service for a in actions if isinstance(a, RouteTraffic)] == [WEB, new_api]
@@ -215,7 +215,7 @@ def test_removed_service_loses_route_and_container() -> None:
     web, api = running(WEB), running(API)
     actions = plan_release(release(WEB), [web, api])
     assert actions == [
-        EnsureNetwork("shop"),
+        EnsureNetwork("shop", "production"),
         KeepService(WEB, web),
         RouteTraffic(WEB),
         RemoveRoute("api"),
@@ -290,14 +290,14 @@ def test_plan_for_another_environment_only_sees_that_environment() -> None:
     prod = running(WEB, "prod-web")
     staging = running(WEB, "staging-web", environment="staging")
     actions = plan_release(release(WEB, environment="staging"), [prod, staging])
-    assert actions == [EnsureNetwork("shop"), KeepService(WEB, staging), RouteTraffic(WEB)]
+    assert actions == [EnsureNetwork("shop", "staging"), KeepService(WEB, staging), RouteTraffic(WEB)]
 
 
 def test_empty_release_stops_everything_of_the_app() -> None:
     a, b = running(WEB), running(WORKER)
     actions = plan_release(release(), [a, b, *OTHERS])
     assert actions == [
-        EnsureNetwork("shop"),
+        EnsureNetwork("shop", "production"),
         RemoveRoute("web"),
         RemoveRoute("worker"),
         StopContainer(a),
@@ -321,14 +321,17 @@ def test_plan_removal_routes_first_then_containers() -> None:
     staging = running(API, "st", environment="staging")
     actions = plan_removal("shop", [web1, *OTHERS[:2], worker, web2, staging, OTHERS[4]])
     assert actions == [
-        RemoveRoute("api"),
         RemoveRoute("web"),
         RemoveRoute("worker"),
+        RemoveRoute("api", "staging"),
         StopContainer(web1),
         StopContainer(worker),
         StopContainer(web2),
         StopContainer(staging),
     ]
+    # one environment: only its routes and containers
+    assert plan_removal("shop", [web1, staging, worker], "staging") == [RemoveRoute("api", "staging"),
+                                                                       StopContainer(staging)]
 
 
 def test_plan_removal_of_app_with_nothing_running() -> None:
@@ -363,3 +366,138 @@ def test_volumes_change_the_spec_hash_only_when_there_are_some() -> None:
     assert DATA.spec_hash != DB.spec_hash
     assert dataclasses.replace(DB, volumes=("data:/other",)).spec_hash != DATA.spec_hash
     assert DATA.stateful and not DB.stateful
+
+
+# -- depends_on conditions: service_healthy, service_completed_successfully ------------------------
+HEALTHY_DB = dataclasses.replace(DB, healthcheck=("CMD", "pg_isready"), volumes=("data:/var/lib/db",))
+CACHE = ServiceSpec(name="cache", image="redis:7")
+MIGRATE = ServiceSpec(name="migrate", image=IMG1, command=("migrate",), one_shot=True, depends_on=("db",),
+                      after_healthy=("db",))
+GATED_WEB = dataclasses.replace(WEB, depends_on=("db", "migrate", "cache"), after_healthy=("db",),
+                                after_completed=("migrate",))
+GATED = (HEALTHY_DB, CACHE, MIGRATE, GATED_WEB)  # in start order, as domain/stack.py gives them
+
+
+def steps(actions: list) -> list[str]:
+    """The start and wait actions, as short text."""
+    return [f"{type(a).__name__} {a.service.name}" for a in actions if isinstance(a, StartService | AwaitReady)]
+
+
+def assert_gated_order(actions: list, services: tuple[ServiceSpec, ...]) -> None:
+    """What every plan keeps with conditions: a service starts after its dependencies started, after
+    the AwaitReady of those it waits for (healthy, completed); stateful halts come before any start;
+    every start is awaited once; traffic moves once all are ready; old containers stop last."""
+    start = {a.service.name: i for i, a in enumerate(actions) if isinstance(a, StartService)}
+    ready = {a.service.name: i for i, a in enumerate(actions) if isinstance(a, AwaitReady)}
+    assert sorted(start) == sorted(n for n in ready if n in start)
+    for s in services:
+        if s.name not in start:
+            continue
+        for d in s.depends_on:
+            assert start.get(d, -1) < start[s.name], (s.name, d)
+        for d in (*s.after_healthy, *s.after_completed):
+            assert ready.get(d, -1) < start[s.name], (s.name, d)
+    routes, stops = positions(actions, RouteTraffic), positions(actions, StopContainer)
+    halts = positions(actions, HaltContainer)
+    if ready and routes:
+        assert max(ready.values()) < min(routes)
+    if start and routes:
+        assert max(start.values()) < min(routes)
+    if routes and stops:
+        assert max(routes) < min(stops)
+    if halts and start:
+        assert max(halts) < min(start.values())
+
+
+def test_services_start_after_the_dependencies_they_wait_for_are_ready() -> None:
+    actions = plan_release(release(*GATED), [])
+    assert steps(actions) == [
+        "StartService db", "StartService cache",  # nothing to wait for
+        "AwaitReady db",  # migrate waits until db is healthy
+        "StartService migrate", "AwaitReady migrate",  # web waits until migrate exited 0
+        "StartService web",
+        "AwaitReady cache", "AwaitReady web",  # the rest, before traffic moves
+    ]
+    assert_gated_order(actions, GATED)
+    assert [a.service.name for a in actions if isinstance(a, RouteTraffic)] == ["web"]  # never the one-shot
+
+
+def test_a_service_started_after_a_gated_one_follows_it() -> None:
+    worker = ServiceSpec(name="worker", image=IMG1, depends_on=("migrate",))  # service_started
+    actions = plan_release(release(HEALTHY_DB, MIGRATE, worker), [])
+    assert steps(actions) == ["StartService db", "AwaitReady db", "StartService migrate", "StartService worker",
+                              "AwaitReady migrate", "AwaitReady worker"]
+
+
+def test_without_conditions_every_start_comes_before_every_wait() -> None:
+    plain = tuple(dataclasses.replace(s, after_healthy=(), after_completed=(), one_shot=False) for s in GATED)
+    actions = plan_release(release(*plain), [])
+    assert steps(actions) == [f"StartService {s.name}" for s in plain] + [f"AwaitReady {s.name}" for s in plain]
+    assert_safe_order(actions)
+
+
+def test_a_one_shot_service_that_completed_unchanged_is_kept_not_run_again() -> None:
+    db, done = running(HEALTHY_DB), running(MIGRATE, state="exited")
+    done = dataclasses.replace(done, exit_code=0)
+    new_web = dataclasses.replace(GATED_WEB, image=IMG2)
+    actions = plan_release(release(HEALTHY_DB, CACHE, MIGRATE, new_web), [db, done])
+    assert KeepService(MIGRATE, done) in actions and KeepService(HEALTHY_DB, db) in actions
+    assert steps(actions) == ["StartService cache", "StartService web", "AwaitReady cache", "AwaitReady web"]
+    assert StopContainer(done) not in actions and HaltContainer(db) not in actions
+
+
+@pytest.mark.parametrize("exit_code,spec_hash", [(1, None), (None, None), (0, "old")])
+def test_a_one_shot_service_that_failed_or_changed_runs_again(exit_code: int | None, spec_hash: str | None) -> None:
+    old = dataclasses.replace(running(MIGRATE, state="exited", spec_hash=spec_hash), exit_code=exit_code)
+    actions = plan_release(release(*GATED), [running(HEALTHY_DB), old])
+    assert steps(actions) == ["StartService cache", "StartService migrate", "AwaitReady migrate",
+                              "StartService web", "AwaitReady cache", "AwaitReady web"]
+    assert actions[-1] == StopContainer(old)
+    assert_gated_order(actions, GATED)
+
+
+def test_a_one_shot_service_still_running_unchanged_is_kept_and_waited_for() -> None:
+    busy = running(MIGRATE)
+    actions = plan_release(release(*GATED), [running(HEALTHY_DB), busy])
+    assert KeepService(MIGRATE, busy) in actions
+    assert steps(actions) == ["StartService cache", "AwaitReady migrate", "StartService web", "AwaitReady cache",
+                              "AwaitReady web"]
+
+
+def test_a_long_running_service_that_exited_0_is_replaced() -> None:
+    exited = dataclasses.replace(running(CACHE, state="exited"), exit_code=0)
+    actions = plan_release(release(CACHE), [exited])
+    assert StartService(CACHE) in actions and actions[-1] == StopContainer(exited)
+
+
+def test_a_stateful_dependency_is_halted_before_anything_starts_even_with_conditions() -> None:
+    old_db = running(HEALTHY_DB, spec_hash="old")
+    actions = plan_release(release(*GATED), [old_db])
+    assert actions.index(HaltContainer(old_db)) < min(positions(actions, StartService))
+    assert_gated_order(actions, GATED)
+
+
+def test_gated_plans_keep_their_order_for_any_dependency_graph() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(300):
+        made: list[ServiceSpec] = []
+        for i in range(rng.randint(1, 7)):
+            deps = [d.name for d in made if rng.random() < 0.4]
+            healthy = tuple(d for d in deps if rng.random() < 0.4)
+            completed = tuple(d for d in deps if d not in healthy and rng.random() < 0.4)
+            made.append(ServiceSpec(name=f"s{i}", image=IMG1, port=8000 if rng.random() < 0.3 else None,
+                                    depends_on=tuple(deps), after_healthy=healthy, after_completed=completed,
+                                    volumes=("v:/v",) if rng.random() < 0.2 else ()))
+        once = {d for s in made for d in s.after_completed}
+        services = tuple(dataclasses.replace(s, one_shot=s.name in once, port=None if s.name in once else s.port)
+                         for s in made)
+        observed = [dataclasses.replace(running(s, state=rng.choice(["running", "exited"]),
+                                                spec_hash=None if rng.random() < 0.5 else "old"),
+                                        exit_code=rng.choice([0, 1, None]))
+                    for s in services if rng.random() < 0.6]
+        actions = plan_release(release(*services), observed)
+        assert_gated_order(actions, services)
+        started = [a.service.name for a in actions if isinstance(a, StartService)]
+        assert len(started) == len(set(started))

@@ -26,7 +26,7 @@ import docker.errors
 from dockyard.adapters.docker_client import LABEL, explain, labels
 from dockyard.domain import networks
 from dockyard.domain.errors import Conflict, DeployFailed, NotFound
-from dockyard.domain.model import RunningService, ServiceSpec, Volume
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, RunningService, ServiceSpec, Volume
 from dockyard.domain.references import parse_reference
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,18 @@ class DockerOrchestrator:
         self._network_lock = threading.Lock()
 
     # -- networks -------------------------------------------------------------------------
-    def network_name(self, app: str) -> str:
-        """Named after the installation too: two installations on one engine never share one."""
-        return f"{self.prefix}-{self.installation}-{app}"
+    def network_name(self, app: str, environment: str = DEFAULT_ENVIRONMENT) -> str:
+        """Named after the installation too: two installations on one engine never share one.
+        Production keeps the name it had before environments; another environment's name joins
+        it with '--', which neither an app nor an environment name holds, so no two collide."""
+        base = f"{self.prefix}-{self.installation}-{app}"
+        return base if environment == DEFAULT_ENVIRONMENT else f"{base}--{environment}"
 
     def _legacy_network_name(self, app: str) -> str:
         return f"{self.prefix}-{app}"
 
-    def ensure_network(self, app: str) -> None:
-        name = self.network_name(app)
+    def ensure_network(self, app: str, environment: str) -> None:
+        name = self.network_name(app, environment)
         with self._network_lock:
             if self._networks_named(name):
                 return
@@ -87,7 +90,7 @@ class DockerOrchestrator:
                 ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))])
                 try:
                     self.api.create_network(name, driver="bridge", ipam=ipam, check_duplicate=True,
-                                            labels=labels(self.installation, app=app))
+                                            labels=labels(self.installation, app=app, environment=environment))
                     return
                 except docker.errors.APIError as exc:
                     if "overlap" not in explain(exc).lower():  # another installation took it meanwhile: next one
@@ -111,8 +114,9 @@ class DockerOrchestrator:
         """Whether the engine keeps containers running while it restarts."""
         return bool(self.api.info().get("LiveRestoreEnabled"))
 
-    def remove_network(self, app: str) -> None:
-        for name in (self.network_name(app), self._legacy_network_name(app)):
+    def remove_network(self, app: str, environment: str) -> None:
+        legacy = [self._legacy_network_name(app)] if environment == DEFAULT_ENVIRONMENT else []
+        for name in (self.network_name(app, environment), *legacy):
             for net in self._networks_named(name):
                 if (net.get("Labels") or {}).get(f"{LABEL}.installation") not in (self.installation, None):
                     continue
@@ -126,22 +130,24 @@ class DockerOrchestrator:
 
     # -- containers -----------------------------------------------------------------------
     def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService:
-        name = f"{self.prefix}-{self.installation}-{app}-{service.name}-r{release}-{secrets.token_hex(2)}"
+        scope = app if environment == DEFAULT_ENVIRONMENT else f"{app}--{environment}"
+        name = f"{self.prefix}-{self.installation}-{scope}-{service.name}-r{release}-{secrets.token_hex(2)}"
         container_labels = labels(
             self.installation, app=app, environment=environment, service=service.name, release=str(release),
             spec=service.spec_hash, port=str(service.port or ""),
         )
-        network = self.network_name(app)
+        network = self.network_name(app, environment)
         # another mode only where an admin allowed it, or another service's of the same app
-        mode = self._mode(app, service.network_mode) or network
+        mode = self._mode(app, environment, service.network_mode) or network
         # The proxy runs on the host's network and dials the container's address on the app
         # network directly: no host port is published.
         host_config = self.api.create_host_config(
-            restart_policy={"Name": "unless-stopped"},
+            restart_policy=_restart_policy(service),
             network_mode=mode,
             init=True,  # a tiny init as PID 1 forwards signals: apps stop on SIGTERM, not after the timeout
-            mem_limit=self.limits.memory or None,
-            pids_limit=self.limits.pids or None,
+            mem_limit=service.memory or self.limits.memory or None,
+            pids_limit=service.pids or self.limits.pids or None,
+            nano_cpus=round(service.cpus * 1e9) if service.cpus else None,
             log_config=docker.types.LogConfig(type="json-file", config={
                 "max-size": self.limits.log_max_size, "max-file": str(self.limits.log_max_files)}),
             security_opt=["no-new-privileges:true", *service.security_opt],
@@ -149,13 +155,13 @@ class DockerOrchestrator:
             cap_add=list(service.cap_add) or None,
             devices=list(service.devices) or None,
             binds=list(service.binds) or None,
-            pid_mode=self._mode(app, service.pid) or None,
-            ipc_mode=self._mode(app, service.ipc) or None,
+            pid_mode=self._mode(app, environment, service.pid) or None,
+            ipc_mode=self._mode(app, environment, service.ipc) or None,
             userns_mode=service.userns_mode or None,
             mounts=self._volume_mounts(app, environment, service) or None,
         )
         networking = self.api.create_networking_config(
-            {network: self.api.create_endpoint_config(aliases=[service.name])}
+            {network: self.api.create_endpoint_config(aliases=[service.name, *service.aliases])}
         ) if mode == network else None
         # On one host the image dockyard built is here already: run it by its content id, which
         # needs no pull and no wait for the registry push.
@@ -163,10 +169,14 @@ class DockerOrchestrator:
 
         def create() -> dict[str, Any]:
             return dict(self.api.create_container(
-                image, name=name, labels=container_labels, host_config=host_config,
+                image, name=name, labels=_container_labels(service, container_labels), host_config=host_config,
                 networking_config=networking, environment=dict(service.environment),
                 command=list(service.command) if service.command is not None else None,
-                hostname=service.name if mode == network else None,
+                hostname=(service.hostname or service.name) if mode == network else None,
+                entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
+                user=service.user or None, working_dir=service.working_dir or None,
+                stop_signal=service.stop_signal or None, stop_timeout=service.stop_grace_period,
+                healthcheck=_healthcheck(service),
             ))
 
         try:
@@ -184,13 +194,13 @@ class DockerOrchestrator:
             raise DeployFailed(f"cannot start {service.name}: {explain(exc)}") from None
         return self._running(self.api.inspect_container(created["Id"]))
 
-    def _mode(self, app: str, value: str) -> str:
+    def _mode(self, app: str, environment: str, value: str) -> str:
         """Compose's ``service:NAME`` (share that service's namespace) as Docker's ``container:ID``."""
         if not value.startswith("service:"):
             return value
         name = value.removeprefix("service:")
         for c in reversed(self.observe(app)):
-            if c.service == name and c.state == "running":
+            if c.service == name and c.state == "running" and c.environment == environment:
                 return f"container:{c.id}"
         raise DeployFailed(f"{value}: no container of service {name!r} runs",
                            f"start {name} first: list it under depends_on")
@@ -233,45 +243,91 @@ class DockerOrchestrator:
         return bytes(raw).decode(errors="replace").strip()
 
     def wait_ready(self, container: RunningService, timeout: float) -> None:
-        """Ready means: running, and for a web service, an HTTP answer on its port."""
+        """Ready means: for a one-shot service, exited with code 0; for a container with a
+        healthcheck, healthy; else running, and for a web service, an HTTP answer on its port."""
         deadline = time.monotonic() + timeout
         settle = time.monotonic() + 1.0
         while True:
             try:
-                state = self.api.inspect_container(container.id)["State"]
+                info = self.api.inspect_container(container.id)
             except docker.errors.NotFound:
                 raise DeployFailed(f"service {container.service}: its container was removed before it was ready",
                                    "deploy again") from None
-            if state["Status"] in ("exited", "dead") or state.get("Restarting"):
+            state, pause = info["State"], 0.1
+            if (info["Config"].get("Labels") or {}).get(ONE_SHOT_LABEL) == "once":
+                if self._completed(container, state, timeout, deadline):
+                    return
+            elif state["Status"] in ("exited", "dead") or state.get("Restarting"):
                 oom = " (out of memory: raise DOCKYARD_CONTAINER_MEMORY)" if state.get("OOMKilled") else ""
                 raise DeployFailed(
                     f"service {container.service} exited (code {state.get('ExitCode')}){oom} before "
                     f"it was ready. Its last output:\n{self._tail(container.id)}",
                     "run it locally with docker run to see why it stops",
                 )
-            if container.upstream is None:
+            elif state.get("Health") is not None:
+                if self._healthy(container, state["Health"], timeout, deadline):
+                    return
+            elif container.upstream is None:
                 if time.monotonic() >= settle:
                     return
+                pause = 0.02
             elif _answers_http(container.upstream):
                 return
-            if time.monotonic() > deadline:
+            elif time.monotonic() > deadline:
                 raise DeployFailed(
                     f"service {container.service} did not answer HTTP on its port within {timeout:.0f}s. "
                     f"Its last output:\n{self._tail(container.id)}",
                     "check that it listens on 0.0.0.0 and on the EXPOSEd port",
                 )
-            time.sleep(0.02)
+            else:
+                pause = 0.02
+            time.sleep(pause)
+
+    def _completed(self, container: RunningService, state: dict[str, Any], timeout: float, deadline: float) -> bool:
+        """A one-shot service: True once it exited 0; DeployFailed on another code or at the deadline."""
+        if state["Status"] in ("exited", "dead") and not state.get("Restarting"):
+            if state.get("ExitCode") == 0:
+                return True
+            raise DeployFailed(
+                f"service {container.service} runs once and must exit with code 0: it exited with code "
+                f"{state.get('ExitCode')}. Its last output:\n{self._tail(container.id)}",
+                "run it locally with docker run to see why it fails",
+            )
+        if time.monotonic() > deadline:
+            raise DeployFailed(
+                f"service {container.service} runs once, and had not completed within {timeout:.0f}s. "
+                f"Its last output:\n{self._tail(container.id)}",
+                "make it finish sooner, or raise DOCKYARD_READY_TIMEOUT",
+            )
+        return False
+
+    def _healthy(self, container: RunningService, health: dict[str, Any], timeout: float, deadline: float) -> bool:
+        """A container with a healthcheck: True once healthy; DeployFailed once unhealthy or at the deadline."""
+        status = health.get("Status")
+        if status == "healthy":
+            return True
+        if status == "unhealthy" or time.monotonic() > deadline:
+            checks = "\n".join(f"exit {c.get('ExitCode')}: {str(c.get('Output') or '').strip()[-300:]}"
+                               for c in (health.get("Log") or [])[-3:])
+            what = "is unhealthy" if status == "unhealthy" else f"was not healthy within {timeout:.0f}s ({status})"
+            raise DeployFailed(
+                f"service {container.service} {what}. Its healthcheck's last results:\n{checks or '(none yet)'}\n"
+                f"Its last output:\n{self._tail(container.id)}",
+                "run its healthcheck's test in the container (docker exec) to see why it fails; a first check "
+                "runs only after 'interval' (30s unless given)",
+            )
+        return False
 
     def stop(self, container: RunningService) -> None:
         try:
-            self.api.stop(container.id, timeout=10)
+            self.api.stop(container.id, timeout=_stop_timeout(container))
             self.api.remove_container(container.id, force=True)
         except docker.errors.NotFound:
             pass
 
     def halt(self, container: RunningService) -> None:
         try:
-            self.api.stop(container.id, timeout=10)
+            self.api.stop(container.id, timeout=_stop_timeout(container))
         except docker.errors.NotFound:
             pass
 
@@ -359,10 +415,11 @@ class DockerOrchestrator:
                 stop.wait(0.5)
 
     # -- logs -----------------------------------------------------------------------------
-    def logs(self, app: str, follow: bool, tail: int, stop: threading.Event | None = None) -> Iterator[str]:
-        """Lines of the app's running containers, merged. Setting ``stop`` (the reader went away)
-        ends the iterator within half a second and closes the engine's log streams."""
-        running = [c for c in self.observe(app) if c.state == "running"]
+    def logs(self, app: str, environment: str, follow: bool, tail: int,
+             stop: threading.Event | None = None) -> Iterator[str]:
+        """Lines of the environment's running containers, merged. Setting ``stop`` (the reader
+        went away) ends the iterator within half a second and closes the engine's log streams."""
+        running = [c for c in self.observe(app) if c.state == "running" and c.environment == environment]
         lines: queue.Queue[str | None] = queue.Queue(maxsize=1000)
         streams: list[Any] = []
         closed = threading.Event()
@@ -412,7 +469,7 @@ class DockerOrchestrator:
                     stream.close()
 
 
-def running_service(info: dict[str, Any], network_name: Callable[[str], str]) -> RunningService:
+def running_service(info: dict[str, Any], network_name: Callable[[str, str], str]) -> RunningService:
     """A container's ``docker inspect`` JSON → what dockyard needs of it."""
     container_labels = info["Config"]["Labels"] or {}
     app = container_labels.get(f"{LABEL}.app", "")
@@ -420,7 +477,9 @@ def running_service(info: dict[str, Any], network_name: Callable[[str], str]) ->
     nets = info["NetworkSettings"].get("Networks") or {}
     # the app network; a container made before network names carried the installation is on its
     # only network
-    network: dict[str, Any] = nets.get(network_name(app)) or next((n for n in nets.values() if n.get("IPAddress")), {})
+    environment = container_labels.get(f"{LABEL}.environment", "") or DEFAULT_ENVIRONMENT
+    network: dict[str, Any] = (nets.get(network_name(app, environment))
+                               or next((n for n in nets.values() if n.get("IPAddress")), {}))
     upstream = f"{network['IPAddress']}:{port}" if port and network.get("IPAddress") else None
     return RunningService(
         id=info["Id"],
@@ -432,7 +491,41 @@ def running_service(info: dict[str, Any], network_name: Callable[[str], str]) ->
         upstream=upstream,
         environment=container_labels.get(f"{LABEL}.environment", ""),
         spec_hash=container_labels.get(f"{LABEL}.spec", ""),
+        exit_code=(info["State"].get("ExitCode") if container_labels.get(ONE_SHOT_LABEL) == "once"
+                   and info["State"]["Status"] in ("exited", "dead") else None),
+        stop_timeout=info["Config"].get("StopTimeout"),
     )
+
+
+ONE_SHOT_LABEL = f"{LABEL}.run"  # "once": a one-shot service, ready once it exited 0
+
+
+def _container_labels(service: ServiceSpec, ours: dict[str, str]) -> dict[str, str]:
+    """The service's own labels (never dockyard.*: domain/compose_service.py), then dockyard's."""
+    own = dict(label.split("=", 1) for label in service.labels)
+    return {**own, **ours, **({ONE_SHOT_LABEL: "once"} if service.one_shot else {})}
+
+
+def _restart_policy(service: ServiceSpec) -> dict[str, Any]:
+    name, _, retries = (service.restart or "unless-stopped").partition(":")
+    if service.one_shot:
+        name, retries = "no", ""
+    return {"Name": name, "MaximumRetryCount": int(retries)} if retries else {"Name": name}
+
+
+def _healthcheck(service: ServiceSpec) -> Any:
+    """Docker's Healthcheck of a compose healthcheck (None: the image's, if it has one)."""
+    timing = (service.health_interval, service.health_timeout, service.health_start_period, service.health_retries)
+    if not service.healthcheck and not any(timing):
+        return None
+    return docker.types.Healthcheck(
+        test=list(service.healthcheck) or None, interval=service.health_interval or None,
+        timeout=service.health_timeout or None, start_period=service.health_start_period or None,
+        retries=service.health_retries or None)
+
+
+def _stop_timeout(container: RunningService) -> int:
+    return container.stop_timeout if container.stop_timeout is not None else 10
 
 
 def _host_routes(path: Path = Path("/proc/net/route")) -> list[str]:

@@ -14,14 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, inspect, select, text, update
+from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from dockyard.adapters import sql_tables as t
 from dockyard.domain.errors import Conflict, NotFound, Unavailable
 from dockyard.domain.model import (
+    DEFAULT_ENVIRONMENT,
     App,
     BuiltImage,
+    Environment,
     Job,
     JobStatus,
     ReleaseStatus,
@@ -140,6 +142,8 @@ class SqlStore:
                 c.execute(insert(t.apps).values(name=app.name, deploy_branch=app.deploy_branch,
                                                 domains=json.dumps(list(app.domains)), created_at=now(),
                                                 host_access=json.dumps(list(app.host_access))))
+                c.execute(insert(t.environments).values(app=app.name, name=DEFAULT_ENVIRONMENT, target="local",
+                                                        branch=None, created_at=now()))
         except IntegrityError:
             raise Conflict(f"app {app.name!r} already exists", "pick another name, or push to its remote") from None
         return self.get_app(app.name)
@@ -174,9 +178,61 @@ class SqlStore:
         with self.engine.begin() as c:
             job_ids = select(t.jobs.c.id).where(t.jobs.c.app == name)
             c.execute(delete(t.job_logs).where(t.job_logs.c.job_id.in_(job_ids)))
-            for table in (t.jobs, t.releases, t.images, t.variables, t.secrets):
+            for table in (t.jobs, t.releases, t.images, t.variables, t.secrets, t.environments):
                 c.execute(delete(table).where(table.c.app == name))
             c.execute(delete(t.apps).where(t.apps.c.name == name))
+
+    # -- environments ---------------------------------------------------------------------
+    @staticmethod
+    def _environment(row: Any) -> Environment:
+        return Environment(app=row.app, name=row.name, target=row.target, branch=row.branch,
+                           created_at=_utc(row.created_at))
+
+    def environments(self, app: str) -> list[Environment]:
+        """The app's environments, production first, then by name."""
+        e = t.environments.c
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.environments).where(e.app == app)
+                             .order_by((e.name != DEFAULT_ENVIRONMENT), e.name))
+            return [self._environment(r) for r in rows]
+
+    def get_environment(self, app: str, name: str) -> Environment:
+        e = t.environments.c
+        with self.engine.connect() as c:
+            row = c.execute(select(t.environments).where(e.app == app, e.name == name)).first()
+        if row is None:
+            self.get_app(app)  # raises NotFound for a missing app first
+            raise NotFound(f"{app} has no environment {name!r}",
+                           f"list them with: dockyard envs {app}, or add it: dockyard envs create {app} {name}")
+        return self._environment(row)
+
+    def add_environment(self, environment: Environment) -> Environment:
+        self.get_app(environment.app)
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(t.environments).values(app=environment.app, name=environment.name,
+                                                        target=environment.target, branch=environment.branch,
+                                                        created_at=now()))
+        except IntegrityError:
+            raise Conflict(f"{environment.app} has an environment named {environment.name!r} already",
+                           "pick another name, or remove it first") from None
+        return self.get_environment(environment.app, environment.name)
+
+    def set_environment_branch(self, app: str, name: str, branch: str | None) -> Environment:
+        e = t.environments.c
+        with self.engine.begin() as c:
+            if c.execute(update(t.environments).where(e.app == app, e.name == name)
+                         .values(branch=branch)).rowcount == 0:
+                self.get_environment(app, name)  # raises NotFound
+        return self.get_environment(app, name)
+
+    def remove_environment(self, app: str, name: str) -> None:
+        """The environment and what belongs to it alone: its releases, variables and secrets."""
+        self.get_environment(app, name)
+        with self.engine.begin() as c:
+            for table in (t.releases, t.variables, t.secrets):
+                c.execute(delete(table).where(table.c.app == app, table.c.environment == name))
+            c.execute(delete(t.environments).where(t.environments.c.app == app, t.environments.c.name == name))
 
     # -- jobs -----------------------------------------------------------------------------
     @staticmethod
@@ -184,13 +240,13 @@ class SqlStore:
         return Job(id=row.id, kind=row.kind, app=row.app, status=JobStatus(row.status),
                    payload=json.loads(row.payload), error=row.error, attempts=row.attempts,
                    created_at=_utc(row.created_at), started_at=_utc(row.started_at),
-                   finished_at=_utc(row.finished_at))
+                   finished_at=_utc(row.finished_at), environment=row.environment)
 
-    def enqueue(self, kind: str, app: str, payload: dict[str, str]) -> Job:
+    def enqueue(self, kind: str, app: str, payload: dict[str, str], environment: str = DEFAULT_ENVIRONMENT) -> Job:
         with self.engine.begin() as c:
             job_id = c.execute(insert(t.jobs).values(kind=kind, app=app, status=JobStatus.QUEUED,
                                                      payload=json.dumps(payload), attempts=0,
-                                                     created_at=now())).inserted_primary_key
+                                                     created_at=now(), environment=environment)).inserted_primary_key
         assert job_id is not None
         return self.get_job(int(job_id[0]))
 
@@ -211,26 +267,31 @@ class SqlStore:
             raise NotFound(f"no job {job_id}", "list jobs with: dockyard jobs")
         return self._job(row)
 
-    def list_jobs(self, app: str | None = None, limit: int = 50) -> list[Job]:
+    def list_jobs(self, app: str | None = None, limit: int = 50, environment: str | None = None) -> list[Job]:
         q = select(t.jobs).order_by(t.jobs.c.id.desc()).limit(limit)
         if app:
             q = q.where(t.jobs.c.app == app)
+        if environment:
+            q = q.where(t.jobs.c.environment == environment)
         with self.engine.connect() as c:
             return [self._job(r) for r in c.execute(q)]
 
-    def pending_deploy(self, app: str, commit: str) -> Job | None:
-        """A deploy of this commit that is queued or running, if any."""
-        for job in self.list_jobs(app, limit=10):
+    def pending_deploy(self, app: str, commit: str, environment: str = DEFAULT_ENVIRONMENT) -> Job | None:
+        """A deploy of this commit to this environment that is queued or running, if any."""
+        for job in self.list_jobs(app, limit=10, environment=environment):
             if job.kind == "deploy" and job.payload.get("commit") == commit and not job.status.finished:
                 return job
         return None
 
     def claim_next(self) -> Job | None:
-        """The oldest queued job of an app with no running job, marked running."""
+        """The oldest queued job of an app's environment with no running job, marked running:
+        jobs of one environment run one at a time, environments side by side."""
+        running = t.jobs.alias("running")
+        busy = exists().where(running.c.status == JobStatus.RUNNING, running.c.app == t.jobs.c.app,
+                              running.c.environment == t.jobs.c.environment)
         with self._claim_lock, self.engine.begin() as c:
-            busy = select(t.jobs.c.app).where(t.jobs.c.status == JobStatus.RUNNING)
             row = c.execute(
-                select(t.jobs).where(t.jobs.c.status == JobStatus.QUEUED, t.jobs.c.app.not_in(busy))
+                select(t.jobs).where(and_(t.jobs.c.status == JobStatus.QUEUED, ~busy))
                 .order_by(t.jobs.c.id).limit(1)
             ).first()
             if row is None:
@@ -315,10 +376,12 @@ class SqlStore:
                 t.releases.c.status == ReleaseStatus.LIVE, t.releases.c.id != live_id,
             ).values(status=ReleaseStatus.SUPERSEDED))
 
-    def list_releases(self, app: str, limit: int = 20) -> list[dict[str, Any]]:
+    def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.releases).where(t.releases.c.app == app).order_by(t.releases.c.id.desc()).limit(limit)
+        if environment is not None:
+            q = q.where(t.releases.c.environment == environment)
         with self.engine.connect() as c:
-            rows = c.execute(select(t.releases).where(t.releases.c.app == app)
-                             .order_by(t.releases.c.id.desc()).limit(limit))
+            rows = c.execute(q)
             return [self._release(r) for r in rows]
 
     def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:

@@ -39,6 +39,17 @@ apps = Table(
     Column("host_access", Text, nullable=False, default="[]", server_default="[]"),  # JSON list of keys
 )
 
+environments = Table(
+    "environments", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app", String(64), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("branch", String(200)),  # pushes to it deploy here; NULL for production: the app's deploy branch
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("app", "name", name="uq_environments_name"),
+)
+
 jobs = Table(
     "jobs", metadata,
     Column("id", Integer, primary_key=True),
@@ -51,6 +62,7 @@ jobs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    Column("environment", String(64), nullable=False, default="production", server_default="production"),
 )
 
 job_logs = Table(

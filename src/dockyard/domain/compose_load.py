@@ -72,11 +72,12 @@ def load(text: str, *, source: str = "compose file", variables: Mapping[str, str
         doc["version"] = str(doc["version"])  # `version: 3.7` unquoted: informational all the same
     problems, more = compose_schema.violations(doc)
     if problems:
-        raise _refusal(source, found.lines, problems, more)
+        raise refusal(source, found.lines, problems, more)
     return Compose(doc, _warnings(source, found.lines, unset, compose_support.not_honoured(doc)))
 
 
-def _refusal(source: str, lines: KeyLines, problems: list[tuple[Parts, str]], more: bool) -> InvalidSource:
+def refusal(source: str, lines: KeyLines, problems: list[tuple[Parts, str]], more: bool,
+            hint: str = SCHEMA_HINT) -> InvalidSource:
     """The first MAX_SHOWN violations in file order, on one line: ``SOURCE line 4: KEY/PATH: ...;
     line 9: ... (and 3 more)``."""
     ordered = sorted({(lines.line_of(p), path_text(p), m): p for p, m in problems}.items())
@@ -84,7 +85,7 @@ def _refusal(source: str, lines: KeyLines, problems: list[tuple[Parts, str]], mo
     left = len(ordered) - len(shown)
     tail = f" (and {'at least ' if more else ''}{left} more)" if left > 0 else " (and more)" if more else ""
     rest = [s.removeprefix(f"{source} ") for s in shown[1:]]
-    return InvalidSource("; ".join([shown[0], *rest]) + tail, SCHEMA_HINT)
+    return InvalidSource("; ".join([shown[0], *rest]) + tail, hint)
 
 
 def _warnings(source: str, lines: KeyLines, unset: dict[str, Parts], notes: list[tuple[Parts, str]]) -> tuple[str, ...]:

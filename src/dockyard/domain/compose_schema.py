@@ -10,6 +10,9 @@ the value (a port is a number, a string or a mapping): when one is left and it f
 answer, without validating the others; otherwise jsonschema's own ``oneOf`` runs. A document at
 the loader's node bound validates in a few hundred milliseconds at worst. At most MAX_COLLECTED
 violations are gathered.
+
+The same checks serve dockyard.yml's own schema (``schemas/dockyard.schema.json``, see
+``dockyard_file``): ``violations(doc, schema_file, spec)``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from dockyard.domain.errors import shown
 
 MAX_COLLECTED = 20
+COMPOSE_SCHEMA = "compose-spec.json"
 Parts = tuple[str | int, ...]
 
 _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
@@ -94,15 +98,15 @@ def _fast_one_of(one_of: Any) -> Any:
 
 
 @functools.cache
-def validator() -> Any:
-    """The schema's validator, built once per process (the inspecting child builds it while it
-    waits for a push)."""
+def validator(schema_file: str = COMPOSE_SCHEMA) -> Any:
+    """The validator of a Draft 7 schema of ``schemas/`` (the Compose schema unless told),
+    built once per process (the inspecting child builds it while it waits for a push)."""
     import json
     from importlib import resources
 
     import jsonschema
 
-    schema = json.loads(resources.files("dockyard.domain").joinpath("schemas/compose-spec.json").read_text())
+    schema = json.loads(resources.files("dockyard.domain").joinpath(f"schemas/{schema_file}").read_text())
     draft7 = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         jsonschema.Draft7Validator,
         {"uniqueItems": _unique_items, "oneOf": _fast_one_of(jsonschema.Draft7Validator.VALIDATORS["oneOf"])},
@@ -110,11 +114,13 @@ def validator() -> Any:
     return draft7(schema)  # formats are not checked: Draft 7 makes them optional
 
 
-def violations(doc: Any) -> tuple[list[tuple[Parts, str]], bool]:
+def violations(doc: Any, schema_file: str = COMPOSE_SCHEMA,
+               spec: str = "the Compose specification") -> tuple[list[tuple[Parts, str]], bool]:
     """The violations of the schema, (key path, message) in no set order, from the first
-    MAX_COLLECTED errors; and whether there are more."""
-    errors = list(itertools.islice(validator().iter_errors(doc), MAX_COLLECTED + 1))
-    found = [violation for error in errors[:MAX_COLLECTED] for violation in _explain(error)]
+    MAX_COLLECTED errors; and whether there are more. ``spec`` names the schema to the user
+    (``unknown key (not in SPEC)``)."""
+    errors = list(itertools.islice(validator(schema_file).iter_errors(doc), MAX_COLLECTED + 1))
+    found = [violation for error in errors[:MAX_COLLECTED] for violation in _explain(error, spec)]
     return found, len(errors) > MAX_COLLECTED
 
 
@@ -128,7 +134,7 @@ def _types(names: Any) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _explain(error: Any) -> list[tuple[Parts, str]]:
+def _explain(error: Any, spec: str) -> list[tuple[Parts, str]]:
     """One schema error as key paths and messages: the alternative that fits the value is
     followed into (``oneOf``), and each unknown key is named at its own path."""
     path: Parts = tuple(error.absolute_path)
@@ -138,7 +144,7 @@ def _explain(error: Any) -> list[tuple[Parts, str]]:
         if fitting is None:
             wanted = [e.validator_value for e in error.context if e.validator == "type"]
             return [(path, f"should be {_types([t for ts in wanted for t in _listed(ts)])}, {_not(value)}")]
-        return _explain(max(fitting, key=lambda e: len(e.absolute_path)))
+        return _explain(max(fitting, key=lambda e: len(e.absolute_path)), spec)
     if check == "type":
         return [(path, f"should be {_types(expected)}, {_not(value)}")]
     if check == "additionalProperties" and isinstance(value, Mapping):
@@ -147,7 +153,7 @@ def _explain(error: Any) -> list[tuple[Parts, str]]:
         extra = [k for k in value if k not in named and not any(re.search(p, str(k)) for p in patterns)]
         names = [p for p in patterns if p != "^x-"]
         what = ("is not a valid name here (letters, digits, '.', '_' and '-')" if names and not named
-                else "unknown key (not in the Compose specification)")
+                else f"unknown key (not in {spec})")
         return [((*path, k), what) for k in extra] or [(path, "has unknown keys")]
     if check == "required" and isinstance(value, Mapping):
         missing = [k for k in expected if k not in value]

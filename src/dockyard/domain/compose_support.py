@@ -1,12 +1,19 @@
 """Which Compose keys dockyard honours, and a warning for each valid key it does not honour yet:
 nothing a compose file says is dropped silently.
 
-Honoured today (``stack``): ``version`` (informational, as in Compose v2), ``services`` with
-``image``, ``build`` (``context``, ``dockerfile``), ``ports`` (the first container port is routed),
-``environment``, ``env_file``, ``command``, ``depends_on`` (start order), the host access keys
-(``host_access``) and bind mounts among ``volumes``. ``x-*`` extension keys are accepted silently
-everywhere. Everything else the schema accepts gets a warning, by key path; when a key becomes
-honoured, take it out of here.
+Honoured today (``stack``, ``compose_service``): ``version`` (informational, as in Compose v2),
+``services`` with ``image``, ``build`` (``context``, ``dockerfile``), ``ports`` (the first container
+port is routed), ``expose`` (documentation: every port is reachable on the app's network),
+``environment``, ``env_file``, ``command``, ``entrypoint``, ``depends_on`` (start order, and its
+conditions: ``service_healthy`` waits until the dependency is ready, ``service_completed_successfully``
+until it exited 0), ``healthcheck``, ``restart``, ``labels``, ``user``, ``working_dir``,
+``stop_signal``, ``stop_grace_period``, ``hostname``, ``container_name`` and ``networks`` (with
+``aliases``: names on the app's network), limits (``deploy.resources.limits``, ``mem_limit``,
+``cpus``, ``pids_limit``), named volumes and bind mounts among ``volumes``, the host access keys
+(``host_access``); top-level ``volumes`` and ``networks`` (every network is the app's one network
+per environment: several are merged, with a warning; ``external`` ones are refused). ``x-*``
+extension keys are accepted silently everywhere. Everything else the schema accepts gets a
+warning, by key path; when a key becomes honoured, take it out of here.
 """
 
 from __future__ import annotations
@@ -20,38 +27,40 @@ from dockyard.domain.images import port_number
 Parts = tuple[str | int, ...]
 KeyWarning = tuple[Parts, str]  # (key path, message)
 
-TOP_KEYS = frozenset({"version", "services", "volumes"})
+TOP_KEYS = frozenset({"version", "services", "volumes", "networks"})
 SERVICE_KEYS = frozenset({
-    "image", "build", "ports", "environment", "env_file", "command", "depends_on", "volumes",
+    "image", "build", "ports", "expose", "environment", "env_file", "command", "entrypoint", "depends_on",
+    "volumes", "healthcheck", "restart", "labels", "user", "working_dir", "stop_signal", "stop_grace_period",
+    "hostname", "container_name", "networks", "mem_limit", "cpus", "pids_limit",
     # host access: refused unless allowed, applied when allowed (host_access.py)
     "privileged", "cap_add", "devices", "network_mode", "pid", "ipc", "userns_mode", "security_opt",
 })
 BUILD_KEYS = frozenset({"context", "dockerfile"})
 ENV_FILE_KEYS = frozenset({"path", "required"})
 PORT_KEYS = frozenset({"target", "published", "host_ip"})
+HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period", "disable"})
+STARTED, HEALTHY, COMPLETED = "service_started", "service_healthy", "service_completed_successfully"
 
 NOT_YET = "not honoured yet"
 _WHY = {
-    "networks": "every service is on the app's own network",
-    "restart": "dockyard runs every container with the restart policy unless-stopped",
-    "healthcheck": "dockyard checks instead that a web service answers HTTP",
-    "expose": "the app's other services reach every port; the first of 'ports' is routed through the proxy",
-    "labels": "dockyard sets its own labels",
     "init": "dockyard runs every container with an init process",
-    "deploy": "dockyard runs one container per service, with its default limits",
     "scale": "dockyard runs one container per service",
     "profiles": "dockyard starts every service, whatever its profiles",
     "extends": "the service is not merged with the one it extends",
-    "entrypoint": "the image's ENTRYPOINT is used",
-    "user": "the image's USER is used",
-    "working_dir": "the image's WORKDIR is used",
     "logging": "dockyard keeps json-file logs, rotated (3 x 10 MB)",
-    "mem_limit": "dockyard's default limits apply", "cpus": "dockyard's default limits apply",
-    "pids_limit": "dockyard's default limits apply",
+}
+_DEPLOY_WHY = {
+    "replicas": "dockyard runs one container per service",
+    "restart_policy": "give the service's 'restart' instead",
+    "labels": "give the service's 'labels' instead",
+}
+_NETWORK_WHY = {
+    "ipam": "dockyard gives each app network a subnet from its pool",
+    "name": "dockyard names the app's network itself",
+    "internal": "the app's network is not isolated from the outside",
 }
 _TOP_WHY = {
     "name": "dockyard names the project after the app",
-    "networks": "dockyard gives each app one network of its own",
     "secrets": "dockyard does not hand secrets to containers yet",
     "configs": "dockyard does not hand configs to containers yet",
     "include": "the included files are not read: their services are not started",
@@ -63,26 +72,49 @@ def _extension(key: object) -> bool:
     return isinstance(key, str) and key.startswith("x-")
 
 
+def conditions(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(dependency, condition) of a service's depends_on, in file order (a list: service_started)."""
+    raw = body.get("depends_on")
+    if isinstance(raw, list):
+        return [(str(d), STARTED) for d in raw]
+    if isinstance(raw, Mapping):
+        return [(str(d), str(how.get("condition", STARTED)) if isinstance(how, Mapping) else STARTED)
+                for d, how in raw.items()]
+    return []
+
+
+def one_shot_services(services: Mapping[str, Any]) -> dict[str, str]:
+    """Services that run once, as another waits for them with service_completed_successfully:
+    name -> the first such dependant."""
+    found: dict[str, str] = {}
+    for name, body in services.items():
+        for dependency, condition in conditions(body) if isinstance(body, Mapping) else ():
+            if condition == COMPLETED:
+                found.setdefault(dependency, str(name))
+    return found
+
+
 def not_honoured(doc: Mapping[str, Any]) -> list[KeyWarning]:
     """A warning for each key of a valid compose document that dockyard does not honour yet."""
     found: list[KeyWarning] = [((key,), f"{NOT_YET}: {_TOP_WHY.get(key, _IGNORED)}")
                             for key in doc if key not in TOP_KEYS and not _extension(key)]
-    for name, body in (doc.get("services") or {}).items():
+    services = doc.get("services") or {}
+    once = one_shot_services(services)
+    for name, body in services.items():
         if isinstance(body, Mapping):
-            found += _service(str(name), body)
+            found += _service(str(name), body, services, once)
+    found += _networks(doc)
     return found
 
 
-def _service(name: str, body: Mapping[str, Any]) -> list[KeyWarning]:
+def _service(name: str, body: Mapping[str, Any], services: Mapping[str, Any], once: Mapping[str, str],
+             ) -> list[KeyWarning]:
     at: Parts = ("services", name)
     found: list[KeyWarning] = []
     for key, value in body.items():
-        if key in ("hostname", "container_name"):
-            why = (f"other services reach it as {shown(name)}, not as {shown(str(value), 60)}" if value != name
-                   else f"dockyard names {'containers' if key == 'container_name' else 'hosts'} itself "
-                        f"(other services reach it as {shown(name)} all the same)")
-            found.append(((*at, key), f"{NOT_YET}: {why}"))
-        elif key not in SERVICE_KEYS and not _extension(key):
+        if key == "deploy" and isinstance(value, Mapping):
+            found += _deploy(at, value)
+        elif key not in SERVICE_KEYS and key != "deploy" and not _extension(key):
             found.append(((*at, key), f"{NOT_YET}: {_WHY.get(key, _IGNORED)}"))
     build = body.get("build")
     if isinstance(build, Mapping):
@@ -93,24 +125,100 @@ def _service(name: str, body: Mapping[str, Any]) -> list[KeyWarning]:
         if isinstance(entry, Mapping):
             found += [((*at, "env_file", i, k), f"{NOT_YET}: {_IGNORED}")
                       for k in entry if k not in ENV_FILE_KEYS and not _extension(k)]
-    found += _depends_on(at, body.get("depends_on"))
-    found += _ports(at, body.get("ports"))
+    health = body.get("healthcheck")
+    if isinstance(health, Mapping):
+        found += [((*at, "healthcheck", k), f"{NOT_YET}: the engine checks every 'interval', from the start")
+                  for k in health if k not in HEALTHCHECK_KEYS and not _extension(k)]
+    found += _depends_on(at, body.get("depends_on"), services)
+    found += _service_networks(at, body.get("networks"))
+    if body.get("network_mode"):  # "none", or another's namespace: the service is not on the app's network
+        found += [((*at, k), f"{NOT_YET}: with network_mode, the service has no names on the app's network")
+                  for k in ("hostname", "container_name", "networks") if body.get(k) is not None]
+    if name in once and body.get("ports"):
+        found.append(((*at, "ports"), f"not routed: {shown(once[name], 60)} waits for it to complete "
+                                      "(service_completed_successfully), so it runs once"))
+    else:
+        found += _ports(at, body.get("ports"))
     found += _volumes(at, body.get("volumes"))
     return found
 
 
-def _depends_on(at: Parts, raw: Any) -> list[KeyWarning]:
+def _deploy(at: Parts, raw: Mapping[str, Any]) -> list[KeyWarning]:
+    """``deploy``: its resource limits are honoured, nothing else yet."""
+    found: list[KeyWarning] = []
+    for key, value in raw.items():
+        if _extension(key):
+            continue
+        if key == "resources" and isinstance(value, Mapping):
+            found += [((*at, "deploy", key, k), f"{NOT_YET}: " + (
+                "dockyard reserves nothing: only limits apply" if k == "reservations" else _IGNORED))
+                for k in value if k != "limits" and not _extension(k)]
+        elif key != "resources":
+            found.append(((*at, "deploy", key), f"{NOT_YET}: {_DEPLOY_WHY.get(key, _IGNORED)}"))
+    return found
+
+
+def _depends_on(at: Parts, raw: Any, services: Mapping[str, Any]) -> list[KeyWarning]:
     if not isinstance(raw, Mapping):
         return []
     found: list[KeyWarning] = []
     for dependency, how in raw.items():
         for key, value in (how.items() if isinstance(how, Mapping) else ()):
-            if _extension(key) or (key == "condition" and value == "service_started"):
+            if _extension(key):
                 continue
-            until = {"service_healthy": "it is healthy", "service_completed_successfully": "it has completed"}
-            why = (f"dockyard starts {shown(str(dependency))} first, but does not wait until {until.get(value, value)}"
-                   if key == "condition" else _IGNORED)
-            found.append(((*at, "depends_on", dependency, key), f"{NOT_YET}: {why}"))
+            if key != "condition":
+                found.append(((*at, "depends_on", dependency, key), f"{NOT_YET}: {_IGNORED}"))
+            elif value == HEALTHY and not _has_healthcheck(services.get(dependency)):
+                found.append(((*at, "depends_on", dependency, key), (
+                    f"{shown(str(dependency), 60)} has no healthcheck here: dockyard waits until it is ready as it "
+                    "would without one (healthy if its image has a HEALTHCHECK, else running, or answering HTTP "
+                    "for a web service)")))
+    return found
+
+
+def _has_healthcheck(body: Any) -> bool:
+    health = body.get("healthcheck") if isinstance(body, Mapping) else None
+    if not isinstance(health, Mapping):
+        return False
+    test = health.get("test")
+    disabled = health.get("disable") is True or str(health.get("disable")).lower() == "true"
+    return not disabled and not (isinstance(test, list) and test[:1] == ["NONE"])
+
+
+def _service_networks(at: Parts, raw: Any) -> list[KeyWarning]:
+    found: list[KeyWarning] = []
+    for net, conf in raw.items() if isinstance(raw, Mapping) else ():
+        for key in conf if isinstance(conf, Mapping) else ():
+            if key != "aliases" and not _extension(key):
+                why = "dockyard gives addresses itself" if key in ("ipv4_address", "ipv6_address") else _IGNORED
+                found.append(((*at, "networks", net, key), f"{NOT_YET}: {why}"))
+    return found
+
+
+def _networks(doc: Mapping[str, Any]) -> list[KeyWarning]:
+    """Top-level networks: each is the app's one network (per environment), on this host a bridge."""
+    declared = doc.get("networks")
+    if not isinstance(declared, Mapping):
+        return []
+    found: list[KeyWarning] = []
+    for net, conf in declared.items():
+        for key, value in conf.items() if isinstance(conf, Mapping) else ():
+            where = ("networks", net, key)
+            if key == "driver" and value == "overlay":
+                found.append((where, "on one host, the overlay network runs as the app's bridge network"))
+            elif key == "driver" and value not in ("bridge", "", None):
+                found.append((where, f"{NOT_YET}: the network is the app's bridge network, not a "
+                                     f"{shown(str(value), 40)} one"))
+            elif key not in ("driver", "external") and not _extension(key):
+                found.append((where, f"{NOT_YET}: {_NETWORK_WHY.get(key, _IGNORED)}"))
+    used = set(declared)
+    for body in (doc.get("services") or {}).values():
+        joined = body.get("networks") if isinstance(body, Mapping) else None
+        used |= set(joined) if joined else {"default"}
+    if len(used) > 1:
+        names = ", ".join(shown(str(n), 40) for n in sorted(used, key=str))
+        found.append((("networks",), f"the networks {names} are merged into the app's one network: every service "
+                                     "reaches every other"))
     return found
 
 

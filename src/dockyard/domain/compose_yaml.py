@@ -4,7 +4,8 @@ The compose file is pushed text: ``load_compose`` reads at most MAX_COMPOSE_BYTE
 before building anything, a document that expands (aliases counted each time they are used) to
 more than MAX_YAML_NODES nodes or MAX_YAML_CHARS characters, nests deeper than MAX_YAML_DEPTH, or
 holds a number longer than MAX_NUMBER_CHARS. Errors name a line (``compose file line 3: ...``) or,
-once loaded, a key path (``compose file: services/web/ports: ...``, see ``at_path``).
+once loaded, a key path (``compose file: services/web/ports: ...``, see ``at_path``). Other YAML
+files dockyard reads (``dockyard.yml``) go through ``load_located`` with their own name and cap.
 
 ``load_located`` also returns the line of every key path (``KeyLines``), read from the YAML nodes
 as they are composed, so that later checks (schema, variables) can name file, line and key path.
@@ -97,13 +98,13 @@ def at_path(path: str, message: str, hint: str = "") -> InvalidSource:
     return InvalidSource(f"compose file: {path}: {message}", hint)
 
 
-def _at(node: Any, message: str, hint: str) -> InvalidSource:
+def _at(node: Any, message: str, hint: str, source: str = "compose file") -> InvalidSource:
     mark = getattr(node, "start_mark", None)
     where = f" line {mark.line + 1}" if mark is not None else ""
-    return InvalidSource(f"compose file{where}: {message}", hint)
+    return InvalidSource(f"{source}{where}: {message}", hint)
 
 
-def _check_expansion(root: Any) -> None:
+def _check_expansion(root: Any, source: str = "compose file") -> None:
     """Refuse a document that expands (aliases used as often as they appear) to more than
     MAX_YAML_NODES nodes or MAX_YAML_CHARS characters, nests deeper than MAX_YAML_DEPTH, or
     contains itself. Each node of the composed graph is visited once."""
@@ -133,16 +134,17 @@ def _check_expansion(root: Any) -> None:
                     node,
                     f"this value expands to more than {MAX_YAML_NODES} YAML nodes or {MAX_YAML_CHARS // 1024} KiB "
                     "of text (an alias counts each time it is used)",
-                    "write the compose file out without anchors and aliases that repeat large values",
+                    "write the file out without anchors and aliases that repeat large values",
+                    source,
                 )
             sizes[key] = (count, chars)
             continue
         if key in sizes:
             continue
         if key in open_nodes:
-            raise _at(node, "an alias refers to the value that contains it", "remove the recursive alias")
+            raise _at(node, "an alias refers to the value that contains it", "remove the recursive alias", source)
         if depth > MAX_YAML_DEPTH:
-            raise _at(node, f"values are nested deeper than {MAX_YAML_DEPTH} levels", "flatten the compose file")
+            raise _at(node, f"values are nested deeper than {MAX_YAML_DEPTH} levels", "flatten the file", source)
         open_nodes.add(key)
         todo.append((node, depth, True))
         todo.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
@@ -160,17 +162,19 @@ def _loader() -> type[Any]:
         than MAX_NUMBER_CHARS (a long sexagesimal ``1:2:3:...`` takes quadratic time)."""
 
         key_lines = KeyLines(1, {})
+        source = "compose file"  # the file's name in errors
 
         def get_single_node(self) -> Any:
             node = super().get_single_node()
             if node is not None:
-                _check_expansion(node)
+                _check_expansion(node, self.source)
                 self.key_lines = _key_lines(node)
             return node
 
         def construct_number(self, node: Any) -> Any:
             if len(node.value) > MAX_NUMBER_CHARS:
-                raise _at(node, f"the number {shown(node.value, 40)} is too long", "quote it to make it a string")
+                raise _at(node, f"the number {shown(node.value, 40)} is too long", "quote it to make it a string",
+                          self.source)
             if node.tag.endswith(":int"):
                 return self.construct_yaml_int(node)
             return self.construct_yaml_float(node)
@@ -179,7 +183,8 @@ def _loader() -> type[Any]:
             try:
                 return self.construct_yaml_timestamp(node)
             except (ValueError, OverflowError):
-                raise _at(node, f"{shown(node.value, 40)} is not a date", "quote it to make it a string") from None
+                raise _at(node, f"{shown(node.value, 40)} is not a date", "quote it to make it a string",
+                          self.source) from None
 
     BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_number)
     BoundedLoader.add_constructor("tag:yaml.org,2002:float", BoundedLoader.construct_number)
@@ -192,14 +197,16 @@ def load_compose(text: str) -> Any:
     return load_located(text).doc
 
 
-def load_located(text: str) -> Located:
-    """``load_compose``, with the line of each key path."""
+def load_located(text: str, source: str = "compose file", limit: int = MAX_COMPOSE_BYTES) -> Located:
+    """``load_compose``, with the line of each key path; errors name the file ``source``, and a
+    text over ``limit`` characters is refused before it is parsed."""
     import yaml  # only pushes with a compose file pay for it
 
-    if len(text) > MAX_COMPOSE_BYTES:
-        raise too_large("compose file", len(text.encode(errors="replace")), MAX_COMPOSE_BYTES)
+    if len(text) > limit:
+        raise too_large(source, len(text.encode(errors="replace")), limit)
     try:
         loader = _loader()(text)
+        loader.source = source
         try:
             doc = loader.get_single_data()
             return Located(doc, loader.key_lines)
@@ -209,18 +216,18 @@ def load_located(text: str) -> Located:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "line 1"
         problem = exc.problem or exc.context or "syntax error"
-        raise InvalidSource(f"compose file is not valid YAML: {where}: {problem}", "fix the YAML syntax") from None
+        raise InvalidSource(f"{source} is not valid YAML: {where}: {problem}", "fix the YAML syntax") from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, max(exc.position, 0)) + 1
         raise InvalidSource(
-            f"compose file is not valid YAML: line {line}: character #x{exc.character:04x} is not allowed"
-            if isinstance(exc.character, int) else f"compose file is not valid YAML: line {line}: {exc.reason}",
+            f"{source} is not valid YAML: line {line}: character #x{exc.character:04x} is not allowed"
+            if isinstance(exc.character, int) else f"{source} is not valid YAML: line {line}: {exc.reason}",
             "fix the YAML syntax; remove control characters",
         ) from None
     except yaml.YAMLError as exc:
-        raise InvalidSource(f"compose file is not valid YAML: line 1: {exc}", "fix the YAML syntax") from None
+        raise InvalidSource(f"{source} is not valid YAML: line 1: {exc}", "fix the YAML syntax") from None
     except RecursionError:
         raise InvalidSource(
-            f"compose file is not valid YAML: line 1: values are nested deeper than {MAX_YAML_DEPTH} levels",
-            "flatten the compose file",
+            f"{source} is not valid YAML: line 1: values are nested deeper than {MAX_YAML_DEPTH} levels",
+            "flatten the file",
         ) from None

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 
 from dockyard.domain import names
 from dockyard.domain.errors import Conflict, DockyardError
+from dockyard.domain.model import DEFAULT_ENVIRONMENT
 
 Claims = Mapping[str, Iterable[str]]
 
@@ -69,3 +70,35 @@ def check_new_app(app: str, domains: Iterable[str], base_domain: str, claims: Cl
                     f"remove it first (dockyard domains remove {other} {domain}), or pick another app name",
                 )
     return claim_domains(app, domains, base, claims)
+
+
+def environment_site(app: str, environment: str, base_domain: str) -> str:
+    """Where an environment answers: production at ``APP.<base>``, another at ``ENV.APP.<base>``
+    (a host under APP.<base>, so it is the app's by the rule above, whatever the environment)."""
+    base = _base(base_domain)
+    return f"{app}.{base}" if environment == DEFAULT_ENVIRONMENT else f"{environment}.{app}.{base}"
+
+
+def for_environment(hosts: Iterable[str], app: str, environment: str, base_domain: str) -> tuple[str, ...]:
+    """A service's hosts, as the commit gives them for production (``APP.<base>``,
+    ``SERVICE.APP.<base>``, the app's custom domains), moved to ``environment``: hosts under
+    APP.<base> move under its site; custom domains stay production's."""
+    if environment == DEFAULT_ENVIRONMENT:
+        return tuple(hosts)
+    base = _base(base_domain)
+    own, site = f"{app}.{base}", environment_site(app, environment, base)
+    out: list[str] = []
+    for host in hosts:
+        if host == own:
+            out.append(site)
+        elif host.endswith(f".{own}"):
+            out.append(f"{host.removesuffix('.' + own)}.{site}")
+    return tuple(dict.fromkeys(out))
+
+
+def clashes(mine: Iterable[str], others: Mapping[str, Iterable[str]]) -> list[tuple[str, str]]:
+    """(host, other environment) for each host an environment would take that another
+    environment of the app routes already (``ENV.APP.<base>`` and ``SERVICE.APP.<base>`` can
+    meet when a service is named like an environment)."""
+    taken = {h: env for env, hs in others.items() for h in hs}
+    return [(h, taken[h]) for h in dict.fromkeys(mine) if h in taken]

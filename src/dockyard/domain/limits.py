@@ -1,8 +1,8 @@
 """What dockyard reads of a push: the size caps on pushed files, and the error for one over its cap.
 
 Sizes are of the file in git; a text is measured in characters, which are never more than its
-bytes. The caps are here, in one place, for the Dockerfile, the compose file and its env files;
-the bounds of the compose file's YAML (nodes, depth) are the loader's, in ``compose_yaml``.
+bytes. The caps are here, in one place, for the Dockerfile, the compose file and its env files,
+and dockyard.yml; the bounds of their YAML (nodes, depth) are the loader's, in ``compose_yaml``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dockyard.domain.errors import InvalidSource
 MAX_DOCKERFILE_BYTES = 256 * 1024
 MAX_COMPOSE_BYTES = 256 * 1024
 MAX_ENV_FILE_BYTES = 256 * 1024
+MAX_DOCKYARD_FILE_BYTES = 256 * 1024  # dockyard.yml, the app's configuration as code
 MAX_DOCKERFILES = 100  # images built from one commit
 
 
@@ -20,9 +21,9 @@ def _amount(size: int) -> str:
 
 
 def too_large(path: str, size: int, limit: int) -> InvalidSource:
-    """The error for a pushed file over its limit (Dockerfile, compose file, env file)."""
+    """The error for a pushed file over its limit (Dockerfile, compose file, env file, dockyard.yml)."""
     return InvalidSource(
         f"{path} is {size} bytes, more than the {_amount(limit)} dockyard reads of such a file",
-        "keep Dockerfiles, compose files and env files small: move long scripts and data into files "
-        "the build COPYs",
+        "keep Dockerfiles, compose files, env files and dockyard.yml small: move long scripts and data "
+        "into files the build COPYs",
     )

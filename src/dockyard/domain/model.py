@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
-DEFAULT_ENVIRONMENT = "production"
+DEFAULT_ENVIRONMENT = "production"  # every app has it; it answers at APP.<base domain>
+LOCAL_TARGET = "local"  # this Docker host: the only target until Swarm clusters come
+PROXIED = "http"  # a published host port the proxy serves (ServiceSpec.published)
 
 # Compose keys that hand a container the host (its kernel, devices, network, processes, docker):
 # refused unless an admin allows them for the app (`dockyard apps allow APP KEY`).
@@ -24,6 +26,22 @@ class App:
     domains: tuple[str, ...] = ()
     created_at: datetime | None = None
     host_access: tuple[str, ...] = ()  # HOST_ACCESS_KEYS an admin allowed for this app
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where one app runs one release at a time (production, recette, dev...): its own network,
+    container names, volumes, routes, releases, variables, secrets and deploy lock."""
+
+    app: str
+    name: str
+    target: str = LOCAL_TARGET  # the Docker target it runs on
+    branch: str | None = None  # pushes to this branch deploy here (production: the app's deploy branch)
+    created_at: datetime | None = None
+
+    @property
+    def is_production(self) -> bool:
+        return self.name == DEFAULT_ENVIRONMENT
 
 
 @dataclass(frozen=True)
@@ -69,10 +87,47 @@ class ServiceSpec:
     # resolved as the container starts (domain/configuration.py).
     secrets: tuple[tuple[str, int], ...] = ()
     volumes: tuple[str, ...] = ()  # named volumes, "name:/target[:ro]" (domain/volumes.py)
+    # More compose keys (domain/compose_service.py). Each counts in spec_hash only when set.
+    hostname: str = ""  # the container's own host name ("": the service's name)
+    aliases: tuple[str, ...] = ()  # more names on the app network: hostname, container_name, aliases
+    healthcheck: tuple[str, ...] = ()  # Docker's Test: ("CMD", ...), ("CMD-SHELL", cmd), ("NONE",)
+    health_interval: int = 0  # nanoseconds; 0: the image's, else Docker's default
+    health_timeout: int = 0
+    health_start_period: int = 0
+    health_retries: int = 0
+    restart: str = ""  # "no", "always", "on-failure[:N]", "unless-stopped"; "": unless-stopped
+    one_shot: bool = False  # runs once and exits 0 (a dependant waits for service_completed_successfully)
+    labels: tuple[str, ...] = ()  # "key=value"
+    user: str = ""
+    working_dir: str = ""
+    entrypoint: tuple[str, ...] | None = None  # None: the image's
+    stop_signal: str = ""
+    stop_grace_period: int | None = None  # seconds; None: 10
+    memory: int | None = None  # bytes; None: dockyard's default limit
+    cpus: float | None = None
+    pids: int | None = None  # None: dockyard's default limit
+    # Start order only (never in spec_hash): dependencies that must be ready (service_healthy), or
+    # have exited 0 (service_completed_successfully), before this service starts.
+    after_healthy: tuple[str, ...] = ()
+    after_completed: tuple[str, ...] = ()
+    # Host ports (domain/published_ports.py), each (host port, container port, protocol, host ip):
+    # protocol PROXIED ("http"): the proxy listens on the host port; "tcp", "udp", "sctp": Docker
+    # binds it on the container (the service is then released stop-first). Host ip: "" for every
+    # interface, else a loopback address. Only the direct ones count in spec_hash.
+    published: tuple[tuple[int, int, str, str], ...] = ()
 
     @property
     def is_web(self) -> bool:
         return self.port is not None
+
+    @property
+    def proxied_ports(self) -> tuple[tuple[int, int, str, str], ...]:
+        return tuple(p for p in self.published if p[2] == PROXIED)
+
+    @property
+    def direct_ports(self) -> tuple[tuple[int, int, str, str], ...]:
+        """Published by Docker on the container: one container holds them at a time (stop-first)."""
+        return tuple(p for p in self.published if p[2] != PROXIED)
 
     @property
     def stateful(self) -> bool:
@@ -100,8 +155,20 @@ class ServiceSpec:
             parts += (self.secrets,)
         if self.volumes:
             parts += (self.volumes,)
+        if self.direct_ports:  # a host port the proxy serves needs no new container
+            parts += (("published", self.direct_ports),)
+        extras = tuple((name, getattr(self, name)) for name in _EXTRA_FIELDS if getattr(self, name) != _DEFAULTS[name])
+        if extras:  # only the compose keys a service uses
+            parts += (extras,)
         text = repr(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# The fields of ServiceSpec.spec_hash that count only when they differ from their defaults.
+_EXTRA_FIELDS = ("hostname", "aliases", "healthcheck", "health_interval", "health_timeout", "health_start_period",
+                 "health_retries", "restart", "one_shot", "labels", "user", "working_dir", "entrypoint",
+                 "stop_signal", "stop_grace_period", "memory", "cpus", "pids")
+_DEFAULTS = {f.name: f.default for f in fields(ServiceSpec) if f.name in _EXTRA_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -128,6 +195,8 @@ class RunningService:
     upstream: str | None = None  # host:port the proxy can dial
     environment: str = DEFAULT_ENVIRONMENT
     spec_hash: str = ""
+    exit_code: int | None = None  # a one-shot service's, once it exited
+    stop_timeout: int | None = None  # seconds it is given to stop (stop_grace_period); None: 10
 
 
 @dataclass(frozen=True)
@@ -182,6 +251,7 @@ class Job:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    environment: str = DEFAULT_ENVIRONMENT  # the one a deploy job releases to
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Without a compose file, the one image with an EXPOSEd port is the app's web service. With
 ``docker-compose.yml`` (or ``compose.yml``), its services are started; this reads image/build,
-ports, environment, env_file, command, depends_on and the host access keys, and warns about every
-other key the Compose schema accepts (``compose_support``).
+ports, environment, env_file, command, volumes and the host access keys, ``compose_service`` the
+other keys dockyard honours (names on the network, healthcheck, depends_on conditions, restart,
+labels, limits...), and ``compose_support`` warns about every other key the Compose schema accepts.
 
 The compose file is pushed text, read within bounds: at most MAX_COMPOSE_BYTES (and each env
 file MAX_ENV_FILE_BYTES, see ``limits``), loaded by ``compose_load.load`` (YAML within node, size
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.domain import compose_load, volumes
+from dockyard.domain.compose_service import ComposeKeys
 from dockyard.domain.compose_yaml import at_path
 from dockyard.domain.dotenv import DOTENV, parse_dotenv
 from dockyard.domain.errors import InvalidSource, shown
@@ -216,16 +218,20 @@ def compose_stack(
     known = set(services)
     volume_names = volumes.declared(loaded.doc.get("volumes"))
     by_name = {s.declared_name: path for path, s in images.items() if s.declared_name}
+    keys = ComposeKeys(loaded.doc, text, source)
     out: list[ServiceSpec] = []
     first_web = True
     for name, body in services.items():
         path = f"services/{_key(name)}"
         image = _service_image(path, body, images, pinned, by_name)
         ports = body.get("ports") or []
-        expose = body.get("expose") or []
+        expose = body.get("expose") or []  # documentation: the app's services reach every port
         if not isinstance(ports, list) or not isinstance(expose, list):
             raise at_path(f"{path}/ports", "should be a list")
         port = _container_port(f"{path}/ports/0", ports[0]) if ports else None
+        more = keys.fields(name, body)
+        if more["one_shot"]:
+            port = None  # it runs once: never routed (compose_support warns about its ports)
         # As in Compose: a later env_file overrides an earlier one, and environment overrides them all.
         env = _env_files(path, body.get("env_file"), read_file)
         env += _env(f"{path}/environment", body.get("environment"))
@@ -241,8 +247,6 @@ def compose_stack(
                 ) from None
         if command is not None and not isinstance(command, list):
             raise at_path(f"{path}/command", "should be a string or a list")
-        deps = body.get("depends_on") or []
-        deps = list(deps) if isinstance(deps, (list, dict)) else []
         out.append(
             ServiceSpec(
                 name=name,
@@ -251,9 +255,9 @@ def compose_stack(
                 hosts=hosts_for(app, name, first_web, base_domain, domains) if port else (),
                 environment=tuple(dict(env).items()),
                 command=tuple(str(c) for c in command) if command is not None else None,
-                depends_on=tuple(str(d) for d in deps),
                 **host_access_fields(app, path, body, known, allowed),
                 volumes=volumes.named_mounts(path, body.get("volumes"), volume_names),
+                **more,
             )
         )
         first_web = first_web and port is None

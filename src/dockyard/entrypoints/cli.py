@@ -6,13 +6,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
-from urllib.parse import quote
+from typing import Annotated
 
-import httpx
 import typer
 
 from dockyard import __version__
+from dockyard.entrypoints.cli_envs import envs_cli
+from dockyard.entrypoints.cli_http import CONFIG, EnvOpt, JsonOpt, call, fail, q, stream, table
 
 cli = typer.Typer(help="dockyard: git push to production on Docker.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -24,80 +24,8 @@ cli.add_typer(apps_cli, name="apps")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(domains_cli, name="domains")
 cli.add_typer(jobs_cli, name="jobs")
+cli.add_typer(envs_cli, name="envs")
 
-CONFIG = Path(os.environ.get("XDG_CONFIG_HOME", str(Path.home() / ".config"))) / "dockyard" / "cli.json"
-
-
-def q(segment: str) -> str:
-    """A name as one URL path segment: '../tokens' must not reach another route."""
-    return quote(segment, safe="")
-
-
-def fail(message: str, hint: str = "") -> NoReturn:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    if hint:
-        typer.echo(f"  hint: {hint}", err=True)
-    raise typer.Exit(1)
-
-
-def _config() -> dict[str, str]:
-    try:
-        data: dict[str, str] = json.loads(CONFIG.read_text())
-        return data
-    except (OSError, ValueError):
-        return {}
-
-
-def client() -> httpx.Client:
-    conf = _config()
-    url = os.environ.get("DOCKYARD_URL") or conf.get("url") or "http://127.0.0.1:7700"
-    token = os.environ.get("DOCKYARD_TOKEN") or conf.get("token")
-    if not token:
-        fail("no token", "set DOCKYARD_TOKEN, or run: dockyard login --url URL --token TOKEN")
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                        timeout=httpx.Timeout(60, read=None))
-
-
-def call(method: str, path: str, **kwargs: Any) -> Any:
-    try:
-        with client() as c:
-            r = c.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        fail(f"dockyard's API does not answer ({exc})", "is `dockyard server` running? check DOCKYARD_URL")
-    if r.status_code >= 400:
-        try:
-            body = r.json()
-            fail(body.get("error") or str(body.get("detail")), body.get("hint", ""))
-        except ValueError:
-            fail(f"{r.status_code}: {r.text[:300]}")
-    return r.json() if r.content and r.headers.get("content-type", "").startswith("application/json") else None
-
-
-def stream(path: str, params: dict[str, Any]) -> None:
-    try:
-        with client() as c, c.stream("GET", path, params=params) as r:
-            if r.status_code >= 400:
-                r.read()
-                fail(r.json().get("error", r.text))
-            for line in r.iter_lines():
-                typer.echo(line)
-    except httpx.HTTPError as exc:
-        fail(f"dockyard's API does not answer ({exc})")
-    except KeyboardInterrupt:
-        pass
-
-
-def table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    if not rows:
-        typer.echo("(none)")
-        return
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    typer.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
-    for r in rows:
-        typer.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
-
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
 
 
 server_cli = typer.Typer(help="Run dockyard's server on this host, or stop it with its data plane.",
@@ -242,9 +170,6 @@ def apps_delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="do n
     typer.echo(f"deleted {name}")
 
 
-EnvOpt = Annotated[str, typer.Option("--env", "-e", help="the app's environment")]
-
-
 @cli.command()
 def volumes(
     app: str, env: EnvOpt = "production", as_json: JsonOpt = False,
@@ -312,16 +237,23 @@ def apps_deny(app: str, keys: KeysArg) -> None:
     _host_access(app, keys, allow=False)
 
 
+def _env_path(app: str, env: str) -> str:
+    return f"/api/v1/apps/{q(app)}/environments/{q(env)}"
+
+
 @cli.command()
-def status(app: str, as_json: JsonOpt = False) -> None:
-    """Show an app's live release, its containers and its URLs."""
-    data = call("GET", f"/api/v1/apps/{q(app)}")
+def status(app: str, env: EnvOpt = "production", as_json: JsonOpt = False) -> None:
+    """Show an app environment's live release, its containers and its URLs."""
+    data = call("GET", _env_path(app, env))
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     live = data["live_release"]
+    remote = call("GET", f"/api/v1/apps/{q(app)}")["app"]["git_remote"]
     typer.echo(f"app      {app}")
-    typer.echo(f"remote   {data['app']['git_remote']}")
+    typer.echo(f"env      {data['environment']} on {data['target']}, "
+               + (f"deployed by pushes to {data['branch']}" if data["branch"] else "deployed on demand"))
+    typer.echo(f"remote   {remote}")
     if live:
         typer.echo(f"release  {live['id']} (commit {live['commit'][:10]}, {live['status']} since {live['finished_at']})")
     else:
@@ -338,27 +270,32 @@ def status(app: str, as_json: JsonOpt = False) -> None:
 
 @cli.command()
 def logs(app: str, follow: Annotated[bool, typer.Option("-f", "--follow", help="keep streaming")] = False,
-         tail: Annotated[int, typer.Option(help="lines of history per container")] = 100) -> None:
-    """Show the output of an app's containers."""
-    stream(f"/api/v1/apps/{q(app)}/logs", {"follow": follow, "tail": tail})
+         tail: Annotated[int, typer.Option(help="lines of history per container")] = 100,
+         env: EnvOpt = "production") -> None:
+    """Show the output of an app environment's containers."""
+    stream(f"{_env_path(app, env)}/logs", {"follow": follow, "tail": tail})
+
+
+AnyEnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="only this environment's (default: all)")]
 
 
 @cli.command()
-def images(app: str, as_json: JsonOpt = False) -> None:
-    """List the images built for an app: name, version, digest, commit, size, date."""
-    rows = call("GET", f"/api/v1/apps/{q(app)}/images")
+def images(app: str, env: AnyEnvOpt = None, as_json: JsonOpt = False) -> None:
+    """List the images built for an app (with --env, those the environment runs): name,
+    version, digest, commit, size, date, and the environments running each."""
+    rows = call("GET", f"{_env_path(app, env)}/images" if env else f"/api/v1/apps/{q(app)}/images")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     table([dict(r, commit=r["commit"][:10], digest=r["digest"][:19], size=f"{r['size'] / 1e6:.1f}MB",
-                created_at=str(r["created_at"])[:19]) for r in rows],
-          ["repository", "version", "digest", "commit", "size", "created_at"])
+                created_at=str(r["created_at"])[:19], running=",".join(r["environments"]) or "-") for r in rows],
+          ["repository", "version", "digest", "commit", "size", "running", "created_at"])
 
 
 @cli.command()
-def releases(app: str, as_json: JsonOpt = False) -> None:
-    """List an app's releases, newest first."""
-    rows = call("GET", f"/api/v1/apps/{q(app)}/releases")
+def releases(app: str, env: AnyEnvOpt = None, as_json: JsonOpt = False) -> None:
+    """List an app's releases (with --env, one environment's), newest first."""
+    rows = call("GET", f"{_env_path(app, env)}/releases" if env else f"/api/v1/apps/{q(app)}/releases")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -369,10 +306,12 @@ def releases(app: str, as_json: JsonOpt = False) -> None:
 
 @cli.command()
 def deploy(app: str, commit: Annotated[str | None, typer.Option(help="full commit id")] = None,
-           follow: Annotated[bool, typer.Option(help="stream the job's log")] = True) -> None:
-    """Build and release the deploy branch's head again (or a given commit)."""
-    job = call("POST", f"/api/v1/apps/{q(app)}/deploys", json={"commit": commit})
-    typer.echo(f"queued job {job['id']}")
+           follow: Annotated[bool, typer.Option(help="stream the job's log")] = True,
+           env: EnvOpt = "production",
+           branch: Annotated[str | None, typer.Option(help="default: the environment's branch")] = None) -> None:
+    """Build and release to an environment the head of its branch again (or a given commit)."""
+    job = call("POST", f"{_env_path(app, env)}/deploys", json={"commit": commit, "branch": branch})
+    typer.echo(f"queued job {job['id']} ({env})")
     if follow:
         stream(f"/api/v1/jobs/{job['id']}/logs", {"follow": True})
         if call("GET", f"/api/v1/jobs/{job['id']}")["status"] != "succeeded":
@@ -390,7 +329,7 @@ def jobs(ctx: typer.Context, app: Annotated[str | None, typer.Option(help="only 
         typer.echo(json.dumps(rows, indent=2))
         return
     table([dict(r, created_at=str(r["created_at"])[:19], error=(r["error"] or "")[:60]) for r in rows],
-          ["id", "kind", "app", "status", "created_at", "error"])
+          ["id", "kind", "app", "environment", "status", "created_at", "error"])
 
 
 @jobs_cli.command("show")

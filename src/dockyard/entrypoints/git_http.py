@@ -23,7 +23,6 @@ from dockyard.config import Settings
 from dockyard.domain import access, names
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.errors import DockyardError
-from dockyard.domain.model import DEFAULT_ENVIRONMENT
 
 if TYPE_CHECKING:
     from dockyard.bootstrap import Platform
@@ -84,6 +83,17 @@ def mount(api: FastAPI, settings: Settings) -> None:
                 f"dockyard: push too large ({int(length)} bytes; the limit is {settings.max_push_bytes})\n",
                 status_code=413,
             )
+        deploys: dict[str, list[str]] = {}  # branch -> environments its pushes deploy to
+        environments = [e.name for e in p.store.environments(app.name)]
+        secret_names: dict[str, list[str]] = {}
+        for sealed in p.store.sealed_secrets(app.name):  # every version: each name once
+            names_of = secret_names.setdefault(sealed.environment, [])
+            if sealed.name not in names_of:
+                names_of.append(sealed.name)
+        for environment in p.store.environments(app.name):
+            branch = p.environments.branch_of(app, environment)
+            if branch is not None:
+                deploys.setdefault(branch, []).append(environment.name)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/root"),
@@ -98,13 +108,17 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "GIT_HTTP_MAX_REQUEST_BUFFER": str(hard_limit),
             "DOCKYARD_URL": f"http://{hook_host}:{settings.api_port}",
             "DOCKYARD_APP": app.name,
-            "DOCKYARD_DEPLOY_BRANCH": app.deploy_branch,
             "DOCKYARD_PUSHER": who[0],
             "DOCKYARD_BASE_DOMAIN": settings.base_domain,
             "DOCKYARD_HOST_ACCESS": ",".join(app.host_access),
             "DOCKYARD_REGISTRY": p.registry.address,
-            # the deploy branch goes to production: its variables fill the compose file's ${VAR}
-            "DOCKYARD_VARIABLES": json.dumps(p.configuration.variables(app.name, DEFAULT_ENVIRONMENT)),
+            # which environments each branch deploys to, and their variables (for ${VAR})
+            "DOCKYARD_DEPLOYS": json.dumps(deploys),
+            "DOCKYARD_VARIABLES": json.dumps({env: p.configuration.variables(app.name, env)
+                                              for envs in deploys.values() for env in envs}),
+            "DOCKYARD_ENVIRONMENTS": json.dumps(environments),
+            # the names of each environment's secrets (set ahead of it too): dockyard.yml may require them
+            "DOCKYARD_SECRETS": json.dumps(secret_names),
         }
         env = safe_git_env(env)  # no system or global git configuration for the push
         for header, var in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "GIT_PROTOCOL")):

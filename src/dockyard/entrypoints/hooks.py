@@ -7,9 +7,11 @@ pusher's terminal.
 
 pre-receive parses pushed files in its own process, so it bounds itself first (memory and time,
 ``bound_checking``). It reads from its environment, set by ``git_http``: DOCKYARD_APP,
-DOCKYARD_DEPLOY_BRANCH, DOCKYARD_BASE_DOMAIN, DOCKYARD_REGISTRY (host:port of dockyard's
-registry: a Dockerfile header may name an image there only under its own app) and
-DOCKYARD_HOST_ACCESS (comma-separated HOST_ACCESS_KEYS an admin allowed for the app).
+DOCKYARD_DEPLOYS (JSON: branch -> the environments its pushes deploy to), DOCKYARD_VARIABLES
+(JSON: environment -> its variables, for the compose file's ${VAR}), DOCKYARD_BASE_DOMAIN,
+DOCKYARD_REGISTRY (host:port of dockyard's registry: a Dockerfile header may name an image there
+only under its own app) and DOCKYARD_HOST_ACCESS (comma-separated HOST_ACCESS_KEYS an admin
+allowed for the app).
 """
 
 from __future__ import annotations
@@ -112,21 +114,52 @@ def host_access() -> frozenset[str]:
     return frozenset(k.strip() for k in os.environ.get("DOCKYARD_HOST_ACCESS", "").split(",") if k.strip())
 
 
-def variables() -> dict[str, str]:
-    """The environment's variables, for the compose file's ${VAR} (DOCKYARD_VARIABLES, JSON)."""
+def _json_object(name: str) -> dict[str, Any]:
     try:
-        found = json.loads(os.environ.get("DOCKYARD_VARIABLES") or "{}")
+        found = json.loads(os.environ.get(name) or "{}")
     except ValueError:
         return {}
+    return found if isinstance(found, dict) else {}
+
+
+def deploys() -> dict[str, list[str]]:
+    """Which environments a push to each branch deploys to (DOCKYARD_DEPLOYS)."""
+    return {str(b): [str(e) for e in envs] for b, envs in _json_object("DOCKYARD_DEPLOYS").items()
+            if isinstance(envs, list)}
+
+
+def variables(environment: str) -> dict[str, str]:
+    """An environment's variables, for the compose file's ${VAR} (DOCKYARD_VARIABLES)."""
+    found = _json_object("DOCKYARD_VARIABLES").get(environment)
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
-def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, ref: str) -> None:
-    """Raise a DockyardError when this ref update must be refused. (Its warnings are given by the
-    deploy job's log, which the push streams and which keeps them.)"""
+def secret_names(environment: str) -> list[str]:
+    """The names of an environment's secrets (DOCKYARD_SECRETS): dockyard.yml may require some."""
+    found = _json_object("DOCKYARD_SECRETS").get(environment)
+    return [str(n) for n in found] if isinstance(found, list) else []
+
+
+# (branch, commit, environment, declared target or ""): the deploys a push queues. pre-receive
+# decides them (it reads dockyard.yml, which may declare environments), post-receive follows them:
+# pre-receive leaves them in a file of the repository named after their common parent, git
+# receive-pack.
+Deploy = tuple[str, str, str, str]
+
+
+def _handover() -> Path:
+    return Path.cwd() / f"dockyard-deploys-{os.getppid()}.json"
+
+
+def check_update(repo: Path, app: str, targets: dict[str, list[str]], old: str, new: str,
+                 ref: str) -> list[Deploy]:
+    """Raise a DockyardError when this ref update must be refused; else the deploys it makes.
+    Environments dockyard.yml declares for the pushed branch, which do not exist yet, are among
+    them. (Its warnings are given by the deploy job's log, which the push streams and keeps.)"""
     from dockyard.adapters.git import Tree, check_ref_format
-    from dockyard.domain import names
+    from dockyard.domain import dockyard_file, names
     from dockyard.domain.errors import DockyardError
+    from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
     from dockyard.services.inspect import parse_source
 
     if ref.startswith("refs/heads/"):
@@ -138,29 +171,51 @@ def check_update(repo: Path, app: str, deploy_branch: str, old: str, new: str, r
     names.branch_name(name)
     if not check_ref_format(name):
         raise DockyardError(f"{kind} name {name!r} is not accepted by git")
-    if kind != "branch" or name != deploy_branch:
-        return
+    environments = [(env, "") for env in targets.get(name, [])] if kind == "branch" else []
+    if kind != "branch":
+        return []
     if new.strip("0") == "":
-        raise DockyardError(f"the deploy branch {name!r} cannot be deleted",
-                            "delete the app instead: dockyard apps delete " + app)
+        if environments:
+            raise DockyardError(f"branch {name!r} deploys to {', '.join(e for e, _ in environments)}: it cannot be "
+                                "deleted", "give the environment another branch first (dockyard envs set-branch), or "
+                                "delete the app: dockyard apps delete " + app)
+        return []
+    known = {env for envs in targets.values() for env in envs} | set(_json_list("DOCKYARD_ENVIRONMENTS"))
     with Tree(repo, new) as tree:
-        parse_source(
-            tree.paths(), tree.read, app, base_domain=os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"),
-            registry=os.environ.get("DOCKYARD_REGISTRY", ""), allowed=host_access(), variables=variables(),
-        )
+        if dockyard_file.SOURCE in tree.paths():  # environments it declares for this branch
+            text = tree.read(dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES)
+            declared = dockyard_file.load(text) if text is not None else None
+            environments += [(e.name, e.target) for e in (declared.environments if declared else ())
+                             if e.branch == name and e.name not in known]
+        for environment, _ in environments:  # each environment with its own variables and secrets
+            parse_source(
+                tree.paths(), tree.read, app, base_domain=os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"),
+                registry=os.environ.get("DOCKYARD_REGISTRY", ""), allowed=host_access(),
+                variables=variables(environment), environment=environment, secret_names=secret_names(environment),
+            )
+    return [(name, new, env, target) for env, target in environments]
+
+
+def _json_list(name: str) -> list[str]:
+    try:
+        found = json.loads(os.environ.get(name) or "[]")
+    except ValueError:
+        return []
+    return [str(x) for x in found] if isinstance(found, list) else []
 
 
 def pre_receive(lines: list[str]) -> int:
     from dockyard.domain.errors import DockyardError, InvalidSource
 
-    app, branch = os.environ["DOCKYARD_APP"], os.environ["DOCKYARD_DEPLOY_BRANCH"]
+    app, targets = os.environ["DOCKYARD_APP"], deploys()
     repo = Path.cwd()
     updates = [parts for parts in (line.split() for line in lines) if len(parts) == 3]
     ref, refusal = "", None
+    queued: list[Deploy] = []
     bound_checking()
     try:
         for old, new, ref in updates:
-            check_update(repo, app, branch, old, new, ref)
+            queued += check_update(repo, app, targets, old, new, ref)
     except DockyardError as exc:
         refusal = exc
     except CheckTimeout:
@@ -182,41 +237,73 @@ def pre_receive(lines: list[str]) -> int:
         except ApiError:
             pass
         return 1
-    # Accepted: queue the deploy now, so it starts while git stores the objects and runs
-    # post-receive (which finds this job and streams its log). The job waits for the ref.
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 3 and parts[2] == f"refs/heads/{branch}" and parts[1] != ZERO:
-            try:
-                _request("POST", f"/api/v1/apps/{app}/deploys", {
-                    "commit": parts[1], "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER"),
-                    "await_push": True,
-                }).text()
-            except ApiError:
-                pass  # post-receive queues it
+    # Accepted: queue the deploys now, so they start while git stores the objects and runs
+    # post-receive (which follows them: pre-receive hands them over in a file). The jobs wait
+    # for the ref. An environment dockyard.yml declares is added with its first deploy.
+    try:
+        _handover().write_text(json.dumps(queued))
+    except OSError:
+        pass  # post-receive goes by DOCKYARD_DEPLOYS
+    for branch, new, environment, target in queued:
+        body: dict[str, Any] = {"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER"),
+                                "await_push": True}
+        if target:
+            body["declared"] = {"target": target, "branch": branch}
+        try:
+            answer = _request("POST", f"/api/v1/apps/{app}/environments/{environment}/deploys", body)
+            text = answer.text()
+            if target and answer.status == 202:
+                say(f"-----> {environment}: added, as dockyard.yml declares (target {target}, branch {branch})")
+            elif target:
+                say(f" !     {environment} could not be added as dockyard.yml declares: {text[:300]}")
+        except ApiError:
+            pass  # post-receive queues the known environments' deploys
     return 0
 
 
-def post_receive(lines: list[str]) -> int:
-    app, branch = os.environ["DOCKYARD_APP"], os.environ["DOCKYARD_DEPLOY_BRANCH"]
+def _deploys(lines: list[str], targets: dict[str, list[str]]) -> list[Deploy]:
+    """The deploys pre-receive queued, or else one for each environment the pushed branches
+    deploy to."""
+    handover = _handover()
+    try:
+        found = json.loads(handover.read_text())
+        handover.unlink()
+        return [(str(b), str(c), str(e), str(t)) for b, c, e, t in found]
+    except (OSError, ValueError, TypeError):
+        pass
+    out = []
     for line in lines:
         parts = line.split()
-        if len(parts) != 3:
-            continue
-        _old, new, ref = parts
-        if ref != f"refs/heads/{branch}":
-            say(f"-----> {ref.removeprefix('refs/heads/')} stored; {app} deploys from {branch!r}")
-            continue
-        if new == ZERO:
-            continue
-        r = _request("POST", f"/api/v1/apps/{app}/deploys",
+        if len(parts) == 3 and parts[2].startswith("refs/heads/") and parts[1] != ZERO:
+            branch = parts[2].removeprefix("refs/heads/")
+            out += [(branch, parts[1], env, "") for env in targets.get(branch, [])]
+    return out
+
+
+def post_receive(lines: list[str]) -> int:
+    app, targets = os.environ["DOCKYARD_APP"], deploys()
+    queued = _deploys(lines, targets)
+    for line in lines:
+        parts = line.split()
+        branch = parts[2].removeprefix("refs/heads/") if len(parts) == 3 else ""
+        if parts[1:2] != [ZERO] and parts[2:3] == [f"refs/heads/{branch}"] and all(q[0] != branch for q in queued):
+            where = "; ".join(f"{', '.join(envs)} from {b!r}" for b, envs in targets.items()) or "from no branch"
+            say(f"-----> {branch} stored; {app} deploys {where}")
+    jobs = []
+    for branch, new, environment, _target in queued:
+        r = _request("POST", f"/api/v1/apps/{app}/environments/{environment}/deploys",
                      {"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER")})
         answer = r.text()
         if r.status != 202:
-            say(f" !     dockyard could not queue the deploy: {answer}")
-            return 0
+            say(f" !     dockyard could not queue the deploy to {environment}: {answer}")
+            continue
         job = json.loads(answer)
-        say(f"-----> Queued deploy job {job['id']} (follow it with: dockyard jobs show {job['id']} -f)")
+        jobs.append(job)
+        say(f"-----> Queued deploy job {job['id']} to {environment} "
+            f"(follow it with: dockyard jobs show {job['id']} -f)")
+    for job in jobs:
+        if len(jobs) > 1:
+            say(f"-----> Job {job['id']}:")
         for text in _request("GET", f"/api/v1/jobs/{job['id']}/logs?follow=true").lines():
             say(text)
     return 0

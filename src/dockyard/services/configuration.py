@@ -132,11 +132,12 @@ class Configuration:
         return sorted({s.key_id for s in self.store.sealed_secrets()} - {current})
 
     # -- deploy ---------------------------------------------------------------------------
-    def apply(self, app: str, environment: str,
-              services: Sequence[ServiceSpec]) -> tuple[tuple[ServiceSpec, ...], dict[str, object]]:
-        """Every service with the environment's variables and secrets (references and versions,
-        never values), and what the release records of them."""
-        variables = self.store.variables(app, environment)
+    def apply(self, app: str, environment: str, services: Sequence[ServiceSpec],
+              declared: Mapping[str, str] | None = None) -> tuple[tuple[ServiceSpec, ...], dict[str, object]]:
+        """Every service with the environment's variables (``declared`` by dockyard.yml, under
+        those set by the CLI) and secrets (references and versions, never values), and what the
+        release records of them."""
+        variables = {**(declared or {}), **self.store.variables(app, environment)}
         secrets = [(s.name, s.version) for s in self.store.secrets(app, environment)]
         mount = self.files.mount(app, environment, secrets) if self.files is not None and secrets else ""
         configured = tuple(cfg.configure(s, variables, secrets, mount) for s in services)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from dockyard.domain import declared as decl
+from dockyard.domain import hosts
 from dockyard.domain import images as img
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, Job, ServiceSpec
@@ -42,6 +44,10 @@ class Deployer:
     configuration: Configuration | None = None  # the environment's variables and secrets
     builds: Builds = field(init=False)
     releaser: Releaser = field(init=False)
+    # one build of an app at a time (two environments deploying one commit build it once: the
+    # second finds every layer built); releases of its environments run side by side
+    _build_locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
+    _build_locks_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.builds = Builds(self.store, self.repos, self.builder, self.registry, self.resolve)
@@ -50,27 +56,35 @@ class Deployer:
                                  prepare=self.configuration.resolve if self.configuration is not None else None)
 
     # -- the job --------------------------------------------------------------------------
+    def _build_lock(self, app: str) -> threading.Lock:
+        with self._build_locks_guard:
+            return self._build_locks.setdefault(app, threading.Lock())
+
     def deploy_job(self, job: Job, say: Say) -> None:
         app = self.store.get_app(job.app)
+        environment = self.store.get_environment(app.name, job.environment)
+        env = environment.name
         commit = job.payload["commit"]
         if job.payload.get("await_push") and job.attempts <= 1:  # a resumed job's push is long done
             self._await_push(app.name, job.payload.get("branch", app.deploy_branch), commit)
-        say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')})")
+        where = "" if env == DEFAULT_ENVIRONMENT else f" to {env}"
+        say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')}){where}")
         with ThreadPoolExecutor(max_workers=1) as pushes:
             try:
-                found = self.inspect(app, commit)
-                for warning in found.warnings:
+                found = self.inspect(app, commit, env)
+                branch = app.deploy_branch if environment.is_production else environment.branch
+                for warning in (*found.warnings, *decl.not_honoured(found.declared, env),
+                                *decl.setting_conflicts(found.declared, environment, branch)):
                     say(f" !     warning: {warning}")
-                built = self.builds.build_all(app, commit, list(found.images), say, pushes)
+                with self._build_lock(app.name):
+                    built = self.builds.build_all(app, commit, list(found.images), say, pushes)
             except Exception:
                 say(" !     Nothing was released; the previous release keeps serving.")
                 raise
             services = inspect.with_references(found.services, {b.spec.dockerfile: b.reference for b in built})
             ids = {b.reference: b.image_id for b in built}
-            services = tuple(replace(s, image_id=ids.get(s.image, "")) for s in services)
-            config: dict[str, object] | None = None
-            if self.configuration is not None:  # variables and secrets (references, versions) for every service
-                services, config = self.configuration.apply(app.name, DEFAULT_ENVIRONMENT, services)
+            services, config = self.configure(app, env, tuple(replace(s, image_id=ids.get(s.image, ""))
+                                                             for s in services), found)
 
             def pinned() -> tuple[ServiceSpec, ...]:
                 """The services with every built image pinned by its registry digest."""
@@ -79,10 +93,25 @@ class Deployer:
 
             # Containers start while the images are pushed; traffic moves once both are done.
             try:
-                self.releaser.release(app, commit, services, job.id, say, pinned=pinned, config=config)
+                self.releaser.release(app, env, commit, services, job.id, say, pinned=pinned, config=config)
             finally:
                 if self.configuration is not None:
                     self.configuration.prune(app.name)  # secret files of stopped containers
+
+    def configure(self, app: App, env: str, services: tuple[ServiceSpec, ...], found: inspect.Inspection,
+                  ) -> tuple[tuple[ServiceSpec, ...], dict[str, object] | None]:
+        """The commit's services as ``env`` runs them: their hosts moved under the environment's
+        site, dockyard.yml's routes added, the environment's variables and secrets (references
+        and versions) given; and what the release records of that configuration."""
+        declared = found.declared
+        services = tuple(replace(s, hosts=hosts.for_environment(s.hosts, app.name, env, self.base_domain))
+                         for s in services)
+        claims = {a.name: a.domains for a in self.store.list_apps()}
+        services = decl.with_routes(services, declared, env, app.name, self.base_domain, claims)
+        if self.configuration is None:
+            return services, None
+        variables = inspect.declared_variables(declared, env, {})
+        return self.configuration.apply(app.name, env, services, variables)
 
     def _await_push(self, app: str, branch: str, commit: str, timeout: float = 60.0) -> None:
         """A job queued by the pre-receive hook starts as git finishes storing the push."""
@@ -93,13 +122,16 @@ class Deployer:
                                     "push again")
             time.sleep(0.01)
 
-    def inspect(self, app: App, commit: str) -> inspect.Inspection:
-        """The commit's images and services, parsed within bounds (services/inspect.py)."""
+    def inspect(self, app: App, commit: str, environment: str = DEFAULT_ENVIRONMENT) -> inspect.Inspection:
+        """The commit's images and services, parsed within bounds (services/inspect.py), with the
+        environment's variables interpolated."""
         return self.inspector(
             self.repos.files(app.name, commit), lambda path, limit: self.repos.read(app.name, commit, path, limit),
             app.name, base_domain=self.base_domain, domains=app.domains, registry=self.registry.address,
             allowed=frozenset(app.host_access),
-            variables=self.configuration.variables(app.name, DEFAULT_ENVIRONMENT) if self.configuration else None,
+            variables=self.configuration.variables(app.name, environment) if self.configuration else None,
+            environment=environment,
+            secret_names=[s.name for s in self.store.secrets(app.name, environment)] if self.configuration else None,
         )
 
     def build_images(self, app: App, commit: str, say: Say) -> tuple[dict[str, img.ImageSpec], dict[str, str]]:
@@ -115,14 +147,15 @@ class Deployer:
 
     # -- release and upkeep (services/release.py) -------------------------------------------
     def release(self, app: App, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None, say: Say,
-                pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None) -> int:
-        return self.releaser.release(app, commit, services, job_id, say, pinned)
+                pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None,
+                environment: str = DEFAULT_ENVIRONMENT) -> int:
+        return self.releaser.release(app, environment, commit, services, job_id, say, pinned)
 
-    def route_id(self, app: str, service: str) -> str:
-        return self.releaser.route_id(app, service)
+    def route_id(self, app: str, service: str, environment: str = DEFAULT_ENVIRONMENT) -> str:
+        return self.releaser.route_id(app, service, environment)
 
-    def lock(self, app: str) -> threading.Lock:
-        return self.releaser.lock(app)
+    def lock(self, app: str, environment: str = DEFAULT_ENVIRONMENT) -> threading.Lock:
+        return self.releaser.lock(app, environment)
 
     def restore_routes(self, wait: bool = True) -> None:
         self.releaser.restore_routes(wait)
@@ -130,7 +163,8 @@ class Deployer:
     def restore_app_routes(self, app: str, wait: bool = True) -> None:
         self.releaser.restore_app_routes(app, wait)
 
-    def destroy(self, app: str) -> None:
-        self.releaser.destroy(app)
+    def destroy(self, app: str, environment: str | None = None) -> None:
+        """The app's environment (or all of them) taken off its target; volumes stay."""
+        self.releaser.destroy(app, environment)
         if self.configuration is not None:
             self.configuration.prune(app)

@@ -42,12 +42,18 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dockyard.domain import compose_schema, compose_yaml, errors, images, stack
+from dockyard.domain import compose_schema, compose_yaml, dockyard_file, errors, images, stack
 from dockyard.domain.dotenv import DOTENV
 from dockyard.domain.errors import DockyardError, InvalidSource
 from dockyard.domain.images import ImageSpec
-from dockyard.domain.limits import MAX_COMPOSE_BYTES, MAX_DOCKERFILE_BYTES, MAX_ENV_FILE_BYTES, too_large
-from dockyard.domain.model import ServiceSpec
+from dockyard.domain.limits import (
+    MAX_COMPOSE_BYTES,
+    MAX_DOCKERFILE_BYTES,
+    MAX_DOCKYARD_FILE_BYTES,
+    MAX_ENV_FILE_BYTES,
+    too_large,
+)
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, ServiceSpec
 
 if TYPE_CHECKING:
     import subprocess
@@ -77,6 +83,11 @@ class Inspection:
     images: tuple[ImageSpec, ...]
     services: tuple[ServiceSpec, ...]  # built images named by placeholder(dockerfile)
     warnings: tuple[str, ...] = ()  # for the pusher: keys not honoured yet, variables not set
+    dockyard_yml: str | None = None  # the commit's dockyard.yml, checked (load it again to read it)
+
+    @property
+    def declared(self) -> dockyard_file.DockyardFile | None:
+        return dockyard_file.load(self.dockyard_yml) if self.dockyard_yml is not None else None
 
 
 def placeholder(dockerfile: str) -> str:
@@ -101,10 +112,13 @@ def with_references(services: tuple[ServiceSpec, ...], references: Mapping[str, 
 def parse_source(
     files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
     registry: str = "", allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None,
+    environment: str = DEFAULT_ENVIRONMENT, secret_names: Collection[str] | None = None,
 ) -> Inspection:
     """The parsing itself, in this process: ``files`` are the commit's paths (the Dockerfiles,
-    compose file and ``.env`` among them are enough), ``read(path, limit)`` a file's text or None;
-    ``variables`` the environment's, which the compose file is interpolated with."""
+    compose file, ``.env`` and ``dockyard.yml`` among them are enough), ``read(path, limit)`` a
+    file's text or None; ``variables`` those set for ``environment`` (by the CLI), which with
+    dockyard.yml's the compose file is interpolated with. A variable dockyard.yml sets to another
+    value, or a secret it requires that is not among ``secret_names`` (when given), is refused."""
     budget = [MAX_PARSED_BYTES]
 
     def read_within(path: str, limit: int) -> str | None:
@@ -122,14 +136,37 @@ def parse_source(
         return read_within(path, MAX_COMPOSE_BYTES if compose else MAX_ENV_FILE_BYTES)
 
     paths = set(files)
+    declared_text = read_within(dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES) if dockyard_file.SOURCE in paths else None
+    variables = declared_variables(dockyard_file.load(declared_text) if declared_text is not None else None,
+                                   environment, variables or {}, secret_names)
     texts = {p: read_within(p, MAX_DOCKERFILE_BYTES) or "" for p in images.find_dockerfiles(paths)}
     specs = images.discover(texts, app, registry)
     found = stack.commit_stack(
         app, paths, read_compose_file, {s.dockerfile: s for s in specs},
         {s.dockerfile: placeholder(s.dockerfile) for s in specs}, base_domain, domains, allowed,
-        variables=variables or stack.NO_VARIABLES,
+        variables=variables,
     )
-    return Inspection(tuple(specs), found.services, found.warnings)
+    return Inspection(tuple(specs), found.services, found.warnings, declared_text)
+
+
+def declared_variables(declared: dockyard_file.DockyardFile | None, environment: str, cli: Mapping[str, str],
+                       secret_names: Collection[str] | None = None) -> dict[str, str]:
+    """The environment's variables: dockyard.yml's and the CLI's together. A variable both set to
+    different values, or a required secret not set (when ``secret_names`` is given), is refused."""
+    if declared is None:
+        return dict(cli)
+    problems = dockyard_file.conflicts(declared, environment, cli)
+    if problems:
+        raise InvalidSource(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                            "set it in one place only: dockyard.yml, or dockyard env set/unset")
+    if secret_names is not None:
+        missing = dockyard_file.missing_secrets(declared, environment, secret_names)
+        if missing:
+            raise InvalidSource(
+                f"dockyard.yml: environment {environment} needs the secret(s) {', '.join(missing)}, which are not set",
+                f"set each (its value from stdin): dockyard secrets set APP {missing[0]} --env {environment}")
+    env = declared.environment(environment)
+    return {**dict(env.variables if env is not None else ()), **cli}
 
 
 # -- the server's side --------------------------------------------------------------------------
@@ -138,33 +175,40 @@ def parse_source(
 def inspect_commit(
     repo: Path, commit: str, app: str, *, base_domain: str, domains: tuple[str, ...] = (), registry: str = "",
     allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None, limits: Limits | None = None,
+    environment: str = DEFAULT_ENVIRONMENT, secret_names: Collection[str] | None = None,
 ) -> Inspection:
     """Parse ``commit`` of the bare repository ``repo`` in a bounded child process."""
     from dockyard.adapters.git import Tree
 
     with Tree(repo, commit) as tree:
         return inspect_source(tree.paths(), tree.read, app, base_domain=base_domain, domains=domains,
-                              registry=registry, allowed=allowed, variables=variables, limits=limits)
+                              registry=registry, allowed=allowed, variables=variables, limits=limits,
+                              environment=environment, secret_names=secret_names)
 
 
 def inspect_source(
     files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
     registry: str = "", allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None,
-    limits: Limits | None = None,
+    limits: Limits | None = None, environment: str = DEFAULT_ENVIRONMENT, secret_names: Collection[str] | None = None,
 ) -> Inspection:
     """``parse_source`` in a bounded child process; ``read(path, limit)`` runs here, in the
     caller's process, and serves the child's reads."""
     limits = limits or Limits()
     candidates = [p for p in files if images.is_dockerfile(p) or p in stack.COMPOSE_FILES]
+    if dockyard_file.SOURCE in files:
+        candidates.append(dockyard_file.SOURCE)
     # Sent with the request, each within its limit: the child asks only for env files.
     texts = {p: read(p, MAX_DOCKERFILE_BYTES) for p in images.find_dockerfiles(candidates)}
     texts.update((p, read(p, MAX_COMPOSE_BYTES)) for p in candidates if p in stack.COMPOSE_FILES)
+    if dockyard_file.SOURCE in candidates:
+        texts[dockyard_file.SOURCE] = read(dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES)
     if any(p in stack.COMPOSE_FILES for p in candidates) and DOTENV in files:  # the compose file's variables
         candidates.append(DOTENV)
         texts[DOTENV] = read(DOTENV, MAX_ENV_FILE_BYTES)
     request = {"files": candidates, "texts": texts, "app": app, "base_domain": base_domain,
                "domains": list(domains), "registry": registry, "allowed": sorted(allowed),
-               "variables": dict(variables or {})}
+               "variables": dict(variables or {}), "environment": environment,
+               "secret_names": sorted(secret_names) if secret_names is not None else None}
     child = _spares.take(limits)
     try:
         answer = child.exchange(request, read)
@@ -175,6 +219,7 @@ def inspect_source(
         tuple(_build(ImageSpec, d) for d in answer["images"]),
         tuple(_build(ServiceSpec, d) for d in answer["services"]),
         tuple(str(w) for w in answer.get("warnings", ())),
+        answer.get("dockyard_yml"),
     )
 
 
@@ -373,6 +418,10 @@ def child_main(argv: list[str]) -> None:
     import resource
 
     megabytes, cpu_seconds = int(argv[0]), int(argv[1])
+    # yaml, jsonschema and the Compose schema are loaded while the child waits, not once asked,
+    # and before the limits: an import cut short by the memory limit is no answer about the push
+    compose_yaml.load_compose("{}")
+    compose_schema.validator()
     resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     out, inp = sys.stdout.buffer, sys.stdin.buffer
@@ -382,8 +431,6 @@ def child_main(argv: list[str]) -> None:
         out.flush()
 
     try:
-        compose_yaml.load_compose("{}")  # loads yaml while waiting, not once asked
-        compose_schema.validator()  # and jsonschema, and the Compose schema
         line = inp.readline()
         if not line:
             return  # the server went away, or stopped its spare
@@ -404,10 +451,11 @@ def child_main(argv: list[str]) -> None:
         found = parse_source(
             request["files"], read, request["app"], base_domain=request["base_domain"],
             domains=tuple(request["domains"]), registry=request["registry"], allowed=frozenset(request["allowed"]),
-            variables=request.get("variables") or {},
+            variables=request.get("variables") or {}, environment=request.get("environment") or DEFAULT_ENVIRONMENT,
+            secret_names=request.get("secret_names"),
         )
         send({"ok": {"images": [asdict(s) for s in found.images], "services": [asdict(s) for s in found.services],
-                     "warnings": list(found.warnings)}})
+                     "warnings": list(found.warnings), "dockyard_yml": found.dockyard_yml}})
     except DockyardError as exc:
         send({"error": {"kind": type(exc).__name__, "message": exc.message, "hint": exc.hint}})
     except MemoryError:

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 
 from dockyard.domain.errors import DockyardError
-from dockyard.domain.model import Job, JobStatus
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, Job, JobStatus
 from dockyard.ports import JobStore
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ class JobRunner:
         with self._wake:
             self._wake.notify_all()
 
-    def submit(self, kind: str, app: str, payload: dict[str, str]) -> Job:
-        job = self.store.enqueue(kind, app, payload)
+    def submit(self, kind: str, app: str, payload: dict[str, str], environment: str = DEFAULT_ENVIRONMENT) -> Job:
+        job = self.store.enqueue(kind, app, payload, environment)
         self.notify()
         return job
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,7 +15,7 @@ from dockyard.domain.access import Action, Principal
 from dockyard.domain.errors import Conflict
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, HOST_ACCESS_KEYS, App
 from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, can
-from dockyard.entrypoints.routes.deploys import redacted
+from dockyard.entrypoints.routes.environments import environment_out, stream_lines
 from dockyard.entrypoints.routes.jobs import job_out
 
 router = APIRouter(prefix="/api/v1/apps")
@@ -80,25 +77,26 @@ def create_app_route(body: AppIn, p: PlatformDep, _: AppManager) -> AppOut:
 
 @router.get("/{name}", tags=["apps"])
 def status(name: str, p: PlatformDep, _: Reader) -> dict[str, Any]:
-    """The app, its live release (environment values shown as "<redacted>"), the containers that
-    run it and where it answers."""
+    """The app, its environments, and production's live release (environment values shown as
+    "<redacted>"), containers, hosts and last job; the other environments' are at
+    /environments/{env}."""
     app = p.store.get_app(names.app_name(name))
-    live = p.store.live_release(app.name, DEFAULT_ENVIRONMENT)
-    containers = p.engine.observe(app.name)
-    urls = [f"http://{h}:{p.settings.proxy_port}/" for s in (live or {}).get("services", []) for h in s["hosts"]]
+    production = p.environments.status(app.name, DEFAULT_ENVIRONMENT)
     jobs = p.store.list_jobs(app.name, limit=1)
     return {
         "app": app_out(p, app).model_dump(mode="json"),
-        "live_release": redacted(live) if live is not None else None,
-        "urls": urls,
-        "containers": [c.__dict__ for c in containers],
+        "environments": [environment_out(p, e).model_dump(mode="json") for e in p.environments.of(app.name)],
+        "live_release": production["live_release"],
+        "urls": production["urls"],
+        "containers": production["containers"],
         "last_job": job_out(jobs[0]).model_dump(mode="json") if jobs else None,
     }
 
 
 @router.delete("/{name}", status_code=204, tags=["apps"])
 def delete_app(name: str, p: PlatformDep, _: AppManager) -> None:
-    """Stop the app's containers, remove its routes, network, repo and records of it."""
+    """Stop the containers of every environment, remove their routes and networks, the repo and
+    the records of the app. Volumes stay (dockyard volumes)."""
     app = p.store.get_app(names.app_name(name))
     busy = [j for j in p.store.list_jobs(app.name, limit=20) if not j.status.finished]
     if busy:
@@ -129,35 +127,13 @@ def set_host_access(name: str, body: HostAccessIn, p: PlatformDep,
 
 @router.get("/{name}/images", tags=["images"])
 def list_images(name: str, p: PlatformDep, _: Reader) -> list[dict[str, Any]]:
-    """Images built for the app: name, version, tag, digest, commit, size, date."""
-    app = p.store.get_app(names.app_name(name))
-    return [dict(i.__dict__, reference=f"{p.registry.address}/{i.repository}:{i.tag}")
-            for i in p.store.list_images(app.name)]
+    """Images built for the app: name, version, tag, digest, commit, size, date, and the
+    environments whose live release runs each."""
+    return p.environments.images(name)
 
 
 @router.get("/{name}/logs", tags=["apps"], response_class=StreamingResponse)
 async def app_logs(name: str, p: PlatformDep, _: Reader, follow: bool = False, tail: int = 100) -> StreamingResponse:
-    """The app's container output, one line per line, prefixed by service; `follow` streams."""
-    app = p.store.get_app(names.app_name(name))
-    stop = threading.Event()
-    lines = p.engine.logs(app.name, follow=follow, tail=max(0, min(tail, 10000)), stop=stop)
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def pump() -> None:  # the engine's iterator blocks: read it in a thread of its own
-        try:
-            for line in lines:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    threading.Thread(target=pump, name=f"logs-{app.name}", daemon=True).start()
-
-    async def out() -> AsyncIterator[str]:
-        try:
-            while (line := await queue.get()) is not None:
-                yield f"{line}\n"
-        finally:
-            stop.set()  # the client went away (or all streams ended): the reader thread ends
-
-    return StreamingResponse(out(), media_type="text/plain")
+    """Production's container output, one line per line, prefixed by service; `follow` streams.
+    Another environment's: /environments/{env}/logs."""
+    return stream_lines(p, name, DEFAULT_ENVIRONMENT, follow, tail)

@@ -23,6 +23,7 @@ class JobOut(BaseModel):
     id: int
     kind: str
     app: str
+    environment: str
     status: str
     payload: dict[str, str]
     error: str | None
@@ -33,7 +34,8 @@ class JobOut(BaseModel):
 
 
 def job_out(job: Job) -> JobOut:
-    return JobOut(id=job.id, kind=job.kind, app=job.app, status=str(job.status), payload=job.payload,
+    return JobOut(id=job.id, kind=job.kind, app=job.app, environment=job.environment, status=str(job.status),
+                  payload=job.payload,
                   error=job.error, attempts=job.attempts, created_at=job.created_at,
                   started_at=job.started_at, finished_at=job.finished_at)
 

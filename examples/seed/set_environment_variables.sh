@@ -1,0 +1,1 @@
+export DOCKER_NETWORK_TYPE=bridge

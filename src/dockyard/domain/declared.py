@@ -1,0 +1,75 @@
+"""What dockyard.yml declares for one environment, applied to the services a commit runs (pure):
+routes become hosts of their service, and what dockyard cannot honour yet is said, never dropped.
+Variables and secrets are merged earlier (services/inspect.declared_variables), the environments
+themselves are synced by services/environments.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from dockyard.domain import hosts
+from dockyard.domain.dockyard_file import DockyardFile
+from dockyard.domain.errors import InvalidSource
+from dockyard.domain.model import Environment, ServiceSpec
+
+
+def with_routes(services: Sequence[ServiceSpec], declared: DockyardFile | None, environment: str, app: str,
+                base_domain: str, claims: Mapping[str, Iterable[str]]) -> tuple[ServiceSpec, ...]:
+    """Each route of the environment (host -> service:port) added to its service's hosts. A
+    route must name a web service of the stack by the port it is routed on, and a host the app
+    may answer at (under APP.<base domain>, or outside the base domain and no other app's)."""
+    env = declared.environment(environment) if declared is not None else None
+    if env is None or not env.routes:
+        return tuple(services)
+    by_name = {s.name: s for s in services}
+    added: dict[str, list[str]] = {}
+    for route in env.routes:
+        where = f"dockyard.yml: environments/{environment}/routes/{route.host}"
+        service = by_name.get(route.service)
+        if service is None:
+            raise InvalidSource(f"{where}: the stack has no service {route.service!r}",
+                                "name a service of the compose file (or the app's single service)")
+        if service.port != route.port:
+            routed = f"is routed on port {service.port}" if service.port else "publishes no port"
+            raise InvalidSource(f"{where}: {route.service} {routed}, not {route.port}",
+                                "route to the first container port its compose 'ports' (or its image's EXPOSE) gives")
+        hosts.claim_domains(app, [route.host], base_domain, claims)  # raises when not the app's to take
+        added.setdefault(route.service, []).append(route.host)
+    return tuple(replace(s, hosts=tuple(dict.fromkeys((*s.hosts, *added.get(s.name, ()))))) for s in services)
+
+
+def not_honoured(declared: DockyardFile | None, environment: str) -> list[str]:
+    """Warnings for what dockyard.yml declares for the environment that is not applied yet."""
+    env = declared.environment(environment) if declared is not None else None
+    if env is None:
+        return []
+    out = []
+    for service in env.services:
+        at = f"dockyard.yml: environments/{environment}/services/{service.name}"
+        if service.replicas is not None and service.replicas != 1:
+            out.append(f"{at}/replicas: not honoured yet (dockyard runs one container per service)")
+        if service.ports:
+            out.append(f"{at}/ports: not honoured yet (published ports are not remapped per environment)")
+        if service.health is not None:
+            out.append(f"{at}/health: not honoured yet (dockyard checks that a web service answers HTTP on its "
+                       "port; a compose healthcheck is honoured)")
+    return out
+
+
+def setting_conflicts(declared: DockyardFile | None, environment: Environment, branch: str | None) -> list[str]:
+    """What dockyard.yml declares of the environment that differs from dockyard's settings (made
+    with the CLI or the API, which stand): reported at each deploy, never resolved silently."""
+    env = declared.environment(environment.name) if declared is not None else None
+    if env is None:
+        return []
+    out = []
+    if env.branch is not None and env.branch != branch:
+        out.append(f"dockyard.yml: environments/{environment.name}/branch is {env.branch!r}, but {environment.name} "
+                   f"deploys from {branch!r} (set with the CLI or the API, which stands): make them agree "
+                   f"(dockyard envs set-branch {environment.app} {environment.name} {env.branch})")
+    if env.target != environment.target:
+        out.append(f"dockyard.yml: environments/{environment.name}/target is {env.target!r}, but {environment.name} "
+                   f"runs on {environment.target!r}: an environment keeps its target (remove it and deploy again "
+                   "to move it)")
+    return out

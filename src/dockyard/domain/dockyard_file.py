@@ -1,0 +1,414 @@
+"""``dockyard.yml``: an app's configuration as code, at the root of its repository.
+
+It declares the app's environments and, for each: the target it runs on (today only ``local``,
+this Docker host), the branch that deploys to it, its variables, the names of the secrets it
+needs (never their values), its routes (host → ``service:port``), and per service its replicas,
+HTTP health check and host port remappings. ``examples/dockyard.yml`` documents every key.
+
+Pure: text in, frozen dataclasses out. Reading it:
+
+1. YAML within the compose loader's bounds (nodes, characters, depth, aliases), at most
+   MAX_DOCKYARD_FILE_BYTES, with the line of every key path (``compose_yaml.load_located``).
+   Variables are not substituted: the file says what it means.
+2. A secret's value written in the file is refused first, and never quoted back.
+3. The shape (keys, types, ranges) against ``schemas/dockyard.schema.json``, through
+   ``compose_schema``: strict, ``x-*`` keys allowed where keys are fixed, as in Compose.
+4. What a schema does not say: names (``names``, ``configuration``), hosts, ``service:port``,
+   durations, targets, a host routed by two environments, a host port published twice on one
+   target.
+
+A refusal names file, line and key path, as the compose file's do
+(``dockyard.yml line 12: environments/production/routes/www.example.com: ...``), with a hint.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from dockyard.domain import compose_schema, configuration, names
+from dockyard.domain.compose_load import key_text, located, refusal
+from dockyard.domain.compose_yaml import KeyLines, load_located
+from dockyard.domain.errors import DockyardError, InvalidSource, shown
+from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
+from dockyard.domain.model import LOCAL_TARGET
+
+SOURCE = "dockyard.yml"
+SCHEMA_FILE = "dockyard.schema.json"
+SCHEMA_HINT = ("dockyard.yml is described key by key in examples/dockyard.yml (and the README's 'dockyard.yml' "
+               "section): fix what is named; quote values YAML reads as numbers or booleans ('8080', 'true')")
+DOCKER = "docker"  # the one target type today; 'swarm' comes with Swarm clusters
+DEFAULT_STATUS = 200
+DEFAULT_INTERVAL = datetime.timedelta(seconds=10)
+DEFAULT_TIMEOUT = datetime.timedelta(seconds=5)
+MAX_DURATION = datetime.timedelta(hours=1)
+MAX_DURATION_CHARS = 32
+MAX_PATH_CHARS = 1024
+
+Parts = tuple[str | int, ...]
+
+_DURATION = re.compile(r"(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:us|µs|ms|s|m|h))+")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(us|µs|ms|s|m|h)")
+_MICROSECONDS = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
+_PORT = re.compile(r"[1-9][0-9]{0,4}")  # as written, so its text is its key
+_URL_PATH = re.compile(r"/[!-~]*")  # printable ASCII, no spaces
+
+
+@dataclass(frozen=True)
+class TargetDecl:
+    """Where an environment's containers run: ``local`` (this Docker host) is built in."""
+
+    name: str
+    type: str = DOCKER
+
+
+@dataclass(frozen=True)
+class RouteDecl:
+    """A host the proxy routes to a service's container port."""
+
+    host: str
+    service: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HealthDecl:
+    """An HTTP health check: the service is healthy when ``GET path`` answers ``status``."""
+
+    path: str
+    status: int = DEFAULT_STATUS
+    interval: datetime.timedelta = DEFAULT_INTERVAL
+    timeout: datetime.timedelta = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """A host port the compose file publishes (``ports: ["50011:8080"]``: 50011), published as
+    another in this environment (51011), so two environments of one stack share a host."""
+
+    compose: int
+    published: int
+
+
+@dataclass(frozen=True)
+class ServiceDecl:
+    """What an environment changes of one compose service; None: as the compose file says."""
+
+    name: str
+    replicas: int | None = None
+    health: HealthDecl | None = None
+    ports: tuple[PortMapping, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvironmentDecl:
+    """One environment as declared, in file order. ``secrets`` are names only."""
+
+    name: str
+    target: str = LOCAL_TARGET
+    branch: str | None = None
+    variables: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()
+    routes: tuple[RouteDecl, ...] = ()
+    services: tuple[ServiceDecl, ...] = ()
+
+    def service(self, name: str) -> ServiceDecl | None:
+        return next((s for s in self.services if s.name == name), None)
+
+
+LOCAL = TargetDecl(LOCAL_TARGET, DOCKER)
+
+
+def _no_lines() -> KeyLines:
+    return KeyLines(1, {})
+
+
+@dataclass(frozen=True)
+class DockyardFile:
+    """A checked dockyard.yml: its targets (``local`` always among them) and environments, in
+    file order; ``lines`` locates its key paths for later messages (``conflicts``)."""
+
+    environments: tuple[EnvironmentDecl, ...]
+    targets: tuple[TargetDecl, ...] = (LOCAL,)
+    source: str = SOURCE
+    lines: KeyLines = field(default_factory=_no_lines, compare=False, repr=False)
+
+    def environment(self, name: str) -> EnvironmentDecl | None:
+        return next((e for e in self.environments if e.name == name), None)
+
+
+class _Refused(Exception):
+    """A problem at a key path, located once the path is known to the caller."""
+
+    def __init__(self, parts: Parts, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.parts, self.message, self.hint = parts, message, hint
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def load(text: str, source: str = SOURCE) -> DockyardFile:
+    """The checked declarations of a dockyard.yml named ``source``; InvalidSource, naming file,
+    line and key path, when it cannot be read or declares something dockyard refuses."""
+    found = load_located(text, source, MAX_DOCKYARD_FILE_BYTES)
+    doc = _plain(found.doc)
+    try:
+        _refuse_secret_values(doc)
+    except _Refused as exc:
+        raise InvalidSource(located(source, found.lines, exc.parts, exc.message), exc.hint) from None
+    problems, more = compose_schema.violations(doc, SCHEMA_FILE, "dockyard.yml's schema")
+    if problems:
+        raise refusal(source, found.lines, problems, more, SCHEMA_HINT)
+    try:
+        return _declarations(doc, source, found.lines)
+    except _Refused as exc:
+        raise InvalidSource(located(source, found.lines, exc.parts, exc.message), exc.hint) from None
+
+
+def _plain(value: Any) -> Any:
+    """The document as JSON sees it: keys as strings, dates as written. No interpolation."""
+    if isinstance(value, dict):
+        return {key_text(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime.date):
+        return str(value)
+    return value
+
+
+def _refuse_secret_values(doc: Any) -> None:
+    """A secret's value written under ``secrets`` (``NAME: value``, ``- NAME=value``, or a
+    string that is no secret name) is refused before anything quotes it."""
+    envs = doc.get("environments") if isinstance(doc, dict) else None
+    for env, body in (envs.items() if isinstance(envs, dict) else ()):
+        secrets = body.get("secrets") if isinstance(body, dict) else None
+        at: Parts = ("environments", env, "secrets")
+        if isinstance(secrets, dict):
+            for name, value in secrets.items():
+                if value is not None:
+                    raise _secret_value((*at, name), env, name)
+        elif isinstance(secrets, list):
+            for i, item in enumerate(secrets):
+                if isinstance(item, dict) and item:
+                    raise _secret_value((*at, i), env, key_text(next(iter(item))))
+                if isinstance(item, str) and "=" in item:
+                    raise _secret_value((*at, i), env, item.partition("=")[0])
+                if isinstance(item, str):
+                    try:
+                        configuration.secret_name(item)
+                    except DockyardError as exc:
+                        raise _Refused((*at, i), "is not a secret name (it is not shown: it may be a value); "
+                                       "dockyard.yml lists the names of secrets, never their values",
+                                       exc.hint) from None
+
+
+def _secret_value(parts: Parts, env: str, name: str) -> _Refused:
+    try:
+        named = configuration.secret_name(name)
+    except DockyardError:
+        named = "NAME"
+    env = env if names.is_app_name(env) else "ENV"
+    return _Refused(
+        parts,
+        "a secret's value does not belong in dockyard.yml (it is not shown): list the secret's name only",
+        f"write `secrets: [{named}]`, set the value with `dockyard secrets set APP {named} --env {env}` (from "
+        "stdin or --from-file), and change the secret: a value pushed once stays in the repository's history",
+    )
+
+
+def _declarations(doc: dict[str, Any], source: str, lines: KeyLines) -> DockyardFile:
+    """The declarations of a document that follows the schema."""
+    targets = _targets(doc.get("targets") or {})
+    envs: dict[str, Any] = doc["environments"]
+    if not envs:
+        raise _Refused(("environments",), "declares no environment",
+                       "declare at least one, e.g. `environments: {production: {branch: main}}`")
+    declared = tuple(_environment(name, body or {}, {t.name for t in targets}) for name, body in envs.items())
+    _check_hosts(declared, lines)
+    _check_published_ports(declared, lines)
+    return DockyardFile(environments=declared, targets=targets, source=source, lines=lines)
+
+
+def _named(parts: Parts, check: Callable[[str], str], value: str) -> str:
+    """``check(value)`` (a validator of ``names`` or ``configuration``), its error located."""
+    try:
+        return check(value)
+    except DockyardError as exc:
+        raise _Refused(parts, exc.message, exc.hint) from None
+
+
+def _targets(declared: dict[str, Any]) -> tuple[TargetDecl, ...]:
+    """Today: ``local`` only, of type docker. (A Swarm cluster will be a declared target of type
+    ``swarm``: the schema knows the word, and this is where it will be read.)"""
+    for name, spec in declared.items():
+        if name != LOCAL_TARGET or spec["type"] != DOCKER:
+            what = "Swarm targets are" if spec["type"] == "swarm" else f"targets other than {LOCAL_TARGET!r} are"
+            raise _Refused(("targets", name), f"{what} not supported yet: the only target is the built-in "
+                           f"{LOCAL_TARGET!r} (this Docker host, type {DOCKER!r})",
+                           f"remove this target and leave `target:` out (or write `target: {LOCAL_TARGET}`); "
+                           "Swarm clusters will be declared here once dockyard supports them")
+    return (LOCAL,)
+
+
+def _environment(name: str, body: dict[str, Any], targets: set[str]) -> EnvironmentDecl:
+    at: Parts = ("environments", name)
+    _named(at, names.environment_name, name)
+    target = body.get("target", LOCAL_TARGET)
+    if target not in targets:
+        raise _Refused((*at, "target"), f"unknown target {shown(target, 60)}",
+                       f"use one of: {', '.join(sorted(targets))} ({LOCAL_TARGET!r} is this Docker host)")
+    branch = body.get("branch")
+    if branch is not None:
+        _named((*at, "branch"), names.branch_name, branch)
+    variables = _variables(at, body.get("variables") or {})
+    secrets = tuple(body.get("secrets") or ())  # names already checked by _refuse_secret_values
+    for secret in secrets:
+        if any(key == secret for key, _ in variables):
+            raise _Refused((*at, "variables", secret), f"{secret} is both a variable and a secret here",
+                           "keep it in one place: a secret's value is set with `dockyard secrets set`")
+    return EnvironmentDecl(
+        name=name, target=target, branch=branch, variables=variables, secrets=secrets,
+        routes=tuple(_route((*at, "routes", host), host, value) for host, value in (body.get("routes") or {}).items()),
+        services=tuple(_service((*at, "services", service), service, spec)
+                       for service, spec in (body.get("services") or {}).items()),
+    )
+
+
+def _variables(at: Parts, variables: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    if len(variables) > configuration.MAX_VARIABLES:
+        raise _Refused((*at, "variables"), f"declares {len(variables)} variables, more than "
+                       f"{configuration.MAX_VARIABLES}", "keep large configuration in a file of the repository")
+    for key, value in variables.items():
+        _named((*at, "variables", key), configuration.variable_key, key)
+        try:
+            configuration.variable_value(key, value)
+        except DockyardError as exc:
+            raise _Refused((*at, "variables", key), exc.message, exc.hint or SCHEMA_HINT) from None
+    return tuple(variables.items())
+
+
+def _route(parts: Parts, host: str, value: str) -> RouteDecl:
+    _named(parts, names.domain_name, host)
+    service, colon, port = value.rpartition(":")
+    if not colon or not service:
+        raise _Refused(parts, f"{shown(value, 60)} should be SERVICE:PORT",
+                       "name the service and its container port, e.g. 'web:8080'")
+    _named(parts, names.service_name, service)
+    return RouteDecl(host, service, _port(parts, port, "the route's port"))
+
+
+def _port(parts: Parts, text: str, what: str) -> int:
+    if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
+        raise _Refused(parts, f"{what} {shown(text, 30)} is not a port (1-65535)", "give a port number, e.g. 8080")
+    return int(text)
+
+
+def _service(parts: Parts, name: str, spec: dict[str, Any]) -> ServiceDecl:
+    _named(parts, names.service_name, name)
+    health = spec.get("health")
+    return ServiceDecl(
+        name=name,
+        replicas=None if spec.get("replicas") is None else int(spec["replicas"]),
+        health=None if health is None else _health((*parts, "health"), health),
+        ports=tuple(PortMapping(_port((*parts, "ports", key), key, "the compose file's host port"), int(published))
+                    for key, published in (spec.get("ports") or {}).items()),
+    )
+
+
+def _health(parts: Parts, spec: dict[str, Any]) -> HealthDecl:
+    path = spec["path"]
+    if len(path) > MAX_PATH_CHARS or not _URL_PATH.fullmatch(path):
+        raise _Refused((*parts, "path"), f"{shown(path, 60)} is not a URL path",
+                       "give a path starting with '/', without spaces, e.g. '/health'")
+    return HealthDecl(
+        path=path,
+        status=int(spec.get("status", DEFAULT_STATUS)),
+        interval=_duration((*parts, "interval"), spec.get("interval"), DEFAULT_INTERVAL),
+        timeout=_duration((*parts, "timeout"), spec.get("timeout"), DEFAULT_TIMEOUT),
+    )
+
+
+def duration(text: str) -> datetime.timedelta:
+    """A duration written as in Compose (``10s``, ``1m30s``, ``2.5s``, ``500ms``), to the
+    microsecond; ValueError for anything else."""
+    if len(text) > MAX_DURATION_CHARS or not _DURATION.fullmatch(text):
+        raise ValueError(text)
+    total = sum(Decimal(number) * _MICROSECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+    try:
+        return datetime.timedelta(microseconds=int(total))
+    except OverflowError:
+        raise ValueError(text) from None
+
+
+def _duration(parts: Parts, text: str | None, default: datetime.timedelta) -> datetime.timedelta:
+    if text is None:
+        return default
+    try:
+        value = duration(text)
+    except ValueError:
+        value = None
+    if value is None or not datetime.timedelta(0) < value <= MAX_DURATION:
+        raise _Refused(parts, f"{shown(text, 40)} is not a duration between 1us and 1h",
+                       "write it as Compose does: a number and a unit (us, ms, s, m, h), e.g. '10s' or '1m30s'")
+    return value
+
+
+def _check_hosts(declared: tuple[EnvironmentDecl, ...], lines: KeyLines) -> None:
+    """Each host is routed by one environment."""
+    owner: dict[str, str] = {}
+    for env in declared:
+        for route in env.routes:
+            first = owner.setdefault(route.host, env.name)
+            if first != env.name:
+                line = lines.line_of(("environments", first, "routes", route.host))
+                raise _Refused(("environments", env.name, "routes", route.host),
+                               f"the host {route.host} is already routed by environment {first!r} (line {line})",
+                               "give each environment its own host, e.g. recette.example.com")
+
+
+def _check_published_ports(declared: tuple[EnvironmentDecl, ...], lines: KeyLines) -> None:
+    """A host port is published once per target by the remappings (the compose file's own
+    host ports are checked where the compose file is read)."""
+    owner: dict[tuple[str, int], Parts] = {}
+    for env in declared:
+        for service in env.services:
+            for mapping in service.ports:
+                parts: Parts = ("environments", env.name, "services", service.name, "ports", str(mapping.compose))
+                first = owner.setdefault((env.target, mapping.published), parts)
+                if first != parts:
+                    raise _Refused(parts, f"the host port {mapping.published} is already published on target "
+                                   f"{env.target!r} by {'/'.join(map(str, first))} (line {lines.line_of(first)})",
+                                   "give each service and environment its own host port")
+
+
+# -- against the environment's configuration ------------------------------------------------------
+
+
+def conflicts(declared: DockyardFile, env: str, cli_variables: Mapping[str, str]) -> list[str]:
+    """The variables of ``env`` that dockyard.yml and ``dockyard env set`` both set, to
+    different values: one message each, naming both sources, in file order. Neither wins
+    silently; an environment the file does not declare has none."""
+    found = declared.environment(env)
+    if found is None:
+        return []
+    out = []
+    for key, value in found.variables:
+        other = cli_variables.get(key)
+        if other is not None and other != value:
+            out.append(located(
+                declared.source, declared.lines, ("environments", env, "variables", key),
+                f"{key} is {shown(value, 60)} in {declared.source} but {shown(other, 60)} by `dockyard env set` "
+                f"for {env}: keep one (edit {declared.source}, or `dockyard env unset APP {key} --env {env}`)",
+            ))
+    return out
+
+
+def missing_secrets(declared: DockyardFile, env: str, set_names: Collection[str]) -> list[str]:
+    """The secrets ``env`` declares it needs that are not among ``set_names``, in file order."""
+    found = declared.environment(env)
+    return [name for name in found.secrets if name not in set_names] if found is not None else []

@@ -1,0 +1,151 @@
+"""An app's environments: list, add, remove, set their branch; deploy to one; its status,
+releases, images and container logs. The routes call services/environments.py only."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from dockyard.domain.access import Action, Principal
+from dockyard.domain.model import LOCAL_TARGET, Environment
+from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, actor, can
+from dockyard.entrypoints.routes.jobs import JobOut, job_out
+
+router = APIRouter(prefix="/api/v1/apps/{name}/environments", tags=["environments"])
+
+
+class EnvironmentIn(BaseModel):
+    name: str = Field(examples=["recette"])
+    target: str = Field(LOCAL_TARGET, description="the Docker target it runs on ('local': this host)")
+    branch: str | None = Field(None, description="pushes to this branch deploy here; none: deployed on demand")
+
+
+class BranchIn(BaseModel):
+    branch: str | None = Field(description="pushes to this branch deploy here; null: deployed on demand only")
+
+
+class EnvironmentOut(BaseModel):
+    name: str
+    target: str
+    branch: str | None = Field(description="pushes to it deploy here (production: the app's deploy branch)")
+    site: str = Field(description="the host its first web service answers at")
+    created_at: datetime | None
+
+
+class DeclaredIn(BaseModel):
+    target: str = LOCAL_TARGET
+    branch: str
+
+
+class DeployIn(BaseModel):
+    commit: str | None = Field(None, description="full commit id; default: the head of the environment's branch")
+    branch: str | None = Field(None, description="default: the environment's branch")
+    pusher: str | None = Field(None, description="set by dockyard's git hook only")
+    await_push: bool = Field(False, description="the commit is being pushed: wait for the branch to point at it")
+    declared: DeclaredIn | None = Field(None, description="the environment as the commit's dockyard.yml declares "
+                                                          "it: added first if the app does not have it yet")
+
+
+def environment_out(p: PlatformDep, env: Environment) -> EnvironmentOut:
+    app = p.store.get_app(env.app)
+    status = p.environments
+    return EnvironmentOut(name=env.name, target=env.target, branch=status.branch_of(app, env),
+                          site=status.site(env.app, env.name), created_at=env.created_at)
+
+
+@router.get("")
+def list_environments(name: str, p: PlatformDep, _: Reader) -> list[EnvironmentOut]:
+    """The app's environments, production first."""
+    return [environment_out(p, e) for e in p.environments.of(name)]
+
+
+@router.post("", status_code=201)
+def create_environment(name: str, body: EnvironmentIn, p: PlatformDep, _: AppManager) -> EnvironmentOut:
+    """Add an environment (its own network, containers, volumes, routes, releases, variables and
+    secrets); it runs nothing until its first deploy."""
+    return environment_out(p, p.environments.create(name, body.name, body.target, body.branch))
+
+
+@router.get("/{env}")
+def environment_status(name: str, env: str, p: PlatformDep, _: Reader) -> dict[str, Any]:
+    """The environment, its live release (environment values shown as "<redacted>"), the
+    containers that run it, where it answers and its last job."""
+    status = p.environments.status(name, env)
+    job = status.pop("last_job")
+    status["last_job"] = job_out(job).model_dump(mode="json") if job is not None else None
+    return status
+
+
+@router.put("/{env}/branch")
+def set_branch(name: str, env: str, body: BranchIn, p: PlatformDep, _: AppManager) -> EnvironmentOut:
+    """The branch whose pushes deploy to the environment."""
+    return environment_out(p, p.environments.set_branch(name, env, body.branch))
+
+
+@router.delete("/{env}", status_code=204)
+def remove_environment(name: str, env: str, p: PlatformDep, _: AppManager) -> None:
+    """Stop the environment's containers, remove its routes and network, forget its releases,
+    variables and secrets. Its volumes stay (dockyard volumes APP --env ENV). Not production."""
+    p.environments.remove(name, env)
+
+
+@router.post("/{env}/deploys", status_code=202)
+def deploy(name: str, env: str, body: DeployIn, p: PlatformDep,
+           who: Annotated[Principal, can(Action.DEPLOY)]) -> JobOut:
+    """Queue a build and release of a commit to the environment."""
+    by = actor(who, name, body.pusher)
+    if body.declared is not None:
+        p.environments.declare(name, env, body.declared.target, body.declared.branch)
+    job = p.environments.queue_deploy(name, env, by, body.commit, body.branch, body.await_push)
+    return job_out(job)
+
+
+@router.get("/{env}/releases")
+def list_releases(name: str, env: str, p: PlatformDep, _: Reader, limit: int = 20) -> list[dict[str, Any]]:
+    """The environment's releases, newest first; environment values are shown as "<redacted>"."""
+    return p.environments.releases(name, env, max(1, min(limit, 500)))
+
+
+@router.get("/{env}/images")
+def list_images(name: str, env: str, p: PlatformDep, _: Reader) -> list[dict[str, Any]]:
+    """The images the environment's live release runs, pinned by digest."""
+    return p.environments.images(name, env)
+
+
+@router.get("/{env}/logs", response_class=StreamingResponse)
+async def logs(name: str, env: str, p: PlatformDep, _: Reader, follow: bool = False,
+               tail: int = 100) -> StreamingResponse:
+    """The environment's container output, one line per line, prefixed by service; `follow` streams."""
+    return stream_lines(p, name, env, follow, tail)
+
+
+def stream_lines(p: PlatformDep, app: str, env: str, follow: bool, tail: int) -> StreamingResponse:
+    stop = threading.Event()
+    lines = p.environments.logs(app, env, follow, tail, stop)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:  # the engine's iterator blocks: read it in a thread of its own
+        try:
+            for line in lines:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name=f"logs-{app}-{env}", daemon=True).start()
+
+    async def out() -> AsyncIterator[str]:
+        try:
+            while (line := await queue.get()) is not None:
+                yield f"{line}\n"
+        finally:
+            stop.set()  # the client went away (or all streams ended): the reader thread ends
+
+    return StreamingResponse(out(), media_type="text/plain")

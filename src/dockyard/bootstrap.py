@@ -28,6 +28,7 @@ from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
 from dockyard.services.jobs import JobRunner
+from dockyard.services.plan import Planner
 from dockyard.services.push_tokens import PushTokens
 
 log = logging.getLogger("dockyard")
@@ -47,6 +48,7 @@ class Platform:
     runner: JobRunner
     configuration: Configuration
     environments: Environments
+    planner: Planner
     stopping: threading.Event = field(default_factory=threading.Event)
     push_tokens: PushTokens = field(default_factory=PushTokens)  # hook tokens of pushes in flight
 
@@ -98,8 +100,9 @@ def bootstrap(settings: Settings) -> Platform:
                        redactor=configuration.redactor)
     environments = Environments(store, repos, engine, deployer, runner.submit, settings.base_domain,
                                 settings.proxy_port, settings.url, registry.address, configuration)
+    planner = Planner(store, repos, deployer, registry.address, settings.url)
     return Platform(settings, store, repos, registry, proxy, engine, builder, plane, deployer, runner, configuration,
-                    environments)
+                    environments, planner)
 
 
 def first_admin_token(platform: Platform) -> None:

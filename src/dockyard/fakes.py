@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from dockyard.domain.configuration import SECRETS_DIR, versions_digest
-from dockyard.domain.errors import BuildFailed, Conflict, DeployFailed, DockyardError, NotFound
+from dockyard.domain.errors import BuildFailed, Conflict, DeployFailed, DockyardError, NotFound, Unavailable
 from dockyard.domain.limits import too_large
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
@@ -37,6 +37,7 @@ from dockyard.domain.model import (
     ServiceSpec,
     Volume,
 )
+from dockyard.domain.published_ports import PortRoute
 from dockyard.ports import Progress, Store
 
 
@@ -49,12 +50,16 @@ def _sha256(*parts: str | bytes) -> str:
 
 
 class FakeProxy:
-    """Routes in a dict. ``events`` (shareable with a FakeOrchestrator) records every change."""
+    """Routes and published ports in dicts. ``events`` (shareable with a FakeOrchestrator) records
+    every change; ``held`` are the host ports ((port, protocol)) other programs hold: the proxy
+    cannot listen there, as Caddy cannot."""
 
     def __init__(self, events: list[str] | None = None) -> None:
         self.running = False
         self.events: list[str] = events if events is not None else []
         self._routes: dict[str, Route] = {}
+        self._ports: dict[str, PortRoute] = {}
+        self.held: set[tuple[int, str]] = set()
 
     def ensure_running(self) -> None:
         self.running = True
@@ -69,6 +74,25 @@ class FakeProxy:
 
     def routes(self) -> list[Route]:
         return list(self._routes.values())
+
+    def set_port(self, port: PortRoute) -> None:
+        other = next((p for p in self._ports.values() if p.port == port.port and p.id != port.id), None)
+        if (port.port, "tcp") in self.held or other is not None:
+            raise Unavailable(f"the proxy cannot listen on port {port.port}: address already in use")
+        self._ports[port.id] = port
+        self.events.append(f"port {port.port} -> {','.join(port.upstreams)}")
+
+    def remove_port(self, port_id: str) -> None:
+        gone = self._ports.pop(port_id, None)
+        if gone is not None:
+            self.events.append(f"unport {gone.port}")
+
+    def ports(self) -> list[PortRoute]:
+        return list(self._ports.values())
+
+    def host_port_free(self, port: int, protocol: str, host_ip: str = "") -> bool:
+        mine = protocol == "tcp" and any(p.port == port for p in self._ports.values())
+        return (port, protocol) not in self.held and not mine
 
 
 class FakeRegistry:
@@ -197,6 +221,7 @@ class FakeOrchestrator:
         self.names: dict[tuple[str, str], dict[str, set[str]]] = {}  # (app, env) -> name -> container ids
         self._kinds: dict[str, str] = {}  # container id -> "once" | "health"
         self.volume_store: dict[tuple[str, str, str], set[str]] = {}  # (app, env, name) -> containers mounting it
+        self.bindings: dict[str, tuple[tuple[int, int, str, str], ...]] = {}  # container id -> host ports Docker binds
         self._serial = itertools.count(1)
         self._addresses = itertools.count(2)
 
@@ -208,6 +233,7 @@ class FakeOrchestrator:
             raise DeployFailed(f"cannot create {service.name}: network of {app} ({environment}) not found")
         if service.name in self.fail_start:
             raise DeployFailed(f"cannot start {service.name}: scripted failure")
+        self._check_bindings(service.name, service.direct_ports)
         address = self.NETWORK + next(self._addresses)
         container = RunningService(
             id=_sha256("container", str(next(self._serial))),
@@ -234,8 +260,20 @@ class FakeOrchestrator:
                 self.events.append(f"SHARED VOLUME {entry.split(':')[0]} {service.name} r{release}")
             users.add(container.id)
         self.containers[container.id] = container
+        if service.direct_ports:
+            self.bindings[container.id] = service.direct_ports
         self.events.append(f"start {service.name} r{release} {container.id[:12]}")
         return container
+
+    def _check_bindings(self, service: str, ports: tuple[tuple[int, int, str, str], ...], own: str = "") -> None:
+        """As the engine: a host port is bound by one running container at a time."""
+        wanted = {(host, protocol) for host, _, protocol, _ in ports}
+        for cid, bound in self.bindings.items():
+            held = {(host, protocol) for host, _, protocol, _ in bound} & wanted
+            if cid != own and held and self.containers[cid].state == "running":
+                host, protocol = sorted(held)[0]
+                raise DeployFailed(f"cannot start {service}: Bind for 0.0.0.0:{host}/{protocol} failed: port is "
+                                   "already allocated")
 
     def _last_output(self, service: str) -> str:
         return "\n".join(self.output.get(service, [])[-15:])
@@ -287,6 +325,7 @@ class FakeOrchestrator:
     def stop(self, container: RunningService) -> None:
         if self.containers.pop(container.id, None) is not None:
             self.events.append(f"stop {container.service} r{container.release} {container.id[:12]}")
+        self.bindings.pop(container.id, None)
         for users in self.volume_store.values():
             users.discard(container.id)
         for names in self.names.values():
@@ -304,6 +343,7 @@ class FakeOrchestrator:
         current = self.containers.get(container.id)
         if current is None:
             raise DeployFailed(f"cannot start {container.service} of release {container.release} again: gone")
+        self._check_bindings(container.service, self.bindings.get(container.id, ()), own=container.id)
         self.containers[container.id] = replace(current, state="running")
         self.events.append(f"resume {container.service} r{container.release} {container.id[:12]}")
 

@@ -25,6 +25,7 @@ from dockyard.domain.model import (
     ServiceSpec,
     Volume,
 )
+from dockyard.domain.published_ports import PortRoute
 
 Progress = Callable[[str], None]
 
@@ -112,10 +113,26 @@ class Orchestrator(Protocol):
 
 
 class Proxy(Protocol):
+    """Routes by host name on the proxy's port, and published host ports (domain/published_ports.py):
+    the proxy listens on a host port of its own for each and sends all it gets to one service."""
+
     def ensure_running(self) -> None: ...
     def set_route(self, route: Route) -> None: ...
     def remove_route(self, route_id: str) -> None: ...
     def routes(self) -> Sequence[Route]: ...
+    def set_port(self, port: PortRoute) -> None:
+        """Listen on ``port.port`` (an id names it: set again, only its upstreams change); refused
+        (Unavailable) when the host port cannot be listened on."""
+        ...
+    def remove_port(self, port_id: str) -> None:
+        """Stop listening there; an unknown id is no error."""
+        ...
+    def ports(self) -> Sequence[PortRoute]: ...
+    def host_port_free(self, port: int, protocol: str, host_ip: str = "") -> bool:
+        """Whether nothing holds ``port`` (protocol "tcp", "udp" or "sctp") on the proxy's host, on
+        ``host_ip`` ("" every interface): what a published port needs. The proxy's own ports are
+        held."""
+        ...
 
 
 class AppStore(Protocol):

@@ -5,6 +5,7 @@ is in the middle of a deploy; removing recette leaves production serving."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -141,7 +142,7 @@ def test_openapi_lists_the_environment_routes(server: Server) -> None:
     for path, method in [(base, "get"), (base, "post"), (f"{base}/{{env}}", "get"), (f"{base}/{{env}}", "delete"),
                          (f"{base}/{{env}}/branch", "put"), (f"{base}/{{env}}/deploys", "post"),
                          (f"{base}/{{env}}/releases", "get"), (f"{base}/{{env}}/images", "get"),
-                         (f"{base}/{{env}}/logs", "get")]:
+                         (f"{base}/{{env}}/logs", "get"), (f"{base}/{{env}}/plan", "get")]:
         assert method in paths.get(path, {}), (path, method)
 
 
@@ -167,3 +168,56 @@ def test_bad_environment_input_is_refused_and_changes_nothing(server: Server, ap
     assert server.body(f"{app_name}.localhost") == "steady\n"
     assert [e["name"] for e in server.api("GET", f"/api/v1/apps/{app_name}/environments").json()] == [
         "production", "qa"]
+
+
+def test_dockyard_yml_declares_an_environment_its_variables_and_secrets(
+    server: Server, app_name: str, tmp_path: Path
+) -> None:
+    recette = f"recette.{app_name}.localhost"
+    declared = ("environments:\n"
+                "  production:\n    variables: {MODE: production}\n"
+                "  recette:\n    branch: develop\n    variables: {MODE: recette}\n    secrets: [token]\n")
+    server.cli("apps", "create", app_name)
+    repo = make_repo(tmp_path / "src", {**site("declared"), "dockyard.yml": declared})
+    assert server.push(repo, app_name, "main").returncode == 0
+    assert "MODE=production" in env_lines(server, f"{app_name}.localhost")
+
+    # develop: recette is declared, but its secret is not set: refused at push, nothing added
+    git(repo, "branch", "develop")
+    refused = server.push(repo, app_name, "develop")
+    assert refused.returncode != 0
+    assert "environment recette needs the secret(s) token, which are not set" in refused.stderr
+    assert "dockyard secrets set APP token --env recette" in refused.stderr
+    assert [e["name"] for e in server.api("GET", f"/api/v1/apps/{app_name}/environments").json()] == ["production"]
+
+    cli_with_input(server, "s3cret-value\n", "secrets", "set", app_name, "token", "--env", "recette")
+    pushed = server.push(repo, app_name, "develop")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "recette: added, as dockyard.yml declares (target local, branch develop)" in pushed.stderr
+    assert "MODE=recette" in env_lines(server, recette)
+    assert server.body(recette, "/secret.txt") == "s3cret-value"
+
+    # the CLI sets MODE to another value: a conflict, reported by plan and refused at push
+    server.cli("env", "set", app_name, "MODE=other", "--env", "recette")
+    plan = server.cli("plan", app_name, "--env", "recette", check=False)
+    assert plan.returncode == 1 and "MODE" in plan.stderr and "one place" in plan.stderr
+    git(repo, "checkout", "-q", "develop")
+    (repo / "public/index.html").write_text("declared 2\n")
+    git(repo, "commit", "-qam", "two")
+    conflict = server.push(repo, app_name, "develop")
+    assert conflict.returncode != 0 and "MODE" in conflict.stderr
+    assert "MODE=recette" in env_lines(server, recette)  # recette keeps serving what it ran
+
+    # made to agree; the commit pushed to a branch that deploys nowhere: the plan shows the
+    # change and changes nothing, the deploy applies it
+    server.cli("env", "unset", app_name, "MODE", "--env", "recette")
+    assert server.push(repo, app_name, "develop:feature").returncode == 0
+    shown = server.cli("plan", app_name, "--env", "recette", "--branch", "feature").stdout
+    assert "~ web: replace" in shown and "built from Dockerfile at" in shown and "1 to replace" in shown
+    as_json = json.loads(server.cli("plan", app_name, "--env", "recette", "--branch", "feature", "--json").stdout)
+    assert as_json["changes"][0]["service"] == "web" and as_json["live_release"] is not None
+    assert server.body(recette) == "declared\n"  # the plan changed nothing
+    server.cli("deploy", app_name, "--env", "recette", "--branch", "feature")
+    assert server.body(recette) == "declared 2\n"
+    kept = server.cli("plan", app_name, "--env", "recette", "--branch", "feature").stdout
+    assert "= web: keep" in kept

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.adapters.secret_box import KeyFile
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import hosts
-from dockyard.domain.errors import Conflict, DockyardError, InvalidName, NotFound
+from dockyard.domain.errors import Conflict, DockyardError, InvalidName, InvalidSource, NotFound
 from dockyard.domain.model import App, Job, JobStatus
-from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos
+from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos, FakeSecretFiles
+from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
 from dockyard.services.inspect import parse_source
+from dockyard.services.plan import Planner
 from tests.support import static_site
 
 APP = "shop"
@@ -54,10 +57,11 @@ class World:
         self.events: list[str] = []
         self.repos, self.registry = FakeRepos(), FakeRegistry()
         self.orchestrator, self.proxy = FakeOrchestrator(self.events), FakeProxy(self.events)
+        self.configuration = Configuration(self.store, KeyFile(tmp_path / "secrets.key"), FakeSecretFiles())
         self.deployer = Deployer(
             store=self.store, repos=self.repos, builder=FakeBuilder(self.registry), registry=self.registry,
             orchestrator=self.orchestrator, proxy=self.proxy, base_domain=BASE, proxy_port=8080,
-            route_prefix="dy-unit", ready_timeout=5, inspector=parse_source,
+            route_prefix="dy-unit", ready_timeout=5, inspector=parse_source, configuration=self.configuration,
         )
         self.queued: list[Job] = []
         self.envs = Environments(self.store, self.repos, self.orchestrator, self.deployer, self.submit, BASE, 8080,
@@ -213,3 +217,60 @@ def test_releases_of_two_environments_do_not_wait_for_each_other(world: World) -
         worker.start()
         assert done.wait(20), "recette's release waited for production's lock"
     worker.join()
+
+
+# -- dockyard plan -----------------------------------------------------------------------------------
+def planner(world: World) -> Planner:
+    return Planner(world.store, world.repos, world.deployer, "registry.test:5000", "http://dockyard.test:7700")
+
+
+def test_plan_says_what_a_deploy_would_change_and_changes_nothing(world: World) -> None:
+    world.deploy("production", static_site("v1"))
+    events, routes = list(world.events), world.routes()
+    unchanged = planner(world).plan(APP, "production")
+    assert [(c["service"], c["action"]) for c in unchanged["changes"]] == [("web", "keep")]
+    world.store.set_variables(APP, "production", {"MODE": "fast"})
+    world.repos.commit(APP, static_site("v2", version="1.1"))
+    planned = planner(world).plan(APP, "production")
+    [web] = planned["changes"]
+    assert web["action"] == "replace"
+    assert web["reasons"][0].startswith("image ") and "built from Dockerfile at" in web["reasons"][0]
+    assert "variable MODE added" in web["reasons"]
+    assert planned["config"] == {"variables": ["MODE"], "secrets": {}}
+    assert (world.events, world.routes()) == (events, routes)  # nothing started, stopped or routed
+    assert len(world.envs.releases(APP, None)) == 1  # nothing recorded
+
+
+def test_plan_refuses_what_a_deploy_would_refuse(world: World) -> None:
+    world.deploy("production", static_site("v1"))
+    world.repos.commit(APP, {**static_site("v2"), "docker-compose.yml": "services:\n  web:\n    build: .\n"
+                                                                        "    depends_on: [nope]\n"})
+    with pytest.raises(InvalidSource, match="unknown service 'nope'"):
+        planner(world).plan(APP, "production")
+    world.repos.commit(APP, {**static_site("v3"), "dockyard.yml": "environments:\n  production:\n"
+                                                                  "    secrets: [API_KEY]\n"})
+    with pytest.raises(InvalidSource, match="needs the secret"):
+        planner(world).plan(APP, "production")
+
+
+def test_dockyard_yml_variables_conflicting_with_the_cli_are_refused(world: World) -> None:
+    files = {**static_site("v1"), "dockyard.yml": "environments:\n  production:\n    variables: {MODE: file}\n"}
+    world.repos.commit(APP, files)
+    assert "MODE" in planner(world).plan(APP, "production")["config"]["variables"]
+    world.store.set_variables(APP, "production", {"MODE": "cli"})
+    with pytest.raises(InvalidSource, match="MODE") as info:
+        planner(world).plan(APP, "production")
+    assert "one place" in info.value.hint
+    world.store.set_variables(APP, "production", {"MODE": "file"})  # the same value: no conflict
+    world.deploy("production", files)
+
+
+def test_dockyard_yml_routes_become_hosts_of_their_service(world: World) -> None:
+    files = {**static_site("v1"), "dockyard.yml": "environments:\n  production:\n    routes:\n"
+                                                  "      www.shop.dockyard.test: web:8000\n"}
+    world.deploy("production", files)
+    assert world.routes()["dy-unit-shop.web"] == ("shop.dockyard.test", "shop.example", "www.shop.dockyard.test")
+    taken = {**files, "dockyard.yml": "environments:\n  production:\n    routes:\n      blog.dockyard.test: web:8000\n"}
+    world.repos.commit(APP, taken)
+    with pytest.raises(Conflict, match="reserved for app blog"):
+        planner(world).plan(APP, "production")

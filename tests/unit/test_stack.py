@@ -252,7 +252,7 @@ def test_invalid_image_reference(image: str) -> None:
         ("[3000]", 3000),
         ('["127.0.0.1:8080:3000"]', 3000),
         ('["8080:3000/tcp"]', 3000),
-        ('["3000/udp"]', 3000),
+        ('["3000/udp"]', None),  # the proxy routes HTTP: a UDP port is never routed
         ('["3000-3005"]', 3000),
         ('["9000-9005:3000-3005"]', 3000),
         ("[{target: 3000, published: 8080}]", 3000),
@@ -269,7 +269,7 @@ def test_ports(ports: str, port: int | None) -> None:
 @pytest.mark.parametrize("ports", ['["abc"]', '["8080:http"]', '["0"]', '["70000"]', "[{published: 80}]", '[""]'])
 def test_bad_ports(ports: str) -> None:
     err = compose_error(f"services:\n  web:\n    image: nginx\n    ports: {ports}\n")
-    assert err.message.startswith("compose file: services/web/ports/0: port ")
+    assert re.match(r"compose file line \d+: services/web/ports/0: port ", err.message), err.message
     assert "8080:3000" in err.hint
 
 
@@ -602,6 +602,7 @@ def test_full_compose_file() -> None:
             hosts=("shop.localhost", "shop.io", "web.shop.localhost"),
             environment=(("SECRET", "s3cret"), ("NODE_ENV", "production")),
             depends_on=("api",),
+            published=((8080, 3000, "http", ""),),
         ),
     )
 
@@ -948,13 +949,13 @@ def test_the_seeds_compose_file_loads_with_warnings_and_no_error() -> None:
         assert where, warning
         kinds.setdefault(where.group(1).rsplit("/", 1)[-1] if "/" in where.group(1) else where.group(1),
                          []).append(warning)
-    # hostname, container_name and networks are honoured: the host ports and the unset variable are left
-    assert {k: len(v) for k, v in kinds.items()} == {"0": 6, "driver": 1}
+    # hostname, container_name, networks and the host ports are honoured: the unset variable is left
+    assert {k: len(v) for k, v in kinds.items()} == {"driver": 1}
     assert (by_name["mongodb-master"].hostname, by_name["mongodb-master"].aliases) == ("mongodb", ("mongodb",))
     assert by_name["mongodb-slave1"].aliases == ("slave1",) and by_name["mongodb-slave2"].aliases == ("slave2",)
     assert by_name["api1"].aliases == () and by_name["api1"].hostname == ""  # container_name == its own name
-    assert ("docker-compose.yml line 21: services/api1/ports/0: not honoured yet: the host port 50011 is not "
-            "published (the container port 8894 is routed, through the proxy)") in found.warnings
+    assert by_name["api1"].published == ((50011, 8894, "http", ""),)  # served by the proxy on the host port
+    assert {s.published[0][0] for s in found.services if s.published} == {50001, 50002, 50011, 50012, 50021, 50022}
     assert kinds["driver"][0].startswith("docker-compose.yml line 94: networks/obfuscated10net/driver: the variable "
                                          "DOCKER_NETWORK_TYPE is not set, so it is replaced by an empty string")
     assert found.warnings == tuple(sorted(found.warnings, key=lambda w: int(w.split()[2].rstrip(":"))))

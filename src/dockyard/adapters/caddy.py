@@ -1,13 +1,21 @@
 """The reverse proxy: Caddy in a container of the data plane (adapters/dataplane.py), configured
 only through its admin API on a unix socket under DOCKYARD_HOME, never by rewriting files.
 
+Host-name routes are routes of one server (``dockyard``, on DOCKYARD_PROXY_PORT), each with an
+``@id``. A published host port (domain/published_ports.py) is a server of its own in
+``apps.http.servers``, keyed and ``@id``-ed ``<route prefix>-port-<HOST PORT>``: it listens on
+``:HOST PORT`` (or a loopback address), without automatic HTTPS, and its one route (``@id``
+``<server id>.<owner route id>``) proxies everything to the service's container.
+
 Caddy runs with ``--resume``: when Docker restarts it (a crash, an engine restart) it comes back
 with the routes it had. The server adopts a running proxy at start and only reconfigures it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +24,7 @@ from dockyard.adapters.dataplane import Component, DataPlane
 from dockyard.adapters.local_http import Answer, HttpError, LocalHttp
 from dockyard.domain.errors import Unavailable
 from dockyard.domain.model import Route
+from dockyard.domain.published_ports import PortRoute
 
 SERVER = "dockyard"
 ROLE = "proxy"
@@ -140,6 +149,56 @@ class CaddyProxy:
         if r.status_code >= 400 and r.status_code != 404 and "unknown object ID" not in r.text:
             raise Unavailable(f"the proxy refused to remove route {route_id}: {r.text[:300]}")
 
+    # -- published host ports: a server of their own each -------------------------------------
+    def _port_json(self, port: PortRoute) -> dict[str, Any]:
+        host = f"[{port.listen_host}]" if ":" in port.listen_host else port.listen_host
+        return {
+            "@id": port.id,
+            "listen": [f"{host}:{port.port}"],
+            "automatic_https": {"disable": True},
+            "routes": [{
+                "@id": f"{port.id}.{port.owner}",  # the service it serves: what removes an environment's ports
+                "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in port.upstreams]}],
+                "terminal": True,
+            }],
+        }
+
+    def set_port(self, port: PortRoute) -> None:
+        """A server of its own in ``apps.http.servers``, keyed and ``@id``-ed by ``port.id``: set
+        again, it is replaced in place (Caddy keeps the listener across the change)."""
+        body = self._port_json(port)
+        r = self._call("PATCH", f"/id/{port.id}", body)
+        if r.status_code == 404 or (r.status_code >= 400 and "unknown object ID" in r.text):
+            r = self._call("PUT", f"/config/apps/http/servers/{port.id}", body)
+        if r.status_code >= 400:
+            raise Unavailable(f"the proxy cannot serve the host port {port.port}: {r.text[:300]}",
+                              "something else may have taken the port meanwhile: deploy again, or publish another port")
+
+    def remove_port(self, port_id: str) -> None:
+        r = self._call("DELETE", f"/id/{port_id}")
+        if r.status_code >= 400 and r.status_code != 404 and "unknown object ID" not in r.text:
+            raise Unavailable(f"the proxy refused to stop serving {port_id}: {r.text[:300]}")
+
+    def ports(self) -> list[PortRoute]:
+        servers = self._call("GET", "/config/apps/http/servers").json() or {}
+        out = []
+        for key, raw in servers.items():
+            if not key.startswith(f"{self.route_prefix}-port-") or not isinstance(raw, dict):
+                continue
+            host, _, number = ((raw.get("listen") or [""])[0]).rpartition(":")
+            routes = raw.get("routes") or [{}]
+            ups = tuple(u["dial"] for h in routes[0].get("handle", []) for u in h.get("upstreams", []))
+            owner = str(routes[0].get("@id", "")).removeprefix(f"{key}.")
+            out.append(PortRoute(id=key, port=int(number) if number.isdigit() else 0, upstreams=ups, owner=owner,
+                                 listen_host=host.strip("[]")))
+        return sorted(out, key=lambda p: p.port)
+
+    def host_port_free(self, port: int, protocol: str, host_ip: str = "") -> bool:
+        """The proxy runs on this host's network: what this process can bind, it can."""
+        if protocol == "tcp" and port == self.port:
+            return False
+        return host_port_free(port, protocol, host_ip)
+
     def routes(self) -> list[Route]:
         r = self._call("GET", f"/config/apps/http/servers/{SERVER}/routes")
         out = []
@@ -151,3 +210,39 @@ class CaddyProxy:
             ups = tuple(u["dial"] for h in raw.get("handle", []) for u in h.get("upstreams", []))
             out.append(Route(id=rid, hosts=hosts, upstreams=ups))
         return out
+
+
+def host_port_free(port: int, protocol: str, host_ip: str = "", proc: Path = Path("/proc/net")) -> bool:
+    """Whether nothing on this host holds ``port``: no listening TCP socket (or bound UDP socket)
+    in ``/proc/net`` (which sees them all, whoever owns them), and a test bind succeeds (on every
+    interface, IPv4 and IPv6, unless ``host_ip`` narrows it). SCTP is left to the engine."""
+    if protocol == "sctp":
+        return True
+    state = "0A" if protocol == "tcp" else "07"  # LISTEN; an unconnected bound UDP socket
+    for name in (protocol, f"{protocol}6"):
+        try:
+            lines = (proc / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == state and fields[1].rpartition(":")[2] == f"{port:04X}":
+                return False
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    for address in [host_ip] if host_ip else ["0.0.0.0", "::"]:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        try:
+            probe = socket.socket(family, kind)
+        except OSError:
+            continue  # no IPv6 here
+        with probe:
+            try:
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind((address, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return False
+    return True

@@ -3,7 +3,8 @@ nothing a compose file says is dropped silently.
 
 Honoured today (``stack``, ``compose_service``): ``version`` (informational, as in Compose v2),
 ``services`` with ``image``, ``build`` (``context``, ``dockerfile``), ``ports`` (the first container
-port is routed), ``expose`` (documentation: every port is reachable on the app's network),
+port is routed by host name; host ports are published, through the proxy or by Docker:
+``published_ports``), ``expose`` (documentation: every port is reachable on the app's network),
 ``environment``, ``env_file``, ``command``, ``entrypoint``, ``depends_on`` (start order, and its
 conditions: ``service_healthy`` waits until the dependency is ready, ``service_completed_successfully``
 until it exited 0), ``healthcheck``, ``restart``, ``labels``, ``user``, ``working_dir``,
@@ -21,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dockyard.domain import published_ports
 from dockyard.domain.errors import shown
-from dockyard.domain.images import port_number
 
 Parts = tuple[str | int, ...]
 KeyWarning = tuple[Parts, str]  # (key path, message)
@@ -37,7 +38,7 @@ SERVICE_KEYS = frozenset({
 })
 BUILD_KEYS = frozenset({"context", "dockerfile"})
 ENV_FILE_KEYS = frozenset({"path", "required"})
-PORT_KEYS = frozenset({"target", "published", "host_ip"})
+PORT_KEYS = frozenset({"target", "published", "host_ip", "protocol", "mode"})
 HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period", "disable"})
 STARTED, HEALTHY, COMPLETED = "service_started", "service_healthy", "service_completed_successfully"
 
@@ -138,7 +139,7 @@ def _service(name: str, body: Mapping[str, Any], services: Mapping[str, Any], on
         found.append(((*at, "ports"), f"not routed: {shown(once[name], 60)} waits for it to complete "
                                       "(service_completed_successfully), so it runs once"))
     else:
-        found += _ports(at, body.get("ports"))
+        found += _ports(at, body.get("ports"), body.get(published_ports.PUBLISH_KEY, "proxy"))
     found += _volumes(at, body.get("volumes"))
     return found
 
@@ -222,44 +223,39 @@ def _networks(doc: Mapping[str, Any]) -> list[KeyWarning]:
     return found
 
 
-def published_port(entry: Any) -> tuple[str, str] | None:
-    """(host port, container port) of a ports entry that publishes a host port, else None."""
-    if isinstance(entry, Mapping):
-        host = entry.get("published")
-        if host is None and entry.get("host_ip") is None:
-            return None
-        return str(host if host is not None else ""), str(entry.get("target", ""))
-    if isinstance(entry, (int, float)):
-        return None
-    text = str(entry).split("/", 1)[0]
-    host, sep, container = text.rpartition(":")
-    if not sep:
-        return None
-    return host.rpartition(":")[2], container
-
-
-def _number(text: str) -> str:
-    return text if text.isdigit() and len(text) < 12 else shown(text, 40)
-
-
-def _ports(at: Parts, raw: Any) -> list[KeyWarning]:
+def _ports(at: Parts, raw: Any, publish: Any) -> list[KeyWarning]:
+    """Container ports routed by host name beyond the first, random host ports, host addresses
+    that are not honoured, ports Docker publishes (the service is then released stop-first), and
+    keys of the long syntax dockyard ignores. A bad entry is refused where services are read
+    (``published_ports.service_ports``)."""
     found: list[KeyWarning] = []
+    routed = False
     for i, entry in enumerate(raw if isinstance(raw, list) else []):
         where = (*at, "ports", i)
-        published = published_port(entry)
-        if i > 0:
-            target = published[1] if published else str(entry.get("target") if isinstance(entry, Mapping) else entry)
-            found.append((where, f"{NOT_YET}: only the first port is routed, through the proxy (the app's other "
-                                 f"services reach port {_number(target)})"))
-        elif published is not None:
-            host, container = published
-            port = port_number(container.split("-")[0]) if container else None
-            host_text = f"the host port {_number(host)}" if host else "a host port"
-            found.append((where, f"{NOT_YET}: {host_text} is not published (the container port "
-                                 f"{port if port is not None else shown(container, 40)} is routed, through the proxy)"))
         if isinstance(entry, Mapping):
-            found += [((*where, k), f"{NOT_YET}: {_IGNORED}") for k in entry
-                      if k not in PORT_KEYS and not _extension(k)]
+            found += [((*where, k), f"{NOT_YET}: {_IGNORED}") for k in entry if k not in PORT_KEYS and not _extension(k)]
+        try:
+            port = published_ports.read_entry(entry)
+        except ValueError:
+            continue
+        direct = bool(port.hosts) and published_ports.is_direct(port, str(publish))
+        if port.hosts == ():
+            found.append((where, f"{NOT_YET}: a random host port is not published (give one, such as "
+                                 f"'50011:{port.containers[0]}')"))
+        if port.hosts and port.host_ip and port.host_ip not in (*published_ports.EVERY_INTERFACE,
+                                                                 *published_ports.LOOPBACK):
+            found.append((where, f"{NOT_YET}: the host address {shown(port.host_ip, 60)} is not honoured: the port is "
+                                 "published on every interface (only 127.0.0.1 and ::1 narrow it)"))
+        if direct:
+            found.append((where, f"published by Docker ({port.protocol}), not through the proxy: the service is "
+                                 "released stop-first (its old container stops before the new one starts)"))
+        elif port.protocol == "tcp" and not port.hosts:
+            if routed:
+                found.append((where, f"{NOT_YET}: only the first port is routed, through the proxy (the app's other "
+                                     f"services reach port {port.containers[0]})"))
+            routed = True
+        elif port.protocol == "tcp":
+            routed = True
     return found
 
 

@@ -2,7 +2,8 @@
 
 Without a compose file, the one image with an EXPOSEd port is the app's web service. With
 ``docker-compose.yml`` (or ``compose.yml``), its services are started; this reads image/build,
-ports, environment, env_file, command, volumes and the host access keys, ``compose_service`` the
+ports (``published_ports``: the port routed by host name, the host ports published through the
+proxy or by Docker), environment, env_file, command, volumes and the host access keys, ``compose_service`` the
 other keys dockyard honours (names on the network, healthcheck, depends_on conditions, restart,
 labels, limits...), and ``compose_support`` warns about every other key the Compose schema accepts.
 
@@ -22,13 +23,13 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.domain import compose_load, volumes
+from dockyard.domain import compose_load, published_ports, volumes
 from dockyard.domain.compose_service import ComposeKeys
 from dockyard.domain.compose_yaml import at_path
 from dockyard.domain.dotenv import DOTENV, parse_dotenv
 from dockyard.domain.errors import InvalidSource, shown
 from dockyard.domain.host_access import host_access_fields
-from dockyard.domain.images import ImageSpec, in_rounds, port_number
+from dockyard.domain.images import ImageSpec, in_rounds
 from dockyard.domain.limits import MAX_COMPOSE_BYTES, MAX_ENV_FILE_BYTES, too_large
 from dockyard.domain.model import ServiceSpec
 from dockyard.domain.references import parse_reference
@@ -174,14 +175,6 @@ def parse_env_file(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _container_port(path: str, raw: Any) -> int:
-    text = str(raw["target"] if isinstance(raw, dict) and "target" in raw else raw)
-    port = port_number(text.split("/")[0].rsplit(":", 1)[-1].split("-")[0])
-    if port is None:
-        raise at_path(path, f"port {shown(str(raw))} is not understood", "write '8080:3000' or '3000'")
-    return port
-
-
 def compose_services(
     app: str,
     text: str,
@@ -220,6 +213,7 @@ def compose_stack(
     by_name = {s.declared_name: path for path, s in images.items() if s.declared_name}
     keys = ComposeKeys(loaded.doc, text, source)
     out: list[ServiceSpec] = []
+    every_ports: list[published_ports.ServicePorts] = []
     first_web = True
     for name, body in services.items():
         path = f"services/{_key(name)}"
@@ -228,10 +222,13 @@ def compose_stack(
         expose = body.get("expose") or []  # documentation: the app's services reach every port
         if not isinstance(ports, list) or not isinstance(expose, list):
             raise at_path(f"{path}/ports", "should be a list")
-        port = _container_port(f"{path}/ports/0", ports[0]) if ports else None
+        found_ports = published_ports.service_ports(("services", name), body, keys.where)
+        port = found_ports.routed
         more = keys.fields(name, body)
         if more["one_shot"]:
             port = None  # it runs once: never routed (compose_support warns about its ports)
+            found_ports = published_ports.ServicePorts()
+        every_ports.append(found_ports)
         # As in Compose: a later env_file overrides an earlier one, and environment overrides them all.
         env = _env_files(path, body.get("env_file"), read_file)
         env += _env(f"{path}/environment", body.get("environment"))
@@ -257,10 +254,12 @@ def compose_stack(
                 command=tuple(str(c) for c in command) if command is not None else None,
                 **host_access_fields(app, path, body, known, allowed),
                 volumes=volumes.named_mounts(path, body.get("volumes"), volume_names),
+                published=found_ports.published,
                 **more,
             )
         )
         first_web = first_web and port is None
+    published_ports.check_file(every_ports, keys.where)
     for s in out:
         for dep in s.depends_on:
             if dep not in known:

@@ -318,6 +318,29 @@ def deploy(app: str, commit: Annotated[str | None, typer.Option(help="full commi
             raise typer.Exit(1)
 
 
+@cli.command()
+def plan(app: str, env: EnvOpt = "production", commit: Annotated[str | None, typer.Option(help="full commit id")] = None,
+         branch: Annotated[str | None, typer.Option(help="default: the environment's branch")] = None,
+         as_json: JsonOpt = False) -> None:
+    """Show what a deploy to an environment would change, per service and why; changes nothing."""
+    params = {k: v for k, v in (("commit", commit), ("branch", branch)) if v}
+    data = call("GET", f"{_env_path(app, env)}/plan", params=params)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    live = f"release {data['live_release']} ({data['live_commit'][:10]})" if data["live_release"] else "nothing yet"
+    typer.echo(f"{app} {data['environment']}: {live} -> {data['commit'][:10]} ({data['branch']})")
+    for warning in data["warnings"]:
+        typer.echo(f" !  warning: {warning}")
+    signs = {"create": "+", "replace": "~", "reroute": ">", "keep": "=", "remove": "-"}
+    for change in data["changes"]:
+        typer.echo(f"  {signs.get(change['action'], '?')} {change['service']}: {change['action']}")
+        for reason in change["reasons"]:
+            typer.echo(f"        {reason}")
+    counts = {a: sum(1 for c in data["changes"] if c["action"] == a) for a in signs}
+    typer.echo(", ".join(f"{n} to {a}" for a, n in counts.items() if n) or "nothing to change")
+
+
 @jobs_cli.callback()
 def jobs(ctx: typer.Context, app: Annotated[str | None, typer.Option(help="only this app's")] = None,
          as_json: JsonOpt = False) -> None:

@@ -4,12 +4,14 @@ The order is what makes a release safe: every new container starts and answers b
 traffic moves, and old containers stop only after the proxy points at the new ones. If anything
 before the switch fails, the applier removes what it started and the old release keeps serving.
 Stateful services (a named volume) are the exception: start-first would put two containers on
-one volume, so their old container is halted first and started again if the release fails.
+one volume, so their old container is halted first and started again if the release fails. So
+are services whose host ports Docker publishes (domain/published_ports.py): one container binds a
+host port at a time. Host ports the proxy serves switch with the host routes (``RoutePort``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, Release, RunningService, ServiceSpec
@@ -45,9 +47,27 @@ class RouteTraffic:
 
 
 @dataclass(frozen=True)
+class RoutePort:
+    """The proxy's listener on a published host port sends its traffic to the service's container
+    (``container`` port): switched with the host routes, after every new container answers."""
+
+    service: ServiceSpec
+    port: int
+    container: int
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
 class RemoveRoute:
     service: str
     environment: str = DEFAULT_ENVIRONMENT
+
+
+@dataclass(frozen=True)
+class RemovePort:
+    """The proxy stops listening on a host port the environment no longer publishes through it."""
+
+    port: int
 
 
 @dataclass(frozen=True)
@@ -58,17 +78,20 @@ class StopContainer:
 @dataclass(frozen=True)
 class HaltContainer:
     """Stop, keeping the container: a stateful service's old container, before its new one starts
-    on the same volume. Started again if the release fails; removed once it succeeds."""
+    on the same volume, or on the host ports Docker publishes (``ports``, as ``5353/udp``). Started
+    again if the release fails; removed once it succeeds."""
 
     container: RunningService
+    ports: tuple[str, ...] = ()
 
 
-Action = (EnsureNetwork | StartService | AwaitReady | KeepService | RouteTraffic | RemoveRoute | StopContainer
-          | HaltContainer)
+Action = (EnsureNetwork | StartService | AwaitReady | KeepService | RouteTraffic | RoutePort | RemoveRoute
+          | RemovePort | StopContainer | HaltContainer)
 
 
-def plan_release(release: Release, observed: Sequence[RunningService]) -> list[Action]:
-    """Actions that take the observed containers of ``release.app`` to ``release``."""
+def plan_release(release: Release, observed: Sequence[RunningService], served: Collection[int] = ()) -> list[Action]:
+    """Actions that take the observed containers of ``release.app`` to ``release``. ``served``:
+    the host ports the proxy serves for the release's environment now."""
     mine = [c for c in observed if c.app == release.app and c.environment == release.environment]
     actions: list[Action] = [EnsureNetwork(release.app, release.environment)]
     keep: dict[str, RunningService] = {}
@@ -78,17 +101,27 @@ def plan_release(release: Release, observed: Sequence[RunningService]) -> list[A
                 keep.setdefault(service.name, c)
     starts = [s for s in release.services if s.name not in keep]
     actions += [KeepService(s, keep[s.name]) for s in release.services if s.name in keep]
-    # Stateful services are stop-first: their old containers stop before the new ones start.
-    stateful = {s.name for s in starts if s.stateful}
-    actions += [HaltContainer(c) for c in mine if c.service in stateful and c.state == "running"]
+    # Stateful services, and those whose host ports Docker publishes, are stop-first: their old
+    # containers stop before the new ones start.
+    stop_first = {s.name: tuple(_direct(p) for p in s.direct_ports) for s in starts if s.stateful or s.direct_ports}
+    actions += [HaltContainer(c, stop_first[c.service]) for c in mine if c.service in stop_first and c.state == "running"]
     actions += _starts_in_order(release.services, starts, keep)
-    actions += [RouteTraffic(s) for s in release.services if s.is_web]
+    for s in release.services:
+        if s.is_web:
+            actions.append(RouteTraffic(s))
+            actions += [RoutePort(s, host, container, ip) for host, container, _, ip in s.proxied_ports]
     desired_web = {s.name for s in release.services if s.is_web}
     old_web = {c.service for c in mine} - desired_web
     actions += [RemoveRoute(name, release.environment) for name in sorted(old_web)]
+    proxied = {host for s in release.services if s.is_web for host, *_ in s.proxied_ports}
+    actions += [RemovePort(port) for port in sorted(set(served) - proxied)]
     kept_ids = {c.id for c in keep.values()}
     actions += [StopContainer(c) for c in mine if c.id not in kept_ids]
     return actions
+
+
+def _direct(port: tuple[int, int, str, str]) -> str:
+    return f"{port[0]}/{port[2]}"
 
 
 def _reusable(service: ServiceSpec, c: RunningService) -> bool:
@@ -128,10 +161,12 @@ def _starts_in_order(services: Sequence[ServiceSpec], starts: Sequence[ServiceSp
     return actions + [AwaitReady(s) for s in waiting]
 
 
-def plan_removal(app: str, observed: Sequence[RunningService], environment: str | None = None) -> list[Action]:
-    """Actions that take an app (or one of its environments) off its target: routes first, then
-    containers."""
+def plan_removal(app: str, observed: Sequence[RunningService], environment: str | None = None,
+                 served: Collection[int] = ()) -> list[Action]:
+    """Actions that take an app (or one of its environments) off its target: routes and the host
+    ports the proxy serves for it (``served``) first, then containers."""
     mine = [c for c in observed if c.app == app and (environment is None or c.environment == environment)]
-    actions: list[Action] = [RemoveRoute(name, env) for env, name in sorted({(c.environment, c.service) for c in mine})]
+    actions: list[Action] = [RemovePort(port) for port in sorted(served)]
+    actions += [RemoveRoute(name, env) for env, name in sorted({(c.environment, c.service) for c in mine})]
     actions += [StopContainer(c) for c in mine]
     return actions

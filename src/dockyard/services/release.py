@@ -1,14 +1,21 @@
 """Releasing services: start, wait, switch the proxy, stop the old containers, and undo a
-release that fails before traffic moved. Also keeps routes pointing at the live containers."""
+release that fails before traffic moved. Also keeps routes (and the proxy's published host
+ports) pointing at the live containers.
+
+Published host ports (domain/published_ports.py) are checked before anything changes: a port
+used twice, one of dockyard's own, one another app or environment publishes (their live
+releases, and releases in progress), or one another program holds on the host is refused."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.domain import hosts
+from dockyard.domain import published_ports as pp
 from dockyard.domain.errors import Conflict, DeployFailed, DockyardError
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
@@ -19,6 +26,7 @@ from dockyard.domain.model import (
     RunningService,
     ServiceSpec,
 )
+from dockyard.domain.published_ports import PortRoute
 from dockyard.planning import deploy as plan
 from dockyard.ports import Orchestrator, Proxy, ReleaseStore
 
@@ -37,6 +45,7 @@ def service_from_dict(data: dict[str, Any]) -> ServiceSpec:
     command = data.get("command")
     values["command"] = tuple(command) if command is not None else None
     values["secrets"] = tuple((str(name), int(version)) for name, version in data.get("secrets", ()))
+    values["published"] = tuple((int(h), int(c), str(p), str(ip)) for h, c, p, ip in data.get("published", ()))
     for key, value in values.items():
         if isinstance(value, list):
             values[key] = tuple(value)
@@ -55,10 +64,19 @@ class Releaser:
     route_prefix: str
     ready_timeout: float
     prepare: Prepare | None = None
+    # dockyard's own host ports (port -> what): no app publishes them; None: from the settings
+    reserved: Mapping[int, str] | None = None
     # (app, environment) -> its lock; the environments whose routes to check after their release
     _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stale: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
+    # the host ports ((port, transport)) of releases in progress, checked and claimed one at a time
+    _claims: dict[tuple[str, str], set[tuple[int, str]]] = field(default_factory=dict, init=False, repr=False)
+    _claims_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.reserved is None:
+            self.reserved = dockyard_ports()
 
     # -- release --------------------------------------------------------------------------
     def route_id(self, app: str, service: str, environment: str = DEFAULT_ENVIRONMENT) -> str:
@@ -66,6 +84,13 @@ class Releaser:
         two routes collide. Production's ids are those routes had before environments."""
         scope = app if environment == DEFAULT_ENVIRONMENT else f"{app}--{environment}"
         return f"{self.route_prefix}-{scope}.{service}"
+
+    def port_id(self, port: int) -> str:
+        """The proxy's listener on a published host port: one app environment's at a time."""
+        return f"{self.route_prefix}-port-{port}"
+
+    def _owns(self, port: PortRoute, app: str, environment: str) -> bool:
+        return port.owner.startswith(self.route_id(app, "", environment))
 
     def lock(self, app: str, environment: str = DEFAULT_ENVIRONMENT) -> threading.Lock:
         """Held while an environment's containers or routes change: a release, a restore of its
@@ -82,7 +107,7 @@ class Releaser:
         it is awaited before traffic moves, and the release records what it returns. ``config``:
         the variable names and secret versions the services got, recorded with the release."""
         try:
-            with self.lock(app.name, environment):
+            with self.lock(app.name, environment), self._claim_ports(app.name, environment, services, say):
                 return self._release(app, environment, commit, services, job_id, say, pinned, config)
         finally:
             if (app.name, environment) in self._stale:  # a container changed under the release
@@ -102,6 +127,56 @@ class Releaser:
                            "a service named like an environment takes that environment's host: rename the "
                            "service or the environment")
 
+    def check_ports(self, app: str, environment: str, services: Sequence[ServiceSpec]) -> set[tuple[int, str]]:
+        """Refuse (Conflict) host ports that clash (published_ports.refuse_conflicts) or that
+        another program holds on the host; a port the environment's live release publishes
+        already is its own. Returns the (port, transport) the release claims."""
+        if not any(s.published for s in services):
+            return set()
+        live = self.store.live_release(app, environment)
+        live_specs = [service_from_dict(s) for s in live["services"]] if live is not None else []
+        current = self.proxy.ports()
+        others: dict[tuple[int, str], str] = {}
+        for other in self.store.list_apps():
+            for env in self.store.environments(other.name):
+                found = self.store.live_release(other.name, env.name) if (other.name, env.name) != (app, environment) \
+                    else None
+                if found is not None:
+                    others.update(pp.holders(other.name, env.name, map(service_from_dict, found["services"])))
+        for (a, e), claimed in self._claims.items():
+            if (a, e) != (app, environment):
+                others.update({key: f"app {a}'s environment {e} (its release is in progress)" for key in claimed})
+        for port in current:
+            if not self._owns(port, app, environment):
+                others.setdefault((port.port, "tcp"), f"dockyard's proxy, for {port.owner or port.id}")
+        reserved = {**(self.reserved or {}), self.proxy_port: "its proxy"}
+        served = [p.port for p in current if self._owns(p, app, environment)]
+        for service, (host, _, protocol, ip) in pp.refuse_conflicts(environment, services, live_specs, served,
+                                                                     reserved, others):
+            if not self.proxy.host_port_free(host, pp.transport(protocol), ip):
+                named = f"{host}/{protocol}" if protocol in ("udp", "sctp") else str(host)
+                raise Conflict(f"the host port {named} is taken on this host by another program: service "
+                               f"{service.name} cannot publish it; {pp.remedy(environment, service.name, host)}",
+                               f"see what holds it: ss -lntup 'sport = :{host}'")
+        return {(h, pp.transport(p)) for s in services for h, _, p, _ in s.published}
+
+    @contextlib.contextmanager
+    def _claim_ports(self, app: str, environment: str, services: Sequence[ServiceSpec], say: Say) -> Iterator[None]:
+        """Check the release's host ports and hold them until it ends: two releases in progress
+        never take one port."""
+        with self._claims_guard:
+            try:
+                claimed = self.check_ports(app, environment, services)
+            except DockyardError:
+                say(" !     Nothing was released; the previous release keeps serving.")
+                raise
+            self._claims[(app, environment)] = claimed
+        try:
+            yield
+        finally:
+            with self._claims_guard:
+                self._claims.pop((app, environment), None)
+
     def _release(
         self, app: App, environment: str, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None,
         say: Say, pinned: Callable[[], tuple[ServiceSpec, ...]] | None, config: Mapping[str, object] | None = None,
@@ -113,11 +188,17 @@ class Releaser:
             self.store.set_release_config(release_id, config)
         desired = Release(id=release_id, app=app.name, commit=commit, services=services, environment=environment)
         observed = [c for c in self.orchestrator.observe(app.name) if c.environment == environment]
-        actions = plan.plan_release(desired, observed)
-        cleanup = [a for a in actions if isinstance(a, plan.RemoveRoute | plan.StopContainer)]
+        try:
+            before_ports = {p.id: p for p in self.proxy.ports()}  # what a rollback puts back
+        except DockyardError:
+            before_ports = {}  # the proxy is down: setting a port fails below, restore_routes mends the rest
+        served = [p.port for p in before_ports.values() if self._owns(p, app.name, environment)]
+        actions = plan.plan_release(desired, observed, served)
+        cleanup = [a for a in actions if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.StopContainer)]
         started: dict[str, RunningService] = {}
         switched: list[ServiceSpec] = []
         halted: list[RunningService] = []
+        ported: list[PortRoute] = []
 
         def before_switch() -> None:
             if pinned is not None:
@@ -125,9 +206,9 @@ class Releaser:
 
         try:
             self._apply(desired, [a for a in actions if a not in cleanup], started, switched, say, before_switch,
-                        halted)
+                        halted, ported)
         except Exception as exc:
-            self._roll_back(app.name, environment, observed, started, switched, halted)
+            self._roll_back(app.name, environment, observed, started, switched, halted, ported, before_ports)
             message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
             self.store.set_release(release_id, ReleaseStatus.FAILED, error=message)
             say(" !     Release failed; the previous release keeps serving.")
@@ -138,6 +219,8 @@ class Releaser:
         for service in switched:
             for host in service.hosts:
                 say(f"       http://{host}:{self.proxy_port}/")
+            for port in service.proxied_ports:
+                say(f"       {pp.url(port, service.hosts[0] if service.hosts else 'localhost')}")
         # Traffic has moved: what is left is clean-up, and its failures do not undo the release.
         for action in cleanup:
             try:
@@ -148,10 +231,21 @@ class Releaser:
 
     def _roll_back(
         self, app: str, environment: str, observed: list[RunningService], started: dict[str, RunningService],
-        switched: list[ServiceSpec], halted: list[RunningService],
+        switched: list[ServiceSpec], halted: list[RunningService], ported: Sequence[PortRoute] = (),
+        before_ports: Mapping[str, PortRoute] | None = None,
     ) -> None:
-        """Undo a release that failed midway: routes back to the old containers, new ones removed,
-        halted ones (stateful services) started again."""
+        """Undo a release that failed midway: routes and published ports back to the old
+        containers, new ones removed, halted ones (stateful services, ports Docker publishes)
+        started again."""
+        for port in ported:
+            previous = (before_ports or {}).get(port.id)
+            try:
+                if previous is not None:
+                    self.proxy.set_port(previous)
+                else:
+                    self.proxy.remove_port(port.id)
+            except DockyardError:
+                continue  # the proxy is down: restore_routes puts the live ports back when it returns
         for service in switched:
             old = next((c for c in observed if c.service == service.name and c.state == "running" and c.upstream), None)
             try:
@@ -177,12 +271,12 @@ class Releaser:
     def _apply(
         self, release: Release, actions: list[plan.Action], started: dict[str, RunningService],
         routed: list[ServiceSpec], say: Say, before_switch: Callable[[], None],
-        halted: list[RunningService] | None = None,
+        halted: list[RunningService] | None = None, ported: list[PortRoute] | None = None,
     ) -> None:
         running: dict[str, RunningService] = {}
         switching = False
         for action in actions:
-            if not switching and isinstance(action, plan.RouteTraffic):
+            if not switching and isinstance(action, plan.RouteTraffic | plan.RoutePort):
                 switching = True
                 before_switch()
             match action:
@@ -193,6 +287,9 @@ class Releaser:
                     say(f"-----> {service.name}: unchanged, keeping {container.id[:12]}")
                 case plan.StartService(service=service):
                     say(f"-----> Starting {service.name} ({service.image.rsplit('/', 1)[-1][:60]})")
+                    if service.direct_ports:
+                        say(f"       {service.name} publishes {', '.join(map(pp.describe, service.direct_ports))}: "
+                            "Docker binds the host port, so it is released stop-first")
                     starting = service if self.prepare is None else self.prepare(release.app, release.environment,
                                                                                    service)
                     c = self.orchestrator.start(release.app, release.id, release.environment, starting)
@@ -208,14 +305,26 @@ class Releaser:
                     route_id = self.route_id(release.app, service.name, release.environment)
                     self.proxy.set_route(Route(route_id, service.hosts, (upstream,)))
                     routed.append(service)
+                case plan.RoutePort(service=service, port=host, container=target, host_ip=ip):
+                    upstream = running[service.name].upstream
+                    if upstream is None:
+                        raise DeployFailed(f"service {service.name} has no address the proxy can dial")
+                    port = PortRoute(self.port_id(host), host, (f"{upstream.rpartition(':')[0]}:{target}",),
+                                     self.route_id(release.app, service.name, release.environment), ip)
+                    if ported is not None:
+                        ported.append(port)  # before: a change the proxy made but did not confirm is undone too
+                    self.proxy.set_port(port)
                 case plan.RemoveRoute(service=name, environment=environment):
                     self.proxy.remove_route(self.route_id(release.app, name, environment))
+                case plan.RemovePort(port=host):
+                    self.proxy.remove_port(self.port_id(host))
                 case plan.StopContainer(container=container):
                     say(f"-----> Stopping {container.service} of release {container.release}")
                     self.orchestrator.stop(container)
-                case plan.HaltContainer(container=container):
-                    say(f"-----> Stopping {container.service} of release {container.release} first: it keeps "
-                        "data in a volume, which one container uses at a time")
+                case plan.HaltContainer(container=container, ports=direct):
+                    why = (f"Docker binds its host ports ({', '.join(direct)}), which one container holds at a time"
+                           if direct else "it keeps data in a volume, which one container uses at a time")
+                    say(f"-----> Stopping {container.service} of release {container.release} first: {why}")
                     self.orchestrator.halt(container)
                     if halted is not None:
                         halted.append(container)
@@ -228,11 +337,12 @@ class Releaser:
         engine's events may have been missed). The proxy's routes and the engine's containers
         are read once for all apps, not once per app."""
         current = {r.id: r for r in self.proxy.routes()}
+        ports = {p.id: p for p in self.proxy.ports()}
         observed = self.orchestrator.observe()
         for app in self.store.list_apps():
             for env in self.store.environments(app.name):
                 self._restore_locked(app.name, env.name, wait, current,
-                                     [c for c in observed if c.app == app.name and c.environment == env.name])
+                                     [c for c in observed if c.app == app.name and c.environment == env.name], ports)
 
     def restore_app_routes(self, app: str, wait: bool = True) -> None:
         """Point the proxy at the live release's running containers of each of the app's
@@ -243,22 +353,23 @@ class Releaser:
             self._restore_locked(app, env.name, wait)
 
     def _restore_locked(self, app: str, environment: str, wait: bool, current: dict[str, Route] | None = None,
-                        observed: list[RunningService] | None = None) -> None:
+                        observed: list[RunningService] | None = None,
+                        ports: dict[str, PortRoute] | None = None) -> None:
         lock = self.lock(app, environment)
         if not lock.acquire(blocking=False):
             if not wait:
                 self._stale.add((app, environment))
                 return
             lock.acquire()
-            current = observed = None  # read before a release of the environment ended: read again
+            current = observed = ports = None  # read before a release of the environment ended: read again
         try:
             self._stale.discard((app, environment))
-            self._restore(app, environment, current, observed)
+            self._restore(app, environment, current, observed, ports)
         finally:
             lock.release()
 
     def _restore(self, app: str, environment: str, current: dict[str, Route] | None,
-                 observed: list[RunningService] | None) -> None:
+                 observed: list[RunningService] | None, ports: dict[str, PortRoute] | None = None) -> None:
         # A service kept unchanged by a release runs in a container of an earlier release:
         # the container that serves is the running one whose spec matches the live release's.
         live = self.store.live_release(app, environment)
@@ -275,18 +386,55 @@ class Releaser:
                 route = Route(self.route_id(app, c.service, environment), spec.hosts, (c.upstream,))
                 if current.get(route.id) != route:
                     self.proxy.set_route(route)
+        self._restore_ports(app, environment, specs, observed, ports)
+
+    def _restore_ports(self, app: str, environment: str, specs: Mapping[str, ServiceSpec],
+                       observed: list[RunningService], ports: dict[str, PortRoute] | None) -> None:
+        """The proxy's published host ports of the live release, each to its serving container;
+        one the environment no longer publishes is removed (when ``ports``, read for every
+        environment at once, or the live release's own ports call for reading them)."""
+        wanted = {host for s in specs.values() for host, *_ in s.proxied_ports}
+        if ports is None and not wanted:
+            return
+        if ports is None:
+            ports = {p.id: p for p in self.proxy.ports()}
+        for c in observed:
+            spec = specs.get(c.service)
+            if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
+                address = c.upstream.rpartition(":")[0]
+                for host, target, _, ip in spec.proxied_ports:
+                    port = PortRoute(self.port_id(host), host, (f"{address}:{target}",),
+                                     self.route_id(app, c.service, environment), ip)
+                    if ports.get(port.id) != port:
+                        self.proxy.set_port(port)
+        for port in ports.values():
+            if self._owns(port, app, environment) and port.port not in wanted:
+                self.proxy.remove_port(port.id)
 
     def destroy(self, app: str, environment: str | None = None) -> None:
-        """Take the app's environment (or all of them) off its target: routes, containers,
-        network. Volumes stay."""
+        """Take the app's environment (or all of them) off its target: routes, published host
+        ports, containers, network. Volumes stay."""
         observed = self.orchestrator.observe(app)
         envs = ({environment} if environment is not None
                 else {e.name for e in self.store.environments(app)} | {c.environment for c in observed})
+        current = self.proxy.ports()
         for env in sorted(envs):
             with self.lock(app, env):
-                for action in plan.plan_removal(app, observed, env):
-                    if isinstance(action, plan.RemoveRoute):
+                served = [p.port for p in current if self._owns(p, app, env)]
+                for action in plan.plan_removal(app, observed, env, served):
+                    if isinstance(action, plan.RemovePort):
+                        self.proxy.remove_port(self.port_id(action.port))
+                    elif isinstance(action, plan.RemoveRoute):
                         self.proxy.remove_route(self.route_id(app, action.service, action.environment))
                     elif isinstance(action, plan.StopContainer):
                         self.orchestrator.stop(action.container)
                 self.orchestrator.remove_network(app, env)
+
+
+def dockyard_ports() -> dict[int, str]:
+    """dockyard's own host ports, as its settings say (DOCKYARD_API_PORT, _REGISTRY_PORT,
+    _PROXY_PORT): read once, as the Releaser is made."""
+    from dockyard.config import Settings
+
+    settings = Settings()
+    return {settings.api_port: "its API", settings.registry_port: "its registry", settings.proxy_port: "its proxy"}

@@ -107,6 +107,15 @@ def deploy(name: str, env: str, body: DeployIn, p: PlatformDep,
     return job_out(job)
 
 
+@router.get("/{env}/plan")
+def plan(name: str, env: str, p: PlatformDep, _: Reader, commit: str | None = None,
+         branch: str | None = None) -> dict[str, Any]:
+    """What a deploy of a commit (default: the head of the environment's branch) would change,
+    per service, with the reasons (image, variable X, secret Y's version, ports, hosts, removal).
+    Builds nothing, starts nothing, records nothing; refuses what a deploy would refuse."""
+    return p.planner.plan(name, env, commit, branch)
+
+
 @router.get("/{env}/releases")
 def list_releases(name: str, env: str, p: PlatformDep, _: Reader, limit: int = 20) -> list[dict[str, Any]]:
     """The environment's releases, newest first; environment values are shown as "<redacted>"."""

@@ -1,0 +1,67 @@
+"""`dockyard plan`: what a deploy of a commit to an environment would change, per service and
+why, without building, starting or recording anything. The commit is parsed as a deploy parses
+it (bounded, with the environment's variables, dockyard.yml and its required secrets), so what
+a deploy would refuse, the plan refuses with the same message."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from dockyard.domain import declared as decl
+from dockyard.domain import names
+from dockyard.domain.errors import DockyardError
+from dockyard.planning.changes import UNBUILT, changes
+from dockyard.ports import SourceRepos, Store
+from dockyard.services import inspect
+from dockyard.services.deploy import Deployer
+from dockyard.services.release import service_from_dict
+
+
+@dataclass
+class Planner:
+    store: Store
+    repos: SourceRepos
+    deployer: Deployer
+    registry: str  # host:port, as image references name it
+    git_url: str  # for hints
+
+    def plan(self, app: str, env: str, commit: str | None = None, branch: str | None = None) -> dict[str, Any]:
+        environment = self.store.get_environment(names.app_name(app), names.environment_name(env))
+        owner = self.store.get_app(environment.app)
+        wanted = branch or (owner.deploy_branch if environment.is_production else environment.branch)
+        if commit is None:
+            if wanted is None:
+                raise DockyardError(f"{owner.name}'s environment {environment.name} deploys from no branch",
+                                    "give one: dockyard plan APP --env ENV --branch BRANCH")
+            commit = self.repos.head(owner.name, names.branch_name(wanted))
+            if not commit:
+                raise DockyardError(f"nothing pushed to {owner.name}'s branch {wanted!r} yet",
+                                    f"push first: git push {self.git_url}/git/{owner.name}.git {wanted}")
+        found = self.deployer.inspect(owner, commit, environment.name)
+        # Images are not built: one built from this commit already is named by its digest
+        built = {i.dockerfile: i for i in self.store.list_images(owner.name) if i.commit == commit}
+        references = {s.dockerfile: (f"{self.registry}/{built[s.dockerfile].repository}@{built[s.dockerfile].digest}"
+                                     if s.dockerfile in built else f"{UNBUILT}{s.dockerfile}@{commit}")
+                      for s in found.images}
+        ids = {references[d]: b.image_id for d, b in built.items() if d in references}
+        services = tuple(replace(s, image_id=ids.get(s.image, ""))
+                         for s in inspect.with_references(found.services, references))
+        services, config = self.deployer.configure(owner, environment.name, services, found)
+        self.deployer.releaser.check_hosts(owner.name, environment.name, services)
+        live = self.store.live_release(owner.name, environment.name)
+        before = [service_from_dict(s) for s in live["services"]] if live is not None else []
+        planned = changes(before, services)
+        warnings = [*found.warnings, *decl.not_honoured(found.declared, environment.name),
+                    *decl.setting_conflicts(found.declared, environment, wanted)]
+        return {
+            "app": owner.name,
+            "environment": environment.name,
+            "commit": commit,
+            "branch": wanted,
+            "live_release": live["id"] if live is not None else None,
+            "live_commit": live["commit"] if live is not None else None,
+            "changes": [asdict(c) for c in planned],
+            "config": config,
+            "warnings": warnings,
+        }

@@ -204,6 +204,8 @@ class FakeOrchestrator:
     is healthy at ``wait_ready``, unless it is in ``unhealthy``. ``names`` holds each network's
     names (service, hostname, container_name, aliases) and the containers they lead to; a one-shot
     service in ``lookups`` resolves those names on its network, and exits 1 if one leads nowhere.
+    The host ports Docker would bind (``ServiceSpec.direct_ports``, in ``bindings``) are bound by
+    one running container at a time: a start or resume on a bound one fails, as the engine's does.
     """
 
     NETWORK = ipaddress.IPv4Address("10.213.0.0")  # as the real one's default pool

@@ -140,10 +140,13 @@ class DockerOrchestrator:
         # another mode only where an admin allowed it, or another service's of the same app
         mode = self._mode(app, environment, service.network_mode) or network
         # The proxy runs on the host's network and dials the container's address on the app
-        # network directly: no host port is published.
+        # network directly: a host port is published by Docker only where the service asks for
+        # it (ServiceSpec.direct_ports: UDP, or not HTTP); the proxy serves the others.
+        bindings, exposed = _port_bindings(service)
         host_config = self.api.create_host_config(
             restart_policy=_restart_policy(service),
             network_mode=mode,
+            port_bindings=bindings or None,
             init=True,  # a tiny init as PID 1 forwards signals: apps stop on SIGTERM, not after the timeout
             mem_limit=service.memory or self.limits.memory or None,
             pids_limit=service.pids or self.limits.pids or None,
@@ -176,7 +179,7 @@ class DockerOrchestrator:
                 entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
                 user=service.user or None, working_dir=service.working_dir or None,
                 stop_signal=service.stop_signal or None, stop_timeout=service.stop_grace_period,
-                healthcheck=_healthcheck(service),
+                healthcheck=_healthcheck(service), ports=exposed or None,
             ))
 
         try:
@@ -504,6 +507,17 @@ def _container_labels(service: ServiceSpec, ours: dict[str, str]) -> dict[str, s
     """The service's own labels (never dockyard.*: domain/compose_service.py), then dockyard's."""
     own = dict(label.split("=", 1) for label in service.labels)
     return {**own, **ours, **({ONE_SHOT_LABEL: "once"} if service.one_shot else {})}
+
+
+def _port_bindings(service: ServiceSpec) -> tuple[dict[str, list[Any]], list[tuple[int, str]]]:
+    """Docker's PortBindings and exposed ports of the host ports Docker publishes for a service."""
+    bindings: dict[str, list[Any]] = {}
+    exposed: list[tuple[int, str]] = []
+    for host, container, protocol, ip in service.direct_ports:
+        bindings.setdefault(f"{container}/{protocol}", []).append((ip, host) if ip else host)
+        if (container, protocol) not in exposed:
+            exposed.append((container, protocol))
+    return bindings, exposed
 
 
 def _restart_policy(service: ServiceSpec) -> dict[str, Any]:

@@ -244,6 +244,20 @@ def url(port: Published, host_name: str) -> str:
     return f"http://{name}:{host}/" if protocol == PROXIED else f"{protocol}://{name}:{host}"
 
 
+def listing(services: Iterable[Mapping[str, Any]], default_host: str) -> list[dict[str, Any]]:
+    """A release's published ports (its services as stored) as answers show them, each with its
+    url (a host name of its service, else ``default_host``)."""
+    out = []
+    for s in services:
+        name = (list(s.get("hosts") or ()) or [default_host])[0]
+        for host, container, protocol, ip in s.get("published") or ():
+            port = (int(host), int(container), str(protocol), str(ip))
+            out.append({"service": s.get("name"), "host_port": port[0], "container_port": port[1],
+                        "protocol": port[2], "via": "proxy" if port[2] == PROXIED else "docker",
+                        "host_ip": port[3], "url": url(port, name)})
+    return out
+
+
 # -- remapping (dockyard.yml) ---------------------------------------------------------------------
 def remap(services: Sequence[ServiceSpec], mapping: Mapping[int, int]) -> tuple[ServiceSpec, ...]:
     """The services with their host ports changed as ``mapping`` says: the compose file's host port

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.domain import hosts, names
+from dockyard.domain import hosts, names, published_ports
 from dockyard.domain.errors import Conflict, DockyardError, InvalidName
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, LOCAL_TARGET, App, Environment, Job, RunningService
 from dockyard.ports import Orchestrator, SourceRepos, Store
@@ -143,11 +143,13 @@ class Environments:
 
     def status(self, app: str, env: str) -> dict[str, Any]:
         """The environment, its live release (values redacted), its containers, where it answers
-        and its last job."""
+        (host names, then published host ports), its published ports and its last job."""
         found = self.get(app, env)
         owner = self.store.get_app(found.app)
         live = self.store.live_release(found.app, found.name)
         urls = [f"http://{h}:{self.proxy_port}/" for s in (live or {}).get("services", []) for h in s["hosts"]]
+        ports = published_ports.listing((live or {}).get("services", []), self.base_domain)
+        urls += [p["url"] for p in ports]
         jobs = self.store.list_jobs(found.app, limit=1, environment=found.name)
         return {
             "environment": found.name,
@@ -156,6 +158,7 @@ class Environments:
             "site": self.site(found.app, found.name),
             "live_release": redacted(live) if live is not None else None,
             "urls": urls,
+            "ports": ports,
             "containers": [c.__dict__ for c in self.containers(found.app, found.name)],
             "last_job": jobs[0] if jobs else None,
         }

@@ -30,6 +30,7 @@ from dockyard.domain.model import (
     Job,
     JobStatus,
     ReleaseStatus,
+    ResolvedImage,
     Route,
     RunningService,
     SealedSecret,
@@ -38,6 +39,7 @@ from dockyard.domain.model import (
     Volume,
 )
 from dockyard.domain.published_ports import PortRoute
+from dockyard.domain.records import ReleaseRecord, release_from_row
 from dockyard.ports import Progress, Store
 
 
@@ -121,7 +123,9 @@ class FakeBuilder:
     """Builds nothing: an image id is the digest of the Dockerfile's path and the whole context,
     so the same source gives the same id and any change gives another.
 
-    ``fail_builds`` names Dockerfiles whose build fails, as a failing RUN step would.
+    ``fail_builds`` names Dockerfiles whose build fails, as a failing RUN step would. Build args
+    and the target count in the id (``options`` keeps them by image id); a Dockerfile outside the
+    context is built from the text given with it.
     """
 
     def __init__(self, registry: FakeRegistry) -> None:
@@ -131,24 +135,28 @@ class FakeBuilder:
         self.references: dict[str, str] = {}  # local reference -> image id
         self.pushed: list[str] = []
         self.dockerfiles: dict[str, str | None] = {}  # image id -> the Dockerfile text given instead
+        self.options: dict[str, tuple[dict[str, str], str]] = {}  # image id -> (build args, target)
 
     def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress,
-              dockerfile_text: str | None = None) -> str:
+              dockerfile_text: str | None = None, *, buildargs: Mapping[str, str] | None = None,
+              target: str = "") -> str:
+        options = json.dumps([sorted((buildargs or {}).items()), target]).encode()
         data = context.read() + (dockerfile_text or "").encode()
         try:
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 names = set(tar.getnames())
         except tarfile.TarError as exc:
             raise BuildFailed(f"{dockerfile}: build failed: the context is not a tar ({exc})") from None
-        if dockerfile not in names:
+        if dockerfile_text is None and dockerfile not in names:
             raise BuildFailed(f"{dockerfile}: build failed: no such file in the context")
         if dockerfile in self.fail_builds:
             raise BuildFailed(f"{dockerfile}: build failed: scripted failure", "fix the Dockerfile")
-        image_id = "sha256:" + _sha256("image", dockerfile, data)
+        image_id = "sha256:" + _sha256("image", dockerfile, data, *([options] if buildargs or target else []))
         progress(f"Step 1/1 : fake build of {dockerfile}")
         progress(f"Successfully built {image_id[7:19]}")
         self.sizes[image_id] = len(data)
         self.dockerfiles[image_id] = dockerfile_text
+        self.options[image_id] = (dict(buildargs or {}), target)
         if tag:
             self.references[tag] = image_id
         return image_id
@@ -222,7 +230,10 @@ class FakeOrchestrator:
         self.output: dict[str, list[str]] = {}
         self.names: dict[tuple[str, str], dict[str, set[str]]] = {}  # (app, env) -> name -> container ids
         self._kinds: dict[str, str] = {}  # container id -> "once" | "health"
-        self.volume_store: dict[tuple[str, str, str], set[str]] = {}  # (app, env, name) -> containers mounting it
+        self.volume_store: dict[tuple[str, str, str], set[str]] = {}
+        self.image_volumes: dict[str, tuple[str, ...]] = {}  # image (reference or id) -> its VOLUMEs
+        self.registry_digests: dict[str, str] = {}  # reference -> the registry digest it came with
+        self.missing: set[str] = set()  # references not on the host  # (app, env, name) -> containers mounting it
         self.bindings: dict[str, tuple[tuple[int, int, str, str], ...]] = {}  # container id -> host ports Docker binds
         self._serial = itertools.count(1)
         self._addresses = itertools.count(2)
@@ -276,6 +287,18 @@ class FakeOrchestrator:
                 host, protocol = sorted(held)[0]
                 raise DeployFailed(f"cannot start {service}: Bind for 0.0.0.0:{host}/{protocol} failed: port is "
                                    "already allocated")
+
+    def resolve_image(self, image: str, pull: bool = True) -> ResolvedImage | None:
+        """Every image is there (or pulled): its id a hash of its reference and digest; ``image_volumes``
+        scripts VOLUMEs, ``registry_digests`` a digest it came with, ``missing`` one not pulled."""
+        if image in self.missing and not pull:
+            return None
+        if image.startswith("sha256:"):
+            return ResolvedImage(image, "", tuple(self.image_volumes.get(image, ())))
+        digest = self.registry_digests.get(image)
+        name = image.split("@")[0].rsplit(":", 1)[0] if "/" not in image.split("@")[0].rsplit(":", 1)[-1] else image
+        return ResolvedImage("sha256:" + _sha256("image", image, digest or ""), f"{name}@{digest}" if digest else "",
+                             tuple(self.image_volumes.get(image, ())))
 
     def _last_output(self, service: str) -> str:
         return "\n".join(self.output.get(service, [])[-15:])
@@ -742,7 +765,7 @@ class FakeStore:
             self._releases[release_id] = {
                 "id": release_id, "app": app, "environment": environment, "commit": commit,
                 "status": ReleaseStatus.PENDING.value, "services": "[]", "job_id": job_id, "error": None,
-                "created_at": _now(), "finished_at": None, "config": "{}"}
+                "created_at": _now(), "finished_at": None, "config": "{}", "artifact": "[]"}
             return release_id
 
     def set_release(self, release_id: int, status: ReleaseStatus, services: tuple[ServiceSpec, ...] | None = None,
@@ -764,11 +787,17 @@ class FakeStore:
                         and row["id"] != live_id:
                     row["status"] = ReleaseStatus.SUPERSEDED.value
 
-    def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[dict[str, Any]]:
+    def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[ReleaseRecord]:
         with self._lock:
             found = [self._release(r) for _, r in sorted(self._releases.items(), reverse=True)
                      if r["app"] == app and (environment is None or r["environment"] == environment)]
         return found[:limit] if limit >= 0 else found
+
+    def set_release_artifact(self, release_id: int, services: tuple[ServiceSpec, ...]) -> None:
+        with self._lock:
+            row = self._releases.get(release_id)
+            if row is not None:
+                row["artifact"] = json.dumps([asdict(s) for s in services])
 
     def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
         with self._lock:
@@ -777,14 +806,12 @@ class FakeStore:
                 row["config"] = json.dumps(config)
 
     @staticmethod
-    def _release(row: dict[str, Any]) -> dict[str, Any]:
-        """As SqlStore's: the row's columns, services and config read back from their JSON."""
-        d = dict(row)
-        d["services"] = json.loads(d["services"])
-        d["config"] = json.loads(d["config"] or "{}")
-        return d
+    def _release(row: dict[str, Any]) -> ReleaseRecord:
+        """As SqlStore's: the row's columns, services, artifact and config read back from their JSON."""
+        return release_from_row(row, json.loads(row["services"]), json.loads(row["artifact"] or "[]"),
+                                json.loads(row["config"] or "{}"))
 
-    def live_release(self, app: str, environment: str) -> dict[str, Any] | None:
+    def live_release(self, app: str, environment: str) -> ReleaseRecord | None:
         with self._lock:
             for _, row in sorted(self._releases.items(), reverse=True):
                 if (row["app"], row["environment"], row["status"]) == (app, environment, ReleaseStatus.LIVE):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
@@ -18,6 +18,7 @@ from dockyard.domain.model import (
     Job,
     JobStatus,
     ReleaseStatus,
+    ResolvedImage,
     Route,
     RunningService,
     SealedSecret,
@@ -26,6 +27,7 @@ from dockyard.domain.model import (
     Volume,
 )
 from dockyard.domain.published_ports import PortRoute
+from dockyard.domain.records import ReleaseRecord
 
 Progress = Callable[[str], None]
 
@@ -49,9 +51,11 @@ class SourceRepos(Protocol):
 
 class ImageBuilder(Protocol):
     def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress,
-              dockerfile_text: str | None = None) -> str:
+              dockerfile_text: str | None = None, *, buildargs: Mapping[str, str] | None = None,
+              target: str = "") -> str:
         """Build and tag; return the image id (config digest). ``dockerfile_text``, when given,
-        is built instead of the Dockerfile's content in the context."""
+        is built instead of the Dockerfile's content in the context (which need not hold it);
+        ``buildargs`` are the build's args, ``target`` the stage it builds ("" the last)."""
         ...
 
     def tag(self, image_id: str, reference: str) -> None: ...
@@ -86,6 +90,10 @@ class Orchestrator(Protocol):
     def ensure_network(self, app: str, environment: str) -> None: ...
     def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService: ...
     def wait_ready(self, container: RunningService, timeout: float) -> None: ...
+    def resolve_image(self, image: str, pull: bool = True) -> ResolvedImage | None:
+        """The image (a reference or an id) as the target has it, pulled first when missing and
+        ``pull``; None when it is missing and not pulled."""
+        ...
     def observe(self, app: str | None = None) -> list[RunningService]: ...
     def stop(self, container: RunningService) -> None:
         """Stop and remove the container."""
@@ -164,9 +172,13 @@ class ReleaseStore(AppStore, EnvironmentStore, Protocol):
     def set_release(self, release_id: int, status: ReleaseStatus, services: tuple[ServiceSpec, ...] | None = None,
                     error: str | None = None) -> None: ...
     def supersede(self, app: str, environment: str, live_id: int) -> None: ...
-    def live_release(self, app: str, environment: str) -> dict[str, Any] | None: ...
-    def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[dict[str, Any]]:
+    def live_release(self, app: str, environment: str) -> ReleaseRecord | None: ...
+    def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[ReleaseRecord]:
         """Newest first, of one environment or of all."""
+        ...
+    def set_release_artifact(self, release_id: int, services: tuple[ServiceSpec, ...]) -> None:
+        """The release's artifact: the commit's services pinned by digest, before any
+        environment's configuration (hosts, variables, secrets)."""
         ...
     def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
         """What configuration the release used: variable names and secret versions, never values."""

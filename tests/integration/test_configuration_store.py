@@ -107,11 +107,11 @@ def test_a_deleted_app_takes_its_variables_and_secrets(store: SqlStore) -> None:
 
 def test_a_release_records_its_configuration(store: SqlStore) -> None:
     release = store.create_release("shop", "production", "a" * 40, None)
-    assert store.list_releases("shop")[0]["config"] == {}
+    assert store.list_releases("shop")[0].config == {}
     store.set_release_config(release, {"variables": ["A"], "secrets": {"token": 2}})
     store.set_release(release, ReleaseStatus.LIVE)
     live = store.live_release("shop", "production")
-    assert live is not None and live["config"] == {"variables": ["A"], "secrets": {"token": 2}}
+    assert live is not None and live.config == {"variables": ["A"], "secrets": {"token": 2}}
 
 
 def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
@@ -123,13 +123,14 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:  # back to the schema of 0002, a release in it
         db.execute("DROP TABLE environments")
         db.execute("ALTER TABLE jobs DROP COLUMN environment")
+        db.execute("ALTER TABLE releases DROP COLUMN artifact")
         db.execute("DROP TABLE secrets")
         db.execute("DROP TABLE variables")
         db.execute("ALTER TABLE releases DROP COLUMN config")
         db.execute("UPDATE alembic_version SET version_num = '0002'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
-    assert upgraded.list_releases("shop")[0]["config"] == {}
+    assert upgraded.list_releases("shop")[0].config == {}
     assert upgraded.add_secret("shop", "production", "token", sealer("x")).version == 1
 
 
@@ -145,10 +146,11 @@ def test_a_database_from_before_environments_gets_production_for_every_app(tmp_p
     with sqlite3.connect(path) as db:  # back to the schema of 0003: no environments
         db.execute("DROP TABLE environments")
         db.execute("ALTER TABLE jobs DROP COLUMN environment")
+        db.execute("ALTER TABLE releases DROP COLUMN artifact")
         db.execute("UPDATE alembic_version SET version_num = '0003'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
     assert [(e.app, e.name, e.target, e.branch) for a in ("blog", "shop") for e in upgraded.environments(a)] == [
         ("blog", "production", "local", None), ("shop", "production", "local", None)]
     assert [j.environment for j in upgraded.list_jobs("shop")] == ["production"]
-    assert upgraded.live_release("shop", "production")["id"] == live  # the live release is still live
+    assert getattr(upgraded.live_release("shop", "production"), "id", None) == live  # the live release is still live

@@ -28,9 +28,10 @@ from dockyard.adapters.git import GitRepos
 from dockyard.adapters.registry import DistributionRegistry
 from dockyard.domain.errors import Unavailable
 from dockyard.domain.model import Route
+from dockyard.domain.published_ports import PortRoute
 from dockyard.fakes import FakeBuilder, FakeProxy, FakeRegistry, FakeRepos
 from dockyard.ports import ImageBuilder, Proxy, Registry, SourceRepos
-from tests.support import BASE_IMAGE, free_port, make_repo
+from tests.support import BASE_IMAGE, free_port, make_repo, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +183,74 @@ def test_caddy_sends_traffic_by_host_to_the_routed_upstream(
     caddy.remove_route(route("shop-web").id)
     gone = get("shop.contract.test")
     assert gone.status_code == 404 and "no app answers" in gone.text
+
+
+# -- Proxy: published host ports ------------------------------------------------------------------
+def port_route(port: int, *upstreams: str, owner: str = "dytest-contract-shop.web", host: str = "") -> PortRoute:
+    return PortRoute(f"{ROUTE_PREFIX}-port-{port}", port, upstreams, owner, host)
+
+
+def test_proxy_sets_lists_replaces_and_removes_published_ports(proxy: Proxy) -> None:
+    assert list(proxy.ports()) == []
+    one, two = free_port(), free_port()
+    web = port_route(one, "127.0.0.1:7001")
+    local = port_route(two, "127.0.0.1:7002", owner="dytest-contract-shop--recette.api", host="127.0.0.1")
+    proxy.set_port(web)
+    proxy.set_port(local)
+    assert sorted(proxy.ports(), key=lambda p: p.port) == sorted([web, local], key=lambda p: p.port)
+    moved = port_route(one, "127.0.0.1:7009", owner="dytest-contract-shop.admin")
+    proxy.set_port(moved)  # the same id: replaced in place
+    assert sorted(proxy.ports(), key=lambda p: p.port) == sorted([moved, local], key=lambda p: p.port)
+    assert list(proxy.routes()) == []  # host-name routes are another thing
+    proxy.remove_port(moved.id)
+    proxy.remove_port(moved.id)  # again: already gone
+    proxy.remove_port(f"{ROUTE_PREFIX}-port-1")
+    assert list(proxy.ports()) == [local]
+    proxy.ensure_running()  # ports survive a reconfiguration of the proxy
+    assert list(proxy.ports()) == [local]
+
+
+def test_proxy_holds_a_port_it_serves_and_refuses_one_held_elsewhere(proxy: Proxy) -> None:
+    port = free_port()
+    assert proxy.host_port_free(port, "tcp")
+    proxy.set_port(port_route(port, "127.0.0.1:7001"))
+    assert not proxy.host_port_free(port, "tcp")
+    with pytest.raises(Unavailable, match=f"port {port}"):
+        proxy.set_port(PortRoute(f"{ROUTE_PREFIX}-port-other", port, ("127.0.0.1:7002",)))  # one listener per port
+    proxy.remove_port(port_route(port).id)
+    wait_until(lambda: proxy.host_port_free(port, "tcp"), 10, f"port {port} to be free again")
+
+    held = free_port()
+    with socket.socket() as other, socket.socket(type=socket.SOCK_DGRAM) as datagrams:
+        other.bind(("0.0.0.0", held))
+        other.listen()
+        datagrams.bind(("0.0.0.0", held))
+        if isinstance(proxy, FakeProxy):  # what a real program holds, scripted
+            proxy.held |= {(held, "tcp"), (held, "udp")}
+        assert not proxy.host_port_free(held, "tcp") and not proxy.host_port_free(held, "udp")
+        with pytest.raises(Unavailable, match=f"port {held}"):
+            proxy.set_port(port_route(held, "127.0.0.1:7001"))
+    assert list(proxy.ports()) == []
+
+
+def test_caddy_serves_a_published_port_and_switches_its_upstream(
+    caddy: CaddyProxy, upstreams: tuple[_Upstream, _Upstream]
+) -> None:
+    one, two = upstreams
+    port = free_port()
+    caddy.set_port(port_route(port, one.address))
+    caddy.set_route(route("shop-web", two.address, hosts=("shop.contract.test",)))
+    r = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": "anything.example"}, timeout=5)
+    assert (r.status_code, r.text, r.headers["X-Seen-Host"]) == (200, "one\n", "anything.example")
+    caddy.set_port(port_route(port, two.address))
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text == "two\n"
+    shop = httpx.get(f"http://127.0.0.1:{caddy.port}/", headers={"Host": "shop.contract.test"}, timeout=5)
+    assert shop.text == "two\n"  # the host routes are untouched
+    config = caddy._call("GET", f"/config/apps/http/servers/{ROUTE_PREFIX}-port-{port}").json()
+    assert config["listen"] == [f":{port}"] and config["automatic_https"] == {"disable": True}
+    caddy.remove_port(port_route(port).id)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
 
 
 # -- Registry -------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ checked for the defaults dockyard promises (limits, labels, a subnet from its po
 
 from __future__ import annotations
 
+import contextlib
+import io
 import ipaddress
 import re
 import threading
@@ -626,3 +628,30 @@ def test_stop_gives_the_container_its_grace_period(docker_side: Side) -> None:
     real.stop(container)
     assert time.monotonic() - begun < 6  # its 1s, not the default 10s
     assert real.observe("shop") == []
+
+
+# -- images as the target has them -------------------------------------------------------------------
+def test_resolve_image_gives_its_id_and_volumes_and_pulls_only_when_asked(side: Side) -> None:
+    orch = side.orchestrator
+    found = orch.resolve_image(BASE_IMAGE)
+    assert found is not None and found.image_id.startswith("sha256:")
+    assert found.pinned == ""  # built on this host, never pulled from a registry: no registry digest
+    assert found.volumes == ()
+    assert orch.resolve_image(found.image_id) == found  # by its id too
+    if isinstance(orch, FakeOrchestrator):
+        orch.missing.add("registry.invalid/nothing:1")
+    assert orch.resolve_image("registry.invalid/nothing:1", pull=False) is None
+    with pytest.raises(DeployFailed, match=r"cannot pull registry\.invalid/nothing:1") if side.name == "docker" \
+            else contextlib.nullcontext():
+        orch.resolve_image("registry.invalid/nothing:1")
+
+
+def test_resolve_image_reads_an_images_volumes(engine: docker.DockerClient, docker_side: Side) -> None:
+    tag = f"dytest-volumes:{uuid.uuid4().hex[:8]}"
+    dockerfile = f"FROM {BASE_IMAGE}\nVOLUME /data /var/log/app\n".encode()
+    engine.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
+    try:
+        found = docker_side.orchestrator.resolve_image(tag)
+        assert found is not None and found.volumes == ("/data", "/var/log/app") and found.pinned == ""
+    finally:
+        engine.images.remove(tag, force=True)

@@ -13,6 +13,7 @@ import pytest
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import Conflict, NotFound
 from dockyard.domain.model import App, BuiltImage, Environment, JobStatus, ReleaseStatus, SealedSecret, ServiceSpec
+from dockyard.domain.records import ReleaseRecord
 from dockyard.fakes import FakeStore
 
 pytestmark = pytest.mark.integration
@@ -182,7 +183,7 @@ def test_environments_are_added_listed_and_removed_with_what_is_theirs(store: An
         store.add_secret("shop", env, "token", sealer(env))
         live = store.create_release("shop", env, "c" * 40, None)
         store.set_release(live, ReleaseStatus.LIVE)
-    assert [r["environment"] for r in store.list_releases("shop", environment="recette")] == ["recette"]
+    assert [r.environment for r in store.list_releases("shop", environment="recette")] == ["recette"]
     assert len(store.list_releases("shop")) == 2
     store.remove_environment("shop", "recette")
     assert [e.name for e in store.environments("shop")] == ["production", "dev"]
@@ -267,36 +268,32 @@ def test_images_newest_first_per_app(store: AnyStore) -> None:
 
 
 # -- releases -------------------------------------------------------------------------------------
-RELEASE_KEYS = {"id", "app", "environment", "commit", "status", "services", "job_id", "error", "created_at",
-                "finished_at", "config"}
-
-
 def test_a_release_is_created_pending_and_set(store: AnyStore) -> None:
     release = store.create_release("shop", "production", "a" * 40, 7)
     [row] = store.list_releases("shop")
-    assert set(row) == RELEASE_KEYS
-    assert (row["id"], row["app"], row["environment"], row["commit"], row["status"], row["services"],
-            row["job_id"], row["error"], row["finished_at"], row["config"]) == (
-        release, "shop", "production", "a" * 40, ReleaseStatus.PENDING, [], 7, None, None, {})
-    assert row["created_at"] is not None and row["created_at"].tzinfo is not None
+    assert isinstance(row, ReleaseRecord)  # a model object, never a row or a dict
+    assert (row.id, row.app, row.environment, row.commit, row.status, row.services, row.job_id, row.error,
+            row.finished_at, row.config, row.artifact) == (
+        release, "shop", "production", "a" * 40, ReleaseStatus.PENDING, (), 7, None, None, {}, ())
+    assert row.created_at is not None and row.created_at.tzinfo is not None
 
     web = ServiceSpec(name="web", image="r/shop@sha256:1", port=8000, hosts=("shop.example",),
-                      environment=(("A", "1"),))
+                      environment=(("A", "1"),), command=("serve", "--port", "8000"), secrets=(("token", 2),))
     store.set_release(release, ReleaseStatus.LIVE, services=(web,))
     store.set_release_config(release, {"variables": ["A"], "secrets": {"token": 2}})
     live = store.live_release("shop", "production")
-    assert live is not None and live["id"] == release and live["status"] == ReleaseStatus.LIVE
-    assert live["finished_at"] is not None and live["finished_at"].tzinfo is not None
-    assert live["config"] == {"variables": ["A"], "secrets": {"token": 2}}
-    [service] = live["services"]
-    assert (service["name"], service["port"], service["hosts"], service["environment"]) == (
-        "web", 8000, ["shop.example"], [["A", "1"]])  # JSON: tuples come back as lists
+    assert live is not None and live.id == release and live.status == ReleaseStatus.LIVE
+    assert live.finished_at is not None and live.finished_at.tzinfo is not None
+    assert live.config == {"variables": ["A"], "secrets": {"token": 2}}
+    assert live.services == (web,) and live.services[0].spec_hash == web.spec_hash  # read back whole
+    assert live.hosts == ("shop.example",)
+    assert live.as_dict()["services"][0]["hosts"] == ("shop.example",)  # the shape answers give as JSON
 
     store.set_release(release, ReleaseStatus.FAILED, error="it broke")
     row = store.list_releases("shop")[0]
-    assert (row["status"], row["error"], len(row["services"])) == (ReleaseStatus.FAILED, "it broke", 1)
+    assert (row.status, row.error, len(row.services)) == (ReleaseStatus.FAILED, "it broke", 1)
     store.set_release(release, ReleaseStatus.FAILED)  # the error goes with each change
-    assert store.list_releases("shop")[0]["error"] is None
+    assert store.list_releases("shop")[0].error is None
     assert store.live_release("shop", "production") is None
     store.set_release(9999, ReleaseStatus.LIVE)  # an unknown release: nothing happens
     store.set_release_config(9999, {})
@@ -309,18 +306,18 @@ def test_live_release_is_per_app_and_environment_and_superseded(store: AnyStore)
     for r in (r1, r2, r3):
         store.set_release(r, ReleaseStatus.LIVE)
     r4 = store.create_release("shop", "production", "4" * 40, None)
-    assert (store.live_release("shop", "production") or {})["id"] == r1  # r4 is pending
+    assert getattr(store.live_release("shop", "production"), "id", None) == r1  # r4 is pending
     store.set_release(r4, ReleaseStatus.LIVE)
-    assert (store.live_release("shop", "production") or {})["id"] == r4  # the newest live one
+    assert getattr(store.live_release("shop", "production"), "id", None) == r4  # the newest live one
     store.supersede("shop", "production", r4)
-    statuses = {r["id"]: r["status"] for r in store.list_releases("shop")}
+    statuses = {r.id: r.status for r in store.list_releases("shop")}
     assert statuses == {r1: ReleaseStatus.SUPERSEDED, r2: ReleaseStatus.LIVE, r4: ReleaseStatus.LIVE}
-    assert (store.live_release("shop", "staging") or {})["id"] == r2
-    assert (store.live_release("blog", "production") or {})["id"] == r3
+    assert getattr(store.live_release("shop", "staging"), "id", None) == r2
+    assert getattr(store.live_release("blog", "production"), "id", None) == r3
     assert store.live_release("shop", "nowhere") is None and store.live_release("nope", "production") is None
 
-    assert [r["id"] for r in store.list_releases("shop")] == [r4, r2, r1]  # newest first
-    assert [r["id"] for r in store.list_releases("shop", limit=2)] == [r4, r2]
+    assert [r.id for r in store.list_releases("shop")] == [r4, r2, r1]  # newest first
+    assert [r.id for r in store.list_releases("shop", limit=2)] == [r4, r2]
 
 
 # -- tokens ---------------------------------------------------------------------------------------
@@ -437,3 +434,15 @@ def test_resealing_is_all_or_nothing(store: AnyStore) -> None:
     assert [(s.version, s.key_id, s.ciphertext) for s in store.sealed_secrets("shop")] == [
         (1, "k2", b"a@1!"), (2, "k2", b"a2@2!")]
     assert store.secrets("shop", "production")[0].key_id == "k2"
+
+
+def test_a_release_records_its_artifact_apart(store: AnyStore) -> None:
+    release = store.create_release("shop", "recette", "c" * 40, None)
+    assert store.list_releases("shop")[0].artifact == ()
+    web = ServiceSpec(name="web", image="reg/shop/web@sha256:" + "a" * 64, port=8000, hosts=("shop.localhost",))
+    store.set_release_artifact(release, (web,))
+    store.set_release(release, ReleaseStatus.LIVE, (replace(web, hosts=("recette.shop.localhost",)),))
+    [row] = store.list_releases("shop", environment="recette")
+    assert [s.hosts for s in row.artifact] == [("shop.localhost",)]
+    assert [s.hosts for s in row.services] == [("recette.shop.localhost",)]
+    store.set_release_artifact(9999, (web,))  # an unknown release: nothing happens

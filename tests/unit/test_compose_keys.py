@@ -14,8 +14,8 @@ import pytest
 from dockyard.domain import stack
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.model import ServiceSpec
+from dockyard.domain.records import service_from_dict
 from dockyard.services.inspect import _build
-from dockyard.services.release import service_from_dict
 
 SOURCE = "docker-compose.yml"
 

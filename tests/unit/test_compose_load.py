@@ -509,7 +509,7 @@ FULL = """\
     volumes:
       data: {}
     secrets:
-      token: {file: ./token}
+      token: {external: true, driver: vault}
     """
 
 
@@ -525,7 +525,6 @@ def test_every_valid_key_dockyard_ignores_is_warned_about() -> None:
         f"{SOURCE} line {line}: {path}: {why if why in (merged, no_healthcheck) else 'not honoured yet: ' + why}"
         for line, path, why in [
             (2, "name", "dockyard names the project after the app"),
-            (8, "services/web/build/args", "dockyard builds with the Dockerfile and its folder only"),
             (14, "services/web/volumes/1", "the anonymous volume at '/cache' is not created; what the container "
                                           "writes there is lost when it is replaced"),
             (14, "services/web/volumes/2", "the tmpfs mount at '/tmp' is not made"),
@@ -534,7 +533,7 @@ def test_every_valid_key_dockyard_ignores_is_warned_about() -> None:
             (23, "services/db/env_file/0/format", "dockyard ignores it for now"),
             (24, "services/db/deploy/replicas", "dockyard runs one container per service"),
             (25, "networks", merged),
-            (29, "secrets", "dockyard does not hand secrets to containers yet"),
+            (30, "secrets/token/driver", "dockyard keeps every secret itself, sealed (dockyard secrets set)"),
         ]
     ]
 

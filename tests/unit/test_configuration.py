@@ -17,12 +17,12 @@ from dockyard.domain import configuration as cfg
 from dockyard.domain.configuration import SecretUnreadable
 from dockyard.domain.errors import DockyardError, InvalidName, Unavailable
 from dockyard.domain.model import App, JobStatus, ServiceSpec
+from dockyard.domain.records import service_from_dict
 from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos, FakeSecretFiles
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.inspect import parse_source
 from dockyard.services.jobs import JobRunner
-from dockyard.services.release import service_from_dict
 from tests.support import static_site
 
 APP, ENV = "shop", "production"
@@ -324,8 +324,8 @@ def test_deploys_hand_every_service_its_variables_and_secrets(store: SqlStore, k
     mount = files.mount(APP, ENV, [("token", 1)])
     assert started.binds == (mount,) and files.files == {mount: {"token": b"first-secret"}}
     live = store.live_release(APP, ENV)
-    assert live is not None and live["config"] == {"variables": ["GREETING"], "secrets": {"token": 1}}
-    assert ["token", "<secret:token@v1>"] in live["services"][0]["environment"]
+    assert live is not None and live.config == {"variables": ["GREETING"], "secrets": {"token": 1}}
+    assert ("token", "<secret:token@v1>") in live.services[0].environment
     assert "first-secret" not in repr(store.list_releases(APP))
 
     assert deploy() == first  # nothing changed: kept

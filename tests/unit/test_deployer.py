@@ -42,7 +42,7 @@ class World:
         self.deployer.deploy_job(job, self.said.append)
         live = self.store.live_release(app, "production")
         assert live is not None
-        return int(live["id"])
+        return live.id
 
     def running(self, app: str = APP) -> list[RunningService]:
         return self.orchestrator.observe(app)
@@ -53,7 +53,7 @@ class World:
         return containers[0]
 
     def releases(self) -> dict[int, dict[str, object]]:
-        return {int(r["id"]): r for r in self.store.list_releases(APP)}
+        return {r.id: r for r in self.store.list_releases(APP)}
 
 
 @pytest.fixture
@@ -92,9 +92,9 @@ def test_first_release_starts_the_web_service_and_routes_its_hosts(world: World)
     assert world.events == [f"start {short(web)}", f"ready {short(web)}", f"route {ROUTE_ID} -> {web.upstream}"]
 
     live = world.store.live_release(APP, "production")
-    assert live is not None and live["commit"] == commit and live["status"] == ReleaseStatus.LIVE
-    assert [(s["name"], s["port"], tuple(s["hosts"])) for s in live["services"]] == [("web", 8000, HOSTS)]
-    assert live["services"][0]["image"] == f"{world.registry.address}/shop/site@{image.digest}"  # pinned
+    assert live is not None and live.commit == commit and live.status == ReleaseStatus.LIVE
+    assert [(s.name, s.port, s.hosts) for s in live.services] == [("web", 8000, HOSTS)]
+    assert live.services[0].image == f"{world.registry.address}/shop/site@{image.digest}"  # pinned
     assert f"-----> Release {release} is live" in world.said
     assert f"       http://{APP}.{BASE_DOMAIN}:8080/" in world.said
 
@@ -115,8 +115,8 @@ def test_changed_image_starts_new_container_routes_to_it_then_stops_the_old(worl
     ]
     assert world.proxy.routes() == [Route(ROUTE_ID, HOSTS, (str(new.upstream),))]
     releases = world.releases()
-    assert releases[first]["status"] == ReleaseStatus.SUPERSEDED
-    assert releases[second]["status"] == ReleaseStatus.LIVE
+    assert releases[first].status == ReleaseStatus.SUPERSEDED
+    assert releases[second].status == ReleaseStatus.LIVE
 
 
 def test_release_whose_new_service_fails_keeps_the_old_one_serving(world: World) -> None:
@@ -135,11 +135,11 @@ def test_release_whose_new_service_fails_keeps_the_old_one_serving(world: World)
     new_id = started[0].rsplit(" ", 1)[1]
     assert world.events == [started[0], f"stop web r{first + 1} {new_id}"]  # stopped what it started, only
     releases = world.releases()
-    assert releases[first + 1]["status"] == ReleaseStatus.FAILED
-    assert "exited" in str(releases[first + 1]["error"])
-    assert releases[first]["status"] == ReleaseStatus.LIVE
+    assert releases[first + 1].status == ReleaseStatus.FAILED
+    assert "exited" in str(releases[first + 1].error)
+    assert releases[first].status == ReleaseStatus.LIVE
     live = world.store.live_release(APP, "production")
-    assert live is not None and live["id"] == first
+    assert live is not None and live.id == first
     assert " !     Release failed; the previous release keeps serving." in world.said
 
 
@@ -177,7 +177,7 @@ def test_unchanged_release_keeps_the_container(world: World) -> None:
     assert world.events == [f"route {ROUTE_ID} -> {web.upstream}"]  # route refreshed, nothing started or stopped
     assert f"-----> web: unchanged, keeping {web.id[:12]}" in world.said
     releases = world.releases()
-    assert (releases[first]["status"], releases[second]["status"]) == (ReleaseStatus.SUPERSEDED, ReleaseStatus.LIVE)
+    assert (releases[first].status, releases[second].status) == (ReleaseStatus.SUPERSEDED, ReleaseStatus.LIVE)
 
 
 # -- build ----------------------------------------------------------------------------------------
@@ -322,7 +322,7 @@ def test_routes_switched_before_a_failure_go_back_to_the_old_containers(world: W
         world.deploy(world.push({**static_site("v2", version="1.1"), "docker-compose.yml": compose}))
     assert sorted(broken.routes(), key=lambda r: r.id) == before  # the switched route points at the old container again
     assert {c.service: c.id for c in world.running()} == {s: c.id for s, c in old.items()}
-    assert [r["status"] for r in world.store.list_releases(APP)] == ["failed", "live"]
+    assert [r.status for r in world.store.list_releases(APP)] == ["failed", "live"]
 
 
 def test_a_failed_registry_push_moves_no_traffic(world: World) -> None:
@@ -338,7 +338,7 @@ def test_a_failed_registry_push_moves_no_traffic(world: World) -> None:
         world.deploy(world.push(static_site("v2", version="1.1")))
     assert world.only_container().id == old.id  # the container started meanwhile is gone
     assert world.proxy.routes() == routes
-    assert [r["status"] for r in world.store.list_releases(APP)] == ["failed", "live"]
+    assert [r.status for r in world.store.list_releases(APP)] == ["failed", "live"]
 
 
 def test_route_ids_of_different_apps_never_collide(world: World) -> None:
@@ -416,3 +416,37 @@ def test_a_stateful_service_is_released_stop_first_and_resumed_when_the_release_
     assert [e.split()[0] for e in world.events] == ["halt", "start", "ready", "stop"], world.events
     assert not [e for e in world.events if "SHARED VOLUME" in e]
     assert [v.name for v in world.orchestrator.volumes(APP, "production")] == ["data"]
+
+
+# -- images as the target has them: pinned by digest, their VOLUMEs kept ------------------------------
+def test_an_image_named_by_a_tag_is_pinned_by_digest_in_the_release(world: World) -> None:
+    world.orchestrator.registry_digests["redis:7"] = "sha256:" + "e" * 64
+    files = {**static_site("v1"), "docker-compose.yml": "services:\n  web:\n    build: .\n    ports: ['8000']\n"
+                                                         "  cache:\n    image: redis:7\n"}
+    release = world.deploy(world.push(files))
+    stored = {s.name: s for s in world.releases()[release].services}
+    assert stored["cache"].image == "redis@sha256:" + "e" * 64
+    assert stored["cache"].image_id.startswith("sha256:")
+    assert any("cache: redis:7 is sha256:eeeeeeeeeeee" in line for line in world.said)
+    # the tag moves upstream: the next deploy replaces the container; unchanged, it is kept
+    world.deploy(world.push({**files, "public/index.html": "v2\n"}))
+    assert any("cache: unchanged" in line for line in world.said)
+    world.orchestrator.registry_digests["redis:7"] = "sha256:" + "f" * 64
+    world.orchestrator.missing.discard("redis:7")
+    before = [c.id for c in world.running() if c.service == "cache"]
+    world.deploy(world.push({**files, "public/index.html": "v3\n"}))
+    assert [c.id for c in world.running() if c.service == "cache"] != before
+
+
+def test_an_images_volumes_are_kept_across_releases_and_make_it_stop_first(world: World) -> None:
+    world.orchestrator.image_volumes["redis:7"] = ("/data",)
+    files = {**static_site("v1"), "docker-compose.yml": "services:\n  web:\n    build: .\n    ports: ['8000']\n"
+                                                         "  db:\n    image: redis:7\n    volumes: [/logs]\n"}
+    release = world.deploy(world.push(files))
+    stored = {s.name: s for s in world.releases()[release].services}
+    assert stored["db"].volumes == ("db.logs:/logs", "db.data:/data")
+    assert [v.name for v in world.orchestrator.volumes(APP, "production")] == ["db.data", "db.logs"]
+    world.orchestrator.registry_digests["redis:7"] = "sha256:" + "a" * 64  # a new image: a new container
+    world.deploy(world.push({**files, "public/index.html": "v2\n"}))
+    assert any("Stopping db of release" in line and "first" in line for line in world.said)
+    assert "SHARED VOLUME" not in " ".join(world.events)  # never two containers on one volume

@@ -82,7 +82,7 @@ class World:
         self.store.finish_job(job.id, JobStatus.SUCCEEDED)
         live = self.store.live_release(APP, env)
         assert live is not None
-        return int(live["id"])
+        return live.id
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         return {r.id: r.hosts for r in self.proxy.routes()}
@@ -274,3 +274,24 @@ def test_dockyard_yml_routes_become_hosts_of_their_service(world: World) -> None
     world.repos.commit(APP, taken)
     with pytest.raises(Conflict, match="reserved for app blog"):
         planner(world).plan(APP, "production")
+
+
+def test_a_release_keeps_its_artifact_apart_from_the_environments_configuration(world: World) -> None:
+    """The artifact (the commit's services pinned by digest) is the same in every environment;
+    hosts, variables and secrets are each environment's: promotion re-applies one artifact."""
+    world.envs.create(APP, "recette")
+    world.store.set_variables(APP, "recette", {"MODE": "recette"})
+    world.configuration.set_secret(APP, "recette", "token", "s3cret")
+    prod = world.deploy("production", static_site("one"))
+    recette = world.deploy("recette", static_site("one"))
+    releases = {r["id"]: r for r in world.envs.releases(APP, None)}
+    assert releases[prod]["artifact"] == releases[recette]["artifact"]
+    [artifact] = releases[recette]["artifact"]
+    assert artifact["image"].startswith("registry.test") or "@sha256:" in artifact["image"]
+    assert "@sha256:" in artifact["image"] and artifact["environment"] == []
+    assert artifact["hosts"] == ("shop.dockyard.test", "shop.example")  # as the commit gives them
+    [configured] = releases[recette]["services"]
+    assert configured["image"] == artifact["image"]
+    assert configured["hosts"] == ("recette.shop.dockyard.test",)
+    assert [k for k, _ in configured["environment"]] == ["MODE", "token"]
+    assert releases[recette]["config"] == {"variables": ["MODE"], "secrets": {"token": 1}}

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import socket
 import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from typing import IO, Any
 
 import docker
@@ -33,18 +35,22 @@ class DockerBuilder:
         self.build_timeout = build_timeout
 
     def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress,
-              dockerfile_text: str | None = None) -> str:
+              dockerfile_text: str | None = None, *, buildargs: Mapping[str, str] | None = None,
+              target: str = "") -> str:
         """Build ``dockerfile`` of ``context``; ``dockerfile_text`` replaces its content (the
-        builder pins bases built in the same push by image id this way). Returns the image id."""
+        builder pins bases built in the same push by image id this way, and sends a Dockerfile
+        that is outside its context so), ``buildargs`` and ``target`` go to the engine as they
+        are (never through a shell). Returns the image id."""
         context = without_ignored(context, dockerfile)
+        shown_name = dockerfile
         if dockerfile_text is not None:
             context, dockerfile = with_dockerfile(context, dockerfile_text)
         image_id = ""
         started = time.monotonic()
         try:
-            response = self._start_build(context, dockerfile, tag)
+            response = self._start_build(context, dockerfile, tag, buildargs or {}, target)
         except docker.errors.APIError as exc:
-            raise BuildFailed(f"{dockerfile}: build failed: {explain(exc)}", "check the Dockerfile and push again") from None
+            raise BuildFailed(f"{shown_name}: build failed: {explain(exc)}", "check the Dockerfile and push again") from None
         timed_out = threading.Event()
 
         def cancel() -> None:
@@ -59,7 +65,7 @@ class DockerBuilder:
                 if "error" in chunk:
                     detail = chunk.get("error", "").strip()
                     raise BuildFailed(
-                        f"{dockerfile}: build failed: {detail}",
+                        f"{shown_name}: build failed: {detail}",
                         "fix the Dockerfile (the build log above shows the failing step) and push again",
                     )
                 text = chunk.get("stream")
@@ -74,14 +80,14 @@ class DockerBuilder:
             raise
         except Exception as exc:  # the stream broke: the deadline cut it, or the engine went away
             if not timed_out.is_set():
-                raise BuildFailed(f"{dockerfile}: the build stopped: {explain(exc)}", "push again") from None
+                raise BuildFailed(f"{shown_name}: the build stopped: {explain(exc)}", "push again") from None
         finally:
             watchdog.cancel()
             with contextlib.suppress(Exception):
                 response.close()
         if timed_out.is_set():
             raise BuildFailed(
-                f"{dockerfile}: the build did not finish within {self.build_timeout:.0f}s "
+                f"{shown_name}: the build did not finish within {self.build_timeout:.0f}s "
                 f"(stopped after {time.monotonic() - started:.0f}s)",
                 "make the build quicker (a step that waits for ever, such as 'RUN sleep infinity', never "
                 "ends), or raise DOCKYARD_BUILD_TIMEOUT",
@@ -89,13 +95,15 @@ class DockerBuilder:
         if not image_id and tag:
             image_id = self.api.inspect_image(tag)["Id"]
         if not image_id:
-            raise BuildFailed(f"{dockerfile}: the build reported no image", "push again; if it persists, see the engine's log")
+            raise BuildFailed(f"{shown_name}: the build reported no image", "push again; if it persists, see the engine's log")
         return str(image_id)
 
-    def _start_build(self, context: IO[bytes], dockerfile: str, tag: str) -> Any:
+    def _start_build(self, context: IO[bytes], dockerfile: str, tag: str, buildargs: Mapping[str, str],
+                     target: str) -> Any:
         """POST /build, keeping the response so that the deadline can cut it."""
         params = {"t": tag or None, "rm": True, "forcerm": True, "dockerfile": dockerfile, "q": False,
-                  "nocache": False, "pull": False}
+                  "nocache": False, "pull": False, "buildargs": json.dumps(dict(buildargs)) if buildargs else None,
+                  "target": target or None}
         headers = {"Content-Type": "application/tar"}
         self.api._set_auth_headers(headers)
         response = self.api._post(self.api._url("/build"), data=context, params=params, headers=headers,

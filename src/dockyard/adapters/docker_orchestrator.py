@@ -26,7 +26,7 @@ import docker.errors
 from dockyard.adapters.docker_client import LABEL, explain, labels
 from dockyard.domain import networks
 from dockyard.domain.errors import Conflict, DeployFailed, NotFound
-from dockyard.domain.model import DEFAULT_ENVIRONMENT, RunningService, ServiceSpec, Volume
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, ResolvedImage, RunningService, ServiceSpec, Volume
 from dockyard.domain.references import parse_reference
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,18 @@ class DockerOrchestrator:
                 return f"container:{c.id}"
         raise DeployFailed(f"{value}: no container of service {name!r} runs",
                            f"start {name} first: list it under depends_on")
+
+    def resolve_image(self, image: str, pull: bool = True) -> ResolvedImage | None:
+        try:
+            info = self.api.inspect_image(image)
+        except docker.errors.NotFound:
+            if not pull:
+                return None
+            self._pull(image)
+            info = self.api.inspect_image(image)
+        except docker.errors.APIError as exc:
+            raise DeployFailed(f"cannot inspect image {image}: {explain(exc)}") from None
+        return resolved_image(image, info)
 
     def _pull(self, image: str) -> None:
         try:
@@ -470,6 +482,20 @@ class DockerOrchestrator:
             for stream in streams:
                 with contextlib.suppress(Exception):
                     stream.close()
+
+
+def resolved_image(image: str, info: dict[str, Any]) -> ResolvedImage:
+    """An image's ``docker inspect`` JSON → its id, its reference pinned by the digest of the
+    registry it came from (the one ``image`` names), and its VOLUME paths."""
+    try:
+        repository = parse_reference(image).name if not image.startswith("sha256:") else ""
+    except ValueError:
+        repository = ""
+    digests = [d for d in info.get("RepoDigests") or [] if "@" in d]
+    same = [d for d in digests if d.split("@")[0] in (repository, f"docker.io/{repository}",
+                                                         f"docker.io/library/{repository}")]
+    volumes = tuple(sorted((info.get("Config") or {}).get("Volumes") or {}))
+    return ResolvedImage(image_id=str(info["Id"]), pinned=same[0] if same else "", volumes=volumes)
 
 
 def running_service(info: dict[str, Any], network_name: Callable[[str, str], str]) -> RunningService:

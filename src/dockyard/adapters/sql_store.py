@@ -31,6 +31,7 @@ from dockyard.domain.model import (
     SecretVersion,
     ServiceSpec,
 )
+from dockyard.domain.records import ReleaseRecord, release_from_row
 
 
 def now() -> datetime:
@@ -376,7 +377,7 @@ class SqlStore:
                 t.releases.c.status == ReleaseStatus.LIVE, t.releases.c.id != live_id,
             ).values(status=ReleaseStatus.SUPERSEDED))
 
-    def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[dict[str, Any]]:
+    def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[ReleaseRecord]:
         q = select(t.releases).where(t.releases.c.app == app).order_by(t.releases.c.id.desc()).limit(limit)
         if environment is not None:
             q = q.where(t.releases.c.environment == environment)
@@ -384,19 +385,23 @@ class SqlStore:
             rows = c.execute(q)
             return [self._release(r) for r in rows]
 
+    def set_release_artifact(self, release_id: int, services: tuple[ServiceSpec, ...]) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(t.releases).where(t.releases.c.id == release_id)
+                      .values(artifact=json.dumps([asdict(s) for s in services])))
+
     def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
         with self.engine.begin() as c:
             c.execute(update(t.releases).where(t.releases.c.id == release_id).values(config=json.dumps(config)))
 
     @staticmethod
-    def _release(row: Any) -> dict[str, Any]:
+    def _release(row: Any) -> ReleaseRecord:
         d = dict(row._mapping)
-        d["services"] = json.loads(d["services"])
-        d["config"] = json.loads(d.get("config") or "{}")
         d["created_at"], d["finished_at"] = _utc(d["created_at"]), _utc(d["finished_at"])
-        return d
+        return release_from_row(d, json.loads(d["services"]), json.loads(d.get("artifact") or "[]"),
+                                json.loads(d.get("config") or "{}"))
 
-    def live_release(self, app: str, environment: str) -> dict[str, Any] | None:
+    def live_release(self, app: str, environment: str) -> ReleaseRecord | None:
         with self.engine.connect() as c:
             row = c.execute(select(t.releases).where(
                 t.releases.c.app == app, t.releases.c.environment == environment,

@@ -102,6 +102,9 @@ releases = Table(
     Column("finished_at", DateTime(timezone=True)),
     # JSON: the variable names and secret versions the release used, never values
     Column("config", Text, nullable=False, default="{}", server_default="{}"),
+    # JSON: the artifact, the commit's services pinned by digest before any environment's
+    # configuration (hosts, variables, secrets): what a promotion releases elsewhere
+    Column("artifact", Text, nullable=False, default="[]", server_default="[]"),
 )
 
 variables = Table(

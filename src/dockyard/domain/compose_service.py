@@ -13,6 +13,12 @@ ServiceSpec fields (pure): what ``stack.compose_stack`` adds to each service it 
 - ``restart``, ``labels`` (never ``dockyard.*``: ours), ``user``, ``working_dir``, ``entrypoint``,
   ``stop_signal``, ``stop_grace_period``, and limits: ``deploy.resources.limits`` (memory, cpus,
   pids) or ``mem_limit``/``cpus``/``pids_limit``, over dockyard's defaults.
+- ``secrets``: with a top-level ``secrets:``, each service receives only the secrets it lists
+  (``secret_files``: each "NAME:FILE"), at ``/run/secrets/<target or key>``; each top-level entry
+  stands for the environment's dockyard secret of its name (or ``name``); ``file:`` is refused (a
+  value committed to the repository is not secret), as is a service listing an undeclared
+  secret, or a ``target`` that is no file name in /run/secrets. Without a top-level ``secrets:``,
+  ``secret_files`` is None: every service receives every secret of its environment.
 
 Every refusal names file, line and key path (``docker-compose.yml line 7: services/db/hostname:
 ...``); the file's lines are read again only when there is something to refuse.
@@ -28,7 +34,8 @@ from typing import Any
 from dockyard.domain.compose_load import located, path_text
 from dockyard.domain.compose_support import COMPLETED, HEALTHY, conditions, one_shot_services
 from dockyard.domain.compose_yaml import load_located
-from dockyard.domain.errors import InvalidSource, shown
+from dockyard.domain.configuration import SECRETS_DIR, secret_name
+from dockyard.domain.errors import InvalidName, InvalidSource, shown
 from dockyard.domain.shell_words import split_words
 
 Parts = tuple[str | int, ...]
@@ -48,6 +55,7 @@ _DURATION_PART = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?)(h|ms|m|s|us|µs|ns)
 _UNIT_NS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "µs": 10**3, "ns": 1}
 _SIZE = re.compile(r"([0-9]{1,15}(?:\.[0-9]{1,9})?) ?([kmgtp]?)(?:i?b)?", re.IGNORECASE)
 _SIZE_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+_SECRET_FILE = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # a file name in /run/secrets ("." and ".." aside)
 
 
 class Where:
@@ -75,6 +83,7 @@ class ComposeKeys:
         self.services: Mapping[str, Any] = doc["services"]
         self.networks = self._declared_networks(doc.get("networks"))
         self.one_shot = one_shot_services(self.services)
+        self.secrets = self._declared_secrets(doc.get("secrets"))
         self._check_names()
 
     def fields(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,6 +103,7 @@ class ComposeKeys:
             "entrypoint": self._words((*at, "entrypoint"), body.get("entrypoint")),
             "stop_signal": self._signal((*at, "stop_signal"), body.get("stop_signal")),
             "stop_grace_period": self._grace((*at, "stop_grace_period"), body.get("stop_grace_period")),
+            "secret_files": self._secret_files((*at, "secrets"), body.get("secrets")),
         }
         out.update(self._healthcheck((*at, "healthcheck"), body.get("healthcheck")))
         out.update(self._limits(at, body))
@@ -274,6 +284,81 @@ class ComposeKeys:
             raise self.where.error(at, "should be at most 1h", "a release waits for old containers to stop")
         return seconds
 
+    # -- secrets ---------------------------------------------------------------------------------
+    def _declared_secrets(self, raw: Any) -> dict[str, str] | None:
+        """Top-level ``secrets``: each key -> the environment's dockyard secret it stands for (its
+        own name, or ``name``). None without a top-level ``secrets`` (every service receives every
+        secret of its environment)."""
+        if raw is None:
+            return None
+        declared: dict[str, str] = {}
+        for key, conf in raw.items():
+            at: Parts = ("secrets", str(key))
+            conf = conf if isinstance(conf, Mapping) else {}
+            external = conf.get("external")
+            named: tuple[Parts, Any] = (
+                ((*at, "name"), conf["name"]) if conf.get("name") is not None
+                else ((*at, "external", "name"), external["name"])
+                if isinstance(external, Mapping) and external.get("name") is not None else (at, key))
+            name = str(named[1])
+            if conf.get("file") is not None:
+                shown_name = name if _is_secret_name(name) else "NAME"
+                raise self.where.error(
+                    (*at, "file"), "a secret's value is not read from a file of the repository",
+                    f"a value committed to the repository is not secret: remove 'file' (write 'external: true'), "
+                    f"set the value with `dockyard secrets set APP {shown_name} --env ENV` (from stdin), and change "
+                    "the secret if it was pushed: it stays in the repository's history")
+            if not _is_secret_name(name):
+                raise self.where.error(
+                    named[0], f"{shown(name, 60)} is not the name of a dockyard secret",
+                    "dockyard secrets are named like environment variables (letters, digits and '_', not starting "
+                    "with a digit): write `name: NAME` to stand for the secret NAME")
+            declared[str(key)] = name
+        return declared
+
+    def _secret_files(self, at: Parts, raw: Any) -> tuple[str, ...] | None:
+        """A service's ``secrets``: "NAME:FILE" for each (None without a top-level ``secrets``)."""
+        entries = raw if isinstance(raw, list) else []
+        if self.secrets is None and not entries:
+            return None
+        files: dict[str, str] = {}  # file -> "NAME:FILE"
+        for i, entry in enumerate(entries):
+            where: Parts = (*at, i)
+            long = isinstance(entry, Mapping)
+            source = entry.get("source") if isinstance(entry, Mapping) else entry
+            if source is None:
+                raise self.where.error(where, "needs 'source': the secret it receives", "write '- source: token'")
+            source = str(source)
+            name = (self.secrets or {}).get(source)
+            if name is None:
+                raise self.where.error(
+                    (*where, "source") if long else where,
+                    f"the secret {shown(source, 60)} is not declared under the top-level 'secrets'",
+                    f"declare it at the top level: `secrets: {{{source}: {{external: true}}}}` (its value: "
+                    f"dockyard secrets set APP {source if _is_secret_name(source) else 'NAME'} --env ENV)")
+            target = entry.get("target") if isinstance(entry, Mapping) else None
+            file = self._secret_file((*where, "target") if target is not None else where,
+                                     source if target is None else str(target))
+            if file in files:
+                raise self.where.error(where, f"{SECRETS_DIR}/{file} is given twice",
+                                       "give each secret of the service a file of its own ('target')")
+            files[file] = f"{name}:{file}"
+        return tuple(files.values())
+
+    def _secret_file(self, at: Parts, value: str) -> str:
+        """A secret's file name in /run/secrets: a plain name, or a path directly under it."""
+        if value.startswith("/"):
+            folder, _, file = posixpath.normpath(value).rpartition("/")
+            if folder != SECRETS_DIR:
+                raise self.where.error(at, f"{shown(value, 80)} is not in {SECRETS_DIR}",
+                                       f"dockyard puts secret files in {SECRETS_DIR} only: give a file name, such as "
+                                       f"'api_key' (the file {SECRETS_DIR}/api_key)")
+            value = file
+        if value in (".", "..") or not _SECRET_FILE.fullmatch(value):
+            raise self.where.error(at, f"{shown(value, 80)} is not a file name for {SECRETS_DIR}",
+                                   "use 1-128 letters, digits, '.', '_' and '-' (no '/'), such as 'api_key'")
+        return value
+
     # -- limits ----------------------------------------------------------------------------------
     def _limits(self, at: Parts, body: Mapping[str, Any]) -> dict[str, Any]:
         deploy = body.get("deploy") or {}
@@ -330,6 +415,14 @@ class ComposeKeys:
         if total > MAX_DURATION_NS:
             raise self.where.error(at, f"{shown(text, 40)} is longer than 24h")
         return total
+
+
+def _is_secret_name(value: str) -> bool:
+    try:
+        secret_name(value)
+    except InvalidName:
+        return False
+    return True
 
 
 def _flag(raw: Any) -> bool:

@@ -2,17 +2,19 @@
 nothing a compose file says is dropped silently.
 
 Honoured today (``stack``, ``compose_service``): ``version`` (informational, as in Compose v2),
-``services`` with ``image``, ``build`` (``context``, ``dockerfile``), ``ports`` (the first container
-port is routed by host name; host ports are published, through the proxy or by Docker:
-``published_ports``), ``expose`` (documentation: every port is reachable on the app's network),
-``environment``, ``env_file``, ``command``, ``entrypoint``, ``depends_on`` (start order, and its
-conditions: ``service_healthy`` waits until the dependency is ready, ``service_completed_successfully``
-until it exited 0), ``healthcheck``, ``restart``, ``labels``, ``user``, ``working_dir``,
-``stop_signal``, ``stop_grace_period``, ``hostname``, ``container_name`` and ``networks`` (with
-``aliases``: names on the app's network), limits (``deploy.resources.limits``, ``mem_limit``,
-``cpus``, ``pids_limit``), named volumes and bind mounts among ``volumes``, the host access keys
-(``host_access``); top-level ``volumes`` and ``networks`` (every network is the app's one network
-per environment: several are merged, with a warning; ``external`` ones are refused). ``x-*``
+``services`` with ``image``, ``build`` (``context``, ``dockerfile``, ``args``, ``target``:
+``compose_build``), ``ports`` (the first container port is routed by host name; host ports are
+published, through the proxy or by Docker: ``published_ports``), ``expose`` (documentation:
+every port is reachable on the app's network), ``environment``, ``env_file``, ``command``,
+``entrypoint``, ``depends_on`` (start order, and its conditions: ``service_healthy`` waits until
+the dependency is ready, ``service_completed_successfully`` until it exited 0), ``healthcheck``,
+``restart``, ``labels``, ``user``, ``working_dir``, ``stop_signal``, ``stop_grace_period``,
+``hostname``, ``container_name`` and ``networks`` (with ``aliases``: names on the app's network),
+limits (``deploy.resources.limits``, ``mem_limit``, ``cpus``, ``pids_limit``), named volumes and
+bind mounts among ``volumes``, the host access keys (``host_access``), ``secrets`` (files in
+/run/secrets, and variables; not their ``uid``, ``gid``, ``mode``: root's, 0400); top-level ``volumes``, ``networks`` (every network is the app's one network
+per environment: several are merged, with a warning; ``external`` ones are refused) and
+``secrets`` (the environment's dockyard secrets; ``file`` is refused). ``x-*``
 extension keys are accepted silently everywhere. Everything else the schema accepts gets a
 warning, by key path; when a key becomes honoured, take it out of here.
 """
@@ -28,15 +30,15 @@ from dockyard.domain.errors import shown
 Parts = tuple[str | int, ...]
 KeyWarning = tuple[Parts, str]  # (key path, message)
 
-TOP_KEYS = frozenset({"version", "services", "volumes", "networks"})
+TOP_KEYS = frozenset({"version", "services", "volumes", "networks", "secrets"})
 SERVICE_KEYS = frozenset({
     "image", "build", "ports", "expose", "environment", "env_file", "command", "entrypoint", "depends_on",
     "volumes", "healthcheck", "restart", "labels", "user", "working_dir", "stop_signal", "stop_grace_period",
-    "hostname", "container_name", "networks", "mem_limit", "cpus", "pids_limit",
+    "hostname", "container_name", "networks", "mem_limit", "cpus", "pids_limit", "secrets",
     # host access: refused unless allowed, applied when allowed (host_access.py)
     "privileged", "cap_add", "devices", "network_mode", "pid", "ipc", "userns_mode", "security_opt",
 })
-BUILD_KEYS = frozenset({"context", "dockerfile"})
+BUILD_KEYS = frozenset({"context", "dockerfile", "args", "target"})
 ENV_FILE_KEYS = frozenset({"path", "required"})
 PORT_KEYS = frozenset({"target", "published", "host_ip", "protocol", "mode"})
 HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period", "disable"})
@@ -62,10 +64,16 @@ _NETWORK_WHY = {
 }
 _TOP_WHY = {
     "name": "dockyard names the project after the app",
-    "secrets": "dockyard does not hand secrets to containers yet",
     "configs": "dockyard does not hand configs to containers yet",
     "include": "the included files are not read: their services are not started",
 }
+_SECRET_WHY = {
+    "labels": "a secret is a file in the container, not an object of the engine: it carries no labels",
+    "driver": "dockyard keeps every secret itself, sealed (dockyard secrets set)",
+    "driver_opts": "dockyard keeps every secret itself, sealed (dockyard secrets set)",
+    "template_driver": "the file holds the secret's value as it was set",
+}
+_SECRET_FILE_DEFAULTS = {"uid": ("0",), "gid": ("0",), "mode": ("256", "0400", "400", "0o400")}
 _IGNORED = "dockyard ignores it for now"
 
 
@@ -105,6 +113,7 @@ def not_honoured(doc: Mapping[str, Any]) -> list[KeyWarning]:
         if isinstance(body, Mapping):
             found += _service(str(name), body, services, once)
     found += _networks(doc)
+    found += _secrets(doc)
     return found
 
 
@@ -119,7 +128,7 @@ def _service(name: str, body: Mapping[str, Any], services: Mapping[str, Any], on
             found.append(((*at, key), f"{NOT_YET}: {_WHY.get(key, _IGNORED)}"))
     build = body.get("build")
     if isinstance(build, Mapping):
-        found += [((*at, "build", k), f"{NOT_YET}: dockyard builds with the Dockerfile and its folder only")
+        found += [((*at, "build", k), f"{NOT_YET}: dockyard builds with context, dockerfile, args and target only")
                   for k in build if k not in BUILD_KEYS and not _extension(k)]
     env_files = body.get("env_file")
     for i, entry in enumerate(env_files if isinstance(env_files, list) else []):
@@ -141,6 +150,7 @@ def _service(name: str, body: Mapping[str, Any], services: Mapping[str, Any], on
     else:
         found += _ports(at, body.get("ports"), body.get(published_ports.PUBLISH_KEY, "proxy"))
     found += _volumes(at, body.get("volumes"))
+    found += _service_secrets(at, body.get("secrets"))
     return found
 
 
@@ -220,6 +230,38 @@ def _networks(doc: Mapping[str, Any]) -> list[KeyWarning]:
         names = ", ".join(shown(str(n), 40) for n in sorted(used, key=str))
         found.append((("networks",), f"the networks {names} are merged into the app's one network: every service "
                                      "reaches every other"))
+    return found
+
+
+def _secrets(doc: Mapping[str, Any]) -> list[KeyWarning]:
+    """Top-level secrets: each is the environment's dockyard secret of its name (or ``name``);
+    ``file`` is refused where services are read (``compose_service``)."""
+    declared = doc.get("secrets")
+    found: list[KeyWarning] = []
+    for key, conf in declared.items() if isinstance(declared, Mapping) else ():
+        if not isinstance(conf, Mapping):
+            continue
+        name = str(conf.get("name") or key)
+        variable = conf.get("environment")
+        if variable is not None and str(variable) != name:
+            found.append((("secrets", key, "environment"), (
+                f"the value is the environment's secret {shown(name, 60)} (dockyard secrets set APP {name} --env ENV), "
+                f"not the variable {shown(str(variable), 60)}")))
+        found += [(("secrets", key, k), f"{NOT_YET}: {_SECRET_WHY.get(k, _IGNORED)}")
+                  for k in conf if k in _SECRET_WHY]
+    return found
+
+
+def _service_secrets(at: Parts, raw: Any) -> list[KeyWarning]:
+    """A service's secrets in the long syntax: the file's owner and mode are not honoured (a bad
+    entry is refused where services are read, ``compose_service``)."""
+    found: list[KeyWarning] = []
+    for i, entry in enumerate(raw if isinstance(raw, list) else []):
+        for key in ("uid", "gid", "mode") if isinstance(entry, Mapping) else ():
+            if entry.get(key) is not None and str(entry[key]).strip() not in _SECRET_FILE_DEFAULTS[key]:
+                found.append(((*at, "secrets", i, key), (
+                    f"{NOT_YET}: every secret file is owned by root with mode 0400 (a service that runs as another "
+                    "user reads the secret from its environment variable)")))
     return found
 
 

@@ -4,20 +4,24 @@ Pure: the values come in as arguments.
 
 Precedence, lowest first: the compose file's ``env_file`` and ``environment`` (as Compose merges
 them), then the environment's variables, then its secrets.
+
+Every service receives every secret, unless its compose file has a top-level ``secrets:``: then
+each service receives only the secrets it lists (``ServiceSpec.secret_files``), as variables and
+as files named by their ``target``; a secret it lists that is not set is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 
 from dockyard.domain.errors import DockyardError, InvalidName
 from dockyard.domain.model import ServiceSpec
 from dockyard.domain.names import is_app_name
 
-SECRETS_DIR = "/run/secrets"  # each secret is the file SECRETS_DIR/NAME in every container
+SECRETS_DIR = "/run/secrets"  # each secret a service receives is a file there (SECRETS_DIR/NAME by default)
 MAX_KEY_CHARS = 128
 MAX_VARIABLE_BYTES = 32 * 1024
 MAX_VARIABLES = 500
@@ -108,16 +112,64 @@ def versions_digest(secrets: Sequence[tuple[str, int]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+Mount = Callable[[Sequence[tuple[str, int]]], str]  # volume keys -> the bind of their files
+
+
+def listed(service: ServiceSpec) -> set[str] | None:
+    """The secrets a service lists in its compose file's ``secrets:`` (None: no top-level
+    ``secrets:``, so it receives every secret of its environment)."""
+    if service.secret_files is None:
+        return None
+    return {entry.partition(":")[0] for entry in service.secret_files}
+
+
+def secret_files(service: ServiceSpec) -> list[tuple[str, str]]:
+    """(file name in SECRETS_DIR, secret name) of each file the service gets: each secret it
+    receives under its own name, or where its compose file puts it (``target``)."""
+    if service.secret_files is None:
+        return [(name, name) for name, _ in service.secrets]
+    return [(file, name) for name, _, file in (entry.partition(":") for entry in service.secret_files)]
+
+
+def volume_keys(service: ServiceSpec) -> list[tuple[str, int]]:
+    """What names the volume of a service's secret files (``SecretFiles.mount``): the versions
+    it holds, and each file named otherwise than its secret (``NAME:FILE``). Files named as their
+    secrets (always without a top-level ``secrets:``) give the service's ``secrets``: the same
+    volume, the same bind as before compose secrets were honoured."""
+    versions = dict(service.secrets)
+    return sorted({(name if file == name else f"{name}:{file}", versions[name]) for file, name in secret_files(service)})
+
+
+def unset_secrets(services: Sequence[ServiceSpec], set_names: Collection[str]) -> dict[str, list[str]]:
+    """The secrets services list (compose ``secrets:``) that are not set: name -> the services."""
+    missing: dict[str, list[str]] = {}
+    for service in services:
+        for name in sorted((listed(service) or set()) - set(set_names)):
+            missing.setdefault(name, []).append(service.name)
+    return dict(sorted(missing.items()))
+
+
 def configure(service: ServiceSpec, variables: Mapping[str, str], secrets: Sequence[tuple[str, int]],
-              mount: str = "") -> ServiceSpec:
+              mount: str | Mount = "") -> ServiceSpec:
     """The service with the environment's variables and secrets, over what its compose file
-    gives: compose < variables < secrets. Secrets enter as references and as ``mount``, the
-    bind that puts their files at /run/secrets."""
+    gives: compose < variables < secrets. A service of a compose file with a top-level
+    ``secrets:`` receives only those it lists. Secrets enter as references and as ``mount``, the
+    bind that puts their files at /run/secrets (or a function of ``volume_keys`` that gives it)."""
+    wanted = listed(service)
+    if wanted is not None:
+        missing = sorted(wanted - {name for name, _ in secrets})
+        if missing:
+            raise DockyardError(f"service {service.name}: the secret {missing[0]} is not set",
+                                f"set it (its value from stdin): dockyard secrets set APP {missing[0]} --env ENV")
+        secrets = [(name, version) for name, version in secrets if name in wanted]
     env = dict(service.environment)
     env.update(variables)
     env.update({name: reference(name, version) for name, version in secrets})
+    configured = replace(service, environment=tuple(env.items()), secrets=tuple(sorted(secrets)))
+    if callable(mount):
+        mount = mount(volume_keys(configured)) if secrets else ""
     binds = (*service.binds, mount) if secrets and mount else service.binds
-    return replace(service, environment=tuple(env.items()), secrets=tuple(sorted(secrets)), binds=binds)
+    return replace(configured, binds=binds)
 
 
 def resolve(service: ServiceSpec, values: Mapping[str, str]) -> ServiceSpec:

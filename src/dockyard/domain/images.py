@@ -8,6 +8,12 @@ Name and version are read from the source, deterministically (see the seed's Doc
 
 else from the OCI label ``org.opencontainers.image.version``, else from the commit.
 
+An image is one distinct build: a Dockerfile, its context, build args and target. A Dockerfile is
+built as its own (its folder as context, no args, its last stage) unless a compose file's
+``build:`` asks otherwise (``compose_build``); then each distinct build it asks for is an image,
+named beside the Dockerfile's plain one from the build alone (``name_builds``, ``variant_for``),
+so that the name stays from push to push.
+
 Everything here reads pushed text, so everything here runs in time linear in its input: the
 Dockerfile's syntax is read by ``dockerfile_syntax`` (scanners, no regex that can backtrack over a
 line), and no loop runs over pairs of lines or of Dockerfiles (``build_order`` sorts by rounds of a
@@ -17,9 +23,12 @@ checked by ``add_urls``; image references are parsed by ``references``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from dockyard.domain.add_urls import add_urls, check_add_urls
 from dockyard.domain.dockerfile_syntax import instructions, label_pairs
@@ -33,9 +42,23 @@ OCI_VERSION_LABEL = "org.opencontainers.image.version"
 _DOCKERFILE = re.compile(r"(?:.*/)?Dockerfile(?:-[a-z0-9][a-z0-9_.-]*)?")
 
 
+class Build(NamedTuple):
+    """What makes an image: its Dockerfile, the context folder ("" for the repository's root),
+    the build args (sorted by name) and the target stage ("" for the last)."""
+
+    dockerfile: str
+    context: str
+    args: tuple[tuple[str, str], ...]
+    target: str
+
+
 @dataclass(frozen=True)
 class ImageSpec:
-    """One image to build, as declared by one Dockerfile."""
+    """One image to build: a Dockerfile, and how it is built (``Build``).
+
+    A Dockerfile no compose ``build:`` names is built as its own: in its folder, without build
+    args, to its last stage. Each distinct build a compose file asks for is an ImageSpec of its
+    own (``with_build``, ``name_builds``)."""
 
     dockerfile: str
     basename: str
@@ -45,19 +68,44 @@ class ImageSpec:
     bases: tuple[str, ...] = field(default_factory=tuple)
     exposed_ports: tuple[int, ...] = field(default_factory=tuple)
     add_urls: tuple[str, ...] = field(default_factory=tuple)  # what its ADDs fetch (hosts checked again at build)
+    stages: tuple[str, ...] = field(default_factory=tuple)  # its named stages (FROM ... AS NAME), lowercased
+    # How it is built (compose ``build:``); the defaults are the Dockerfile's own build.
+    build_context: str | None = None  # a folder of the repository ("": its root); None: the Dockerfile's folder
+    args: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # build args, sorted by name
+    target: str = ""  # the stage built, lowercased ("": the last one)
+    variant: str = ""  # "": the Dockerfile's plain image; else the last part of its repository (``name_builds``)
 
     def repository(self, app: str) -> str:
-        """Where the image lives in dockyard's registry: one namespace per app."""
-        return f"{app}/{self.basename}"
+        """Where the image lives in dockyard's registry: one namespace per app; another build
+        of the same Dockerfile one level below its plain image (``APP/NAME/VARIANT``)."""
+        return f"{app}/{self.basename}/{self.variant}" if self.variant else f"{app}/{self.basename}"
+
+    @property
+    def key(self) -> str:
+        """This build among a push's images, as its services' placeholders name it: the
+        Dockerfile's path for its plain image, ``PATH#VARIANT`` for another build of it."""
+        return f"{self.dockerfile}#{self.variant}" if self.variant else self.dockerfile
+
+    @property
+    def build(self) -> Build:
+        """What makes two builds one image: Dockerfile, context, build args and target."""
+        return Build(self.dockerfile, self.context, self.args, self.target)
 
     @property
     def context(self) -> str:
-        """The build context: the Dockerfile's own folder ("" for the repository's root)."""
-        return self.dockerfile.rpartition("/")[0]
+        """The build context: a folder of the repository ("" for its root), by default the
+        Dockerfile's own."""
+        return self.dockerfile.rpartition("/")[0] if self.build_context is None else self.build_context
 
     @property
-    def dockerfile_in_context(self) -> str:
-        return self.dockerfile.rpartition("/")[2]
+    def dockerfile_in_context(self) -> str | None:
+        """The Dockerfile's path inside the context; None when it is outside it (its text is
+        then sent with the build, as the docker CLI does)."""
+        context = self.context
+        if not context:
+            return self.dockerfile
+        inside = self.dockerfile.startswith(f"{context}/")
+        return self.dockerfile[len(context) + 1 :] if inside else None
 
     def depends_on(self, other: ImageSpec) -> bool:
         """True when one of this image's FROM lines names ``other``'s declared image."""
@@ -185,6 +233,7 @@ def parse_dockerfile(path: str, text: str, app: str, registry: str = "") -> Imag
         bases=tuple(bases),
         exposed_ports=tuple(exposed),
         add_urls=tuple(url for _, url in add_urls(text)),
+        stages=tuple(sorted(stages)),
     )
 
 
@@ -251,26 +300,34 @@ def in_rounds(deps: Sequence[Collection[int]]) -> tuple[list[int], list[int]]:
 
 
 def build_order(specs: Iterable[ImageSpec]) -> list[ImageSpec]:
-    """Dependencies first; ties keep file order. A cycle is an error naming the files."""
+    """Dependencies first; ties keep file order. A cycle is an error naming the files.
+
+    A FROM that names another Dockerfile's header name means the build ``named_images`` gives
+    for it; one built several ways, none plain, cannot be named so: the FROM is refused."""
     pending = list(specs)
-    count: dict[str, int] = {}
-    for s in pending:
-        count[s.basename] = count.get(s.basename, 0) + 1
-    duplicates = sorted(n for n, c in count.items() if c > 1)
-    if duplicates:
-        files = [s.dockerfile for s in pending if s.basename == duplicates[0]]
-        raise InvalidSource(
-            f"several Dockerfiles produce the image {duplicates[0]!r}: {', '.join(files)}",
-            "give each Dockerfile its own name header ('# registry/team/name')",
-        )
-    # Basenames are unique, so are declared names: each FROM names at most one other image.
-    declared = {s.declared_name: i for i, s in enumerate(pending) if s.declared_name}
+    _check_names(pending)
+    named = {s.key: i for i, s in enumerate(pending)}
+    chosen = {path: named[s.key] for path, s in named_images(pending).items()}
+    # Basenames are unique per Dockerfile, so are declared names: each FROM names at most one Dockerfile.
+    declared = {s.declared_name: s.dockerfile for s in pending if s.declared_name}
     deps: list[set[int]] = []
     for i, s in enumerate(pending):
         mine = set()
         for ref in _base_references(s):
-            j = declared.get(ref.name)
-            if j is not None and j != i and _names(ref, pending[j]):
+            path = declared.get(ref.name)
+            if path is None:
+                continue
+            j = chosen.get(path)
+            if j is None:
+                builds = [b for b in pending if b.dockerfile == path]
+                if path != s.dockerfile and _names(ref, builds[0]):
+                    raise InvalidSource(
+                        f"{s.dockerfile}: FROM {shown(ref.name, 80)} names the image of {path}, which the compose "
+                        f"file builds {len(builds)} ways ({', '.join(b.variant for b in builds)}), none of them plain",
+                        f"build {path} once more without args and target (its plain image), or FROM a stage of "
+                        f"{s.dockerfile} itself",
+                    )
+            elif j != i and _names(ref, pending[j]):
                 mine.add(j)
         deps.append(mine)
     ordered, stuck = in_rounds(deps)
@@ -280,6 +337,104 @@ def build_order(specs: Iterable[ImageSpec]) -> list[ImageSpec]:
             "break the cycle of FROM lines",
         )
     return [pending[i] for i in ordered]
+
+
+def _check_names(specs: Sequence[ImageSpec]) -> None:
+    """Each Dockerfile's name is its own, and each build's repository is one build's."""
+    files: dict[str, dict[str, None]] = {}
+    for s in specs:
+        files.setdefault(s.basename, {})[s.dockerfile] = None
+    duplicates = sorted(n for n, f in files.items() if len(f) > 1)
+    if duplicates:
+        raise InvalidSource(
+            f"several Dockerfiles produce the image {duplicates[0]!r}: {', '.join(files[duplicates[0]])}",
+            "give each Dockerfile its own name header ('# registry/team/name')",
+        )
+    seen: dict[str, ImageSpec] = {}
+    for s in specs:
+        other = seen.setdefault(s.repository(""), s)
+        if other is not s:
+            raise InvalidSource(
+                f"{s.dockerfile} is built two ways that get the same image name, {s.repository('')[1:]!r}",
+                "change a build arg or the target of one of them (each build of a Dockerfile is an image of its own)",
+            )
+
+
+# -- builds: one image per distinct (Dockerfile, context, build args, target) ----------------
+
+
+def with_build(spec: ImageSpec, context: str, args: Mapping[str, str], target: str) -> ImageSpec:
+    """``spec``'s Dockerfile built in ``context`` (a normalized folder of the repository, "" for
+    its root), with ``args``, to the stage ``target`` ("" the last); ``name_builds`` names it."""
+    own = spec.dockerfile.rpartition("/")[0]
+    return replace(spec, build_context=None if context == own else context, args=tuple(sorted(args.items())),
+                   target=target.lower(), variant="")
+
+
+def name_builds(dockerfiles: Iterable[ImageSpec], requested: Iterable[ImageSpec]) -> list[ImageSpec]:
+    """The images of a push, in build order: every distinct build in ``requested`` (what a
+    compose file's ``build:`` keys ask for, ``with_build``), each named by ``variant_for``; and
+    each Dockerfile of ``dockerfiles`` that no build names, built as its own. Builds that are
+    the same (Dockerfile, context, args, target) are one image, built once."""
+    wanted: dict[str, dict[Build, ImageSpec]] = {}
+    for r in requested:
+        wanted.setdefault(r.dockerfile, {}).setdefault(r.build, r)
+    out: list[ImageSpec] = []
+    for spec in dockerfiles:
+        builds = wanted.get(spec.dockerfile)
+        if not builds:
+            out.append(spec)
+            continue
+        contexts = {b.context for b in builds.values()}
+        home = next(iter(contexts)) if len(contexts) == 1 else spec.dockerfile.rpartition("/")[0]
+        out += sorted((replace(b, variant=variant_for(b, home)) for b in builds.values()), key=lambda b: b.variant)
+    if len(out) > MAX_DOCKERFILES:
+        raise InvalidSource(
+            f"the pushed commit asks for {len(out)} images (each distinct build of a Dockerfile is one); dockyard "
+            f"builds at most {MAX_DOCKERFILES} images per app",
+            "build the services that may share an image with the same context, args and target",
+        )
+    return build_order(out)
+
+
+_COMPONENT = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")  # a part of a repository name, as registries take it
+
+
+def variant_for(spec: ImageSpec, home: str) -> str:
+    """How a build of a Dockerfile is named beside the Dockerfile's plain image (the last part
+    of its repository, ``APP/NAME/VARIANT``), from that build alone, so that it stays the same
+    from push to push while the build does:
+
+    - "" (the plain image ``APP/NAME``): no build args and no target, built in ``home`` (the
+      context every build of the Dockerfile shares, else the Dockerfile's own folder);
+    - the target (``APP/NAME/prod``): only a target, in ``home``;
+    - else ``TARGET-HASH`` (``build-HASH`` without a target), HASH the first 8 hex digits of the
+      SHA-256 of its context, build args and target: other values are another image.
+    """
+    if spec.context == home and not spec.args:
+        if not spec.target:
+            return ""
+        if _COMPONENT.fullmatch(spec.target):
+            return spec.target
+    canonical = json.dumps([spec.context, [list(pair) for pair in spec.args], spec.target], ensure_ascii=True)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
+    prefix = re.sub(r"[^a-z0-9]+", "-", spec.target).strip("-")[:40].strip("-") or "build"
+    return f"{prefix}-{digest}"
+
+
+def named_images(specs: Iterable[ImageSpec]) -> dict[str, ImageSpec]:
+    """The build each Dockerfile's header name means (in a compose ``image:``, in another
+    Dockerfile's FROM), by Dockerfile: its plain image, else its only build. A Dockerfile built
+    several ways, none of them plain, is left out: its name would not say which build."""
+    builds: dict[str, list[ImageSpec]] = {}
+    for s in specs:
+        builds.setdefault(s.dockerfile, []).append(s)
+    out: dict[str, ImageSpec] = {}
+    for path, found in builds.items():
+        plain = [s for s in found if not s.variant]
+        if plain or len(found) == 1:
+            out[path] = (plain or found)[0]
+    return out
 
 
 def discover(files: Mapping[str, str], app: str, registry: str = "") -> list[ImageSpec]:

@@ -86,6 +86,11 @@ class ServiceSpec:
     # are never part of the spec: ``environment`` holds a reference (``<secret:NAME@v3>``) that is
     # resolved as the container starts (domain/configuration.py).
     secrets: tuple[tuple[str, int], ...] = ()
+    # Compose `secrets:` (domain/compose_service.py): None when the compose file declares no
+    # top-level secrets (the service receives every secret of its environment); else the ones it
+    # lists, each "NAME:FILE" (the dockyard secret, its file name in /run/secrets). Never in
+    # spec_hash itself: what it changes shows in ``secrets`` and in the secret files' bind.
+    secret_files: tuple[str, ...] | None = None
     volumes: tuple[str, ...] = ()  # named volumes, "name:/target[:ro]" (domain/volumes.py)
     # More compose keys (domain/compose_service.py). Each counts in spec_hash only when set.
     hostname: str = ""  # the container's own host name ("": the service's name)
@@ -169,6 +174,16 @@ _EXTRA_FIELDS = ("hostname", "aliases", "healthcheck", "health_interval", "healt
                  "health_retries", "restart", "one_shot", "labels", "user", "working_dir", "entrypoint",
                  "stop_signal", "stop_grace_period", "memory", "cpus", "pids")
 _DEFAULTS = {f.name: f.default for f in fields(ServiceSpec) if f.name in _EXTRA_FIELDS}
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """An image as the target has it: its content id, its reference pinned by registry digest
+    (when it came from a registry), and the paths its VOLUME instructions declare."""
+
+    image_id: str
+    pinned: str = ""  # repository@sha256:..., or "" for an image built here and never pushed
+    volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

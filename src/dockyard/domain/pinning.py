@@ -3,7 +3,8 @@
 A Dockerfile that builds ``FROM crigen/nodejs:8``, where ``crigen/nodejs`` is the header name of
 another Dockerfile of the same push, is built with that FROM line pointing at the image just
 built, by its content id. No tag is lent in the shared engine, so a build never changes what a
-name means outside its own app.
+name means outside its own app. A Dockerfile built several ways (compose ``build:``) is named by
+its header name in one of them only (``images.named_images``): the builder passes that one.
 """
 
 from __future__ import annotations

@@ -140,27 +140,33 @@ def _entry(raw: Any, container: str, host: str | None, protocol: str, host_ip: s
             ipaddress.ip_address(host_ip)
         except ValueError:
             raise ValueError(f"port {shown(_text(raw), 80)}: {shown(host_ip, 60)} is not an IP address") from None
-    containers = _range(raw, container, None)  # only the first counts when nothing is published
-    if not host:  # no host side, or a random host port ("127.0.0.1::8894")
-        return PortEntry(containers, None if host is None else (), protocol, host_ip, mode)
-    hosts = _range(raw, host, MAX_RANGE)
-    if len(hosts) != len(containers):
-        if len(containers) == 1:
+    low, high = _range(raw, container)
+    if not host:  # no host side, or a random host port ("127.0.0.1::8894"): only the first port counts
+        return PortEntry((low,), None if host is None else (), protocol, host_ip, mode)
+    hosts = _expanded(raw, host)
+    if len(hosts) != high - low + 1:
+        if low == high:
             raise ValueError(f"port {shown(_text(raw), 80)}: a range of host ports for one container port lets "
                              "Docker pick one: dockyard publishes fixed host ports")
         raise ValueError(f"port {shown(_text(raw), 80)}: the host range has {len(hosts)} ports, the container "
-                         f"range {len(containers)}")
-    return PortEntry(containers, hosts, protocol, host_ip, mode)
+                         f"range {high - low + 1}")
+    return PortEntry(tuple(range(low, high + 1)), hosts, protocol, host_ip, mode)
 
 
-def _range(raw: Any, text: str, limit: int | None) -> tuple[int, ...]:
+def _range(raw: Any, text: str) -> tuple[int, int]:
     first, dash, last = text.strip().partition("-")
     low, high = port_number(first), port_number(last) if dash else port_number(first)
     if low is None or high is None or high < low:
         raise _bad(raw)
-    if limit is not None and high - low + 1 > limit:
+    return low, high
+
+
+def _expanded(raw: Any, text: str) -> tuple[int, ...]:
+    """The host ports of a host side: at most MAX_RANGE."""
+    low, high = _range(raw, text)
+    if high - low + 1 > MAX_RANGE:
         raise ValueError(f"port {shown(_text(raw), 80)}: the range {low}-{high} holds {high - low + 1} host ports; "
-                         f"dockyard publishes at most {limit} per entry")
+                         f"dockyard publishes at most {MAX_RANGE} per entry")
     return tuple(range(low, high + 1))
 
 
@@ -226,14 +232,6 @@ def transport(protocol: str) -> str:
 
 def _named(host: int, protocol: str) -> str:
     return f"{host}/{protocol}" if protocol in ("udp", "sctp") else str(host)
-
-
-def describe(port: Published) -> str:
-    """``50011 -> 8894 (through the proxy)``, ``5353/udp -> 53 (published by Docker)``."""
-    host, container, protocol, ip = port
-    where = f"{ip}:" if ip else ""
-    how = "through the proxy" if protocol == PROXIED else "published by Docker"
-    return f"{where}{_named(host, protocol)} -> {container} ({how})"
 
 
 def url(port: Published, host_name: str) -> str:

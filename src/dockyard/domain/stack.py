@@ -1,7 +1,8 @@
 """From a pushed tree and its built images to the services a release runs.
 
 Without a compose file, the one image with an EXPOSEd port is the app's web service. With
-``docker-compose.yml`` (or ``compose.yml``), its services are started; this reads image/build,
+``docker-compose.yml`` (or ``compose.yml``), its services are started; this reads image and build
+(``compose_build``: context, dockerfile, args and target; one image per distinct build),
 ports (``published_ports``: the port routed by host name, the host ports published through the
 proxy or by Docker), environment, env_file, command, volumes and the host access keys, ``compose_service`` the
 other keys dockyard honours (names on the network, healthcheck, depends_on conditions, restart,
@@ -23,13 +24,13 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.domain import compose_load, published_ports, volumes
-from dockyard.domain.compose_service import ComposeKeys
+from dockyard.domain import compose_build, compose_load, published_ports, volumes
+from dockyard.domain.compose_service import ComposeKeys, Where
 from dockyard.domain.compose_yaml import at_path
 from dockyard.domain.dotenv import DOTENV, parse_dotenv
 from dockyard.domain.errors import InvalidSource, shown
 from dockyard.domain.host_access import host_access_fields
-from dockyard.domain.images import ImageSpec, in_rounds
+from dockyard.domain.images import ImageSpec, build_order, in_rounds, name_builds, named_images
 from dockyard.domain.limits import MAX_COMPOSE_BYTES, MAX_ENV_FILE_BYTES, too_large
 from dockyard.domain.model import ServiceSpec
 from dockyard.domain.references import parse_reference
@@ -48,6 +49,7 @@ class Stack:
 
     services: tuple[ServiceSpec, ...]
     warnings: tuple[str, ...] = ()
+    images: tuple[ImageSpec, ...] = ()  # what to build, in build order (``images.name_builds``)
 
 
 def hosts_for(app: str, service: str, first_web: bool, base_domain: str, domains: tuple[str, ...]) -> tuple[str, ...]:
@@ -86,12 +88,15 @@ def commit_stack(
     allowed: frozenset[str] = frozenset(),
     *,
     variables: Mapping[str, str] = NO_VARIABLES,
+    folders: Collection[str] | None = None,
 ) -> Stack:
-    """The services a pushed tree runs: its compose file's, else its web image's.
+    """The services a pushed tree runs: its compose file's, else its web image's; and the
+    images to build for them.
 
     ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app; ``variables`` the
     environment's variables, which the compose file is interpolated with, over those of the
-    ``.env`` file at the repository's root."""
+    ``.env`` file at the repository's root; ``folders`` the tree's folders, when ``files`` is
+    not the whole tree (derived from ``files`` otherwise)."""
     compose = next((f for f in COMPOSE_FILES if f in files), None)
     if compose:
         text = read_file(compose) or ""
@@ -99,8 +104,9 @@ def commit_stack(
             raise too_large(compose, len(text.encode(errors="replace")), MAX_COMPOSE_BYTES)
         merged, notes = _variables(files, read_file, variables)
         found = compose_stack(app, text, images, pinned, read_file, base_domain, domains, allowed,
-                              source=compose, variables=merged)
-        return Stack(found.services, notes + found.warnings)
+                              source=compose, variables=merged,
+                              folders=folders if folders is not None else folders_of(files))
+        return Stack(found.services, notes + found.warnings, found.images)
     if len(images) == 1:
         web = next(iter(images))
     elif "Dockerfile" in images:
@@ -110,7 +116,19 @@ def commit_stack(
             "several Dockerfiles and no compose file: dockyard cannot tell which one is the web service",
             "add a root Dockerfile for the web service, or a docker-compose.yml listing the services",
         )
-    return Stack(single_image_services(app, images[web], pinned[web], base_domain, domains))
+    return Stack(single_image_services(app, images[web], pinned[web], base_domain, domains),
+                 images=tuple(build_order(images.values())))
+
+
+def folders_of(files: Collection[str]) -> set[str]:
+    """Every folder of a tree ("" for its root), from its files' paths."""
+    found = {""}
+    for path in files:
+        folder = path.rpartition("/")[0]
+        while folder not in found:
+            found.add(folder)
+            folder = folder.rpartition("/")[0]
+    return found
 
 
 def commit_services(
@@ -201,23 +219,38 @@ def compose_stack(
     *,
     source: str = "compose file",
     variables: Mapping[str, str] = NO_VARIABLES,
+    folders: Collection[str] | None = None,
 ) -> Stack:
-    """Services from a compose file named ``source``. ``images`` maps dockerfile path -> spec,
-    ``pinned`` maps dockerfile path -> pinned reference; ``read_file(path)`` returns a repo file's
-    text or None; ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app;
-    ``variables`` are substituted in the file's values."""
+    """Services from a compose file named ``source``, and the images to build for them.
+    ``images`` maps dockerfile path -> spec (as the Dockerfile builds by itself), ``pinned``
+    maps an image's key (``ImageSpec.key``: the Dockerfile's path for its plain image) -> the
+    reference its services carry; ``read_file(path)`` returns a repo file's text or None;
+    ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app; ``variables`` are
+    substituted in the file's values (and give build args written without a value);
+    ``folders``, when given, are the repository's folders."""
     loaded = compose_load.load(text, source=source, variables=variables)
     services: dict[str, Any] = loaded.doc["services"]
     known = set(services)
     volume_names = volumes.declared(loaded.doc.get("volumes"))
-    by_name = {s.declared_name: path for path, s in images.items() if s.declared_name}
     keys = ComposeKeys(loaded.doc, text, source)
+    # build: one image per distinct (Dockerfile, context, args, target); a header name in
+    # `image:` means the build named_images gives for its Dockerfile
+    asked = {name: compose_build.service_build(("services", name, "build"), body["build"], images, variables,
+                                               keys.where, folders)
+             for name, body in services.items() if body.get("build") is not None}
+    to_build = name_builds(images.values(), asked.values())
+    built = {spec.build: spec for spec in to_build}
+    named = named_images(to_build)
+    by_name = {s.declared_name: path for path, s in images.items() if s.declared_name}
     out: list[ServiceSpec] = []
     every_ports: list[published_ports.ServicePorts] = []
     first_web = True
     for name, body in services.items():
         path = f"services/{_key(name)}"
-        image = _service_image(path, body, images, pinned, by_name)
+        if name in asked:
+            image = pinned[built[asked[name].build].key]
+        else:
+            image = _service_image(("services", name), body, pinned, by_name, named, keys.where)
         ports = body.get("ports") or []
         expose = body.get("expose") or []  # documentation: the app's services reach every port
         if not isinstance(ports, list) or not isinstance(expose, list):
@@ -253,7 +286,7 @@ def compose_stack(
                 environment=tuple(dict(env).items()),
                 command=tuple(str(c) for c in command) if command is not None else None,
                 **host_access_fields(app, path, body, known, allowed),
-                volumes=volumes.named_mounts(path, body.get("volumes"), volume_names),
+                volumes=_volumes(name, path, body.get("volumes"), volume_names),
                 published=found_ports.published,
                 **more,
             )
@@ -264,7 +297,13 @@ def compose_stack(
         for dep in s.depends_on:
             if dep not in known:
                 raise at_path(f"services/{_key(s.name)}/depends_on", f"unknown service {shown(dep)}")
-    return Stack(tuple(start_order(out)), loaded.warnings)
+    return Stack(tuple(start_order(out)), loaded.warnings, tuple(to_build))
+
+
+def _volumes(name: str, path: str, raw: Any, declared: set[str]) -> tuple[str, ...]:
+    """Named volumes, then the anonymous ones, kept across releases as volumes of their own."""
+    named = volumes.named_mounts(path, raw, declared)
+    return named + volumes.kept(name, volumes.anonymous_targets(path, raw), named)
 
 
 def _env_files(path: str, raw: Any, read_file: ReadFile) -> list[tuple[str, str]]:
@@ -297,39 +336,16 @@ def _env_files(path: str, raw: Any, read_file: ReadFile) -> list[tuple[str, str]
 
 
 def _service_image(
-    path: str,
+    at: tuple[str, ...],
     body: dict[str, Any],
-    images: Mapping[str, ImageSpec],
     pinned: Mapping[str, str],
     by_name: Mapping[str, str],
+    named: Mapping[str, ImageSpec],
+    where: Where,
 ) -> str:
-    build = body.get("build")
-    if build is not None:
-        context, dockerfile = ".", "Dockerfile"
-        if isinstance(build, str):
-            context = build
-        elif isinstance(build, dict):
-            context = str(build.get("context", "."))
-            dockerfile = str(build.get("dockerfile", "Dockerfile"))
-        # The dockerfile is relative to the context, and both must stay inside the repository.
-        key = posixpath.normpath(posixpath.join(context, dockerfile))
-        for what, value in (("context", context), ("dockerfile", key)):
-            if _outside(value):
-                raise at_path(
-                    f"{path}/build",
-                    f"{what} {shown(value)} is outside the repository",
-                    "dockyard builds from the pushed repository only: use a path inside it, such as '.' or './api'",
-                )
-        if key not in pinned:
-            raise at_path(f"{path}/build", f"no Dockerfile at {shown(key)} in the repository")
-        own = posixpath.dirname(key) or "."
-        if posixpath.normpath(context) != own:
-            raise at_path(
-                f"{path}/build",
-                f"context {shown(context)} is not the folder of {shown(key)}",
-                f"dockyard builds each Dockerfile with its own folder as context: set context to '{own}'",
-            )
-        return pinned[key]
+    """The image of a service without ``build``: one of the repository's own by its header name
+    (the build ``named`` gives for that Dockerfile), else the reference as written."""
+    path = "/".join(at[:1] + tuple(_key(part) for part in at[1:]))
     raw = body.get("image")
     if not isinstance(raw, str) or not raw:
         raise at_path(path, "needs 'image' or 'build'")
@@ -337,9 +353,17 @@ def _service_image(
         ref = parse_reference(raw)
     except ValueError as exc:
         raise at_path(f"{path}/image", str(exc)) from None
-    if ref.name in by_name:
-        return pinned[by_name[ref.name]]
-    return raw
+    if ref.name not in by_name:
+        return raw
+    dockerfile = by_name[ref.name]
+    spec = named.get(dockerfile)
+    if spec is None:
+        raise where.error(
+            (*at, "image"), f"{shown(raw, 80)} is the image of {dockerfile}, which this file builds in several ways "
+            "(other args or target), none of them plain",
+            "give this service the 'build:' of the build it runs",
+        )
+    return pinned[spec.key]
 
 
 def _outside(path: str) -> bool:

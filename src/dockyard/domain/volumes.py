@@ -9,9 +9,10 @@ containers never share one volume (planning/deploy.py).
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dockyard.domain.compose_yaml import at_path
@@ -67,3 +68,45 @@ def named_mounts(path: str, raw: Any, names: set[str]) -> tuple[str, ...]:
     if len(set(targets)) != len(targets):
         raise at_path(f"{path}/volumes", "two volumes are mounted at the same path")
     return tuple(mounts)
+
+
+def anonymous_targets(path: str, raw: Any) -> tuple[str, ...]:
+    """The targets of the service's anonymous volumes (``- /data``, ``{type: volume, target:
+    /data}``): Compose keeps them when it recreates a container, so dockyard keeps them across
+    releases, as volumes of their own (``kept``)."""
+    if not isinstance(raw, list):
+        return ()
+    targets: list[str] = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, Mapping):
+            if entry.get("type", "volume") != "volume" or entry.get("source"):
+                continue
+            target = str(entry.get("target", ""))
+        else:
+            text = str(entry)
+            if not text.startswith("/"):
+                continue  # named, or a relative bind
+            target, sep, _mode = text.partition(":")
+            if sep:
+                continue  # /host:/container: a bind (host access)
+        if posixpath.normpath(target) == "/" or not target.startswith("/"):
+            raise at_path(f"{path}/volumes/{i}", f"mount target {shown(target)} should be an absolute path inside "
+                                                 "the container")
+        targets.append(posixpath.normpath(target))
+    return tuple(targets)
+
+
+def kept(service: str, targets: Iterable[str], mounts: Iterable[str]) -> tuple[str, ...]:
+    """Mounts (``name:/target``) for the anonymous volumes of a service (its compose file's and
+    its image's VOLUMEs) that no named volume covers: each gets a volume named after the service
+    and its path (``SERVICE.data`` for /data), so the next release finds the data again."""
+    taken = {m.split(":")[1] for m in mounts}
+    out: list[str] = []
+    for target in dict.fromkeys(targets):
+        if target in taken:
+            continue
+        slug = re.sub(r"[^a-zA-Z0-9_.-]+", "-", target.strip("/")).strip("-.") or "root"
+        if len(slug) > 40:
+            slug = slug[:30] + "-" + hashlib.sha256(target.encode()).hexdigest()[:8]
+        out.append(f"{service}.{slug}:{target}")
+    return tuple(out)

@@ -1,5 +1,9 @@
 """Building a pushed commit's images: in dependency order, each pushed in the background.
 
+Each image is one build (``ImageSpec``: Dockerfile, context, build args, target): its context is a
+tar dockyard writes from git (one per context folder, shared by the builds in it); a Dockerfile
+outside its context is sent with it, as the docker CLI does.
+
 Images that build FROM one another are built with the FROM line pinned to the base's image id
 (domain/pinning.py): nothing is tagged under a name the source declares, so builds of different
 apps never see each other and run in parallel.
@@ -51,6 +55,15 @@ def check_add_hosts(spec: img.ImageSpec, resolve: Callable[[str], list[str]]) ->
                 )
 
 
+def described(spec: img.ImageSpec) -> str:
+    """A build as the push output names it: ``api/Dockerfile (context ., target prod, args A, B)``;
+    build args by name only (their values are in the compose file)."""
+    parts = [f"context {spec.context or '.'}"] if spec.build_context is not None else []
+    parts += [f"target {spec.target}"] if spec.target else []
+    parts += ["args " + ", ".join(name for name, _ in spec.args)] if spec.args else []
+    return f"{spec.dockerfile} ({', '.join(parts)})" if parts else spec.dockerfile
+
+
 @dataclass
 class Builds:
     store: ImageStore
@@ -62,9 +75,10 @@ class Builds:
     def build_all(self, app: App, commit: str, specs: list[img.ImageSpec], say: Say,
                   pushes: ThreadPoolExecutor) -> list[Built]:
         """Build every image in dependency order; each is pushed in the background once built."""
-        say(f"-----> {len(specs)} image(s) to build: " + ", ".join(s.dockerfile for s in specs))
+        say(f"-----> {len(specs)} image(s) to build: " + ", ".join(described(s) for s in specs))
         built: list[Built] = []
-        done: dict[str, tuple[img.ImageSpec, str]] = {}  # dockerfile -> (spec, image id)
+        named = img.named_images(specs)  # what another Dockerfile's FROM means by a header name
+        done: dict[str, tuple[img.ImageSpec, str]] = {}  # dockerfile -> (its named build, image id)
         with contextlib.ExitStack() as stack:
             contexts: dict[str, IO[bytes]] = {}
             for spec in specs:
@@ -76,12 +90,13 @@ class Builds:
                 context.seek(0)
                 pins = base_pins(spec, done)
                 text = None
-                if pins:
+                if pins or spec.dockerfile_in_context is None:  # pinned, or sent beside its context
                     text = pin_bases(self.repos.read(app.name, commit, spec.dockerfile) or "", pins)
                     for word, image_id in pins.items():
                         say(f"       FROM {word}: the image built above ({image_id[7:19]})")
                 image_id, version = self.build_one(app, commit, spec, context, say, text)
-                done[spec.dockerfile] = (spec, image_id)
+                if named.get(spec.dockerfile) == spec:
+                    done[spec.dockerfile] = (spec, image_id)
                 reference = f"{self.registry.address}/{spec.repository(app.name)}:{img.tag_for(version)}"
                 self.builder.tag(image_id, reference)
                 push = pushes.submit(self.push, app, commit, spec, image_id, version, reference, say)
@@ -92,14 +107,15 @@ class Builds:
                   dockerfile_text: str | None = None) -> tuple[str, str]:
         """Build one image; return its id and the version it is released under."""
         repository = spec.repository(app.name)
-        say(f"-----> Building {spec.dockerfile} -> {repository}")
+        say(f"-----> Building {described(spec)} -> {repository}")
         version = img.version_for(spec, commit)
         candidates = list(dict.fromkeys([version, img.distinct_version(version, commit)]))
         # Which tags are taken is asked of the registry while the image builds.
         with ThreadPoolExecutor(max_workers=len(candidates)) as pool:
             lookups = [pool.submit(self.registry.config_digest, repository, img.tag_for(v)) for v in candidates]
-            image_id = self.builder.build(context, spec.dockerfile_in_context, "", lambda line: say(f"       {line}"),
-                                          dockerfile_text)
+            image_id = self.builder.build(context, spec.dockerfile_in_context or spec.dockerfile, "",
+                                          lambda line: say(f"       {line}"), dockerfile_text,
+                                          buildargs=dict(spec.args), target=spec.target)
             bound = [f.result() for f in lookups]
         n = 1
         while bound[0] not in (None, image_id):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dockyard.domain import configuration as cfg
-from dockyard.domain.errors import DockyardError
+from dockyard.domain.errors import DockyardError, InvalidSource
 from dockyard.domain.model import SealedSecret, SecretVersion, ServiceSpec
 from dockyard.ports import ConfigStore, SecretCipher, SecretFiles, SecretKeys
 
@@ -139,7 +139,19 @@ class Configuration:
         release records of them."""
         variables = {**(declared or {}), **self.store.variables(app, environment)}
         secrets = [(s.name, s.version) for s in self.store.secrets(app, environment)]
-        mount = self.files.mount(app, environment, secrets) if self.files is not None and secrets else ""
+        unset = cfg.unset_secrets(services, [name for name, _ in secrets])
+        if unset:
+            name, users = next(iter(unset.items()))
+            more = f" (and {len(unset) - 1} more: {', '.join(list(unset)[1:])})" if len(unset) > 1 else ""
+            raise InvalidSource(
+                f"the compose file gives the secret {name} to {', '.join(users)}, and {app}'s environment "
+                f"{environment} has no secret {name}{more}",
+                f"set it (its value from stdin): dockyard secrets set {app} {name} --env {environment}")
+        files = self.files
+
+        def mount(keys: Sequence[tuple[str, int]]) -> str:  # a volume per set of files (compose secrets)
+            return files.mount(app, environment, keys) if files is not None else ""
+
         configured = tuple(cfg.configure(s, variables, secrets, mount) for s in services)
         return configured, cfg.release_config(variables, secrets)
 
@@ -151,7 +163,8 @@ class Configuration:
         values = {name: self._open(self.store.sealed_secret(app, environment, name, version))
                   for name, version in service.secrets}
         if self.files is not None:
-            self.files.write(app, environment, service.secrets, {k: v.encode() for k, v in values.items()})
+            self.files.write(app, environment, cfg.volume_keys(service),
+                             {file: values[name].encode() for file, name in cfg.secret_files(service)})
         return cfg.resolve(service, values)
 
     def prune(self, app: str) -> None:

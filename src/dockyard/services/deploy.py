@@ -10,15 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from dockyard.domain import declared as decl
-from dockyard.domain import hosts
+from dockyard.domain import hosts, volumes
 from dockyard.domain import images as img
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, Job, ServiceSpec
+from dockyard.domain.records import service_from_dict
+from dockyard.planning.changes import UNBUILT
 from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRepos, Store
 from dockyard.services import inspect
 from dockyard.services.build import Builds
 from dockyard.services.configuration import Configuration
-from dockyard.services.release import Releaser, service_from_dict
+from dockyard.services.release import Releaser
 
 Say = Callable[[str], None]
 Inspect = Callable[..., inspect.Inspection]  # inspect.inspect_source (a bounded child) or parse_source
@@ -81,22 +83,47 @@ class Deployer:
             except Exception:
                 say(" !     Nothing was released; the previous release keeps serving.")
                 raise
-            services = inspect.with_references(found.services, {b.spec.dockerfile: b.reference for b in built})
+            services = inspect.with_references(found.services, {b.spec.key: b.reference for b in built})
             ids = {b.reference: b.image_id for b in built}
-            services, config = self.configure(app, env, tuple(replace(s, image_id=ids.get(s.image, ""))
-                                                             for s in services), found)
+            commit_services = self.resolve_images(tuple(replace(s, image_id=ids.get(s.image, "")) for s in services),
+                                                  say)
+            services, config = self.configure(app, env, commit_services, found)
 
-            def pinned() -> tuple[ServiceSpec, ...]:
+            def pinned(of: tuple[ServiceSpec, ...] = services) -> tuple[ServiceSpec, ...]:
                 """The services with every built image pinned by its registry digest."""
                 digests = {b.reference: b.push.result() for b in built}
-                return tuple(replace(s, image=digests.get(s.image, s.image)) for s in services)
+                return tuple(replace(s, image=digests.get(s.image, s.image)) for s in of)
 
             # Containers start while the images are pushed; traffic moves once both are done.
             try:
-                self.releaser.release(app, env, commit, services, job.id, say, pinned=pinned, config=config)
+                self.releaser.release(app, env, commit, services, job.id, say, pinned=pinned, config=config,
+                                      artifact=lambda: pinned(commit_services))
             finally:
                 if self.configuration is not None:
                     self.configuration.prune(app.name)  # secret files of stopped containers
+
+    def resolve_images(self, services: tuple[ServiceSpec, ...], say: Say | None = None,
+                       pull: bool = True) -> tuple[ServiceSpec, ...]:
+        """Each service's image as the target has it: an image named by a tag (``redis:7``) is
+        pinned by its digest (and its content id); the anonymous volumes its VOLUMEs declare
+        get volumes of their own, kept across releases (the service becomes stop-first). An
+        image not built yet (``dockyard plan``), or missing and not ``pull``ed, stays as it is."""
+        out = []
+        for s in services:
+            facts = None if s.image.startswith(UNBUILT) else self.orchestrator.resolve_image(s.image_id or s.image, pull)
+            if facts is None:
+                out.append(s)
+                continue
+            image, image_id = s.image, s.image_id
+            if not image_id:  # not built here: pinned as the target has it now
+                image, image_id = facts.pinned or s.image, facts.image_id
+                if say is not None:
+                    say(f"       {s.name}: {s.image} is {(facts.pinned or facts.image_id).rsplit('@', 1)[-1][:19]}")
+            kept = volumes.kept(s.name, facts.volumes, s.volumes)
+            if kept and say is not None:
+                say(f"       {s.name}: its image's VOLUME {', '.join(m.split(':')[1] for m in kept)} kept across releases")
+            out.append(replace(s, image=image, image_id=image_id, volumes=s.volumes + kept))
+        return tuple(out)
 
     def configure(self, app: App, env: str, services: tuple[ServiceSpec, ...], found: inspect.Inspection,
                   ) -> tuple[tuple[ServiceSpec, ...], dict[str, object] | None]:
@@ -139,7 +166,7 @@ class Deployer:
         found = self.inspect(app, commit)
         with ThreadPoolExecutor(max_workers=1) as pushes:
             built = self.builds.build_all(app, commit, list(found.images), say, pushes)
-            return {b.spec.dockerfile: b.spec for b in built}, {b.spec.dockerfile: b.push.result() for b in built}
+            return {b.spec.key: b.spec for b in built}, {b.spec.key: b.push.result() for b in built}
 
     def services_for(self, app: App, commit: str, pinned: dict[str, str]) -> tuple[ServiceSpec, ...]:
         """The commit's services, with the images built from its Dockerfiles as ``pinned`` says."""

@@ -13,6 +13,7 @@ from typing import Any
 from dockyard.domain import hosts, names, published_ports
 from dockyard.domain.errors import Conflict, DockyardError, InvalidName
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, LOCAL_TARGET, App, Environment, Job, RunningService
+from dockyard.domain.records import ReleaseRecord
 from dockyard.ports import Orchestrator, SourceRepos, Store
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
@@ -21,11 +22,14 @@ REDACTED = "<redacted>"
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
-def redacted(release: dict[str, Any]) -> dict[str, Any]:
+def redacted(record: ReleaseRecord) -> dict[str, Any]:
     """A release as answers show it: environment variables by name, their values kept back."""
-    services = [dict(s, environment=[[pair[0], REDACTED] for pair in s.get("environment") or []])
-                for s in release.get("services") or []]
-    return dict(release, services=services)
+    release = record.as_dict()
+
+    def hide(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [dict(s, environment=[[pair[0], REDACTED] for pair in s.get("environment") or []]) for s in services]
+
+    return dict(release, services=hide(release.get("services") or []), artifact=hide(release.get("artifact") or []))
 
 
 # What queues a job: JobRunner.submit (kind, app, payload, environment) -> Job
@@ -147,8 +151,8 @@ class Environments:
         found = self.get(app, env)
         owner = self.store.get_app(found.app)
         live = self.store.live_release(found.app, found.name)
-        urls = [f"http://{h}:{self.proxy_port}/" for s in (live or {}).get("services", []) for h in s["hosts"]]
-        ports = published_ports.listing((live or {}).get("services", []), self.base_domain)
+        urls = [f"http://{h}:{self.proxy_port}/" for h in (live.hosts if live is not None else ())]
+        ports = published_ports.listing(live.as_dict()["services"] if live is not None else [], self.base_domain)
         urls += [p["url"] for p in ports]
         jobs = self.store.list_jobs(found.app, limit=1, environment=found.name)
         return {
@@ -173,8 +177,8 @@ class Environments:
         running: dict[str, list[str]] = {}
         for e in self.store.environments(owner.name):
             live = self.store.live_release(owner.name, e.name)
-            for s in (live or {}).get("services", []):
-                running.setdefault(str(s.get("image", "")).rpartition("@")[2], []).append(e.name)
+            for s in live.services if live is not None else ():
+                running.setdefault(s.image.rpartition("@")[2], []).append(e.name)
         if env is not None:
             self.get(owner.name, env)
         out = []

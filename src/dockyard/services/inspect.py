@@ -12,11 +12,11 @@ For the deployer::
     found = inspect_commit(repos.path(app.name), commit, app.name, base_domain=settings.base_domain,
                            domains=app.domains, registry=registry.address,
                            allowed=frozenset(app.host_access), variables=environment_variables)
-    found.images    # ImageSpecs, in build order
-    found.services  # ServiceSpecs; a built image is named placeholder(dockerfile)
+    found.images    # ImageSpecs, in build order: one per distinct build (compose `build:`)
+    found.services  # ServiceSpecs; a built image is named placeholder(spec.key)
     found.warnings  # for the job log, one line each: say(f" !     warning: {w}")
-    ...build found.images, giving {dockerfile: reference}...
-    services = with_references(found.services, {spec.dockerfile: reference, ...})
+    ...build found.images, giving {spec.key: reference}...
+    services = with_references(found.services, {spec.key: reference, ...})
 
 ``variables`` (the environment's variables; none yet) are what the compose file is interpolated
 with, over those of the repository's ``.env``. The warnings name file, line and key path: valid
@@ -81,7 +81,7 @@ class Inspection:
     """What a commit declares: images in build order, and the services it runs."""
 
     images: tuple[ImageSpec, ...]
-    services: tuple[ServiceSpec, ...]  # built images named by placeholder(dockerfile)
+    services: tuple[ServiceSpec, ...]  # built images named by placeholder(ImageSpec.key)
     warnings: tuple[str, ...] = ()  # for the pusher: keys not honoured yet, variables not set
     dockyard_yml: str | None = None  # the commit's dockyard.yml, checked (load it again to read it)
 
@@ -90,21 +90,30 @@ class Inspection:
         return dockyard_file.load(self.dockyard_yml) if self.dockyard_yml is not None else None
 
 
-def placeholder(dockerfile: str) -> str:
-    """The image reference a service carries for the image built from ``dockerfile``."""
-    return f"{PLACEHOLDER}{dockerfile}"
+def placeholder(key: str) -> str:
+    """The image reference a service carries for the image built as ``key`` says
+    (``ImageSpec.key``: a Dockerfile's path for its plain image, ``PATH#VARIANT`` for another
+    build of it)."""
+    return f"{PLACEHOLDER}{key}"
+
+
+class Placeholders(dict[str, str]):
+    """The placeholder of every image key, whichever builds the compose file asks for."""
+
+    def __missing__(self, key: str) -> str:
+        return placeholder(key)
 
 
 def with_references(services: tuple[ServiceSpec, ...], references: Mapping[str, str]) -> tuple[ServiceSpec, ...]:
-    """The services with each placeholder replaced by the reference of the image built from
-    its Dockerfile (``references``: dockerfile -> reference)."""
+    """The services with each placeholder replaced by the reference of the image built for it
+    (``references``: ImageSpec.key -> reference)."""
     out = []
     for service in services:
         if service.image.startswith(PLACEHOLDER):
-            dockerfile = service.image.removeprefix(PLACEHOLDER)
-            if dockerfile not in references:
-                raise DockyardError(f"service {service.name}: no image was built from {dockerfile}")
-            service = replace(service, image=references[dockerfile])
+            key = service.image.removeprefix(PLACEHOLDER)
+            if key not in references:
+                raise DockyardError(f"service {service.name}: no image was built from {key}")
+            service = replace(service, image=references[key])
         out.append(service)
     return tuple(out)
 
@@ -113,10 +122,12 @@ def parse_source(
     files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
     registry: str = "", allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None,
     environment: str = DEFAULT_ENVIRONMENT, secret_names: Collection[str] | None = None,
+    folders: Collection[str] | None = None,
 ) -> Inspection:
     """The parsing itself, in this process: ``files`` are the commit's paths (the Dockerfiles,
-    compose file, ``.env`` and ``dockyard.yml`` among them are enough), ``read(path, limit)`` a
-    file's text or None; ``variables`` those set for ``environment`` (by the CLI), which with
+    compose file, ``.env`` and ``dockyard.yml`` among them are enough, with ``folders``, the
+    commit's folders; else derived from ``files``), ``read(path, limit)`` a file's text or None;
+    ``variables`` those set for ``environment`` (by the CLI), which with
     dockyard.yml's the compose file is interpolated with. A variable dockyard.yml sets to another
     value, or a secret it requires that is not among ``secret_names`` (when given), is refused."""
     budget = [MAX_PARSED_BYTES]
@@ -142,11 +153,10 @@ def parse_source(
     texts = {p: read_within(p, MAX_DOCKERFILE_BYTES) or "" for p in images.find_dockerfiles(paths)}
     specs = images.discover(texts, app, registry)
     found = stack.commit_stack(
-        app, paths, read_compose_file, {s.dockerfile: s for s in specs},
-        {s.dockerfile: placeholder(s.dockerfile) for s in specs}, base_domain, domains, allowed,
-        variables=variables,
+        app, paths, read_compose_file, {s.dockerfile: s for s in specs}, Placeholders(), base_domain, domains,
+        allowed, variables=variables, folders=folders,
     )
-    return Inspection(tuple(specs), found.services, found.warnings, declared_text)
+    return Inspection(found.images, found.services, found.warnings, declared_text)
 
 
 def declared_variables(declared: dockyard_file.DockyardFile | None, environment: str, cli: Mapping[str, str],
@@ -208,7 +218,10 @@ def inspect_source(
     request = {"files": candidates, "texts": texts, "app": app, "base_domain": base_domain,
                "domains": list(domains), "registry": registry, "allowed": sorted(allowed),
                "variables": dict(variables or {}), "environment": environment,
-               "secret_names": sorted(secret_names) if secret_names is not None else None}
+               "secret_names": sorted(secret_names) if secret_names is not None else None,
+               # where a compose file's build contexts may be: the child sees only the files above
+               "folders": sorted(stack.folders_of(files)) if any(p in stack.COMPOSE_FILES for p in candidates)
+               else None}
     child = _spares.take(limits)
     try:
         answer = child.exchange(request, read)
@@ -453,6 +466,7 @@ def child_main(argv: list[str]) -> None:
             domains=tuple(request["domains"]), registry=request["registry"], allowed=frozenset(request["allowed"]),
             variables=request.get("variables") or {}, environment=request.get("environment") or DEFAULT_ENVIRONMENT,
             secret_names=request.get("secret_names"),
+            folders=set(request["folders"]) if request.get("folders") is not None else None,
         )
         send({"ok": {"images": [asdict(s) for s in found.images], "services": [asdict(s) for s in found.services],
                      "warnings": list(found.warnings), "dockyard_yml": found.dockyard_yml}})

@@ -15,7 +15,6 @@ from dockyard.planning.changes import UNBUILT, changes
 from dockyard.ports import SourceRepos, Store
 from dockyard.services import inspect
 from dockyard.services.deploy import Deployer
-from dockyard.services.release import service_from_dict
 
 
 @dataclass
@@ -40,17 +39,20 @@ class Planner:
                                     f"push first: git push {self.git_url}/git/{owner.name}.git {wanted}")
         found = self.deployer.inspect(owner, commit, environment.name)
         # Images are not built: one built from this commit already is named by its digest
-        built = {i.dockerfile: i for i in self.store.list_images(owner.name) if i.commit == commit}
-        references = {s.dockerfile: (f"{self.registry}/{built[s.dockerfile].repository}@{built[s.dockerfile].digest}"
-                                     if s.dockerfile in built else f"{UNBUILT}{s.dockerfile}@{commit}")
+        # (by repository: each build of a Dockerfile is an image of its own)
+        stored = {i.repository: i for i in self.store.list_images(owner.name) if i.commit == commit}
+        built = {s.key: stored[s.repository(owner.name)] for s in found.images if s.repository(owner.name) in stored}
+        references = {s.key: (f"{self.registry}/{built[s.key].repository}@{built[s.key].digest}"
+                              if s.key in built else f"{UNBUILT}{s.key}@{commit}")
                       for s in found.images}
-        ids = {references[d]: b.image_id for d, b in built.items() if d in references}
+        ids = {references[k]: b.image_id for k, b in built.items()}
         services = tuple(replace(s, image_id=ids.get(s.image, ""))
                          for s in inspect.with_references(found.services, references))
+        services = self.deployer.resolve_images(services, pull=False)  # never pulls
         services, config = self.deployer.configure(owner, environment.name, services, found)
         self.deployer.releaser.check_hosts(owner.name, environment.name, services)
         live = self.store.live_release(owner.name, environment.name)
-        before = [service_from_dict(s) for s in live["services"]] if live is not None else []
+        before = list(live.services) if live is not None else []
         planned = changes(before, services)
         warnings = [*found.warnings, *decl.not_honoured(found.declared, environment.name),
                     *decl.setting_conflicts(found.declared, environment, wanted)]
@@ -59,8 +61,8 @@ class Planner:
             "environment": environment.name,
             "commit": commit,
             "branch": wanted,
-            "live_release": live["id"] if live is not None else None,
-            "live_commit": live["commit"] if live is not None else None,
+            "live_release": live.id if live is not None else None,
+            "live_commit": live.commit if live is not None else None,
             "changes": [asdict(c) for c in planned],
             "config": config,
             "warnings": warnings,

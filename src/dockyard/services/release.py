@@ -12,7 +12,6 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from dockyard.domain import hosts
 from dockyard.domain import published_ports as pp
@@ -34,22 +33,6 @@ Say = Callable[[str], None]
 # The service as its container starts (app, environment, service → service): secret values
 # resolved and their files in place (services/configuration.py). Its spec_hash is unchanged.
 Prepare = Callable[[str, str, ServiceSpec], ServiceSpec]
-
-
-def service_from_dict(data: dict[str, Any]) -> ServiceSpec:
-    """A ServiceSpec back from its stored JSON form."""
-    known = set(ServiceSpec.__dataclass_fields__)
-    values = {k: v for k, v in data.items() if k in known}
-    values["hosts"] = tuple(data.get("hosts", ()))
-    values["environment"] = tuple((str(k), str(v)) for k, v in data.get("environment", ()))
-    command = data.get("command")
-    values["command"] = tuple(command) if command is not None else None
-    values["secrets"] = tuple((str(name), int(version)) for name, version in data.get("secrets", ()))
-    values["published"] = tuple((int(h), int(c), str(p), str(ip)) for h, c, p, ip in data.get("published", ()))
-    for key, value in values.items():
-        if isinstance(value, list):
-            values[key] = tuple(value)
-    return ServiceSpec(**values)
 
 
 @dataclass
@@ -101,14 +84,16 @@ class Releaser:
     def release(
         self, app: App, environment: str, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None,
         say: Say, pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None,
-        config: Mapping[str, object] | None = None,
+        config: Mapping[str, object] | None = None, artifact: Callable[[], tuple[ServiceSpec, ...]] | None = None,
     ) -> int:
         """Start, wait, switch, stop. ``pinned`` gives the services with their images' digests:
         it is awaited before traffic moves, and the release records what it returns. ``config``:
-        the variable names and secret versions the services got, recorded with the release."""
+        the variable names and secret versions the services got, recorded with the release;
+        ``artifact``: the commit's services pinned by digest before the environment's
+        configuration, recorded apart (what a promotion releases elsewhere)."""
         try:
             with self.lock(app.name, environment), self._claim_ports(app.name, environment, services, say):
-                return self._release(app, environment, commit, services, job_id, say, pinned, config)
+                return self._release(app, environment, commit, services, job_id, say, pinned, config, artifact)
         finally:
             if (app.name, environment) in self._stale:  # a container changed under the release
                 self._restore_locked(app.name, environment, True)
@@ -119,7 +104,7 @@ class Releaser:
         for env in self.store.environments(app):
             live = self.store.live_release(app, env.name) if env.name != environment else None
             if live is not None:
-                others[env.name] = [h for s in live["services"] for h in s.get("hosts") or ()]
+                others[env.name] = list(live.hosts)
         clash = hosts.clashes((h for s in services for h in s.hosts), others)
         if clash:
             host, other = clash[0]
@@ -134,7 +119,7 @@ class Releaser:
         if not any(s.published for s in services):
             return set()
         live = self.store.live_release(app, environment)
-        live_specs = [service_from_dict(s) for s in live["services"]] if live is not None else []
+        live_specs = list(live.services) if live is not None else []
         current = self.proxy.ports()
         others: dict[tuple[int, str], str] = {}
         for other in self.store.list_apps():
@@ -142,7 +127,7 @@ class Releaser:
                 found = self.store.live_release(other.name, env.name) if (other.name, env.name) != (app, environment) \
                     else None
                 if found is not None:
-                    others.update(pp.holders(other.name, env.name, map(service_from_dict, found["services"])))
+                    others.update(pp.holders(other.name, env.name, found.services))
         for (a, e), claimed in self._claims.items():
             if (a, e) != (app, environment):
                 others.update({key: f"app {a}'s environment {e} (its release is in progress)" for key in claimed})
@@ -180,6 +165,7 @@ class Releaser:
     def _release(
         self, app: App, environment: str, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None,
         say: Say, pinned: Callable[[], tuple[ServiceSpec, ...]] | None, config: Mapping[str, object] | None = None,
+        artifact: Callable[[], tuple[ServiceSpec, ...]] | None = None,
     ) -> int:
         self.check_hosts(app.name, environment, services)
         release_id = self.store.create_release(app.name, environment, commit, job_id)
@@ -203,6 +189,8 @@ class Releaser:
         def before_switch() -> None:
             if pinned is not None:
                 self.store.set_release(release_id, ReleaseStatus.PENDING, pinned())
+            if artifact is not None:
+                self.store.set_release_artifact(release_id, artifact())
 
         try:
             self._apply(desired, [a for a in actions if a not in cleanup], started, switched, say, before_switch,
@@ -288,8 +276,10 @@ class Releaser:
                 case plan.StartService(service=service):
                     say(f"-----> Starting {service.name} ({service.image.rsplit('/', 1)[-1][:60]})")
                     if service.direct_ports:
-                        say(f"       {service.name} publishes {', '.join(map(pp.describe, service.direct_ports))}: "
-                            "Docker binds the host port, so it is released stop-first")
+                        direct = ", ".join(f"{h}/{p}" for h, _, p, _ in service.direct_ports)
+                        say(f"       {service.name}: Docker publishes its host port{'s' if ',' in direct else ''} "
+                            f"{direct} (not the proxy): one container binds it at a time, so {service.name} is "
+                            "released stop-first")
                     starting = service if self.prepare is None else self.prepare(release.app, release.environment,
                                                                                    service)
                     c = self.orchestrator.start(release.app, release.id, release.environment, starting)
@@ -375,7 +365,7 @@ class Releaser:
         live = self.store.live_release(app, environment)
         if live is None:
             return
-        specs = {s.name: s for s in map(service_from_dict, live["services"]) if s.is_web}
+        specs = {s.name: s for s in live.services if s.is_web}
         if current is None:
             current = {r.id: r for r in self.proxy.routes()}
         if observed is None:

@@ -1,5 +1,6 @@
 """environments: every app gets `production` (its containers, labelled production already, are
-kept as they are); jobs name the environment they deploy to
+kept as they are); jobs name the environment they deploy to; a release records its artifact (the
+commit's services pinned by digest, before any environment's configuration) apart
 
 Revision ID: 0004
 Revises: 0003
@@ -29,6 +30,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("environment", sa.String(64), nullable=False, server_default="production"))
+    with op.batch_alter_table("releases") as batch:
+        batch.add_column(sa.Column("artifact", sa.Text, nullable=False, server_default="[]"))
     apps = op.get_bind().execute(sa.text("SELECT name FROM apps")).scalars().all()
     if apps:
         now = datetime.now(UTC)
@@ -37,6 +40,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("releases") as batch:
+        batch.drop_column("artifact")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("environment")
     op.drop_table("environments")

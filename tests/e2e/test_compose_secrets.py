@@ -57,14 +57,16 @@ def test_only_the_services_that_list_a_secret_receive_it_and_restart_with_it(
     repo = make_repo(tmp_path / "src", site())
     unset = server.push(repo, app_name)
     hint = f"dockyard secrets set {app_name} token --env production"
+    assert unset.returncode != 0 and "Push rejected" in unset.stderr  # at pre-receive: before any build
     assert "the compose file gives the secret token to api" in unset.stderr and hint in unset.stderr, unset.stderr
     assert containers(server, app_name) == {}
-    planned = server.cli("plan", app_name, check=False)
+    assert server.push(repo, app_name, "main:feature").returncode == 0  # a branch that deploys nowhere
+    planned = server.cli("plan", app_name, "--branch", "feature", check=False)
     assert planned.returncode != 0 and hint in planned.stdout + planned.stderr
 
     cli_with_input(server, first + "\n", "secrets", "set", app_name, "token")
-    deployed = server.cli("deploy", app_name).stdout
-    assert "is live" in deployed, deployed
+    pushed = server.push(repo, app_name)
+    assert pushed.returncode == 0 and "is live" in pushed.stderr, pushed.stderr
     assert server.body(api_host, "/secret.txt") == first
     assert server.body(api_host, "/files.txt").split() == ["api_key", "token"]
     api_env = server.body(api_host, "/env.txt").splitlines()

@@ -42,7 +42,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dockyard.domain import compose_schema, compose_yaml, dockyard_file, errors, images, stack
+from dockyard.domain import compose_schema, compose_yaml, configuration, dockyard_file, errors, images, stack
 from dockyard.domain.dotenv import DOTENV
 from dockyard.domain.errors import DockyardError, InvalidSource
 from dockyard.domain.images import ImageSpec
@@ -156,6 +156,14 @@ def parse_source(
         app, paths, read_compose_file, {s.dockerfile: s for s in specs}, Placeholders(), base_domain, domains,
         allowed, variables=variables, folders=folders,
     )
+    if secret_names is not None:  # the compose file's secrets: each must be set (refused before any build)
+        unset = configuration.unset_secrets(found.services, secret_names)
+        if unset:
+            name, users = next(iter(unset.items()))
+            raise InvalidSource(
+                f"the compose file gives the secret {name} to {', '.join(users)}, and {app}'s environment {environment} "
+                f"has no secret {name}" + (f" (and {len(unset) - 1} more)" if len(unset) > 1 else ""),
+                f"set it (its value from stdin): dockyard secrets set {app} {name} --env {environment}")
     return Inspection(found.images, found.services, found.warnings, declared_text)
 
 

@@ -94,6 +94,8 @@ def bootstrap(settings: Settings) -> Platform:
         base_domain=settings.base_domain, proxy_port=settings.proxy_port,
         route_prefix=f"{settings.name_prefix}-{installation}", ready_timeout=settings.ready_timeout,
         resolve=resolver.addresses, configuration=configuration,
+        reserved_ports={settings.api_port: "its API", settings.registry_port: "its registry",
+                        settings.proxy_port: "its proxy"},
     )
     runner = JobRunner(store, {"deploy": deployer.deploy_job}, workers=settings.workers,
                        max_attempts=settings.max_job_attempts, when_idle=give_back_memory,

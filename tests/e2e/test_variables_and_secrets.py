@@ -146,7 +146,7 @@ def test_variables_and_secrets_reach_the_container_and_nothing_else(
     assert release["services"][0]["secrets"] == [["token", 1]]
     assert leaks(server, app_name, [first], [push.stdout + push.stderr]) == []
     control = leaks(server, app_name, ["hello world"], [])  # a variable's value (not secret): the scan finds it
-    assert "database variables.value" in control and "CLI env list " + app_name in control
+    assert "database variables.value" in control and f"CLI env list {app_name} --env production" in control
     assert f"API /api/v1/apps/{app_name}/environments/production/variables" in control
     assert any(where.startswith("file ") for where in control)
 

@@ -295,3 +295,22 @@ def test_a_release_keeps_its_artifact_apart_from_the_environments_configuration(
     assert configured["hosts"] == ("recette.shop.dockyard.test",)
     assert [k for k, _ in configured["environment"]] == ["MODE", "token"]
     assert releases[recette]["config"] == {"variables": ["MODE"], "secrets": {"token": 1}}
+
+
+def test_dockyard_yml_remaps_an_environments_published_ports(world: World) -> None:
+    """One stack in two environments on one host: recette publishes 51011 where the compose
+    file (and production) publishes 50011; without the remap recette is refused."""
+    compose = "services:\n  web:\n    build: .\n    ports: ['50011:8000']\n"
+    declared = "environments:\n  recette:\n    services:\n      web:\n        ports: {50011: 51011}\n"
+    world.envs.create(APP, "recette")
+    world.deploy("production", {**static_site("one"), "docker-compose.yml": compose})
+    with pytest.raises(DockyardError, match="50011"):
+        world.deploy("recette", {**static_site("one"), "docker-compose.yml": compose})
+    world.deploy("recette", {**static_site("one"), "docker-compose.yml": compose, "dockyard.yml": declared})
+    published = {r.environment: [p[0] for s in r.services for p in s.published]
+                 for r in world.store.list_releases(APP) if r.status == "live"}
+    assert published == {"production": [50011], "recette": [51011]}
+    bad = declared.replace("50011: 51011", "50012: 51012")
+    with pytest.raises(InvalidSource, match=r"environments/recette/services/web/ports: .*50012 is published by no"):
+        planner(world).plan(APP, "recette", commit=world.repos.commit(
+            APP, {**static_site("one"), "docker-compose.yml": compose, "dockyard.yml": bad}, branch="other"))

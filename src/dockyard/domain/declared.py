@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from dockyard.domain import hosts
+from dockyard.domain import hosts, published_ports
 from dockyard.domain.dockyard_file import DockyardFile
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.model import Environment, ServiceSpec
@@ -39,6 +39,32 @@ def with_routes(services: Sequence[ServiceSpec], declared: DockyardFile | None, 
     return tuple(replace(s, hosts=tuple(dict.fromkeys((*s.hosts, *added.get(s.name, ()))))) for s in services)
 
 
+def with_ports(services: Sequence[ServiceSpec], declared: DockyardFile | None,
+               environment: str) -> tuple[ServiceSpec, ...]:
+    """Each service's host ports remapped as the environment declares (``services: {api1: {ports:
+    {50011: 51011}}}``), so two environments of one stack share a host."""
+    env = declared.environment(environment) if declared is not None else None
+    if env is None or not any(s.ports for s in env.services):
+        return tuple(services)
+    by_name = {s.name: s for s in services}
+    out = dict(by_name)
+    for decl in env.services:
+        if not decl.ports:
+            continue
+        where = f"dockyard.yml: environments/{environment}/services/{decl.name}/"
+        if decl.name not in by_name:
+            raise InvalidSource(f"{where}ports: the stack has no service {decl.name!r}",
+                                "name a service of the compose file")
+        try:
+            [out[decl.name]] = published_ports.remap([by_name[decl.name]], {m.compose: m.published for m in decl.ports})
+        except InvalidSource as exc:
+            raise InvalidSource(where + exc.message, exc.hint) from None
+    try:
+        return published_ports.remap(list(out.values()), {})  # no host port published twice once remapped
+    except InvalidSource as exc:
+        raise InvalidSource(f"dockyard.yml: environments/{environment}/services: " + exc.message, exc.hint) from None
+
+
 def not_honoured(declared: DockyardFile | None, environment: str) -> list[str]:
     """Warnings for what dockyard.yml declares for the environment that is not applied yet."""
     env = declared.environment(environment) if declared is not None else None
@@ -49,8 +75,6 @@ def not_honoured(declared: DockyardFile | None, environment: str) -> list[str]:
         at = f"dockyard.yml: environments/{environment}/services/{service.name}"
         if service.replicas is not None and service.replicas != 1:
             out.append(f"{at}/replicas: not honoured yet (dockyard runs one container per service)")
-        if service.ports:
-            out.append(f"{at}/ports: not honoured yet (published ports are not remapped per environment)")
         if service.health is not None:
             out.append(f"{at}/health: not honoured yet (dockyard checks that a web service answers HTTP on its "
                        "port; a compose healthcheck is honoured)")

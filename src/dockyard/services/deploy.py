@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -44,6 +44,7 @@ class Deployer:
     inspector: Inspect = inspect.inspect_source
     resolve: Callable[[str], list[str]] = field(default=lambda host: [])  # for ADD URLs' hosts
     configuration: Configuration | None = None  # the environment's variables and secrets
+    reserved_ports: Mapping[int, str] = field(default_factory=dict)  # dockyard's own host ports: port -> what
     builds: Builds = field(init=False)
     releaser: Releaser = field(init=False)
     # one build of an app at a time (two environments deploying one commit build it once: the
@@ -55,7 +56,8 @@ class Deployer:
         self.builds = Builds(self.store, self.repos, self.builder, self.registry, self.resolve)
         self.releaser = Releaser(self.store, self.orchestrator, self.proxy, self.proxy_port, self.route_prefix,
                                  self.ready_timeout,
-                                 prepare=self.configuration.resolve if self.configuration is not None else None)
+                                 prepare=self.configuration.resolve if self.configuration is not None else None,
+                                 reserved=self.reserved_ports)
 
     # -- the job --------------------------------------------------------------------------
     def _build_lock(self, app: str) -> threading.Lock:
@@ -135,6 +137,7 @@ class Deployer:
                          for s in services)
         claims = {a.name: a.domains for a in self.store.list_apps()}
         services = decl.with_routes(services, declared, env, app.name, self.base_domain, claims)
+        services = decl.with_ports(services, declared, env)
         if self.configuration is None:
             return services, None
         variables = inspect.declared_variables(declared, env, {})

@@ -57,10 +57,6 @@ class Releaser:
     _claims: dict[tuple[str, str], set[tuple[int, str]]] = field(default_factory=dict, init=False, repr=False)
     _claims_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.reserved is None:
-            self.reserved = dockyard_ports()
-
     # -- release --------------------------------------------------------------------------
     def route_id(self, app: str, service: str, environment: str = DEFAULT_ENVIRONMENT) -> str:
         """'.' is in no app, environment or service name, '--' in no app or environment name: no
@@ -419,12 +415,3 @@ class Releaser:
                     elif isinstance(action, plan.StopContainer):
                         self.orchestrator.stop(action.container)
                 self.orchestrator.remove_network(app, env)
-
-
-def dockyard_ports() -> dict[int, str]:
-    """dockyard's own host ports, as its settings say (DOCKYARD_API_PORT, _REGISTRY_PORT,
-    _PROXY_PORT): read once, as the Releaser is made."""
-    from dockyard.config import Settings
-
-    settings = Settings()
-    return {settings.api_port: "its API", settings.registry_port: "its registry", settings.proxy_port: "its proxy"}

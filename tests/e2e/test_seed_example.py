@@ -256,3 +256,52 @@ def test_the_master_keeps_its_data_across_a_new_image(seed: Deployed, engine: do
         _, read_from, _ = read_back(srv, service, name)
         assert read_from in REPLICAS
     wait_until(lambda: replicas_follow(replication(srv)), REPLICATION_DEADLINE, "the new replicas to follow")
+
+
+def test_the_stack_runs_in_recette_beside_production(seed: Deployed, engine: docker.DockerClient) -> None:
+    """examples/dockyard.yml added to the seed: production and recette, with their own variables
+    and a secret each; recette (deployed by pushes to develop) publishes every host port remapped,
+    so both run on this host at once. Each api sees its own values; recette's data is its own;
+    recette's secret shows nowhere."""
+    from tests.e2e.test_variables_and_secrets import cli_with_input, leaks
+
+    srv, repo = seed.server, seed.repo
+    prod_secret, recette_secret = f"prod-{uuid.uuid4().hex}", f"recette-{uuid.uuid4().hex}"
+    refused = srv.push(make_repo(repo, {"dockyard.yml": (EXAMPLE.parent / "dockyard.yml").read_text()}), APP)
+    assert refused.returncode != 0 and "needs the secret(s) MONGODB_PASSWORD" in refused.stderr, refused.stderr
+    cli_with_input(srv, prod_secret + "\n", "secrets", "set", APP, "MONGODB_PASSWORD")
+    cli_with_input(srv, recette_secret + "\n", "secrets", "set", APP, "MONGODB_PASSWORD", "--env", "recette")
+    production = srv.push(repo, APP)
+    assert production.returncode == 0 and "is live" in production.stderr, production.stderr
+    subprocess.run(["git", "branch", "-f", "develop"], cwd=repo, check=True)
+    recette = srv.push(repo, APP, "develop")
+    assert recette.returncode == 0, recette.stderr
+    assert "recette: added, as dockyard.yml declares" in recette.stderr and "is live in recette" in recette.stderr
+
+    def api_env(env: str, service: str) -> Any:
+        where = f"{service}.{APP}.localhost" if env == "production" else f"{service}.{env}.{APP}.localhost"
+        body = srv.body(where, "/env")
+        return json.loads(body) if body.startswith("{") else body
+
+    assert api_env("production", "api1")["MONGODB_DB"] == "crigen"
+    assert api_env("recette", "api1")["MONGODB_DB"] == "crigen_recette"
+    assert api_env("recette", "api2")["MONGODB_USER"] == "crigen_recette"
+    # the remapped host ports answer beside production's
+    for port in (50011, 51011):
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()["status"] == "ok", port
+    status = srv.api("GET", f"/api/v1/apps/{APP}/environments/recette").json()
+    assert sorted(p["host_port"] for p in status["ports"]) == [51001, 51002, 51011, 51012, 51021, 51022]
+    # recette's database is its own
+    name = f"only-in-recette-{uuid.uuid4().hex[:8]}"
+    written = httpx.post("http://127.0.0.1:51011/items", json={"name": name}, timeout=10)
+    assert written.status_code == 201, written.text
+    wait_until(lambda: name in str(httpx.get("http://127.0.0.1:51012/items", timeout=5).text), REPLICATION_DEADLINE,
+               "the item read back through recette's api2")
+    assert name not in httpx.get("http://127.0.0.1:50012/items", timeout=5).text
+    # recette's secret reached its containers, and nothing else
+    recette_api = next(c for c in status["containers"] if c["service"] == "api1")
+    env = engine.containers.get(recette_api["id"]).attrs["Config"]["Env"]
+    assert f"MONGODB_PASSWORD={recette_secret}" in env
+    assert leaks(srv, APP, [recette_secret, prod_secret], [production.stdout + production.stderr,
+                                                           recette.stdout + recette.stderr],
+                 envs=("production", "recette")) == []

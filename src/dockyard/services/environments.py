@@ -12,9 +12,10 @@ from typing import Any
 
 from dockyard.domain import hosts, names, published_ports
 from dockyard.domain.errors import Conflict, DockyardError, InvalidName
-from dockyard.domain.model import DEFAULT_ENVIRONMENT, LOCAL_TARGET, App, Environment, Job, RunningService
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, LOCAL_TARGET, App, Environment, Job, RunningService, Volume
 from dockyard.domain.records import ReleaseRecord
 from dockyard.ports import Orchestrator, SourceRepos, Store
+from dockyard.services import volumes
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 
@@ -194,6 +195,14 @@ class Environments:
         if env is not None:
             self.get(owner.name, env)
         return [redacted(r) for r in self.store.list_releases(owner.name, limit=limit, environment=env)]
+
+    def volumes(self, app: str, env: str) -> list[Volume]:
+        """The environment's named volumes, with sizes and the services mounting them."""
+        return volumes.list_volumes(self.store, self.orchestrator, app, env)
+
+    def remove_volume(self, app: str, env: str, name: str, confirm: str) -> None:
+        """Remove one volume and its data; ``confirm`` repeats its name."""
+        volumes.remove_volume(self.store, self.orchestrator, app, env, name, confirm)
 
     def logs(self, app: str, env: str, follow: bool, tail: int, stop: threading.Event) -> Iterator[str]:
         found = self.get(app, env)

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter
 
 from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader
-from dockyard.services import volumes
 
 router = APIRouter(prefix="/api/v1/apps/{name}/environments/{env}/volumes", tags=["volumes"])
 
@@ -15,11 +14,11 @@ router = APIRouter(prefix="/api/v1/apps/{name}/environments/{env}/volumes", tags
 @router.get("")
 def list_volumes(name: str, env: str, p: PlatformDep, _: Reader) -> list[dict[str, Any]]:
     """The environment's named volumes: name, engine volume, size in bytes, services mounting it."""
-    return [v.__dict__ for v in volumes.list_volumes(p.store, p.engine, name, env)]
+    return [v.__dict__ for v in p.environments.volumes(name, env)]
 
 
 @router.delete("/{volume}", status_code=204)
 def remove_volume(name: str, env: str, volume: str, p: PlatformDep, _: AppManager, confirm: str = "") -> None:
     """Remove a volume and its data for good; `confirm` must repeat its name. Refused while a
     container mounts it."""
-    volumes.remove_volume(p.store, p.engine, name, env, volume, confirm)
+    p.environments.remove_volume(name, env, volume, confirm)

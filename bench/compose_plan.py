@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     def plan() -> tuple[object, object]:
         return changes(live, services), plan_release(Release(2, "bench", "c" * 40, services, "recette"), observed)
 
-    plan_ms, planned = timed(plan, args.rounds)
+    plan_ms, _ = timed(plan, args.rounds)
     inspect.warm()
     # each parse uses the spare child and starts the next one: pushes are not back to back, so
     # the next spare is given the time to start (untimed), as on a server

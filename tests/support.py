@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -221,3 +222,9 @@ def jobs_of(server: Server, app: str) -> list[dict]:
 def git(repo: Path, *args: str) -> str:
     """A git command in ``repo`` (as a user runs it), its output."""
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def unlocated(message: str) -> str:
+    """A compose file's refusal without its file and line (``docker-compose.yml line 7: PATH: ...``
+    as ``compose file: PATH: ...``), for tests that check the path and the words."""
+    return re.sub(r"(?:compose file|[\w.-]+\.ya?ml) line \d+: ", "compose file: ", message)

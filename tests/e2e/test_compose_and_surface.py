@@ -58,7 +58,7 @@ def test_bad_compose_file_is_rejected(server: Server, app_name: str, tmp_path: P
     }
     push = server.push(make_repo(tmp_path / "src", files), app_name)
     assert push.returncode != 0
-    assert "compose file: services/web/depends_on: unknown service 'db'" in push.stderr
+    assert "docker-compose.yml line 5: services/web/depends_on: unknown service 'db'" in push.stderr
 
 
 @pytest.mark.parametrize(

@@ -31,12 +31,12 @@ def test_host_access_is_refused_then_allowed_and_applied(
     repo = make_repo(tmp_path / "src", {**static_site("with host access"), "docker-compose.yml": COMPOSE})
     refused = server.push(repo, app_name)
     assert refused.returncode != 0
-    assert "compose file: services/web/cap_add" in refused.stderr
+    assert "services/web/cap_add" in refused.stderr
     assert f"dockyard apps allow {app_name} cap_add" in refused.stderr
 
     server.cli("apps", "allow", app_name, "cap_add")
     refused = server.push(repo, app_name)  # the bind mount still needs its own allowance
-    assert refused.returncode != 0 and "compose file: services/web/volumes/0" in refused.stderr
+    assert refused.returncode != 0 and "services/web/volumes/0" in refused.stderr
 
     server.cli("apps", "allow", app_name, "bind_mounts")
     push = server.push(repo, app_name)

@@ -191,7 +191,7 @@ def refused_add(case_id: str, url: str, host: str, reason: str) -> Case:
 def host_key(case_id: str, extra: str, where: str, what: str, key: str) -> Case:
     return Case(
         case_id, compose_with(extra),
-        one(f"compose file: services/web/{where}: {what} hands the container the host, which this app is not allowed"),
+        one(f"services/web/{where}: {what} hands the container the host, which this app is not allowed"),
         ("dockyard apps allow {app} " + key,),
     )
 
@@ -248,7 +248,7 @@ CASES = [
          one("Dockerfile: no FROM instruction"), never=("root:x:0:0",)),
     Case("dockerfile-binary-garbage", garbage, one("Dockerfile: no FROM instruction")),
     Case("env-file-outside-repo", compose_with("    env_file: ../../etc/passwd\n"),
-         one("compose file: services/web/env_file/0: '../../etc/passwd' is not in the repository"),
+         one("services/web/env_file/0: '../../etc/passwd' is not in the repository"),
          never=("root:x:0:0",)),
     Case("env-file-10mb", lambda f: {"big.env": "A=1\n" * (10 * 1024 * 1024 // 4),
                                      **compose_with("    env_file: big.env\n")(f)},

@@ -18,6 +18,7 @@ from dockyard.domain.errors import DockyardError, InvalidSource
 from dockyard.domain.model import ServiceSpec
 from dockyard.domain.shell_words import split_words
 from dockyard.services import inspect
+from tests.support import unlocated
 
 # -- counting the work ------------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ def test_an_env_file_over_its_limit_is_refused_naming_key_and_file() -> None:
     with pytest.raises(InvalidSource) as info:
         stack.compose_services("shop", "services: {web: {image: nginx, env_file: [big.env]}}", {}, {},
                                files.get, "localhost", ())
-    assert info.value.message.startswith("compose file: services/web/env_file/0: big.env is ")
+    assert unlocated(info.value.message).startswith("compose file: services/web/env_file/0: big.env is ")
     assert "256 KiB" in info.value.message
 
 
@@ -311,7 +312,7 @@ def test_the_child_parses_what_the_server_would() -> None:
 
 def test_the_childs_errors_are_the_parsers_errors() -> None:
     files = {**SITE, "compose.yaml": "services:\n  web: {build: ., depends_on: [db]}\n"}
-    with pytest.raises(InvalidSource, match="compose file: services/web/depends_on: unknown service 'db'"):
+    with pytest.raises(InvalidSource, match=r"line \d+: services/web/depends_on: unknown service 'db'"):
         inspect.inspect_source(list(files), read_from(files), "shop", base_domain="localhost")
     with pytest.raises(InvalidSource, match="compose file line 5: this value expands"):
         inspect.inspect_source(["Dockerfile", "compose.yaml"], read_from({**SITE, "compose.yaml": LAUGHS}), "shop",

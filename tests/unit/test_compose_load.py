@@ -15,6 +15,7 @@ from dockyard.domain.dotenv import MAX_DOTENV_CHARS, parse_dotenv
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.interpolation import MAX_NESTING, InterpolationError, interpolate
 from dockyard.domain.limits import MAX_ENV_FILE_BYTES
+from tests.support import unlocated
 from tests.unit.test_bounds import assert_linear, within
 
 SOURCE = "docker-compose.yml"
@@ -606,7 +607,8 @@ def test_services_of_a_compose_file_keep_dockyards_own_checks() -> None:
     ]:
         with pytest.raises(InvalidSource) as info:
             stack_of({"docker-compose.yml": "services:\n  " + body})
-        assert info.value.message.startswith(message), info.value.message
+        assert unlocated(info.value.message).startswith(message), info.value.message
+        assert info.value.message.startswith("docker-compose.yml line "), info.value.message  # file and line
 
 
 def located_lines(text: str) -> dict[tuple[Any, ...], int]:

@@ -14,6 +14,7 @@ from dockyard.domain.errors import InvalidSource
 from dockyard.domain.images import parse_dockerfile
 from dockyard.domain.model import HOST_ACCESS_KEYS, ServiceSpec
 from dockyard.domain.shell_words import split_words
+from tests.support import unlocated
 
 REG = "127.0.0.1:5000"
 D = "sha256:" + "1" * 64
@@ -229,7 +230,7 @@ def test_build_wins_over_image() -> None:
 @pytest.mark.parametrize("body", ["{}", "{ports: ['80']}", "{image: ''}"])
 def test_service_without_image_or_build(body: str) -> None:
     err = compose_error(f"services:\n  web: {body}\n")
-    assert err.message == "compose file: services/web: needs 'image' or 'build'"
+    assert unlocated(err.message) == "compose file: services/web: needs 'image' or 'build'"
 
 
 def test_an_image_that_is_not_a_string_is_a_schema_violation() -> None:
@@ -240,7 +241,7 @@ def test_an_image_that_is_not_a_string_is_a_schema_violation() -> None:
 @pytest.mark.parametrize("image", ["Nginx", "nginx:1+2", "a//b", "nginx@sha256:zz"])
 def test_invalid_image_reference(image: str) -> None:
     err = compose_error(f"services:\n  web:\n    image: '{image}'\n")
-    assert err.message.startswith("compose file: services/web/image: bad ")
+    assert unlocated(err.message).startswith("compose file: services/web/image: bad ")
     assert repr(image) in err.message
 
 
@@ -391,7 +392,7 @@ def test_environment_wins_over_every_env_file() -> None:
 def test_missing_env_file(env_file: str, index: int, missing: str) -> None:
     files = {"ok.env": "A=1\n"}
     err = compose_error(f"services:\n  web:\n    image: nginx\n    env_file: {env_file}\n", read_file=files.get)
-    assert err.message == f"compose file: services/web/env_file/{index}: {missing!r} is not in the repository"
+    assert unlocated(err.message) == f"compose file: services/web/env_file/{index}: {missing!r} is not in the repository"
 
 
 @pytest.mark.parametrize(
@@ -445,7 +446,7 @@ def test_command_string_with_single_quotes_and_escapes() -> None:
 @pytest.mark.parametrize("command", ['sh -c "echo hi', "echo 'unbalanced"])
 def test_command_string_with_unbalanced_quotes(command: str) -> None:
     err = compose_error(f"services:\n  web:\n    image: nginx\n    command: >-\n      {command}\n")
-    assert err.message.startswith(f"compose file: services/web/command: cannot split {command!r}")
+    assert unlocated(err.message).startswith(f"compose file: services/web/command: cannot split {command!r}")
     assert "quotes" in err.hint
 
 
@@ -499,7 +500,7 @@ def test_unknown_dependency() -> None:
             image: nginx
             depends_on: [db]
         """)
-    assert err.message == "compose file: services/web/depends_on: unknown service 'db'"
+    assert unlocated(err.message) == "compose file: services/web/depends_on: unknown service 'db'"
 
 
 def test_dependency_cycle() -> None:
@@ -509,7 +510,7 @@ def test_dependency_cycle() -> None:
           b: {image: nginx, depends_on: [a]}
           c: {image: nginx}
         """)
-    assert err.message == "compose file: services: depends_on forms a cycle: a, b"
+    assert unlocated(err.message) == "compose file: services: depends_on forms a cycle: a, b"
 
 
 def _svc(name: str, *deps: str) -> ServiceSpec:
@@ -553,19 +554,19 @@ def test_invalid_yaml(text: str) -> None:
 def test_missing_services(text: str) -> None:
     with pytest.raises(InvalidSource) as info:
         stack.compose_services("shop", text, IMAGES, PINNED, no_files, "localhost", ())
-    assert info.value.message == "compose file: services: should be a mapping of service names to definitions"
+    assert unlocated(info.value.message) == "compose file: services: should be a mapping of service names to definitions"
 
 
 @pytest.mark.parametrize("name", ["Web", "-web", "web.1", "a;b", "$(id)"])
 def test_invalid_service_name(name: str) -> None:
     err = compose_error(f"services:\n  '{name}':\n    image: nginx\n")
-    assert err.message.startswith(f"compose file: services/{name}: invalid service name")
+    assert unlocated(err.message).startswith(f"compose file: services/{name}: invalid service name")
 
 
 @pytest.mark.parametrize("body", ["nginx", "[nginx]", "null", "3"])
 def test_service_body_not_a_mapping(body: str) -> None:
     err = compose_error(f"services:\n  web: {body}\n")
-    assert err.message == "compose file: services/web: should be a mapping"
+    assert unlocated(err.message) == "compose file: services/web: should be a mapping"
 
 
 def test_full_compose_file() -> None:
@@ -682,7 +683,7 @@ HOST_ACCESS = [
 @pytest.mark.parametrize("body,key,where,fields", HOST_ACCESS)
 def test_host_access_is_refused_naming_the_key_path(body: str, key: str, where: str, fields: object) -> None:
     err = access_error(body)
-    assert err.message.startswith(f"compose file: {where}: ")
+    assert unlocated(err.message).startswith(f"compose file: {where}: ")
     assert "hands the container the host" in err.message
     assert err.hint == f"an admin can allow it for this app: dockyard apps allow shop {key}"
 
@@ -698,7 +699,7 @@ def test_allowed_host_access_is_carried_into_the_service(body: str, key: str, wh
 
 def test_allowing_one_key_does_not_allow_another() -> None:
     err = access_error("privileged: true\ncap_add: [ALL]\n", frozenset({"privileged"}))
-    assert err.message.startswith("compose file: services/web/cap_add: ")
+    assert unlocated(err.message).startswith("compose file: services/web/cap_add: ")
 
 
 @pytest.mark.parametrize(
@@ -719,7 +720,7 @@ def test_a_folder_holding_the_docker_socket_needs_both_keys(source: str, keys: t
 def test_relative_bind_mounts_are_refused_even_when_allowed(source: str) -> None:
     assert access_error(f"volumes: ['{source}:/data']\n").hint.endswith("allow shop bind_mounts")
     err = access_error(f"volumes: ['{source}:/data']\n", frozenset({"bind_mounts"}))
-    assert err.message.startswith("compose file: services/web/volumes/0: the bind mount source")
+    assert unlocated(err.message).startswith("compose file: services/web/volumes/0: the bind mount source")
     assert "absolute" in err.hint
 
 
@@ -962,3 +963,21 @@ def test_the_seeds_compose_file_loads_with_warnings_and_no_error() -> None:
     assert kinds["driver"][0].startswith("docker-compose.yml line 94: networks/obfuscated10net/driver: the variable "
                                          "DOCKER_NETWORK_TYPE is not set, so it is replaced by an empty string")
     assert found.warnings == tuple(sorted(found.warnings, key=lambda w: int(w.split()[2].rstrip(":"))))
+
+
+def test_every_refusal_of_the_compose_file_names_its_file_line_and_key() -> None:
+    from dockyard.services.inspect import parse_source
+
+    base = {"Dockerfile": "FROM scratch\nEXPOSE 80\n"}
+    for compose, expected in [
+        ("services:\n  web:\n    build: .\n    env_file: missing.env\n",
+         "docker-compose.yml line 4: services/web/env_file/0: 'missing.env' is not in the repository"),
+        ("services:\n  web:\n    build: .\n    depends_on: [nope]\n",
+         "docker-compose.yml line 4: services/web/depends_on: unknown service 'nope'"),
+        ("services:\n  web:\n    build: .\n  db:\n    image: redis\n    volumes: ['data:/x']\n",
+         "docker-compose.yml line 6: services/db/volumes/0: volume 'data' is not declared"),
+    ]:
+        files = {**base, "docker-compose.yml": compose}
+        with pytest.raises(InvalidSource) as info:
+            parse_source(list(files), lambda path, limit, files=files: files.get(path), "shop", base_domain="localhost")
+        assert info.value.message == expected

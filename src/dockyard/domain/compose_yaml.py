@@ -93,9 +93,22 @@ def _key_lines(root: Any) -> KeyLines:
     return KeyLines(root.start_mark.line + 1, children(root))
 
 
+class KeyPathError(InvalidSource):
+    """An error at a key path of a loaded compose file. Raised where the lines are not at hand;
+    ``stack.compose_stack`` names the file and the line (``docker-compose.yml line 7: PATH: ...``)."""
+
+    def __init__(self, path: str, message: str, hint: str = "") -> None:
+        super().__init__(f"compose file: {path}: {message}", hint)
+        self.path, self.detail = path, message
+
+    @property
+    def parts(self) -> tuple[str | int, ...]:
+        return tuple(int(p) if p.isdigit() else p for p in self.path.split("/"))
+
+
 def at_path(path: str, message: str, hint: str = "") -> InvalidSource:
     """An error at a key path of the loaded compose file (``services/web/ports/0``)."""
-    return InvalidSource(f"compose file: {path}: {message}", hint)
+    return KeyPathError(path, message, hint)
 
 
 def _at(node: Any, message: str, hint: str, source: str = "compose file") -> InvalidSource:

@@ -26,7 +26,7 @@ from typing import Any
 
 from dockyard.domain import compose_build, compose_load, published_ports, volumes
 from dockyard.domain.compose_service import ComposeKeys, Where
-from dockyard.domain.compose_yaml import at_path
+from dockyard.domain.compose_yaml import KeyPathError, at_path
 from dockyard.domain.dotenv import DOTENV, parse_dotenv
 from dockyard.domain.errors import InvalidSource, shown
 from dockyard.domain.host_access import host_access_fields
@@ -228,6 +228,27 @@ def compose_stack(
     ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app; ``variables`` are
     substituted in the file's values (and give build args written without a value);
     ``folders``, when given, are the repository's folders."""
+    try:
+        return _compose_stack(app, text, images, pinned, read_file, base_domain, domains, allowed, source=source,
+                              variables=variables, folders=folders)
+    except KeyPathError as exc:  # named by file and line, as every refusal of the file is
+        raise Where(text, source).error(exc.parts, exc.detail, exc.hint) from None
+
+
+def _compose_stack(
+    app: str,
+    text: str,
+    images: Mapping[str, ImageSpec],
+    pinned: Mapping[str, str],
+    read_file: ReadFile,
+    base_domain: str,
+    domains: tuple[str, ...],
+    allowed: frozenset[str] = frozenset(),
+    *,
+    source: str = "compose file",
+    variables: Mapping[str, str] = NO_VARIABLES,
+    folders: Collection[str] | None = None,
+) -> Stack:
     loaded = compose_load.load(text, source=source, variables=variables)
     services: dict[str, Any] = loaded.doc["services"]
     known = set(services)

@@ -241,7 +241,8 @@ class FakeOrchestrator:
     def ensure_network(self, app: str, environment: str) -> None:
         self.networks.add((app, environment))
 
-    def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService:
+    def start(self, app: str, release: int, environment: str, service: ServiceSpec,
+              replica: int = 0) -> RunningService:
         if (app, environment) not in self.networks:
             raise DeployFailed(f"cannot create {service.name}: network of {app} ({environment}) not found")
         if service.name in self.fail_start:
@@ -259,6 +260,7 @@ class FakeOrchestrator:
             environment=environment,
             spec_hash=service.spec_hash,
             stop_timeout=service.stop_grace_period,
+            replica=replica,
         )
         if service.one_shot:
             self._kinds[container.id] = "once"
@@ -345,7 +347,7 @@ class FakeOrchestrator:
 
     def observe(self, app: str | None = None) -> list[RunningService]:
         found = [c for c in self.containers.values() if c.app and (app is None or c.app == app)]
-        return sorted(found, key=lambda c: (c.app, c.service, c.release))
+        return sorted(found, key=lambda c: (c.app, c.service, c.release, c.replica))
 
     def stop(self, container: RunningService) -> None:
         if self.containers.pop(container.id, None) is not None:

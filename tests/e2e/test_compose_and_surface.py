@@ -10,13 +10,14 @@ import docker
 import httpx
 import pytest
 
-from tests.support import BASE_IMAGE, BIN, Server, make_repo
+from tests.support import BASE_IMAGE, BIN, Server, free_port, make_repo
 
 
 def test_compose_services_share_the_app_network(
     server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
 ) -> None:
     server.cli("apps", "create", app_name)
+    port = free_port()  # published on this host: a port of its own, never a fixed one other stacks may want
     files = {
         "Dockerfile": f"FROM {BASE_IMAGE}\nCOPY web /www\nEXPOSE 8000\n"
         'CMD ["httpd", "-f", "-p", "8000", "-h", "/www"]\n',
@@ -28,7 +29,7 @@ def test_compose_services_share_the_app_network(
         "app.env": "GREETING=hello-from-env-file\n",
         "docker-compose.yml": (
             "version: '2'\nservices:\n"
-            "  web:\n    build: .\n    ports:\n      - '50001:8000'\n    env_file:\n      - app.env\n"
+            f"  web:\n    build: .\n    ports:\n      - '{port}:8000'\n    env_file:\n      - app.env\n"
             "    depends_on:\n      - api\n"
             "  api:\n    build:\n      context: .\n      dockerfile: Dockerfile-api\n"
         ),
@@ -48,6 +49,7 @@ def test_compose_services_share_the_app_network(
     assert ["GREETING", "<redacted>"] in web["environment"]  # values stay out of answers
     container = next(c for c in status["containers"] if c["service"] == "web" and c["state"] == "running")
     assert "GREETING=hello-from-env-file" in engine.containers.get(container["id"]).attrs["Config"]["Env"]
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text == "front\n"  # the published port, via the proxy
 
 
 def test_bad_compose_file_is_rejected(server: Server, app_name: str, tmp_path: Path) -> None:
@@ -58,7 +60,7 @@ def test_bad_compose_file_is_rejected(server: Server, app_name: str, tmp_path: P
     }
     push = server.push(make_repo(tmp_path / "src", files), app_name)
     assert push.returncode != 0
-    assert "docker-compose.yml line 5: services/web/depends_on: unknown service 'db'" in push.stderr
+    assert "docker-compose.yml line 4: services/web/depends_on: unknown service 'db'" in push.stderr
 
 
 @pytest.mark.parametrize(

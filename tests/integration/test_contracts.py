@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import itertools
 import socket
 import subprocess
 import tarfile
@@ -183,6 +184,23 @@ def test_caddy_sends_traffic_by_host_to_the_routed_upstream(
     caddy.remove_route(route("shop-web").id)
     gone = get("shop.contract.test")
     assert gone.status_code == 404 and "no app answers" in gone.text
+
+
+def test_caddy_spreads_a_routes_traffic_over_all_its_upstreams_round_robin(
+    caddy: CaddyProxy, upstreams: tuple[_Upstream, _Upstream]
+) -> None:
+    """A service's replicas: one route, every replica an upstream; and a published port alike."""
+    one, two = upstreams
+    caddy.set_route(route("shop-web", one.address, two.address, hosts=("shop.contract.test",)))
+    seen = [httpx.get(f"http://127.0.0.1:{caddy.port}/", headers={"Host": "shop.contract.test"}, timeout=5).text
+            for _ in range(6)]
+    assert sorted(set(seen)) == ["one\n", "two\n"] and all(a != b for a, b in itertools.pairwise(seen))
+    port = free_port()
+    caddy.set_port(port_route(port, one.address, two.address))
+    seen = [httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text for _ in range(4)]
+    assert sorted(set(seen)) == ["one\n", "two\n"]
+    assert {p.id: p.upstreams for p in caddy.ports()} == {port_route(port).id: (one.address, two.address)}
+    caddy.remove_port(port_route(port).id)
 
 
 # -- Proxy: published host ports ------------------------------------------------------------------

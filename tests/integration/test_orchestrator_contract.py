@@ -67,9 +67,10 @@ class Side:
     networks: Callable[[str], int]  # how many networks the app has
     neighbours: Callable[[str], None]  # containers that are not the app's, for observe to ignore
 
-    def start(self, app: str, release: int, program: Program, environment: str = "production") -> RunningService:
+    def start(self, app: str, release: int, program: Program, environment: str = "production",
+              replica: int = 0) -> RunningService:
         self.script(program)
-        return self.orchestrator.start(app, release, environment, program.spec)
+        return self.orchestrator.start(app, release, environment, program.spec, replica)
 
 
 def fake_side() -> Side:
@@ -125,8 +126,9 @@ class CheckedDockerOrchestrator(DockerOrchestrator):
             assert len(subnets) == 1 and subnets[0].subnet_of(pool) and subnets[0].prefixlen == self.pool.prefix, (
                 net["Name"], subnets, pool)
 
-    def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService:
-        running = super().start(app, release, environment, service)
+    def start(self, app: str, release: int, environment: str, service: ServiceSpec,
+              replica: int = 0) -> RunningService:
+        running = super().start(app, release, environment, service, replica)
         info = self.api.inspect_container(running.id)
         host = info["HostConfig"]
         limits = {**DEFAULT_HOST_CONFIG, "PidsLimit": service.pids or 1024, "Memory": service.memory or 1024**3}
@@ -135,7 +137,9 @@ class CheckedDockerOrchestrator(DockerOrchestrator):
         assert host["NetworkMode"] == self.network_name(app, environment)
         assert info["Config"]["Labels"] == {**dict(label.split("=", 1) for label in service.labels), **labels(
             self.installation, app=app, environment=environment, service=service.name, release=str(release),
-            spec=service.spec_hash, port=str(service.port or ""), **({"run": "once"} if service.one_shot else {}))}
+            spec=service.spec_hash, port=str(service.port or ""), replica=str(replica),
+            **({"run": "once"} if service.one_shot else {}))}
+        assert f"-{service.name}-{replica}-r{release}-" in info["Name"], info["Name"]
         if running.upstream is not None:
             (net,) = [n for n in self.app_networks(app) if n["Name"] == self.network_name(app, environment)]
             address = ipaddress.IPv4Address(running.upstream.rpartition(":")[0])
@@ -563,6 +567,28 @@ def test_hostname_and_aliases_resolve_on_the_app_network_of_its_environment_only
     orch.stop(db)
     with pytest.raises(DeployFailed, match="runs once and must exit with code 0"):
         orch.wait_ready(side.start("shop", 2, probe("replica")), 30)  # gone with its container
+
+
+def test_replicas_are_containers_of_their_own_labelled_and_named_by_index(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    replicas = [side.start("shop", 2, WEB, replica=i) for i in (2, 0, 1)]
+    assert [c.replica for c in replicas] == [2, 0, 1]
+    assert len({c.id for c in replicas}) == len({c.upstream for c in replicas}) == 3
+    assert [c.replica for c in orch.observe("shop")] == [0, 1, 2]  # by service, release, then replica
+    for c in replicas:
+        orch.wait_ready(c, 30)
+    # every replica answers to the service's name on the app network (DNS round-robin, as Compose)
+    orch.wait_ready(side.start("shop", 2, probe("web")), 30)
+    orch.stop(next(c for c in replicas if c.replica == 1))
+    assert [c.replica for c in orch.observe("shop") if c.service == "web"] == [0, 2]
+
+
+def test_a_container_started_without_a_replica_is_replica_0(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    web = side.start("shop", 1, WEB)
+    assert web.replica == 0 and [c.replica for c in orch.observe("shop")] == [0]
 
 
 def test_the_stop_grace_period_is_reported(side: Side) -> None:

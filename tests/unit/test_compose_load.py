@@ -532,7 +532,6 @@ def test_every_valid_key_dockyard_ignores_is_warned_about() -> None:
             (15, "services/web/depends_on/db/condition", no_healthcheck),
             (15, "services/web/depends_on/db/restart", "dockyard ignores it for now"),
             (23, "services/db/env_file/0/format", "dockyard ignores it for now"),
-            (24, "services/db/deploy/replicas", "dockyard runs one container per service"),
             (25, "networks", merged),
             (30, "secrets/token/driver", "dockyard keeps every secret itself, sealed (dockyard secrets set)"),
         ]

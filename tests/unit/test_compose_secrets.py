@@ -331,9 +331,10 @@ class RecordingOrchestrator(FakeOrchestrator):
         super().__init__()
         self.started: list[ServiceSpec] = []
 
-    def start(self, app: str, release: int, environment: str, service: ServiceSpec):  # type: ignore[no-untyped-def]
+    def start(self, app: str, release: int, environment: str, service: ServiceSpec,  # type: ignore[no-untyped-def]
+              replica: int = 0):
         self.started.append(service)
-        return super().start(app, release, environment, service)
+        return super().start(app, release, environment, service, replica)
 
 
 COMPOSE = """\

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -87,3 +88,13 @@ def test_a_container_without_labels_or_networks_is_no_app_and_has_no_upstream() 
     assert running_service(info, network_name) == RunningService(
         id=EXPECTED["worker"].id, app="", service="", release=0, image="dockyard/busybox:local", state="running",
         upstream=None, environment="", spec_hash="")
+
+
+@pytest.mark.parametrize("label,replica", [(None, 0), ("0", 0), ("2", 2), ("17", 17), ("", 0), ("-1", 0), ("x", 0)])
+def test_the_replica_label_gives_the_replica_and_a_container_without_it_is_replica_0(label: str | None,
+                                                                                   replica: int) -> None:
+    info = inspect("web")  # captured before replicas: no dockyard.replica label
+    assert "dockyard.replica" not in info["Config"]["Labels"]
+    if label is not None:
+        info["Config"]["Labels"]["dockyard.replica"] = label
+    assert running_service(info, network_name) == replace(EXPECTED["web"], replica=replica)

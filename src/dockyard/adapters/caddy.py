@@ -125,7 +125,7 @@ class CaddyProxy:
         return {
             "@id": route.id,
             "match": [{"host": list(route.hosts)}],
-            "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in route.upstreams]}],
+            "handle": [_reverse_proxy(route.upstreams)],
             "terminal": True,
         }
 
@@ -158,7 +158,7 @@ class CaddyProxy:
             "automatic_https": {"disable": True},
             "routes": [{
                 "@id": f"{port.id}.{port.owner}",  # the service it serves: what removes an environment's ports
-                "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in port.upstreams]}],
+                "handle": [_reverse_proxy(port.upstreams)],
                 "terminal": True,
             }],
         }
@@ -246,3 +246,12 @@ def host_port_free(port: int, protocol: str, host_ip: str = "", proc: Path = Pat
                 if exc.errno == errno.EADDRINUSE:
                     return False
     return True
+
+
+def _reverse_proxy(upstreams: tuple[str, ...]) -> dict[str, Any]:
+    """Caddy's reverse_proxy to these upstreams; several (a service's replicas): round-robin, a
+    request that cannot reach one tried on the next for up to 2s."""
+    handler: dict[str, Any] = {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}
+    if len(upstreams) > 1:
+        handler["load_balancing"] = {"selection_policy": {"policy": "round_robin"}, "try_duration": "2s"}
+    return handler

@@ -129,12 +129,14 @@ class DockerOrchestrator:
                                        "a container still uses it: see docker network inspect " + name) from None
 
     # -- containers -----------------------------------------------------------------------
-    def start(self, app: str, release: int, environment: str, service: ServiceSpec) -> RunningService:
+    def start(self, app: str, release: int, environment: str, service: ServiceSpec,
+              replica: int = 0) -> RunningService:
         scope = app if environment == DEFAULT_ENVIRONMENT else f"{app}--{environment}"
-        name = f"{self.prefix}-{self.installation}-{scope}-{service.name}-r{release}-{secrets.token_hex(2)}"
+        name = (f"{self.prefix}-{self.installation}-{scope}-{service.name}-{replica}-r{release}-"
+                f"{secrets.token_hex(2)}")
         container_labels = labels(
             self.installation, app=app, environment=environment, service=service.name, release=str(release),
-            spec=service.spec_hash, port=str(service.port or ""),
+            spec=service.spec_hash, port=str(service.port or ""), replica=str(replica),
         )
         network = self.network_name(app, environment)
         # another mode only where an admin allowed it, or another service's of the same app
@@ -175,7 +177,7 @@ class DockerOrchestrator:
                 image, name=name, labels=_container_labels(service, container_labels), host_config=host_config,
                 networking_config=networking, environment=dict(service.environment),
                 command=list(service.command) if service.command is not None else None,
-                hostname=(service.hostname or service.name) if mode == network else None,
+                hostname=_hostname(service, replica) if mode == network else None,
                 entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
                 user=service.user or None, working_dir=service.working_dir or None,
                 stop_signal=service.stop_signal or None, stop_timeout=service.stop_grace_period,
@@ -248,7 +250,7 @@ class DockerOrchestrator:
                 out.append(self._running(self.api.inspect_container(summary["Id"])))
             except docker.errors.NotFound:
                 continue
-        return sorted((c for c in out if c.app), key=lambda c: (c.app, c.service, c.release))
+        return sorted((c for c in out if c.app), key=lambda c: (c.app, c.service, c.release, c.replica))
 
     def _tail(self, container_id: str, lines: int = 15) -> str:
         try:
@@ -523,10 +525,20 @@ def running_service(info: dict[str, Any], network_name: Callable[[str, str], str
         exit_code=(info["State"].get("ExitCode") if container_labels.get(ONE_SHOT_LABEL) == "once"
                    and info["State"]["Status"] in ("exited", "dead") else None),
         stop_timeout=info["Config"].get("StopTimeout"),
+        replica=int(replica) if (replica := container_labels.get(f"{LABEL}.replica", "")).isdigit() else 0,
     )
 
 
 ONE_SHOT_LABEL = f"{LABEL}.run"  # "once": a one-shot service, ready once it exited 0
+
+
+def _hostname(service: ServiceSpec, replica: int) -> str:
+    """The container's own host name: the compose ``hostname``, else the service's name, with
+    ``-<replica>`` for the replicas after the first (each tells itself apart; all of them answer
+    to the service's names on the network)."""
+    if service.hostname:
+        return service.hostname
+    return service.name if replica == 0 else f"{service.name}-{replica}"
 
 
 def _container_labels(service: ServiceSpec, ours: dict[str, str]) -> dict[str, str]:

@@ -13,6 +13,8 @@ ServiceSpec fields (pure): what ``stack.compose_stack`` adds to each service it 
 - ``restart``, ``labels`` (never ``dockyard.*``: ours), ``user``, ``working_dir``, ``entrypoint``,
   ``stop_signal``, ``stop_grace_period``, and limits: ``deploy.resources.limits`` (memory, cpus,
   pids) or ``mem_limit``/``cpus``/``pids_limit``, over dockyard's defaults.
+- ``deploy.replicas`` (or the legacy ``scale``, the same number when both): how many containers run
+  the service, 0 to 100 (domain/replicas.py refuses more than one where two would clash).
 - ``secrets``: with a top-level ``secrets:``, each service receives only the secrets it lists
   (``secret_files``: each "NAME:FILE"), at ``/run/secrets/<target or key>``; each top-level entry
   stands for the environment's dockyard secret of its name (or ``name``); ``file:`` is refused (a
@@ -43,6 +45,7 @@ Parts = tuple[str | int, ...]
 MIN_MEMORY = 6 * 1024 * 1024  # the engine refuses less
 MAX_DURATION_NS = 24 * 3600 * 10**9
 MAX_STOP_GRACE_S = 3600
+MAX_REPLICAS = 100  # as domain/replicas.py
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
@@ -104,6 +107,8 @@ class ComposeKeys:
             "stop_signal": self._signal((*at, "stop_signal"), body.get("stop_signal")),
             "stop_grace_period": self._grace((*at, "stop_grace_period"), body.get("stop_grace_period")),
             "secret_files": self._secret_files((*at, "secrets"), body.get("secrets")),
+            "replicas": self._replicas(at, body),
+            "container_name": "" if body.get("container_name") is None else str(body["container_name"]),
         }
         out.update(self._healthcheck((*at, "healthcheck"), body.get("healthcheck")))
         out.update(self._limits(at, body))
@@ -396,6 +401,29 @@ class ComposeKeys:
     def _pids(self, at: Parts, raw: Any) -> int:
         return self._count(at, raw, 1, 4_194_304, "dockyard runs every container with a limit: give a number "
                                                   "of processes, such as 256")
+
+    # -- replicas --------------------------------------------------------------------------------
+    def replicas_at(self, at: Parts, body: Mapping[str, Any]) -> Parts:
+        """Where the service's replica count is written: ``deploy/replicas``, else ``scale``."""
+        deploy = body.get("deploy")
+        if isinstance(deploy, Mapping) and deploy.get("replicas") is not None:
+            return (*at, "deploy", "replicas")
+        return (*at, "scale")
+
+    def _replicas(self, at: Parts, body: Mapping[str, Any]) -> int:
+        """``deploy.replicas`` or the legacy ``scale`` (the same number when both), 0 to 100; 1 by default."""
+        deploy = body.get("deploy")
+        given: list[tuple[Parts, Any]] = []
+        if isinstance(deploy, Mapping) and deploy.get("replicas") is not None:
+            given.append(((*at, "deploy", "replicas"), deploy["replicas"]))
+        if body.get("scale") is not None:
+            given.append(((*at, "scale"), body["scale"]))
+        counts = [(where, self._count(where, raw, 0, MAX_REPLICAS, "give how many containers run the service"))
+                  for where, raw in given]
+        if len(counts) == 2 and counts[0][1] != counts[1][1]:
+            raise self.where.error(counts[1][0], f"{counts[1][1]} differs from deploy/replicas ({counts[0][1]})",
+                                   "give the count once: deploy.replicas")
+        return counts[0][1] if counts else 1
 
     # -- values ----------------------------------------------------------------------------------
     def _count(self, at: Parts, raw: Any, low: int, high: int, hint: str = "") -> int:

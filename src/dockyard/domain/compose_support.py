@@ -34,7 +34,7 @@ TOP_KEYS = frozenset({"version", "services", "volumes", "networks", "secrets"})
 SERVICE_KEYS = frozenset({
     "image", "build", "ports", "expose", "environment", "env_file", "command", "entrypoint", "depends_on",
     "volumes", "healthcheck", "restart", "labels", "user", "working_dir", "stop_signal", "stop_grace_period",
-    "hostname", "container_name", "networks", "mem_limit", "cpus", "pids_limit", "secrets",
+    "hostname", "container_name", "networks", "mem_limit", "cpus", "pids_limit", "secrets", "scale",
     # host access: refused unless allowed, applied when allowed (host_access.py)
     "privileged", "cap_add", "devices", "network_mode", "pid", "ipc", "userns_mode", "security_opt",
 })
@@ -47,13 +47,11 @@ STARTED, HEALTHY, COMPLETED = "service_started", "service_healthy", "service_com
 NOT_YET = "not honoured yet"
 _WHY = {
     "init": "dockyard runs every container with an init process",
-    "scale": "dockyard runs one container per service",
     "profiles": "dockyard starts every service, whatever its profiles",
     "extends": "the service is not merged with the one it extends",
     "logging": "dockyard keeps json-file logs, rotated (3 x 10 MB)",
 }
 _DEPLOY_WHY = {
-    "replicas": "dockyard runs one container per service",
     "restart_policy": "give the service's 'restart' instead",
     "labels": "give the service's 'labels' instead",
 }
@@ -155,7 +153,7 @@ def _service(name: str, body: Mapping[str, Any], services: Mapping[str, Any], on
 
 
 def _deploy(at: Parts, raw: Mapping[str, Any]) -> list[KeyWarning]:
-    """``deploy``: its resource limits are honoured, nothing else yet."""
+    """``deploy``: its resource limits and replicas are honoured, nothing else yet."""
     found: list[KeyWarning] = []
     for key, value in raw.items():
         if _extension(key):
@@ -164,7 +162,7 @@ def _deploy(at: Parts, raw: Mapping[str, Any]) -> list[KeyWarning]:
             found += [((*at, "deploy", key, k), f"{NOT_YET}: " + (
                 "dockyard reserves nothing: only limits apply" if k == "reservations" else _IGNORED))
                 for k in value if k != "limits" and not _extension(k)]
-        elif key != "resources":
+        elif key != "resources" and key != "replicas":
             found.append(((*at, "deploy", key), f"{NOT_YET}: {_DEPLOY_WHY.get(key, _IGNORED)}"))
     return found
 

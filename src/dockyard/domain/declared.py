@@ -1,5 +1,5 @@
 """What dockyard.yml declares for one environment, applied to the services a commit runs (pure):
-routes become hosts of their service, and what dockyard cannot honour yet is said, never dropped.
+routes become hosts of their service, host ports and replica counts apply, and what dockyard cannot honour yet is said, never dropped.
 Variables and secrets are merged earlier (services/inspect.declared_variables), the environments
 themselves are synced by services/environments.py."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from dockyard.domain import hosts, published_ports
+from dockyard.domain import hosts, published_ports, replicas
 from dockyard.domain.dockyard_file import DockyardFile
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.model import Environment, ServiceSpec
@@ -65,6 +65,30 @@ def with_ports(services: Sequence[ServiceSpec], declared: DockyardFile | None,
         raise InvalidSource(f"dockyard.yml: environments/{environment}/services: " + exc.message, exc.hint) from None
 
 
+def with_replicas(services: Sequence[ServiceSpec], declared: DockyardFile | None,
+                  environment: str) -> tuple[ServiceSpec, ...]:
+    """Each service's replica count as the environment declares (``services: {web: {replicas:
+    3}}``), over the compose file's; refused where the service cannot run that many
+    (domain/replicas.py)."""
+    env = declared.environment(environment) if declared is not None else None
+    if env is None or all(s.replicas is None for s in env.services):
+        return tuple(services)
+    by_name = {s.name: s for s in services}
+    counts = {}
+    for decl in env.services:
+        if decl.replicas is None:
+            continue
+        where = f"dockyard.yml: environments/{environment}/services/{decl.name}/replicas"
+        service = by_name.get(decl.name)
+        if service is None:
+            raise InvalidSource(f"{where}: the stack has no service {decl.name!r}", "name a service of the compose file")
+        error = replicas.refusal(replace(service, replicas=decl.replicas), where)
+        if error is not None:
+            raise error
+        counts[decl.name] = decl.replicas
+    return tuple(replace(s, replicas=counts[s.name]) if s.name in counts else s for s in services)
+
+
 def not_honoured(declared: DockyardFile | None, environment: str) -> list[str]:
     """Warnings for what dockyard.yml declares for the environment that is not applied yet."""
     env = declared.environment(environment) if declared is not None else None
@@ -73,8 +97,6 @@ def not_honoured(declared: DockyardFile | None, environment: str) -> list[str]:
     out = []
     for service in env.services:
         at = f"dockyard.yml: environments/{environment}/services/{service.name}"
-        if service.replicas is not None and service.replicas != 1:
-            out.append(f"{at}/replicas: not honoured yet (dockyard runs one container per service)")
         if service.health is not None:
             out.append(f"{at}/health: not honoured yet (dockyard checks that a web service answers HTTP on its "
                        "port; a compose healthcheck is honoured)")

@@ -120,6 +120,12 @@ class ServiceSpec:
     # binds it on the container (the service is then released stop-first). Host ip: "" for every
     # interface, else a loopback address. Only the direct ones count in spec_hash.
     published: tuple[tuple[int, int, str, str], ...] = ()
+    # How many containers run it (compose deploy.replicas / scale, dockyard.yml services/NAME/replicas),
+    # 0 to 100; 0: none. Never in spec_hash: scaling keeps the containers that run and starts or
+    # stops the difference. Above 1 only for a stateless, long-running service that Docker
+    # publishes no host port of and that has no container_name (domain/replicas.py).
+    replicas: int = 1
+    container_name: str = ""  # compose's: one of ``aliases`` too; never in spec_hash (aliases count)
 
     @property
     def is_web(self) -> bool:
@@ -212,6 +218,7 @@ class RunningService:
     spec_hash: str = ""
     exit_code: int | None = None  # a one-shot service's, once it exited
     stop_timeout: int | None = None  # seconds it is given to stop (stop_grace_period); None: 10
+    replica: int = 0  # which of the service's containers (label dockyard.replica; none: 0)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.domain import compose_build, compose_load, published_ports, volumes
+from dockyard.domain import compose_build, compose_load, published_ports, replicas, volumes
 from dockyard.domain.compose_service import ComposeKeys, Where
 from dockyard.domain.compose_yaml import KeyPathError, at_path
 from dockyard.domain.dotenv import DOTENV, parse_dotenv
@@ -298,20 +298,23 @@ def _compose_stack(
                 ) from None
         if command is not None and not isinstance(command, list):
             raise at_path(f"{path}/command", "should be a string or a list")
-        out.append(
-            ServiceSpec(
-                name=name,
-                image=image,
-                port=port,
-                hosts=hosts_for(app, name, first_web, base_domain, domains) if port else (),
-                environment=tuple(dict(env).items()),
-                command=tuple(str(c) for c in command) if command is not None else None,
-                **host_access_fields(app, path, body, known, allowed),
-                volumes=_volumes(name, path, body.get("volumes"), volume_names),
-                published=found_ports.published,
-                **more,
-            )
+        spec = ServiceSpec(
+            name=name,
+            image=image,
+            port=port,
+            hosts=hosts_for(app, name, first_web, base_domain, domains) if port else (),
+            environment=tuple(dict(env).items()),
+            command=tuple(str(c) for c in command) if command is not None else None,
+            **host_access_fields(app, path, body, known, allowed),
+            volumes=_volumes(name, path, body.get("volumes"), volume_names),
+            published=found_ports.published,
+            **more,
         )
+        single = replicas.single_only(spec) if spec.replicas > 1 else None
+        if single is not None:
+            raise keys.where.error(keys.replicas_at(("services", name), body),
+                                   f"{name} cannot run {spec.replicas} containers: {single[0]}", single[1])
+        out.append(spec)
         first_web = first_web and port is None
     published_ports.check_file(every_ports, keys.where)
     for s in out:

@@ -265,7 +265,7 @@ def status(app: str, env: EnvOpt = "production", as_json: JsonOpt = False) -> No
         typer.echo(f"last job {job['id']} {job['kind']} {job['status']}" + (f": {job['error']}" if job["error"] else ""))
     typer.echo("")
     table([dict(c, id=c["id"][:12]) for c in data["containers"]],
-          ["service", "release", "state", "upstream", "id"])
+          ["service", "replica", "release", "state", "upstream", "id"])
 
 
 @cli.command()
@@ -332,7 +332,7 @@ def plan(app: str, env: EnvOpt = "production", commit: Annotated[str | None, typ
     typer.echo(f"{app} {data['environment']}: {live} -> {data['commit'][:10]} ({data['branch']})")
     for warning in data["warnings"]:
         typer.echo(f" !  warning: {warning}")
-    signs = {"create": "+", "replace": "~", "reroute": ">", "keep": "=", "remove": "-"}
+    signs = {"create": "+", "replace": "~", "reroute": ">", "scale": "*", "keep": "=", "remove": "-"}
     for change in data["changes"]:
         typer.echo(f"  {signs.get(change['action'], '?')} {change['service']}: {change['action']}")
         for reason in change["reasons"]:

@@ -3,7 +3,8 @@ services and the services a commit would release (``dockyard plan``).
 
 A service is *created* (not live yet), *removed* (live, no longer wanted), *replaced* (its
 container must be new: anything its spec hash covers changed), *rerouted* (only its hosts
-changed: the container stays) or *kept*. Every difference is named: the image, each variable,
+changed: the container stays), *scaled* (only its replica count changed: the running containers
+stay, the difference starts or stops) or *kept*. Every difference is named: the image, each variable,
 each secret's version, ports, hosts, volumes, command and any other setting.
 """
 
@@ -14,11 +15,12 @@ from dataclasses import dataclass, fields
 
 from dockyard.domain.model import ServiceSpec
 
-CREATE, REPLACE, REROUTE, KEEP, REMOVE = "create", "replace", "reroute", "keep", "remove"
+CREATE, REPLACE, REROUTE, SCALE, KEEP, REMOVE = "create", "replace", "reroute", "scale", "keep", "remove"
 UNBUILT = "build:"  # the image a commit's Dockerfile would build, not built yet: "build:DOCKERFILE@COMMIT"
 
 # Fields told apart below; any other field that differs is named as "<field> changed".
-_TOLD = {"name", "image", "image_id", "environment", "secrets", "port", "hosts", "volumes", "command"}
+_TOLD = {"name", "image", "image_id", "environment", "secrets", "port", "hosts", "volumes", "command", "replicas",
+         "container_name"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def reasons(live: ServiceSpec, desired: ServiceSpec) -> list[str]:
             out.append(f"{f.name.replace('_', ' ')} changed")
     if set(live.hosts) != set(desired.hosts):
         out.append("hosts " + _added_removed(live.hosts, desired.hosts))
+    if live.replicas != desired.replicas:
+        out.append(f"replicas {live.replicas} -> {desired.replicas}")
     return out
 
 
@@ -91,7 +95,8 @@ def changes(live: Sequence[ServiceSpec], desired: Sequence[ServiceSpec]) -> list
         if unbuilt or before.spec_hash != spec.spec_hash:
             action = REPLACE if why else KEEP
         else:
-            action = REROUTE if set(before.hosts) != set(spec.hosts) else KEEP
+            action = (REROUTE if set(before.hosts) != set(spec.hosts)
+                      else SCALE if before.replicas != spec.replicas else KEEP)
         if unbuilt and action == REPLACE and why == (f"image {short_image(before.image)} -> {short_image(spec.image)}",):
             why += ("the build may give the same image (unchanged files, cached layers): the container is then kept",)
         out.append(ServiceChange(spec.name, action, why))

@@ -7,6 +7,12 @@ Stateful services (a named volume) are the exception: start-first would put two 
 one volume, so their old container is halted first and started again if the release fails. So
 are services whose host ports Docker publishes (domain/published_ports.py): one container binds a
 host port at a time. Host ports the proxy serves switch with the host routes (``RoutePort``).
+
+Replicas (``ServiceSpec.replicas``, domain/replicas.py): up to N running containers whose spec
+matches are kept (lowest replica index first), the missing ones start with free indexes and are
+awaited, then the route carries every one of the N; the old and the extra containers stop last.
+Scaling changes no spec: 2 → 3 keeps two and starts one, 3 → 2 stops one after the switch. A
+service with 0 replicas runs nothing and is not routed.
 """
 
 from __future__ import annotations
@@ -26,16 +32,18 @@ class EnsureNetwork:
 @dataclass(frozen=True)
 class StartService:
     service: ServiceSpec
+    replica: int = 0
 
 
 @dataclass(frozen=True)
 class AwaitReady:
     service: ServiceSpec
+    replica: int = 0
 
 
 @dataclass(frozen=True)
 class KeepService:
-    """Unchanged and running: reuse the container, refresh its route."""
+    """Unchanged and running: reuse the container (one replica), refresh its route."""
 
     service: ServiceSpec
     container: RunningService
@@ -43,6 +51,8 @@ class KeepService:
 
 @dataclass(frozen=True)
 class RouteTraffic:
+    """The service's hosts go to every replica it runs (kept and started)."""
+
     service: ServiceSpec
 
 
@@ -94,34 +104,47 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     the host ports the proxy serves for the release's environment now."""
     mine = [c for c in observed if c.app == release.app and c.environment == release.environment]
     actions: list[Action] = [EnsureNetwork(release.app, release.environment)]
-    keep: dict[str, RunningService] = {}
-    for service in release.services:
-        for c in mine:
-            if c.service == service.name and c.spec_hash == service.spec_hash and _reusable(service, c):
-                keep.setdefault(service.name, c)
-    starts = [s for s in release.services if s.name not in keep]
-    actions += [KeepService(s, keep[s.name]) for s in release.services if s.name in keep]
+    keep = {s.name: _kept(s, mine) for s in release.services}
+    new = {s.name: _free(keep[s.name], s.replicas) for s in release.services}
+    starts = [s for s in release.services if new[s.name]]
+    actions += [KeepService(s, c) for s in release.services for c in keep[s.name]]
     # Stateful services, and those whose host ports Docker publishes, are stop-first: their old
     # containers stop before the new ones start.
     stop_first = {s.name: tuple(_direct(p) for p in s.direct_ports) for s in starts if s.stateful or s.direct_ports}
     actions += [HaltContainer(c, stop_first[c.service]) for c in mine if c.service in stop_first and c.state == "running"]
-    actions += _starts_in_order(release.services, starts, keep)
-    for s in release.services:
-        if s.is_web:
-            actions.append(RouteTraffic(s))
-            actions += [RoutePort(s, host, container, ip) for host, container, _, ip in s.proxied_ports]
-    desired_web = {s.name for s in release.services if s.is_web}
-    old_web = {c.service for c in mine} - desired_web
+    actions += _starts_in_order(release.services, new, keep)
+    routed = [s for s in release.services if s.is_web and s.replicas > 0]
+    for s in routed:
+        actions.append(RouteTraffic(s))
+        actions += [RoutePort(s, host, container, ip) for host, container, _, ip in s.proxied_ports]
+    old_web = {c.service for c in mine} - {s.name for s in routed}
     actions += [RemoveRoute(name, release.environment) for name in sorted(old_web)]
-    proxied = {host for s in release.services if s.is_web for host, *_ in s.proxied_ports}
+    proxied = {host for s in routed for host, *_ in s.proxied_ports}
     actions += [RemovePort(port) for port in sorted(set(served) - proxied)]
-    kept_ids = {c.id for c in keep.values()}
+    kept_ids = {c.id for kept in keep.values() for c in kept}
     actions += [StopContainer(c) for c in mine if c.id not in kept_ids]
     return actions
 
 
 def _direct(port: tuple[int, int, str, str]) -> str:
     return f"{port[0]}/{port[2]}"
+
+
+def _kept(service: ServiceSpec, mine: Sequence[RunningService]) -> list[RunningService]:
+    """Up to ``service.replicas`` reusable containers whose spec matches, one per replica index,
+    lowest index first."""
+    by_replica: dict[int, RunningService] = {}
+    for c in mine:
+        if c.service == service.name and c.spec_hash == service.spec_hash and _reusable(service, c):
+            by_replica.setdefault(c.replica, c)
+    return [by_replica[i] for i in sorted(by_replica)][:max(service.replicas, 0)]
+
+
+def _free(kept: Sequence[RunningService], replicas: int) -> list[int]:
+    """The replica indexes the missing containers take: the lowest ones no kept container has."""
+    used = {c.replica for c in kept}
+    free = (i for i in range(replicas + len(used)) if i not in used)
+    return [next(free) for _ in range(replicas - len(kept))]
 
 
 def _reusable(service: ServiceSpec, c: RunningService) -> bool:
@@ -131,17 +154,26 @@ def _reusable(service: ServiceSpec, c: RunningService) -> bool:
     return c.state == "running"
 
 
-def _starts_in_order(services: Sequence[ServiceSpec], starts: Sequence[ServiceSpec],
-                     keep: Mapping[str, RunningService]) -> list[Action]:
+def _starts_in_order(services: Sequence[ServiceSpec], new: Mapping[str, Sequence[int]],
+                     keep: Mapping[str, Sequence[RunningService]]) -> list[Action]:
     """StartService and AwaitReady in waves: all that can start, then the waits that the next
     wave needs (a dependency with service_healthy must be ready first, one with
     service_completed_successfully must have exited 0), and so on; then every other wait. Without
     such conditions: all starts, then all waits. ``services`` are in start order (dependencies
-    first); a kept one-shot service that still runs is waited for too."""
-    starting = {s.name for s in starts}
+    first); a kept one-shot service that still runs is waited for too. Each replica a service
+    starts (``new``: their indexes) is started and awaited."""
+    starting = {name for name, indexes in new.items() if indexes}
     pending = [s for s in services if s.name in starting]
     waiting = [s for s in services if s.name in starting
-               or (s.one_shot and s.name in keep and keep[s.name].state == "running")]
+               or (s.one_shot and any(c.state == "running" for c in keep.get(s.name, ())))]
+
+    def starts(batch: Sequence[ServiceSpec]) -> list[Action]:
+        return [StartService(s, i) for s in batch for i in new.get(s.name, ())]
+
+    def waits(batch: Sequence[ServiceSpec]) -> list[Action]:
+        return [AwaitReady(s, i) for s in batch
+                for i in (new.get(s.name) or [c.replica for c in keep.get(s.name, ()) if c.state == "running"])]
+
     actions: list[Action] = []
     while pending:
         unready = {s.name for s in waiting}
@@ -149,16 +181,16 @@ def _starts_in_order(services: Sequence[ServiceSpec], starts: Sequence[ServiceSp
         for s in pending:
             if any(d in unready for d in (*s.after_healthy, *s.after_completed)) or any(d in blocked for d in s.depends_on):
                 blocked.add(s.name)
-        actions += [StartService(s) for s in pending if s.name not in blocked]
+        actions += starts([s for s in pending if s.name not in blocked])
         pending = [s for s in pending if s.name in blocked]
         needed = {d for s in pending for d in (*s.after_healthy, *s.after_completed)} - blocked
         ready = [s for s in waiting if s.name in needed]
         if pending and not ready:  # cannot happen with dependencies in start order: start the rest
-            actions += [StartService(s) for s in pending]
+            actions += starts(pending)
             pending = []
-        actions += [AwaitReady(s) for s in ready]
+        actions += waits(ready)
         waiting = [s for s in waiting if s.name not in needed]
-    return actions + [AwaitReady(s) for s in waiting]
+    return actions + waits(waiting)
 
 
 def plan_removal(app: str, observed: Sequence[RunningService], environment: str | None = None,

@@ -138,6 +138,7 @@ class Deployer:
         claims = {a.name: a.domains for a in self.store.list_apps()}
         services = decl.with_routes(services, declared, env, app.name, self.base_domain, claims)
         services = decl.with_ports(services, declared, env)
+        services = decl.with_replicas(services, declared, env)
         if self.configuration is None:
             return services, None
         variables = inspect.declared_variables(declared, env, {})

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dockyard.domain import hosts
+from dockyard.domain import hosts, replicas
 from dockyard.domain import published_ports as pp
 from dockyard.domain.errors import Conflict, DeployFailed, DockyardError
 from dockyard.domain.model import (
@@ -87,6 +87,7 @@ class Releaser:
         the variable names and secret versions the services got, recorded with the release;
         ``artifact``: the commit's services pinned by digest before the environment's
         configuration, recorded apart (what a promotion releases elsewhere)."""
+        replicas.check(services)  # an image's VOLUME makes a service stateful: one container at a time
         try:
             with self.lock(app.name, environment), self._claim_ports(app.name, environment, services, say):
                 return self._release(app, environment, commit, services, job_id, say, pinned, config, artifact)
@@ -177,7 +178,7 @@ class Releaser:
         served = [p.port for p in before_ports.values() if self._owns(p, app.name, environment)]
         actions = plan.plan_release(desired, observed, served)
         cleanup = [a for a in actions if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.StopContainer)]
-        started: dict[str, RunningService] = {}
+        started: dict[str, RunningService] = {}  # container id -> the container
         switched: list[ServiceSpec] = []
         halted: list[RunningService] = []
         ported: list[PortRoute] = []
@@ -231,11 +232,11 @@ class Releaser:
             except DockyardError:
                 continue  # the proxy is down: restore_routes puts the live ports back when it returns
         for service in switched:
-            old = next((c for c in observed if c.service == service.name and c.state == "running" and c.upstream), None)
+            old = _upstreams(c for c in observed if c.service == service.name and c.state == "running")
             try:
                 route_id = self.route_id(app, service.name, environment)
-                if old is not None and old.upstream is not None:
-                    self.proxy.set_route(Route(route_id, service.hosts, (old.upstream,)))
+                if old:
+                    self.proxy.set_route(Route(route_id, service.hosts, old))
                 else:
                     self.proxy.remove_route(route_id)
             except DockyardError:
@@ -257,7 +258,7 @@ class Releaser:
         routed: list[ServiceSpec], say: Say, before_switch: Callable[[], None],
         halted: list[RunningService] | None = None, ported: list[PortRoute] | None = None,
     ) -> None:
-        running: dict[str, RunningService] = {}
+        running: dict[str, dict[int, RunningService]] = {}  # service -> replica -> its container
         switching = False
         for action in actions:
             if not switching and isinstance(action, plan.RouteTraffic | plan.RoutePort):
@@ -267,10 +268,10 @@ class Releaser:
                 case plan.EnsureNetwork(app=app, environment=environment):
                     self.orchestrator.ensure_network(app, environment)
                 case plan.KeepService(service=service, container=container):
-                    running[service.name] = container
-                    say(f"-----> {service.name}: unchanged, keeping {container.id[:12]}")
-                case plan.StartService(service=service):
-                    say(f"-----> Starting {service.name} ({service.image.rsplit('/', 1)[-1][:60]})")
+                    running.setdefault(service.name, {})[container.replica] = container
+                    say(f"-----> {_named(service, container.replica)}: unchanged, keeping {container.id[:12]}")
+                case plan.StartService(service=service, replica=replica):
+                    say(f"-----> Starting {_named(service, replica)} ({service.image.rsplit('/', 1)[-1][:60]})")
                     if service.direct_ports:
                         direct = ", ".join(f"{h}/{p}" for h, _, p, _ in service.direct_ports)
                         say(f"       {service.name}: Docker publishes its host port{'s' if ',' in direct else ''} "
@@ -278,24 +279,24 @@ class Releaser:
                             "released stop-first")
                     starting = service if self.prepare is None else self.prepare(release.app, release.environment,
                                                                                    service)
-                    c = self.orchestrator.start(release.app, release.id, release.environment, starting)
-                    started[service.name] = running[service.name] = c
-                case plan.AwaitReady(service=service):
-                    say(f"       waiting for {service.name} to "
+                    c = self.orchestrator.start(release.app, release.id, release.environment, starting, replica)
+                    started[c.id] = running.setdefault(service.name, {})[replica] = c
+                case plan.AwaitReady(service=service, replica=replica):
+                    say(f"       waiting for {_named(service, replica)} to "
                         + ("complete" if service.one_shot else "answer" if service.is_web else "be ready"))
-                    self.orchestrator.wait_ready(running[service.name], self.ready_timeout)
+                    self.orchestrator.wait_ready(running[service.name][replica], self.ready_timeout)
                 case plan.RouteTraffic(service=service):
-                    upstream = running[service.name].upstream
-                    if upstream is None:
+                    upstreams = _upstreams(running.get(service.name, {}).values())
+                    if not upstreams or len(upstreams) != len(running[service.name]):
                         raise DeployFailed(f"service {service.name} publishes no port")
                     route_id = self.route_id(release.app, service.name, release.environment)
-                    self.proxy.set_route(Route(route_id, service.hosts, (upstream,)))
+                    self.proxy.set_route(Route(route_id, service.hosts, upstreams))
                     routed.append(service)
                 case plan.RoutePort(service=service, port=host, container=target, host_ip=ip):
-                    upstream = running[service.name].upstream
-                    if upstream is None:
+                    upstreams = _upstreams(running.get(service.name, {}).values())
+                    if not upstreams:
                         raise DeployFailed(f"service {service.name} has no address the proxy can dial")
-                    port = PortRoute(self.port_id(host), host, (f"{upstream.rpartition(':')[0]}:{target}",),
+                    port = PortRoute(self.port_id(host), host, _at_port(upstreams, target),
                                      self.route_id(release.app, service.name, release.environment), ip)
                     if ported is not None:
                         ported.append(port)  # before: a change the proxy made but did not confirm is undone too
@@ -366,12 +367,11 @@ class Releaser:
             current = {r.id: r for r in self.proxy.routes()}
         if observed is None:
             observed = [c for c in self.orchestrator.observe(app) if c.environment == environment]
-        for c in observed:
-            spec = specs.get(c.service)
-            if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
-                route = Route(self.route_id(app, c.service, environment), spec.hosts, (c.upstream,))
-                if current.get(route.id) != route:
-                    self.proxy.set_route(route)
+        for spec in specs.values():
+            upstreams = _upstreams(_serving(spec, observed))
+            route = Route(self.route_id(app, spec.name, environment), spec.hosts, upstreams)
+            if upstreams and current.get(route.id) != route:
+                self.proxy.set_route(route)
         self._restore_ports(app, environment, specs, observed, ports)
 
     def _restore_ports(self, app: str, environment: str, specs: Mapping[str, ServiceSpec],
@@ -384,15 +384,13 @@ class Releaser:
             return
         if ports is None:
             ports = {p.id: p for p in self.proxy.ports()}
-        for c in observed:
-            spec = specs.get(c.service)
-            if spec and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
-                address = c.upstream.rpartition(":")[0]
-                for host, target, _, ip in spec.proxied_ports:
-                    port = PortRoute(self.port_id(host), host, (f"{address}:{target}",),
-                                     self.route_id(app, c.service, environment), ip)
-                    if ports.get(port.id) != port:
-                        self.proxy.set_port(port)
+        for spec in specs.values():
+            upstreams = _upstreams(_serving(spec, observed))
+            for host, target, _, ip in spec.proxied_ports if upstreams else ():
+                port = PortRoute(self.port_id(host), host, _at_port(upstreams, target),
+                                 self.route_id(app, spec.name, environment), ip)
+                if ports.get(port.id) != port:
+                    self.proxy.set_port(port)
         for port in ports.values():
             if self._owns(port, app, environment) and port.port not in wanted:
                 self.proxy.remove_port(port.id)
@@ -415,3 +413,27 @@ class Releaser:
                     elif isinstance(action, plan.StopContainer):
                         self.orchestrator.stop(action.container)
                 self.orchestrator.remove_network(app, env)
+
+
+def _named(service: ServiceSpec, replica: int) -> str:
+    """How a release names one container of a service: its name, with its replica when it runs several."""
+    return service.name if service.replicas <= 1 and replica == 0 else f"{service.name} #{replica}"
+
+
+def _upstreams(containers: Iterable[RunningService]) -> tuple[str, ...]:
+    """The addresses the proxy dials for these containers, by replica index."""
+    return tuple(c.upstream for c in sorted(containers, key=lambda c: c.replica) if c.upstream)
+
+
+def _at_port(upstreams: Iterable[str], port: int) -> tuple[str, ...]:
+    return tuple(f"{u.rpartition(':')[0]}:{port}" for u in upstreams)
+
+
+def _serving(spec: ServiceSpec, observed: Iterable[RunningService]) -> list[RunningService]:
+    """The running containers of the live ``spec`` (kept ones may be of earlier releases): its
+    replicas, one per index, at most as many as it runs."""
+    by_replica: dict[int, RunningService] = {}
+    for c in observed:
+        if c.service == spec.name and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
+            by_replica.setdefault(c.replica, c)
+    return [by_replica[i] for i in sorted(by_replica)][:spec.replicas]

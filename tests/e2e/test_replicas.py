@@ -1,0 +1,119 @@
+"""Replicas end to end: ``deploy: {replicas: 3}`` runs three containers, the proxy spreads requests
+over them (each answers with its own host name), a redeploy that changes the service keeps
+answering under load with no failed request, and scaling to 1 stops the two others."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import httpx
+
+from tests.support import BASE_IMAGE, Server, make_repo, wait_until
+
+DOCKERFILE = f"FROM {BASE_IMAGE}\nEXPOSE 8000\n"
+
+
+def compose(replicas: int, version: str) -> str:
+    serve = ('mkdir -p /tmp/www && echo \\"$$(hostname) $$VERSION\\" > /tmp/www/index.html && '
+             "exec httpd -f -p 8000 -h /tmp/www")
+    return (f"services:\n  web:\n    build: .\n    ports: ['8000']\n    environment: {{VERSION: {version}}}\n"
+            f'    command: ["sh", "-c", "{serve}"]\n    deploy: {{replicas: {replicas}}}\n')
+
+
+@dataclass
+class Load:
+    """A few clients calling one host through the proxy, a request every 20 ms each: bounded, so
+    the release itself is not starved."""
+
+    server: Server
+    host: str
+    clients: int = 3
+    answers: Counter[str] = field(default_factory=Counter)
+    failed: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.server.proxy_port}", headers={"Host": self.host},
+                          timeout=5) as client:
+            while not self.stop.is_set():
+                try:
+                    r = client.get("/")
+                    if r.status_code == 200:
+                        self.answers[r.text.strip()] += 1
+                    else:
+                        self.failed.append(f"HTTP {r.status_code} {r.text[:80]!r}")
+                except httpx.HTTPError as exc:
+                    self.failed.append(repr(exc))
+                time.sleep(0.02)
+
+    def __enter__(self) -> Load:
+        for _ in range(self.clients):
+            t = threading.Thread(target=self._run, daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+def replicas(engine: docker.DockerClient, app: str) -> dict[int, str]:
+    """The app's running web containers: replica index -> container name."""
+    found = engine.containers.list(filters={"label": [f"dockyard.app={app}", "dockyard.service=web"]})
+    return {int(c.labels["dockyard.replica"]): c.name for c in found}
+
+
+def answers(server: Server, host: str, count: int) -> Counter[str]:
+    return Counter(server.body(host).strip() for _ in range(count))
+
+
+def test_replicas_spread_traffic_redeploy_without_failures_and_scale_down(
+    server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    host = f"{app_name}.localhost"
+    server.cli("apps", "create", app_name)
+    repo = make_repo(tmp_path / "src", {"Dockerfile": DOCKERFILE, "docker-compose.yml": compose(3, "v1")})
+    push = server.push(repo, app_name)
+    assert push.returncode == 0 and "is live" in push.stderr, push.stderr
+    assert "not honoured" not in push.stderr
+    running = replicas(engine, app_name)
+    assert sorted(running) == [0, 1, 2], running
+    assert all(f"-web-{i}-r" in name for i, name in running.items()), running
+    # the proxy spreads the requests over every replica (round-robin)
+    assert set(answers(server, host, 12)) == {"web v1", "web-1 v1", "web-2 v1"}
+    status = server.cli("status", app_name).stdout
+    assert "REPLICA" in status and sum(1 for line in status.splitlines() if line.startswith("web ")) == 3, status
+
+    # a change replaces every replica start-first: no request fails meanwhile
+    make_repo(repo, {"docker-compose.yml": compose(3, "v2")})
+    with Load(server, host) as load:
+        time.sleep(0.5)
+        push = server.push(repo, app_name)
+        time.sleep(0.5)
+    assert push.returncode == 0 and "is live" in push.stderr, push.stderr
+    assert load.failed == [], load.failed[:5]
+    assert sum(load.answers.values()) > 20 and set(load.answers) <= {f"{h} {v}" for h in ("web", "web-1", "web-2")
+                                                                     for v in ("v1", "v2")}
+    print(f"redeploy under load: {sum(load.answers.values())} requests, {len(load.failed)} failed")
+    assert set(answers(server, host, 12)) == {"web v2", "web-1 v2", "web-2 v2"}
+    after = replicas(engine, app_name)
+    assert sorted(after) == [0, 1, 2] and not set(after.values()) & set(running.values())
+
+    # scaling to 1 keeps replica 0 and stops the two others, still without a failed request
+    make_repo(repo, {"docker-compose.yml": compose(1, "v2")})
+    with Load(server, host) as load:
+        push = server.push(repo, app_name)
+        time.sleep(0.3)
+    assert push.returncode == 0 and "unchanged, keeping" in push.stderr, push.stderr
+    assert load.failed == [], load.failed[:5]
+    wait_until(lambda: list(replicas(engine, app_name)) == [0], 30, "two replicas to stop")
+    assert replicas(engine, app_name) == {0: after[0]}
+    assert set(answers(server, host, 6)) == {"web v2"}

@@ -117,3 +117,21 @@ def test_replicas_spread_traffic_redeploy_without_failures_and_scale_down(
     wait_until(lambda: list(replicas(engine, app_name)) == [0], 30, "two replicas to stop")
     assert replicas(engine, app_name) == {0: after[0]}
     assert set(answers(server, host, 6)) == {"web v2"}
+
+
+def test_replicas_a_service_cannot_run_are_refused_at_the_push(server: Server, app_name: str, tmp_path: Path) -> None:
+    server.cli("apps", "create", app_name)
+    stateful = ("services:\n  db:\n    image: " + BASE_IMAGE + "\n    command: [sleep, '600']\n"
+                "    volumes: [data:/data]\n    deploy: {replicas: 2}\nvolumes: {data: {}}\n")
+    repo = make_repo(tmp_path / "src", {"Dockerfile": DOCKERFILE, "docker-compose.yml": stateful})
+    push = server.push(repo, app_name)
+    assert push.returncode != 0
+    assert ("docker-compose.yml line 6: services/db/deploy/replicas: db cannot run 2 containers: it keeps data in "
+            "a volume") in push.stderr, push.stderr
+    declared = ("environments:\n  production:\n    services:\n      db: {replicas: 3}\n")
+    make_repo(repo, {"docker-compose.yml": stateful.replace("    deploy: {replicas: 2}\n", ""),
+                     "dockyard.yml": declared})
+    push = server.push(repo, app_name)
+    assert push.returncode != 0
+    assert "dockyard.yml: environments/production/services/db/replicas: db cannot run 3 containers" in push.stderr
+    assert server.api("GET", f"/api/v1/apps/{app_name}/environments/production").json()["containers"] == []

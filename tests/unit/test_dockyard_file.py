@@ -99,7 +99,7 @@ def test_the_example_loads_and_declares_the_seed_stack() -> None:
 
     shared = HealthDecl("/health", 200, seconds(10), seconds(2))
     vitrine1 = production.service("vitrine1")
-    assert vitrine1 == ServiceDecl("vitrine1", replicas=2, health=shared)
+    assert vitrine1 == ServiceDecl("vitrine1", replicas=1, health=shared)
     api1 = production.service("api1")
     assert api1 is not None and api1.health == HealthDecl("/health", 200, seconds(10), seconds(5))  # merged, then changed
     assert recette.service("vitrine1") == ServiceDecl("vitrine1", health=shared, ports=(PortMapping(50001, 51001),))

@@ -137,54 +137,68 @@ def test_a_kept_one_shot_still_running_is_awaited_by_its_replica() -> None:
 
 
 # -- properties over random observed states ----------------------------------------------------------
+WORKER = ServiceSpec(name="worker", image=IMG1, command=("work",), depends_on=("db",), after_healthy=("db",))
+
+
 @st.composite
-def observed_states(draw: st.DrawFn) -> tuple[ServiceSpec, list[RunningService], int]:
-    stateful = draw(st.booleans())
-    base = DB if stateful else WEB
-    n = draw(st.integers(0, 1)) if stateful else draw(st.integers(0, 6))
-    spec = scaled(base, n)
-    found = []
-    for i in range(draw(st.integers(0, 7))):
-        found.append(container(
-            spec, draw(st.integers(0, 6)), spec_hash=draw(st.sampled_from([None, "old"])),
-            state=draw(st.sampled_from(["running", "running", "exited"])), cid=f"c{i}"))
-    return spec, found, n
+def observed_states(draw: st.DrawFn) -> tuple[list[ServiceSpec], list[RunningService]]:
+    """A release of some of web (stateless, routed), db (stateful) and worker (waits for db to be
+    healthy), each with a random count, and random containers of theirs: matching or older specs,
+    running or exited, any replica index (duplicates too)."""
+    services, found = [], []
+    for base in draw(st.sets(st.sampled_from([DB, WORKER, WEB]), min_size=1)):
+        spec = scaled(base, draw(st.integers(0, 1)) if base.stateful else draw(st.integers(0, 6)))
+        services.append(spec)
+        for i in range(draw(st.integers(0, 5))):
+            found.append(container(
+                spec, draw(st.integers(0, 6)), spec_hash=draw(st.sampled_from([None, "old"])),
+                state=draw(st.sampled_from(["running", "running", "exited"])), cid=f"{spec.name}{i}"))
+    order = {"db": 0, "worker": 1, "web": 2}  # start order: dependencies first
+    return sorted(services, key=lambda s: order[s.name]), found
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(observed_states())
 def test_every_plan_keeps_enough_ready_upstreams_and_stops_only_after_the_switch(
-        state: tuple[ServiceSpec, list[RunningService], int]) -> None:
-    spec, found, n = state
-    actions = plan_release(release(spec), found)
-    running_old = [c for c in found if c.state == "running"]
-    kept = [a.container for a in actions if isinstance(a, KeepService)]
-    started = [a.replica for a in actions if isinstance(a, StartService)]
-    awaited = [a.replica for a in actions if isinstance(a, AwaitReady)]
-    # exactly N containers serve afterwards, one per replica index
-    assert len(kept) + len(started) == n
-    assert len({c.replica for c in kept} | set(started)) == n
-    assert all(c.state == "running" and c.spec_hash == spec.spec_hash for c in kept)
-    # every started replica is awaited, and before any switch
-    assert sorted(started) == sorted(awaited)
+        state: tuple[list[ServiceSpec], list[RunningService]]) -> None:
+    services, found = state
+    actions = plan_release(release(*services), found)
     switch = [i for i, a in enumerate(actions) if isinstance(a, RouteTraffic | RoutePort | RemoveRoute)]
     last_wait = max((i for i, a in enumerate(actions) if isinstance(a, AwaitReady)), default=-1)
-    assert all(i > last_wait for i in switch)
-    if n and spec.is_web:
-        routed = routed_at_switch(actions, spec.name)
-        assert len(routed) == n >= min(len(running_old), n)
-    # no container stops before the route points elsewhere; the kept ones never stop
+    assert all(i > last_wait for i in switch)  # every started replica answers before any switch
     stops = [i for i, a in enumerate(actions) if isinstance(a, StopContainer)]
-    assert all(i > max(switch, default=-1) for i in stops)
-    assert not {actions[i].container.id for i in stops} & {c.id for c in kept}
-    assert {actions[i].container.id for i in stops} | {c.id for c in kept} == {c.id for c in found}
-    # a stateful service is still halted first: never two containers on its volume
-    halts = [i for i, a in enumerate(actions) if isinstance(a, HaltContainer)]
-    if spec.stateful and started:
-        assert len(halts) == len(running_old)
-        assert all(h < min(i for i, a in enumerate(actions) if isinstance(a, StartService)) for h in halts)
-    if not spec.stateful:
-        assert not halts
+    assert all(i > max(switch, default=-1) for i in stops)  # nothing stops before the route moved
+    all_kept = {a.container.id for a in actions if isinstance(a, KeepService)}
+    assert not {actions[i].container.id for i in stops} & all_kept  # a kept container never stops
+    assert {actions[i].container.id for i in stops} | all_kept == {c.id for c in found}
+    for spec in services:
+        n = spec.replicas
+        running_old = [c for c in found if c.service == spec.name and c.state == "running"]
+        kept = [a.container for a in actions if isinstance(a, KeepService) and a.service.name == spec.name]
+        started = [a.replica for a in actions if isinstance(a, StartService) and a.service.name == spec.name]
+        awaited = [a.replica for a in actions if isinstance(a, AwaitReady) and a.service.name == spec.name]
+        # exactly N containers serve afterwards, one per replica index
+        assert len(kept) + len(started) == n
+        assert len({c.replica for c in kept} | set(started)) == n
+        assert all(c.state == "running" and c.spec_hash == spec.spec_hash for c in kept)
+        assert sorted(started) == sorted(awaited)  # every started replica is awaited
+        if spec.is_web and n:
+            routed = routed_at_switch(actions, spec.name)
+            assert len(routed) == n >= min(len(running_old), n)
+        elif spec.is_web:
+            assert (RemoveRoute(spec.name, DEFAULT_ENVIRONMENT) in actions) == any(c.service == spec.name for c in found)
+        # a stateful service is still halted first: never two containers on its volume
+        halts = [i for i, a in enumerate(actions) if isinstance(a, HaltContainer) and a.container.service == spec.name]
+        if spec.stateful and started:
+            assert len(halts) == len(running_old)
+            first_start = min(i for i, a in enumerate(actions) if isinstance(a, StartService))
+            assert all(h < first_start for h in halts)
+        else:
+            assert not halts
+    # the worker starts only once db's new container is ready (service_healthy)
+    steps = [(type(a).__name__, a.service.name) for a in actions if isinstance(a, StartService | AwaitReady)]
+    if ("StartService", "worker") in steps and ("AwaitReady", "db") in steps:
+        assert steps.index(("AwaitReady", "db")) < steps.index(("StartService", "worker"))
 
 
 # -- compose and dockyard.yml ---------------------------------------------------------------------------

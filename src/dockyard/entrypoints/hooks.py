@@ -158,6 +158,7 @@ def check_update(repo: Path, app: str, targets: dict[str, list[str]], old: str, 
     them. (Its warnings are given by the deploy job's log, which the push streams and keeps.)"""
     from dockyard.adapters.git import Tree, check_ref_format
     from dockyard.domain import dockyard_file, names
+    from dockyard.domain.declared import with_replicas
     from dockyard.domain.errors import DockyardError
     from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
     from dockyard.services.inspect import parse_source
@@ -188,11 +189,12 @@ def check_update(repo: Path, app: str, targets: dict[str, list[str]], old: str, 
             environments += [(e.name, e.target) for e in (declared.environments if declared else ())
                              if e.branch == name and e.name not in known]
         for environment, _ in environments:  # each environment with its own variables and secrets
-            parse_source(
+            found = parse_source(
                 tree.paths(), tree.read, app, base_domain=os.environ.get("DOCKYARD_BASE_DOMAIN", "localhost"),
                 registry=os.environ.get("DOCKYARD_REGISTRY", ""), allowed=host_access(),
                 variables=variables(environment), environment=environment, secret_names=secret_names(environment),
             )
+            with_replicas(found.services, found.declared, environment)  # refuses a count the service cannot run
     return [(name, new, env, target) for env, target in environments]
 
 

@@ -108,10 +108,12 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     new = {s.name: _free(keep[s.name], s.replicas) for s in release.services}
     starts = [s for s in release.services if new[s.name]]
     actions += [KeepService(s, c) for s in release.services for c in keep[s.name]]
+    kept_ids = {c.id for kept in keep.values() for c in kept}
     # Stateful services, and those whose host ports Docker publishes, are stop-first: their old
     # containers stop before the new ones start.
     stop_first = {s.name: tuple(_direct(p) for p in s.direct_ports) for s in starts if s.stateful or s.direct_ports}
-    actions += [HaltContainer(c, stop_first[c.service]) for c in mine if c.service in stop_first and c.state == "running"]
+    actions += [HaltContainer(c, stop_first[c.service]) for c in mine
+                if c.service in stop_first and c.state == "running" and c.id not in kept_ids]
     actions += _starts_in_order(release.services, new, keep)
     routed = [s for s in release.services if s.is_web and s.replicas > 0]
     for s in routed:
@@ -121,7 +123,6 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     actions += [RemoveRoute(name, release.environment) for name in sorted(old_web)]
     proxied = {host for s in routed for host, *_ in s.proxied_ports}
     actions += [RemovePort(port) for port in sorted(set(served) - proxied)]
-    kept_ids = {c.id for kept in keep.values() for c in kept}
     actions += [StopContainer(c) for c in mine if c.id not in kept_ids]
     return actions
 

@@ -314,3 +314,21 @@ def test_dockyard_yml_remaps_an_environments_published_ports(world: World) -> No
     with pytest.raises(InvalidSource, match=r"environments/recette/services/web/ports: .*50012 is published by no"):
         planner(world).plan(APP, "recette", commit=world.repos.commit(
             APP, {**static_site("one"), "docker-compose.yml": compose, "dockyard.yml": bad}, branch="other"))
+
+
+def test_a_pushs_hand_over_left_behind_goes_after_an_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pre-receive hands post-receive the deploys it queued in a file of the repository; one
+    whose post-receive never ran (git refused the update) is removed by a later push."""
+    import os
+
+    from dockyard.entrypoints import hooks
+
+    monkeypatch.chdir(tmp_path)
+    old, new, other = (tmp_path / "dockyard-deploys-1.json", tmp_path / "dockyard-deploys-2.json",
+                       tmp_path / "HEAD")
+    for path in (old, new, other):
+        path.write_text("[]")
+    os.utime(old, (0, 0))
+    os.utime(other, (0, 0))
+    hooks._forget_old_handovers()
+    assert (old.exists(), new.exists(), other.exists()) == (False, True, True)

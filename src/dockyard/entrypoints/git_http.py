@@ -84,13 +84,14 @@ def mount(api: FastAPI, settings: Settings) -> None:
                 status_code=413,
             )
         deploys: dict[str, list[str]] = {}  # branch -> environments its pushes deploy to
-        environments = [e.name for e in p.store.environments(app.name)]
+        known = p.store.environments(app.name)
+        environments = [e.name for e in known]
         secret_names: dict[str, list[str]] = {}
         for sealed in p.store.sealed_secrets(app.name):  # every version: each name once
             names_of = secret_names.setdefault(sealed.environment, [])
             if sealed.name not in names_of:
                 names_of.append(sealed.name)
-        for environment in p.store.environments(app.name):
+        for environment in known:
             branch = p.environments.branch_of(app, environment)
             if branch is not None:
                 deploys.setdefault(branch, []).append(environment.name)

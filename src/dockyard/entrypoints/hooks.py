@@ -243,6 +243,7 @@ def pre_receive(lines: list[str]) -> int:
     # post-receive (which follows them: pre-receive hands them over in a file). The jobs wait
     # for the ref. An environment dockyard.yml declares is added with its first deploy.
     try:
+        _forget_old_handovers()
         _handover().write_text(json.dumps(queued))
     except OSError:
         pass  # post-receive goes by DOCKYARD_DEPLOYS
@@ -261,6 +262,19 @@ def pre_receive(lines: list[str]) -> int:
         except ApiError:
             pass  # post-receive queues the known environments' deploys
     return 0
+
+
+def _forget_old_handovers(older_than: float = 3600.0) -> None:
+    """Hand-overs of pushes whose post-receive never ran (git refused the update after
+    pre-receive accepted it) go after an hour."""
+    import time
+
+    for path in Path.cwd().glob("dockyard-deploys-*.json"):
+        try:
+            if time.time() - path.stat().st_mtime > older_than:
+                path.unlink()
+        except OSError:
+            continue
 
 
 def _deploys(lines: list[str], targets: dict[str, list[str]]) -> list[Deploy]:

@@ -19,8 +19,9 @@ when allowed. What the user should know but is no error comes back as ``Stack.wa
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,106 +229,96 @@ def compose_stack(
     ``allowed`` are the HOST_ACCESS_KEYS an admin allowed for the app; ``variables`` are
     substituted in the file's values (and give build args written without a value);
     ``folders``, when given, are the repository's folders."""
-    try:
-        return _compose_stack(app, text, images, pinned, read_file, base_domain, domains, allowed, source=source,
-                              variables=variables, folders=folders)
-    except KeyPathError as exc:  # named by file and line, as every refusal of the file is
-        raise Where(text, source).error(exc.parts, exc.detail, exc.hint) from None
-
-
-def _compose_stack(
-    app: str,
-    text: str,
-    images: Mapping[str, ImageSpec],
-    pinned: Mapping[str, str],
-    read_file: ReadFile,
-    base_domain: str,
-    domains: tuple[str, ...],
-    allowed: frozenset[str] = frozenset(),
-    *,
-    source: str = "compose file",
-    variables: Mapping[str, str] = NO_VARIABLES,
-    folders: Collection[str] | None = None,
-) -> Stack:
-    loaded = compose_load.load(text, source=source, variables=variables)
-    services: dict[str, Any] = loaded.doc["services"]
-    known = set(services)
-    volume_names = volumes.declared(loaded.doc.get("volumes"))
-    keys = ComposeKeys(loaded.doc, text, source)
-    # build: one image per distinct (Dockerfile, context, args, target); a header name in
-    # `image:` means the build named_images gives for its Dockerfile
-    asked = {name: compose_build.service_build(("services", name, "build"), body["build"], images, variables,
-                                               keys.where, folders)
-             for name, body in services.items() if body.get("build") is not None}
-    to_build = name_builds(images.values(), asked.values())
-    built = {spec.build: spec for spec in to_build}
-    named = named_images(to_build)
-    by_name = {s.declared_name: path for path, s in images.items() if s.declared_name}
-    out: list[ServiceSpec] = []
-    every_ports: list[published_ports.ServicePorts] = []
-    first_web = True
-    for name, body in services.items():
-        path = f"services/{_key(name)}"
-        if name in asked:
-            image = pinned[built[asked[name].build].key]
-        else:
-            image = _service_image(("services", name), body, pinned, by_name, named, keys.where)
-        ports = body.get("ports") or []
-        expose = body.get("expose") or []  # documentation: the app's services reach every port
-        if not isinstance(ports, list) or not isinstance(expose, list):
-            raise at_path(f"{path}/ports", "should be a list")
-        found_ports = published_ports.service_ports(("services", name), body, keys.where)
-        port = found_ports.routed
-        more = keys.fields(name, body)
-        if more["one_shot"]:
-            port = None  # it runs once: never routed (compose_support warns about its ports)
-            found_ports = published_ports.ServicePorts()
-        every_ports.append(found_ports)
-        # As in Compose: a later env_file overrides an earlier one, and environment overrides them all.
-        env = _env_files(path, body.get("env_file"), read_file)
-        env += _env(f"{path}/environment", body.get("environment"))
-        command: Any = body.get("command")
-        if isinstance(command, str):
-            try:
-                command = split_words(command)
-            except ValueError as exc:
-                raise at_path(
-                    f"{path}/command",
-                    f"cannot split {shown(command)} into words ({exc})",
-                    "balance the quotes, or give the command as a list",
-                ) from None
-        if command is not None and not isinstance(command, list):
-            raise at_path(f"{path}/command", "should be a string or a list")
-        spec = ServiceSpec(
-            name=name,
-            image=image,
-            port=port,
-            hosts=hosts_for(app, name, first_web, base_domain, domains) if port else (),
-            environment=tuple(dict(env).items()),
-            command=tuple(str(c) for c in command) if command is not None else None,
-            **host_access_fields(app, path, body, known, allowed),
-            volumes=_volumes(name, path, body.get("volumes"), volume_names),
-            published=found_ports.published,
-            **more,
-        )
-        single = replicas.single_only(spec) if spec.replicas > 1 else None
-        if single is not None:
-            raise keys.where.error(keys.replicas_at(("services", name), body),
-                                   f"{name} cannot run {spec.replicas} containers: {single[0]}", single[1])
-        out.append(spec)
-        first_web = first_web and port is None
-    published_ports.check_file(every_ports, keys.where)
-    for s in out:
-        for dep in s.depends_on:
-            if dep not in known:
-                raise at_path(f"services/{_key(s.name)}/depends_on", f"unknown service {shown(dep)}")
-    return Stack(tuple(start_order(out)), loaded.warnings, tuple(to_build))
+    with located_errors(text, source):
+        loaded = compose_load.load(text, source=source, variables=variables)
+        services: dict[str, Any] = loaded.doc["services"]
+        known = set(services)
+        volume_names = volumes.declared(loaded.doc.get("volumes"))
+        keys = ComposeKeys(loaded.doc, text, source)
+        # build: one image per distinct (Dockerfile, context, args, target); a header name in
+        # `image:` means the build named_images gives for its Dockerfile
+        asked = {name: compose_build.service_build(("services", name, "build"), body["build"], images, variables,
+                                                   keys.where, folders)
+                 for name, body in services.items() if body.get("build") is not None}
+        to_build = name_builds(images.values(), asked.values())
+        built = {spec.build: spec for spec in to_build}
+        named = named_images(to_build)
+        by_name = {s.declared_name: path for path, s in images.items() if s.declared_name}
+        out: list[ServiceSpec] = []
+        every_ports: list[published_ports.ServicePorts] = []
+        first_web = True
+        for name, body in services.items():
+            path = f"services/{_key(name)}"
+            if name in asked:
+                image = pinned[built[asked[name].build].key]
+            else:
+                image = _service_image(("services", name), body, pinned, by_name, named, keys.where)
+            ports = body.get("ports") or []
+            expose = body.get("expose") or []  # documentation: the app's services reach every port
+            if not isinstance(ports, list) or not isinstance(expose, list):
+                raise at_path(f"{path}/ports", "should be a list")
+            found_ports = published_ports.service_ports(("services", name), body, keys.where)
+            port = found_ports.routed
+            more = keys.fields(name, body)
+            if more["one_shot"]:
+                port = None  # it runs once: never routed (compose_support warns about its ports)
+                found_ports = published_ports.ServicePorts()
+            every_ports.append(found_ports)
+            # As in Compose: a later env_file overrides an earlier one, and environment overrides them all.
+            env = _env_files(path, body.get("env_file"), read_file)
+            env += _env(f"{path}/environment", body.get("environment"))
+            command: Any = body.get("command")
+            if isinstance(command, str):
+                try:
+                    command = split_words(command)
+                except ValueError as exc:
+                    raise at_path(
+                        f"{path}/command",
+                        f"cannot split {shown(command)} into words ({exc})",
+                        "balance the quotes, or give the command as a list",
+                    ) from None
+            if command is not None and not isinstance(command, list):
+                raise at_path(f"{path}/command", "should be a string or a list")
+            spec = ServiceSpec(
+                name=name,
+                image=image,
+                port=port,
+                hosts=hosts_for(app, name, first_web, base_domain, domains) if port else (),
+                environment=tuple(dict(env).items()),
+                command=tuple(str(c) for c in command) if command is not None else None,
+                **host_access_fields(app, path, body, known, allowed),
+                volumes=_volumes(name, path, body.get("volumes"), volume_names),
+                published=found_ports.published,
+                **more,
+            )
+            single = replicas.single_only(spec) if spec.replicas > 1 else None
+            if single is not None:
+                raise keys.where.error(keys.replicas_at(("services", name), body),
+                                       f"{name} cannot run {spec.replicas} containers: {single[0]}", single[1])
+            out.append(spec)
+            first_web = first_web and port is None
+        published_ports.check_file(every_ports, keys.where)
+        for s in out:
+            for dep in s.depends_on:
+                if dep not in known:
+                    raise at_path(f"services/{_key(s.name)}/depends_on", f"unknown service {shown(dep)}")
+        return Stack(tuple(start_order(out)), loaded.warnings, tuple(to_build))
 
 
 def _volumes(name: str, path: str, raw: Any, declared: set[str]) -> tuple[str, ...]:
     """Named volumes, then the anonymous ones, kept across releases as volumes of their own."""
     named = volumes.named_mounts(path, raw, declared)
     return named + volumes.kept(name, volumes.anonymous_targets(path, raw), named)
+
+
+@contextlib.contextmanager
+def located_errors(text: str, source: str) -> Iterator[None]:
+    """Errors raised at a key path where the lines are not at hand (``at_path``), named by the
+    file and the line, as every refusal of the file is."""
+    try:
+        yield
+    except KeyPathError as exc:
+        raise Where(text, source).error(exc.parts, exc.detail, exc.hint) from None
 
 
 def _env_files(path: str, raw: Any, read_file: ReadFile) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ from dockyard.domain.errors import DockyardError
 
 if TYPE_CHECKING:
     from dockyard.bootstrap import Platform
+    from dockyard.domain.model import App
 
 SERVICES = ("git-upload-pack", "git-receive-pack")
 
@@ -38,6 +39,30 @@ def _basic_password(header: str | None) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return decoded.partition(":")[2] or None
+
+
+def hook_environments(p: Platform, app: App) -> dict[str, str]:
+    """What a push's hooks know of the app's environments: which each branch deploys to, their
+    variables (for the compose file's ${VAR}), their names, and the names of their secrets (set
+    ahead of an environment too: dockyard.yml may require them)."""
+    known = p.store.environments(app.name)
+    deploys: dict[str, list[str]] = {}  # branch -> environments its pushes deploy to
+    for environment in known:
+        branch = p.environments.branch_of(app, environment)
+        if branch is not None:
+            deploys.setdefault(branch, []).append(environment.name)
+    secret_names: dict[str, list[str]] = {}
+    for sealed in p.store.sealed_secrets(app.name):  # every version: each name once
+        names_of = secret_names.setdefault(sealed.environment, [])
+        if sealed.name not in names_of:
+            names_of.append(sealed.name)
+    return {
+        "DOCKYARD_DEPLOYS": json.dumps(deploys),
+        "DOCKYARD_VARIABLES": json.dumps({env: p.configuration.variables(app.name, env)
+                                          for envs in deploys.values() for env in envs}),
+        "DOCKYARD_ENVIRONMENTS": json.dumps([e.name for e in known]),
+        "DOCKYARD_SECRETS": json.dumps(secret_names),
+    }
 
 
 def mount(api: FastAPI, settings: Settings) -> None:
@@ -83,18 +108,6 @@ def mount(api: FastAPI, settings: Settings) -> None:
                 f"dockyard: push too large ({int(length)} bytes; the limit is {settings.max_push_bytes})\n",
                 status_code=413,
             )
-        deploys: dict[str, list[str]] = {}  # branch -> environments its pushes deploy to
-        known = p.store.environments(app.name)
-        environments = [e.name for e in known]
-        secret_names: dict[str, list[str]] = {}
-        for sealed in p.store.sealed_secrets(app.name):  # every version: each name once
-            names_of = secret_names.setdefault(sealed.environment, [])
-            if sealed.name not in names_of:
-                names_of.append(sealed.name)
-        for environment in known:
-            branch = p.environments.branch_of(app, environment)
-            if branch is not None:
-                deploys.setdefault(branch, []).append(environment.name)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/root"),
@@ -113,14 +126,9 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "DOCKYARD_BASE_DOMAIN": settings.base_domain,
             "DOCKYARD_HOST_ACCESS": ",".join(app.host_access),
             "DOCKYARD_REGISTRY": p.registry.address,
-            # which environments each branch deploys to, and their variables (for ${VAR})
-            "DOCKYARD_DEPLOYS": json.dumps(deploys),
-            "DOCKYARD_VARIABLES": json.dumps({env: p.configuration.variables(app.name, env)
-                                              for envs in deploys.values() for env in envs}),
-            "DOCKYARD_ENVIRONMENTS": json.dumps(environments),
-            # the names of each environment's secrets (set ahead of it too): dockyard.yml may require them
-            "DOCKYARD_SECRETS": json.dumps(secret_names),
         }
+        if path == "git-receive-pack":  # only a push runs the hooks that read these
+            env.update(hook_environments(p, app))
         env = safe_git_env(env)  # no system or global git configuration for the push
         for header, var in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "GIT_PROTOCOL")):
             if header in request.headers:

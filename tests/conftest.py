@@ -4,11 +4,32 @@ on a real Docker engine, driven with the real `git` client and the `dockyard` CL
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
 
 from tests.support import BASE_IMAGE, Server, remove_images, sweep
+
+# The seed's stack publishes fixed host ports (examples/seed, examples/dockyard.yml): they lie in
+# Linux's ephemeral range (32768-60999), where any client connection of the suite may take one
+# for a moment. The run keeps them out of that range, and gives the setting back at its end.
+SEED_PORTS = "50001-50022,51001-51022"
+RESERVED = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def seed_ports_kept_out_of_the_ephemeral_range() -> Iterator[None]:
+    try:
+        before = RESERVED.read_text().strip()
+        RESERVED.write_text(",".join(p for p in (before, SEED_PORTS) if p) + "\n")
+    except OSError:  # not root, or no such setting: the seed's test may meet a taken port
+        yield
+        return
+    try:
+        yield
+    finally:
+        RESERVED.write_text((before or "") + "\n")
 
 
 @pytest.fixture(scope="session")

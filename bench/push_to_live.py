@@ -15,8 +15,10 @@ busybox static site once (warm-up). Then, for each round, interleaved with a man
   dockyard server's registry, `docker run -d -p 127.0.0.1::8000`, and poll the published port until
   the new text answers; then the previous manual container is removed (not timed).
 
-Prints a table, the medians, the ratio dockyard/manual (goal <= 1.30x) and a JSON line. Exits 0
-whatever the ratio; non-zero when something does not work. Everything it created is removed.
+Prints a table, the medians, the ratio dockyard/manual (goal <= 1.30x), the machine's load
+average before and after (other work on the machine or its engine slows both sides, not alike)
+and a JSON line. Exits 0 whatever the ratio; non-zero when something does not work. Everything it
+created is removed.
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ class Results:
     live: list[float] = field(default_factory=list)
     push_total: list[float] = field(default_factory=list)
     manual: list[Manual] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average before and after the rounds
 
 
 class Bench:
@@ -231,7 +234,7 @@ class Bench:
         self.manual_round(0)
         log("warm-up done")
 
-        results = Results()
+        results = Results(load=[os.getloadavg()[0]])
         for n in range(1, rounds + 1):
             # alternate which side goes first so drift and noise hit both alike
             order = ("dockyard", "manual") if n % 2 else ("manual", "dockyard")
@@ -245,6 +248,7 @@ class Bench:
                     m = self.manual_round(n)
                     results.manual.append(m)
                     log(f"round {n}: manual docker {m.total:.2f} s")
+        results.load.append(os.getloadavg()[0])
         return results
 
     def cleanup(self) -> list[str]:
@@ -304,6 +308,7 @@ def report(results: Results, rounds: int) -> None:
     print(f"median of the per-round ratios {per_round:.2f}x")
     print(f"median push-to-live {med_live:.2f} s, manual docker {med_manual:.2f} s, "
           f"ratio {ratio:.2f}x (goal <= {GOAL:.2f}x){'' if ratio <= GOAL else '  [above goal]'}")
+    print(f"load average (1 min) {' -> '.join(f'{x:.2f}' for x in results.load)} on {os.cpu_count()} CPUs")
     print(json.dumps({
         "bench": "push_to_live",
         "rounds": rounds,
@@ -319,6 +324,8 @@ def report(results: Results, rounds: int) -> None:
         "median_round_ratio": round(per_round, 3),
         "goal": GOAL,
         "within_goal": ratio <= GOAL,
+        "load_average": [round(x, 2) for x in results.load],
+        "cpus": os.cpu_count(),
     }))
 
 

@@ -10,9 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -57,6 +60,7 @@ class Server:
             "DOCKYARD_NAME_PREFIX": f"dytest{self.api_port}",
             "DOCKYARD_ADMIN_TOKEN_FILE": str(home / "admin-token"),
             "DOCKYARD_READY_TIMEOUT": "20",
+            "DOCKYARD_MONITOR_SECONDS": "1",  # each deploy watches its new containers this long (5 s by default)
             **settings,
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -228,3 +232,66 @@ def unlocated(message: str) -> str:
     """A compose file's refusal without its file and line (``docker-compose.yml line 7: PATH: ...``
     as ``compose file: PATH: ...``), for tests that check the path and the words."""
     return re.sub(r"(?:compose file|[\w.-]+\.ya?ml) line \d+: ", "compose file: ", message)
+
+
+# Why a request may be sent again: the proxy closed or reset it before any answer.
+_UNANSWERED = ("without sending a response", "Connection reset")
+
+
+def get_resending(client: httpx.Client, path: str = "/") -> tuple[httpx.Response, str]:
+    """GET ``path``; a request the proxy never received is sent again once, as browsers and curl
+    do for a kept-alive connection (RFC 9112, 9.3.1): whenever Caddy's configuration changes (any
+    release of any app), it closes its idle connections and, on Linux, swaps its listening sockets
+    (SO_REUSEPORT), resetting the connections queued on the old one. Returns the answer and, when
+    it was sent twice, why ("" otherwise). Any other error, or a second failure, raises."""
+    try:
+        return client.get(path), ""
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError) as exc:
+        if not any(why in str(exc) for why in _UNANSWERED):
+            raise
+        return client.get(path), repr(exc)
+
+
+@dataclass
+class Load:
+    """A few clients calling one host through the proxy, a request every 20 ms each: bounded, so
+    the release itself is not starved. A request the proxy never received (reset by its
+    configuration reload) is sent again once (tests.support.get_resending): a failure is a wrong
+    answer, a 5xx, or a second failure."""
+
+    server: Server
+    host: str
+    clients: int = 3
+    answers: Counter[str] = field(default_factory=Counter)
+    failed: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)  # never received by the proxy: sent again once
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.server.proxy_port}", headers={"Host": self.host},
+                          timeout=5) as client:
+            while not self.stop.is_set():
+                try:
+                    r, resent = get_resending(client)
+                    if resent:
+                        self.resent.append(resent)
+                    if r.status_code == 200:
+                        self.answers[r.text.strip()] += 1
+                    else:
+                        self.failed.append(f"HTTP {r.status_code} {r.text[:80]!r}")
+                except httpx.HTTPError as exc:
+                    self.failed.append(repr(exc))
+                time.sleep(0.02)
+
+    def __enter__(self) -> Load:
+        for _ in range(self.clients):
+            t = threading.Thread(target=self._run, daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=10)

@@ -23,34 +23,47 @@ from dockyard.adapters.registry import DistributionRegistry
 from dockyard.adapters.secret_box import KeyFile
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.config import Settings
-from dockyard.services import inspect
+from dockyard.ports import ImageBuilder, Orchestrator, OrchestratorEvents, Proxy, Registry, SourceRepos, Store
+from dockyard.services import inspect, rollback, scale
+from dockyard.services.access import Access
+from dockyard.services.apps import Apps
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
-from dockyard.services.jobs import JobRunner
+from dockyard.services.jobs import Handler, JobRunner, Jobs
 from dockyard.services.plan import Planner
-from dockyard.services.push_tokens import PushTokens
+from dockyard.services.recovery import Recovery
+from dockyard.services.rollback import Rollbacks
+from dockyard.services.scale import Scaling
+from dockyard.services.system import System
 
 log = logging.getLogger("dockyard")
 
 
 @dataclass
 class Platform:
+    """The adapters, by port (for start and stop only), and the services the entrypoints call."""
+
     settings: Settings
-    store: SqlStore
-    repos: GitRepos
-    registry: DistributionRegistry
-    proxy: CaddyProxy
-    engine: DockerOrchestrator
-    builder: DockerBuilder
-    plane: DataPlane
+    store: Store
+    repos: SourceRepos
+    registry: Registry
+    proxy: Proxy
+    engine: Orchestrator
+    engine_events: OrchestratorEvents  # the engine's, as routes follow them
+    builder: ImageBuilder
     deployer: Deployer
     runner: JobRunner
     configuration: Configuration
     environments: Environments
     planner: Planner
+    rollbacks: Rollbacks
+    scaling: Scaling
+    apps: Apps
+    access: Access
+    jobs: Jobs
+    system: System
     stopping: threading.Event = field(default_factory=threading.Event)
-    push_tokens: PushTokens = field(default_factory=PushTokens)  # hook tokens of pushes in flight
 
 
 def private_home(home: Path) -> None:
@@ -97,21 +110,34 @@ def bootstrap(settings: Settings) -> Platform:
         reserved_ports={settings.api_port: "its API", settings.registry_port: "its registry",
                         settings.proxy_port: "its proxy"},
     )
-    runner = JobRunner(store, {"deploy": deployer.deploy_job}, workers=settings.workers,
+    handlers: dict[str, Handler] = {"deploy": deployer.deploy_job}
+    runner = JobRunner(store, handlers, workers=settings.workers,
                        max_attempts=settings.max_job_attempts, when_idle=give_back_memory,
                        redactor=configuration.redactor)
     environments = Environments(store, repos, engine, deployer, runner.submit, settings.base_domain,
                                 settings.proxy_port, settings.url, registry.address, configuration)
     planner = Planner(store, repos, deployer, registry.address, settings.url)
-    return Platform(settings, store, repos, registry, proxy, engine, builder, plane, deployer, runner, configuration,
-                    environments, planner)
+    rollbacks = Rollbacks(store, deployer.releaser, runner.submit, after=configuration.prune)
+    handlers[rollback.KIND] = rollbacks.rollback_job
+    scaling = Scaling(store, deployer.releaser, runner.submit, after=configuration.prune)
+    handlers[scale.KIND] = scaling.scale_job
+    deployer.releaser.drain_timeout = settings.drain_timeout
+    deployer.releaser.monitor_seconds = settings.monitor_seconds
+    return Platform(
+        settings=settings, store=store, repos=repos, registry=registry, proxy=proxy, engine=engine,
+        engine_events=engine, builder=builder, deployer=deployer, runner=runner, configuration=configuration,
+        environments=environments, planner=planner, rollbacks=rollbacks, scaling=scaling,
+        apps=Apps(store, repos, deployer.destroy, settings.base_domain),
+        access=Access(store), jobs=Jobs(store),
+        system=System(plane, engine, registry, proxy, settings.proxy_port),
+    )
 
 
 def first_admin_token(platform: Platform) -> None:
     """At first start: create the admin token and show it once (or write it where asked)."""
-    if platform.store.token_count():
+    token = platform.access.first_admin()
+    if token is None:
         return
-    token = platform.store.create_token("admin", "admin")
     path = platform.settings.admin_token_file
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,10 +160,12 @@ def start(platform: Platform) -> None:
     platform.proxy.ensure_running()
     for app in platform.store.list_apps():
         platform.repos.create(app.name)  # rewrites hooks: the interpreter path may have moved
-    platform.deployer.restore_routes()
+    # a release dockyard stopped in the middle of: records, halted containers, routes, then strays
+    Recovery(platform.store, platform.engine).recover(platform.deployer.restore_routes)
     inspect.warm()  # a parser child waits, ready: the first push does not pay a Python start
     platform.runner.start()
-    threading.Thread(target=platform.engine.watch, args=(lambda app: _on_change(platform, app), platform.stopping),
+    threading.Thread(target=platform.engine_events.watch,
+                     args=(lambda app: _on_change(platform, app), platform.stopping),
                      name="engine-events", daemon=True).start()
     threading.Thread(target=_keep_routes, args=(platform,), name="routes", daemon=True).start()
     log.info("dockyard is up: API %s, proxy :%s, registry %s", platform.settings.url,
@@ -165,7 +193,7 @@ def give_back_memory() -> None:
 
 def warn_without_live_restore(platform: Platform) -> None:
     try:
-        enabled = platform.engine.live_restore()
+        enabled = platform.system.live_restore()
     except Exception:
         return
     if not enabled:

@@ -27,6 +27,7 @@ from dockyard.domain.model import (
     App,
     BuiltImage,
     Environment,
+    HttpCheck,
     Job,
     JobStatus,
     ReleaseStatus,
@@ -209,7 +210,8 @@ class FakeOrchestrator:
 
     A one-shot service (``ServiceSpec.one_shot``) runs until ``wait_ready``, which sees it exit: with
     code 0 (``exit_code`` reported), or 1 when it is in ``fail_ready``. A service with a healthcheck
-    is healthy at ``wait_ready``, unless it is in ``unhealthy``. ``names`` holds each network's
+    is healthy at ``wait_ready``, unless it is in ``unhealthy``; a web service given an HTTP check
+    passes it (recorded in ``events``) when the status ``check_answers`` gives (else 200) passes. ``names`` holds each network's
     names (service, hostname, container_name, aliases) and the containers they lead to; a one-shot
     service in ``lookups`` resolves those names on its network, and exits 1 if one leads nowhere.
     The host ports Docker would bind (``ServiceSpec.direct_ports``, in ``bindings``) are bound by
@@ -226,6 +228,9 @@ class FakeOrchestrator:
         self.fail_ready: set[str] = set()
         self.never_ready: set[str] = set()
         self.unhealthy: set[str] = set()
+        self.crash_after_switch: set[str] = set()  # services whose new container exits in the monitor window
+        self.busy: dict[str, int] = {}  # service -> connections its old containers keep open when drained
+        self.check_answers: dict[str, int] = {}  # service -> the status its check's path answers (else 200)
         self.lookups: dict[str, tuple[str, ...]] = {}
         self.output: dict[str, list[str]] = {}
         self.names: dict[tuple[str, str], dict[str, set[str]]] = {}  # (app, env) -> name -> container ids
@@ -305,7 +310,7 @@ class FakeOrchestrator:
     def _last_output(self, service: str) -> str:
         return "\n".join(self.output.get(service, [])[-15:])
 
-    def wait_ready(self, container: RunningService, timeout: float) -> None:
+    def wait_ready(self, container: RunningService, timeout: float, check: HttpCheck | None = None) -> None:
         current = self.containers.get(container.id)
         if current is None:
             raise DeployFailed(f"service {container.service} is gone")
@@ -337,7 +342,18 @@ class FakeOrchestrator:
                 f"Its last output:\n{self._last_output(container.service)}",
                 "run its healthcheck's test in the container (docker exec) to see why it fails",
             )
-        if kind is None and container.upstream is not None and container.service in self.never_ready:
+        if kind is None and container.upstream is not None and check is not None:
+            self.events.append(f"check {container.service} GET {check.path}")
+            answered = self.check_answers.get(container.service, 200)
+            if not check.passes(answered):
+                raise DeployFailed(
+                    f"service {container.service} did not pass its health check (GET {check.path}, expecting "
+                    f"{check.status or '2xx or 3xx'}) within {timeout:.0f}s: it answered "
+                    f"{answered}. "
+                    f"Its last output:\n{self._last_output(container.service)}",
+                    "make the path answer once the service can serve, or fix dockyard.yml's services/NAME/health",
+                )
+        elif kind is None and container.upstream is not None and container.service in self.never_ready:
             raise DeployFailed(
                 f"service {container.service} did not answer HTTP on its port within {timeout:.0f}s. "
                 f"Its last output:\n{self._last_output(container.service)}",
@@ -348,6 +364,25 @@ class FakeOrchestrator:
     def observe(self, app: str | None = None) -> list[RunningService]:
         found = [c for c in self.containers.values() if c.app and (app is None or c.app == app)]
         return sorted(found, key=lambda c: (c.app, c.service, c.release, c.replica))
+
+    def monitor(self, containers: Sequence[RunningService], seconds: float,
+                checks: Mapping[str, HttpCheck]) -> None:
+        """A new container of a service in ``crash_after_switch`` exits during the window."""
+        for c in containers:
+            self.events.append(f"monitor {c.service} r{c.release} {c.id[:12]}")
+            if c.service in self.crash_after_switch and c.id in self.containers:
+                self.containers[c.id] = replace(self.containers[c.id], state="exited")
+                raise DeployFailed(f"service {c.service} exited (code 1) 0.5s after the switch. "
+                                   f"Its last output:\n{self._last_output(c.service)}",
+                                   "run it locally with docker run to see why it stops; the previous release "
+                                   "serves again")
+
+    def drain(self, containers: Sequence[RunningService], timeout: float) -> int:
+        """Nothing answers requests here: drained at once (recorded in ``events``), unless
+        ``busy`` holds connections left open at the timeout."""
+        for c in containers:
+            self.events.append(f"drain {c.service} r{c.release} {c.id[:12]}")
+        return sum(self.busy.get(c.service, 0) for c in containers)
 
     def stop(self, container: RunningService) -> None:
         if self.containers.pop(container.id, None) is not None:
@@ -657,6 +692,12 @@ class FakeStore:
             self._environments[(app, name)] = replace(self.get_environment(app, name), branch=branch)
             return self._environments[(app, name)]
 
+    def set_environment_replicas(self, app: str, name: str, replicas: Mapping[str, int]) -> Environment:
+        with self._lock:
+            self._environments[(app, name)] = replace(self.get_environment(app, name),
+                                                      replicas=tuple(sorted(replicas.items())))
+            return self._environments[(app, name)]
+
     def remove_environment(self, app: str, name: str) -> None:
         with self._lock:
             self.get_environment(app, name)
@@ -812,6 +853,13 @@ class FakeStore:
         """As SqlStore's: the row's columns, services, artifact and config read back from their JSON."""
         return release_from_row(row, json.loads(row["services"]), json.loads(row["artifact"] or "[]"),
                                 json.loads(row["config"] or "{}"))
+
+    def get_release(self, release_id: int) -> ReleaseRecord:
+        with self._lock:
+            row = self._releases.get(release_id)
+            if row is None:
+                raise NotFound(f"no release {release_id}")
+            return self._release(row)
 
     def live_release(self, app: str, environment: str) -> ReleaseRecord | None:
         with self._lock:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
     App,
     BuiltImage,
     Environment,
+    HttpCheck,
     Job,
     JobStatus,
     ReleaseStatus,
@@ -92,12 +93,25 @@ class Orchestrator(Protocol):
               replica: int = 0) -> RunningService:
         """Create and start one container of the service (its ``replica``: label dockyard.replica)."""
         ...
-    def wait_ready(self, container: RunningService, timeout: float) -> None: ...
+    def wait_ready(self, container: RunningService, timeout: float, check: HttpCheck | None = None) -> None:
+        """Return once the container is ready (healthy, answering ``check``, completed...); raise
+        DeployFailed with its reason and last output when it will not be."""
+        ...
     def resolve_image(self, image: str, pull: bool = True) -> ResolvedImage | None:
         """The image (a reference or an id) as the target has it, pulled first when missing and
         ``pull``; None when it is missing and not pulled."""
         ...
     def observe(self, app: str | None = None) -> list[RunningService]: ...
+    def monitor(self, containers: Sequence[RunningService], seconds: float,
+                checks: Mapping[str, HttpCheck]) -> None:
+        """Watch the containers for ``seconds``: DeployFailed, with the reason and the last output,
+        as soon as one exits, restarts or turns unhealthy, or (at the end) fails its service's
+        HTTP check in ``checks``."""
+        ...
+    def drain(self, containers: Sequence[RunningService], timeout: float) -> int:
+        """Wait until the containers (out of the proxy's routes) answer no request any more: no
+        open connection on their port. Returns how many are still open at ``timeout``."""
+        ...
     def stop(self, container: RunningService) -> None:
         """Stop and remove the container."""
         ...
@@ -151,6 +165,39 @@ class AppStore(Protocol):
     def list_apps(self) -> list[App]: ...
 
 
+class AppRecords(AppStore, Protocol):
+    """Apps created, changed and forgotten."""
+
+    def create_app(self, app: App) -> App:
+        """The app and its production environment; Conflict when the name is taken."""
+        ...
+    def set_domains(self, name: str, domains: tuple[str, ...]) -> App: ...
+    def set_host_access(self, name: str, keys: tuple[str, ...]) -> App:
+        """The host-access compose keys allowed for the app (replacing the previous ones)."""
+        ...
+    def delete_app(self, name: str) -> None:
+        """The app and its records (jobs, releases, images, variables, secrets, environments)."""
+        ...
+
+
+class TokenStore(Protocol):
+    """API and git tokens, kept hashed."""
+
+    def token_count(self) -> int: ...
+    def create_token(self, name: str, role: str = "admin") -> str:
+        """A new token (shown only in this answer); Conflict when the name is taken."""
+        ...
+    def verify_token(self, token: str) -> tuple[str, str] | None:
+        """(name, role) of the token, or None when no token is this one."""
+        ...
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Each token's name, role, created_at and last_used_at (never the token)."""
+        ...
+    def revoke_token(self, name: str) -> None:
+        """NotFound when no token has this name."""
+        ...
+
+
 class EnvironmentStore(Protocol):
     def environments(self, app: str) -> list[Environment]:
         """The app's environments, production first."""
@@ -158,6 +205,9 @@ class EnvironmentStore(Protocol):
     def get_environment(self, app: str, name: str) -> Environment: ...
     def add_environment(self, environment: Environment) -> Environment: ...
     def set_environment_branch(self, app: str, name: str, branch: str | None) -> Environment: ...
+    def set_environment_replicas(self, app: str, name: str, replicas: Mapping[str, int]) -> Environment:
+        """The replica counts set with ``dockyard scale`` (service -> count), replacing the last ones."""
+        ...
     def remove_environment(self, app: str, name: str) -> None:
         """The environment's record, releases, variables and secrets (not its volumes)."""
         ...
@@ -175,6 +225,9 @@ class ReleaseStore(AppStore, EnvironmentStore, Protocol):
     def set_release(self, release_id: int, status: ReleaseStatus, services: tuple[ServiceSpec, ...] | None = None,
                     error: str | None = None) -> None: ...
     def supersede(self, app: str, environment: str, live_id: int) -> None: ...
+    def get_release(self, release_id: int) -> ReleaseRecord:
+        """NotFound when there is none."""
+        ...
     def live_release(self, app: str, environment: str) -> ReleaseRecord | None: ...
     def list_releases(self, app: str, limit: int = 20, environment: str | None = None) -> list[ReleaseRecord]:
         """Newest first, of one environment or of all."""
@@ -201,6 +254,20 @@ class JobStore(Protocol):
     def requeue_interrupted(self, max_attempts: int) -> tuple[list[int], list[int]]: ...
     def finish_job(self, job_id: int, status: JobStatus, error: str | None = None) -> None: ...
     def append_log(self, job_id: int, line: str) -> None: ...
+
+
+class JobHistory(Protocol):
+    """Jobs as they are read back, and a job recorded failed at once (a refused push)."""
+
+    def get_job(self, job_id: int) -> Job:
+        """NotFound when there is no such job."""
+        ...
+    def job_logs(self, job_id: int, after: int = 0) -> list[tuple[int, str]]:
+        """(line id, line) of the job's log after line id ``after``, oldest first."""
+        ...
+    def record_failed_job(self, kind: str, app: str, payload: dict[str, str], error: str, line: str) -> Job:
+        """A job that failed before it could run, with ``line`` as its log."""
+        ...
 
 
 class ConfigStore(Protocol):
@@ -271,5 +338,15 @@ class SecretFiles(Protocol):
         ...
 
 
-class Store(ReleaseStore, ImageStore, JobStore, ConfigStore, Protocol):
+class OrchestratorEvents(Protocol):
+    """What tells the control plane that the target changed under it (a container started or
+    died, the engine restarted): routes follow at once."""
+
+    def watch(self, on_change: Callable[[str | None], None], stop: threading.Event) -> None:
+        """Call ``on_change(app)`` when one of the app's containers starts or dies, and
+        ``on_change(None)`` when anything may have changed unseen; returns when ``stop`` is set."""
+        ...
+
+
+class Store(ReleaseStore, AppRecords, ImageStore, JobStore, JobHistory, TokenStore, ConfigStore, Protocol):
     """dockyard's state, as the services use it (SQL now: adapters/sql_store.py)."""

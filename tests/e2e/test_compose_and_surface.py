@@ -67,7 +67,7 @@ def test_bad_compose_file_is_rejected(server: Server, app_name: str, tmp_path: P
     "command",
     [[], ["apps"], ["apps", "create"], ["apps", "delete"], ["status"], ["logs"], ["images"], ["releases"],
      ["deploy"], ["jobs"], ["jobs", "show"], ["domains", "add"], ["tokens", "create"], ["server"], ["server", "down"], ["login"],
-     ["system"], ["apps", "allow"], ["apps", "deny"]],
+     ["system"], ["apps", "allow"], ["apps", "deny"], ["rollback"], ["plan"], ["scale"]],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     out = subprocess.run([str(BIN / "dockyard"), *command, "--help"], capture_output=True, text=True, timeout=30)

@@ -142,7 +142,8 @@ def test_openapi_lists_the_environment_routes(server: Server) -> None:
     for path, method in [(base, "get"), (base, "post"), (f"{base}/{{env}}", "get"), (f"{base}/{{env}}", "delete"),
                          (f"{base}/{{env}}/branch", "put"), (f"{base}/{{env}}/deploys", "post"),
                          (f"{base}/{{env}}/releases", "get"), (f"{base}/{{env}}/images", "get"),
-                         (f"{base}/{{env}}/logs", "get"), (f"{base}/{{env}}/plan", "get")]:
+                         (f"{base}/{{env}}/logs", "get"), (f"{base}/{{env}}/plan", "get"),
+                         (f"{base}/{{env}}/rollbacks", "post"), (f"{base}/{{env}}/scale", "post")]:
         assert method in paths.get(path, {}), (path, method)
 
 

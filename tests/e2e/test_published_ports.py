@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import httpx
 
-from tests.support import Server, free_port, make_repo, static_site, wait_until
+from tests.support import Server, free_port, get_resending, make_repo, static_site, wait_until
 
 
 def stack(ports: str, text: str = "steady", marker: str = "1") -> dict[str, str]:
@@ -41,12 +41,8 @@ def containers(engine: docker.DockerClient, server: Server, app: str) -> list:
 class Load:
     """``clients`` threads calling 127.0.0.1:``port`` as fast as they can, counting by step.
 
-    A request the proxy never received is sent again once, as browsers and curl do for a
-    kept-alive connection (RFC 9112, 9.3.1): whenever Caddy's configuration changes (any release
-    of any app, host routes as much as ports), it closes its idle connections and, on Linux,
-    swaps every listening socket (SO_REUSEPORT), resetting the connections queued on the old one.
-    Such requests (closed or reset before any answer) are counted in ``retried``; a wrong answer,
-    a 5xx or a second failure counts as ``failed``."""
+    A request the proxy never received is sent again once (tests.support.get_resending) and
+    counted in ``retried``; a wrong answer, a 5xx or a second failure counts as ``failed``."""
 
     port: int
     clients: int = 4
@@ -63,14 +59,10 @@ class Load:
             while not self.stop.is_set():
                 step = self.step
                 try:
-                    try:
-                        r = client.get("/")
-                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError) as exc:
-                        if not any(why in str(exc) for why in ("without sending a response", "Connection reset")):
-                            raise
+                    r, resent = get_resending(client)
+                    if resent:
                         self.retried[step] += 1
-                        self.errors.append(f"{step}: retried after {exc!r}")
-                        r = client.get("/")
+                        self.errors.append(f"{step}: retried after {resent}")
                     good = r.status_code == 200 and r.text == "steady\n"
                     if not good:
                         self.errors.append(f"{step}: HTTP {r.status_code} {r.text[:80]!r}")

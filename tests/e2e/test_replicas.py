@@ -4,16 +4,13 @@ answering under load with no failed request, and scaling to 1 stops the two othe
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-import httpx
 
-from tests.support import BASE_IMAGE, Server, make_repo, wait_until
+from tests.support import BASE_IMAGE, Load, Server, make_repo, wait_until
 
 DOCKERFILE = f"FROM {BASE_IMAGE}\nEXPOSE 8000\n"
 
@@ -23,46 +20,6 @@ def compose(replicas: int, version: str) -> str:
              "exec httpd -f -p 8000 -h /tmp/www")
     return (f"services:\n  web:\n    build: .\n    ports: ['8000']\n    environment: {{VERSION: {version}}}\n"
             f'    command: ["sh", "-c", "{serve}"]\n    deploy: {{replicas: {replicas}}}\n')
-
-
-@dataclass
-class Load:
-    """A few clients calling one host through the proxy, a request every 20 ms each: bounded, so
-    the release itself is not starved."""
-
-    server: Server
-    host: str
-    clients: int = 3
-    answers: Counter[str] = field(default_factory=Counter)
-    failed: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{self.server.proxy_port}", headers={"Host": self.host},
-                          timeout=5) as client:
-            while not self.stop.is_set():
-                try:
-                    r = client.get("/")
-                    if r.status_code == 200:
-                        self.answers[r.text.strip()] += 1
-                    else:
-                        self.failed.append(f"HTTP {r.status_code} {r.text[:80]!r}")
-                except httpx.HTTPError as exc:
-                    self.failed.append(repr(exc))
-                time.sleep(0.02)
-
-    def __enter__(self) -> Load:
-        for _ in range(self.clients):
-            t = threading.Thread(target=self._run, daemon=True)
-            t.start()
-            self.threads.append(t)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=10)
 
 
 def replicas(engine: docker.DockerClient, app: str) -> dict[int, str]:
@@ -99,10 +56,13 @@ def test_replicas_spread_traffic_redeploy_without_failures_and_scale_down(
         push = server.push(repo, app_name)
         time.sleep(0.5)
     assert push.returncode == 0 and "is live" in push.stderr, push.stderr
+    assert "3 old containers drained in" in push.stderr, push.stderr  # after the switch, before they stop
+    print(next(line for line in push.stderr.splitlines() if "drained in" in line))
     assert load.failed == [], load.failed[:5]
     assert sum(load.answers.values()) > 20 and set(load.answers) <= {f"{h} {v}" for h in ("web", "web-1", "web-2")
                                                                      for v in ("v1", "v2")}
-    print(f"redeploy under load: {sum(load.answers.values())} requests, {len(load.failed)} failed")
+    print(f"redeploy under load: {sum(load.answers.values())} requests, {len(load.failed)} failed, "
+          f"{len(load.resent)} sent again")
     assert set(answers(server, host, 12)) == {"web v2", "web-1 v2", "web-2 v2"}
     after = replicas(engine, app_name)
     assert sorted(after) == [0, 1, 2] and not set(after.values()) & set(running.values())
@@ -135,3 +95,38 @@ def test_replicas_a_service_cannot_run_are_refused_at_the_push(server: Server, a
     assert push.returncode != 0
     assert "dockyard.yml: environments/production/services/db/replicas: db cannot run 3 containers" in push.stderr
     assert server.api("GET", f"/api/v1/apps/{app_name}/environments/production").json()["containers"] == []
+
+
+def test_dockyard_scale_applies_at_once_stands_over_pushes_and_refuses_what_cannot_run(
+    server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    host = f"{app_name}.localhost"
+    server.cli("apps", "create", app_name)
+    repo = make_repo(tmp_path / "src", {"Dockerfile": DOCKERFILE, "docker-compose.yml": compose(1, "v1")})
+    assert server.push(repo, app_name).returncode == 0
+    [first] = replicas(engine, app_name).values()
+
+    out = server.cli("scale", app_name, "web=3")
+    assert "web 1 -> 3" in out.stdout and "is live" in out.stdout, out.stdout
+    running = replicas(engine, app_name)
+    assert sorted(running) == [0, 1, 2] and running[0] == first  # the running one is kept
+    assert set(answers(server, host, 12)) == {"web v1", "web-1 v1", "web-2 v1"}
+
+    make_repo(repo, {"docker-compose.yml": compose(1, "v2")})  # the compose file still says 1
+    push = server.push(repo, app_name)
+    assert push.returncode == 0 and "is live" in push.stderr, push.stderr
+    assert sorted(replicas(engine, app_name)) == [0, 1, 2]  # scale stands
+    assert set(answers(server, host, 12)) == {"web v2", "web-1 v2", "web-2 v2"}
+
+    for words, error in ((["nope=2"], "the live release has no service 'nope'"), (["web=x"], "is not SERVICE=COUNT"),
+                         (["web=101"], "should be a whole number from 0 to 100")):
+        refused = server.cli("scale", app_name, *words, check=False)
+        assert refused.returncode != 0 and error in refused.stderr, refused.stderr
+    assert sorted(replicas(engine, app_name)) == [0, 1, 2]
+
+    with Load(server, host) as load:
+        out = server.cli("scale", app_name, "web=1")
+    assert "web 3 -> 1" in out.stdout, out.stdout
+    assert load.failed == [], load.failed[:5]
+    wait_until(lambda: list(replicas(engine, app_name)) == [0], 30, "two replicas to stop")
+    assert set(answers(server, host, 4)) == {"web v2"}

@@ -154,3 +154,17 @@ def test_a_database_from_before_environments_gets_production_for_every_app(tmp_p
         ("blog", "production", "local", None), ("shop", "production", "local", None)]
     assert [j.environment for j in upgraded.list_jobs("shop")] == ["production"]
     assert getattr(upgraded.live_release("shop", "production"), "id", None) == live  # the live release is still live
+
+
+def test_a_database_from_before_scale_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = SqlStore(f"sqlite:///{path}")
+    old.migrate()
+    old.create_app(App("shop"))
+    with sqlite3.connect(path) as db:  # back to the schema of 0004: environments keep no replica counts
+        db.execute("ALTER TABLE environments DROP COLUMN replicas")
+        db.execute("UPDATE alembic_version SET version_num = '0004'")
+    upgraded = SqlStore(f"sqlite:///{path}")
+    upgraded.migrate()
+    assert upgraded.get_environment("shop", "production").replicas == ()
+    assert upgraded.set_environment_replicas("shop", "production", {"web": 2}).replicas == (("web", 2),)

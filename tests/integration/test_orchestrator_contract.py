@@ -13,6 +13,7 @@ import contextlib
 import io
 import ipaddress
 import re
+import socket
 import threading
 import time
 import uuid
@@ -26,7 +27,7 @@ import pytest
 from dockyard.adapters.docker_client import labels
 from dockyard.adapters.docker_orchestrator import DockerOrchestrator, Pool
 from dockyard.domain.errors import Conflict, DeployFailed, NotFound
-from dockyard.domain.model import RunningService, ServiceSpec
+from dockyard.domain.model import HttpCheck, RunningService, ServiceSpec
 from dockyard.fakes import FakeOrchestrator
 from dockyard.ports import Orchestrator
 from tests.support import BASE_IMAGE, sweep, wait_until
@@ -46,6 +47,7 @@ class Program:
     exits: bool = False  # exits before it is ready (a one-shot service: with a code other than 0)
     answers: bool = True  # a web service answers HTTP on its port
     healthy: bool = True  # its healthcheck passes
+    check_answers: int = 200  # what GET of its HTTP check's path answers
     looks_up: tuple[str, ...] = ()  # names it resolves on its network (and fails when one does not resolve)
 
 
@@ -85,6 +87,7 @@ def fake_side() -> Side:
             fake.never_ready.add(name)
         if not program.healthy:
             fake.unhealthy.add(name)
+        fake.check_answers[name] = program.check_answers
         if program.looks_up:
             fake.lookups[name] = program.looks_up
 
@@ -511,6 +514,36 @@ def probe(*names: str) -> Program:
     return Program(ServiceSpec("probe", BASE_IMAGE, command=("sh", "-c", script), one_shot=True), looks_up=names)
 
 
+# An HTTP server whose /up turns 200 after a second (404 before), and whose /cgi-bin/broken answers 500.
+CHECKED = ("sh", "-c", "mkdir -p /tmp/w/cgi-bin && printf '#!/bin/sh\\necho Status: 500 Broken\\necho\\n' "
+           "> /tmp/w/cgi-bin/broken; chmod +x /tmp/w/cgi-bin/broken; (sleep 1; echo up > /tmp/w/up) & "
+           "exec httpd -f -p 8000 -h /tmp/w")
+
+
+def test_wait_ready_with_an_http_check_waits_until_its_path_answers(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    web = side.start("shop", 1, Program(ServiceSpec("web", BASE_IMAGE, 8000, command=CHECKED)))
+    orch.wait_ready(web, 30, HttpCheck("/up", interval=1.0, timeout=2.0))
+    assert [c.state for c in orch.observe("shop")] == ["running"]
+
+
+@pytest.mark.parametrize(("path", "status", "answer"), [("/cgi-bin/broken", 0, 500), ("/nowhere", 0, 404),
+                                                      ("/up", 204, 200)])
+def test_wait_ready_fails_when_the_http_check_answers_another_status(side: Side, path: str, status: int,
+                                                                     answer: int) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    web = side.start("shop", 1, Program(ServiceSpec("web", BASE_IMAGE, 8000, command=CHECKED), check_answers=answer))
+    with pytest.raises(DeployFailed) as caught:
+        orch.wait_ready(web, 3, HttpCheck(path, status))
+    expected = status or "2xx or 3xx"
+    assert caught.value.message.startswith(
+        f"service web did not pass its health check (GET {path}, expecting {expected}) within 3s: it answered {answer}."
+    ), caught.value
+    assert "dockyard.yml" in caught.value.hint
+
+
 def test_wait_ready_waits_until_a_service_with_a_healthcheck_is_healthy(side: Side) -> None:
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
@@ -681,3 +714,65 @@ def test_resolve_image_reads_an_images_volumes(engine: docker.DockerClient, dock
         assert found is not None and found.volumes == ("/data", "/var/log/app") and found.pinned == ""
     finally:
         engine.images.remove(tag, force=True)
+
+
+# -- draining -------------------------------------------------------------------------------------
+def test_drain_returns_at_once_when_nothing_is_open(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    web, worker = side.start("shop", 1, WEB), side.start("shop", 1, WORKER)
+    orch.wait_ready(web, 30)
+    assert orch.drain([web, worker], 5) == 0
+    assert [c.state for c in orch.observe("shop")] == ["running", "running"]  # drained, not stopped
+
+
+def test_drain_waits_for_an_open_connection_and_gives_up_at_the_timeout(docker_side: Side) -> None:
+    orch = docker_side.orchestrator
+    orch.ensure_network("shop", "production")
+    web = docker_side.start("shop", 1, WEB)
+    orch.wait_ready(web, 30)
+    assert web.upstream is not None
+    host, _, port = web.upstream.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as client:  # a request under way
+        begun = time.monotonic()
+        assert orch.drain([web], 1.0) == 1
+        assert time.monotonic() - begun >= 1.0  # it waited for it, up to the timeout
+        closer = threading.Timer(0.5, client.close)
+        closer.start()
+        assert orch.drain([web], 30) == 0  # returns once the connection is gone
+        closer.join()
+
+
+# -- the monitor window ---------------------------------------------------------------------------
+def test_monitor_returns_after_the_window_when_the_containers_keep_running(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    web = side.start("shop", 1, Program(ServiceSpec("web", BASE_IMAGE, 8000, command=CHECKED)))
+    orch.wait_ready(web, 30, HttpCheck("/up"))
+    orch.monitor([web], 0.5, {"web": HttpCheck("/up")})
+    assert [c.state for c in orch.observe("shop")] == ["running"]
+
+
+def test_monitor_fails_as_soon_as_a_new_container_exits(docker_side: Side) -> None:
+    orch = docker_side.orchestrator
+    orch.ensure_network("shop", "production")
+    dies = Program(ServiceSpec("web", BASE_IMAGE, 8000, restart="no",
+                               command=("sh", "-c", "httpd -p 8000 -h /www; sleep 1; echo bye; exit 4")))
+    web = docker_side.start("shop", 1, dies)
+    orch.wait_ready(web, 30)
+    begun = time.monotonic()
+    with pytest.raises(DeployFailed) as caught:
+        orch.monitor([web], 30, {})
+    assert time.monotonic() - begun < 15  # as soon as it exits, not at the end of the window
+    assert re.match(r"service web exited \(code 4\) [0-9.]+s after the switch", caught.value.message), caught.value
+    assert "bye" in caught.value.message
+
+
+def test_monitor_fails_when_the_http_check_stops_passing(docker_side: Side) -> None:
+    orch = docker_side.orchestrator
+    orch.ensure_network("shop", "production")
+    web = docker_side.start("shop", 1, Program(ServiceSpec("web", BASE_IMAGE, 8000, command=CHECKED)))
+    orch.wait_ready(web, 30, HttpCheck("/up"))
+    with pytest.raises(DeployFailed, match=r"service web stopped passing its health check \(GET /cgi-bin/broken\) "
+                                           r"after the switch: it answered 500"):
+        orch.monitor([web], 0.2, {"web": HttpCheck("/cgi-bin/broken")})

@@ -177,6 +177,12 @@ def test_environments_are_added_listed_and_removed_with_what_is_theirs(store: An
     assert store.set_environment_branch("shop", "dev", "feature/x").branch == "feature/x"
     with pytest.raises(NotFound):
         store.set_environment_branch("shop", "qa", "x")
+    assert store.get_environment("shop", "dev").replicas == ()
+    assert store.set_environment_replicas("shop", "dev", {"web": 3, "api": 0}).replicas == (("api", 0), ("web", 3))
+    assert store.get_environment("shop", "dev").replicas == (("api", 0), ("web", 3))  # kept, sorted
+    assert store.get_environment("shop", "recette").replicas == ()  # per environment
+    with pytest.raises(NotFound):
+        store.set_environment_replicas("shop", "qa", {"web": 1})
 
     for env in ("production", "recette"):
         store.set_variables("shop", env, {"MODE": env})
@@ -317,6 +323,9 @@ def test_live_release_is_per_app_and_environment_and_superseded(store: AnyStore)
     assert store.live_release("shop", "nowhere") is None and store.live_release("nope", "production") is None
 
     assert [r.id for r in store.list_releases("shop")] == [r4, r2, r1]  # newest first
+    assert store.get_release(r2) == store.list_releases("shop", environment="staging")[0]
+    with pytest.raises(NotFound, match="no release 9999"):
+        store.get_release(9999)
     assert [r.id for r in store.list_releases("shop", limit=2)] == [r4, r2]
 
 

@@ -89,7 +89,8 @@ def test_first_release_starts_the_web_service_and_routes_its_hosts(world: World)
     assert (web.service, web.release, web.state) == ("web", release, "running")
     assert (APP, "production") in world.orchestrator.networks
     assert world.proxy.routes() == [Route(ROUTE_ID, HOSTS, (str(web.upstream),))]
-    assert world.events == [f"start {short(web)}", f"ready {short(web)}", f"route {ROUTE_ID} -> {web.upstream}"]
+    assert world.events == [f"start {short(web)}", f"ready {short(web)}", f"route {ROUTE_ID} -> {web.upstream}",
+                            f"monitor {short(web)}"]
 
     live = world.store.live_release(APP, "production")
     assert live is not None and live.commit == commit and live.status == ReleaseStatus.LIVE
@@ -111,6 +112,8 @@ def test_changed_image_starts_new_container_routes_to_it_then_stops_the_old(worl
         f"start {short(new)}",
         f"ready {short(new)}",
         f"route {ROUTE_ID} -> {new.upstream}",
+        f"monitor {short(new)}",
+        f"drain {short(old)}",
         f"stop {short(old)}",
     ]
     assert world.proxy.routes() == [Route(ROUTE_ID, HOSTS, (str(new.upstream),))]
@@ -413,7 +416,7 @@ def test_a_stateful_service_is_released_stop_first_and_resumed_when_the_release_
     world.deployer.release(app, "c" * 40, (db2,), None, world.said.append)
     new = world.only_container()
     assert new.id != old.id and new.state == "running"
-    assert [e.split()[0] for e in world.events] == ["halt", "start", "ready", "stop"], world.events
+    assert [e.split()[0] for e in world.events] == ["halt", "start", "ready", "monitor", "stop"], world.events
     assert not [e for e in world.events if "SHARED VOLUME" in e]
     assert [v.name for v in world.orchestrator.volumes(APP, "production")] == ["data"]
 

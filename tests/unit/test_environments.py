@@ -56,10 +56,11 @@ class World:
         self.store.migrate()
         self.events: list[str] = []
         self.repos, self.registry = FakeRepos(), FakeRegistry()
+        self.builder = FakeBuilder(self.registry)
         self.orchestrator, self.proxy = FakeOrchestrator(self.events), FakeProxy(self.events)
         self.configuration = Configuration(self.store, KeyFile(tmp_path / "secrets.key"), FakeSecretFiles())
         self.deployer = Deployer(
-            store=self.store, repos=self.repos, builder=FakeBuilder(self.registry), registry=self.registry,
+            store=self.store, repos=self.repos, builder=self.builder, registry=self.registry,
             orchestrator=self.orchestrator, proxy=self.proxy, base_domain=BASE, proxy_port=8080,
             route_prefix="dy-unit", ready_timeout=5, inspector=parse_source, configuration=self.configuration,
         )
@@ -239,6 +240,18 @@ def test_plan_says_what_a_deploy_would_change_and_changes_nothing(world: World) 
     assert planned["config"] == {"variables": ["MODE"], "secrets": {}}
     assert (world.events, world.routes()) == (events, routes)  # nothing started, stopped or routed
     assert len(world.envs.releases(APP, None)) == 1  # nothing recorded
+
+
+def test_plan_warns_of_a_single_web_container_without_a_health_check(world: World) -> None:
+    world.deploy("production", static_site("v1"))
+    [warning] = planner(world).plan(APP, "production")["warnings"]
+    assert warning.startswith("web: one container and no health check: a release of it goes live once it answers "
+                              "HTTP, even with a 500"), warning
+    assert "environments/production/services/web/health" in warning
+    for guarded in ("environments:\n  production:\n    services:\n      web: {health: {path: /up}}\n",
+                    "environments:\n  production:\n    services:\n      web: {replicas: 2}\n"):
+        world.repos.commit(APP, {**static_site("v1"), "dockyard.yml": guarded})
+        assert planner(world).plan(APP, "production")["warnings"] == []
 
 
 def test_plan_refuses_what_a_deploy_would_refuse(world: World) -> None:

@@ -9,9 +9,11 @@ import pytest
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, Release, RunningService, ServiceSpec
 from dockyard.planning.deploy import (
     AwaitReady,
+    Drain,
     EnsureNetwork,
     HaltContainer,
     KeepService,
+    Monitor,
     RemoveRoute,
     RouteTraffic,
     StartService,
@@ -151,6 +153,7 @@ def test_first_release() -> None:
         AwaitReady(WEB),
         AwaitReady(WORKER),
         RouteTraffic(WEB),
+        Monitor(("web", "worker")),
     ]
     assert_safe_order(actions)
 
@@ -159,7 +162,8 @@ def test_changed_service_is_replaced_and_old_container_stopped_last() -> None:
     old = running(WEB, spec_hash="stale")
     new = dataclasses.replace(WEB, image=IMG2)
     actions = plan_release(release(new), [old])
-    assert actions == [EnsureNetwork("shop", "production"), StartService(new), AwaitReady(new), RouteTraffic(new), StopContainer(old)]
+    assert actions == [EnsureNetwork("shop", "production"), StartService(new), AwaitReady(new), RouteTraffic(new),
+                       Monitor(("web",)), Drain((old,)), StopContainer(old)]
     assert actions[-1] == StopContainer(old)
     assert_safe_order(actions)
 
@@ -219,6 +223,7 @@ def test_removed_service_loses_route_and_container() -> None:
         KeepService(WEB, web),
         RouteTraffic(WEB),
         RemoveRoute("api"),
+        Drain((api,)),
         StopContainer(api),
     ]
     assert_safe_order(actions)
@@ -300,9 +305,25 @@ def test_empty_release_stops_everything_of_the_app() -> None:
         EnsureNetwork("shop", "production"),
         RemoveRoute("web"),
         RemoveRoute("worker"),
+        Drain((a, b)),  # (this test's worker has an address, as a web service's container)
         StopContainer(a),
         StopContainer(b),
     ]
+
+
+def test_only_running_containers_with_an_address_are_drained_and_never_a_halted_one() -> None:
+    web, worker = running(WEB, spec_hash="stale"), dataclasses.replace(running(WORKER, spec_hash="stale"), upstream=None)
+    dead = dataclasses.replace(running(API, spec_hash="stale"), state="exited")
+    new_web = dataclasses.replace(WEB, image=IMG2)
+    actions = plan_release(release(new_web, dataclasses.replace(WORKER, image=IMG2)), [web, worker, dead])
+    [drain] = [a for a in actions if isinstance(a, Drain)]
+    assert drain.containers == (web,)
+    assert actions.index(drain) > actions.index(RouteTraffic(new_web))
+    assert actions.index(drain) < min(i for i, a in enumerate(actions) if isinstance(a, StopContainer))
+    stateful = dataclasses.replace(DB, volumes=("data:/var/lib/data",))
+    db = running(stateful, spec_hash="stale")  # halted before its new container starts: nothing to drain
+    actions = plan_release(release(dataclasses.replace(stateful, image=IMG2)), [db])
+    assert HaltContainer(db) in actions and not any(isinstance(a, Drain) for a in actions)
 
 
 def test_plan_is_pure() -> None:

@@ -337,7 +337,7 @@ def test_the_proxy_serves_a_published_port_and_moves_it_start_first(world: World
     changed = replace(api, image=IMG.replace("1" * 64, "2" * 64))
     world.release(changed)
     second = world.container("web")
-    assert [e.split()[0] for e in world.events] == ["start", "ready", "route", "port", "port", "stop"], world.events
+    assert [e.split()[0] for e in world.events] == ["start", "ready", "route", "port", "port", "monitor", "drain", "stop"], world.events
     assert world.ports()[50011] == (address(second, 8000), "dy-unit-shop.web")
 
     # the port is dropped from the file: removed once the new release is live
@@ -402,7 +402,7 @@ def test_a_port_docker_publishes_makes_its_service_stop_first(world: World) -> N
 
     world.events.clear()
     world.release(replace(DNS, image=IMG.replace("1" * 64, "2" * 64)))
-    assert [e.split()[0] for e in world.events] == ["halt", "start", "ready", "stop"], world.events
+    assert [e.split()[0] for e in world.events] == ["halt", "start", "ready", "monitor", "stop"], world.events
     assert any("first: Docker binds its host ports (5353/udp)" in line for line in world.said)
 
     # a failed new container: the old one binds its port again

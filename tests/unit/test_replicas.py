@@ -78,7 +78,8 @@ def test_a_first_release_starts_every_replica_awaits_them_all_then_routes() -> N
     actions = plan_release(release(scaled(WEB, 3)), [])
     starts = [(type(a).__name__, getattr(a, "replica", None)) for a in actions[1:]]
     assert starts == [("StartService", 0), ("StartService", 1), ("StartService", 2),
-                      ("AwaitReady", 0), ("AwaitReady", 1), ("AwaitReady", 2), ("RouteTraffic", None)]
+                      ("AwaitReady", 0), ("AwaitReady", 1), ("AwaitReady", 2), ("RouteTraffic", None),
+                      ("Monitor", None)]
 
 
 def test_scaling_up_keeps_the_running_replicas_and_starts_the_missing_ones() -> None:
@@ -105,7 +106,7 @@ def test_a_new_image_replaces_every_replica_start_first() -> None:
     new = scaled(dataclasses.replace(WEB, image=IMG2), 3)
     actions = plan_release(release(new), old)
     kinds = [type(a).__name__ for a in actions]
-    assert kinds == ["EnsureNetwork", *["StartService"] * 3, *["AwaitReady"] * 3, "RouteTraffic",
+    assert kinds == ["EnsureNetwork", *["StartService"] * 3, *["AwaitReady"] * 3, "RouteTraffic", "Monitor", "Drain",
                      *["StopContainer"] * 3]
     assert [a.replica for a in actions if isinstance(a, StartService)] == [0, 1, 2]
 
@@ -119,7 +120,8 @@ def test_new_replicas_take_the_free_indexes() -> None:
 def test_zero_replicas_run_nothing_and_take_the_route_away_before_stopping() -> None:
     old = [container(WEB, 0), container(WEB, 1)]
     actions = plan_release(release(scaled(WEB, 0)), old)
-    assert [type(a).__name__ for a in actions] == ["EnsureNetwork", "RemoveRoute", "StopContainer", "StopContainer"]
+    assert [type(a).__name__ for a in actions] == ["EnsureNetwork", "RemoveRoute", "Drain", "StopContainer",
+                                                "StopContainer"]
     assert actions[1] == RemoveRoute("web", DEFAULT_ENVIRONMENT)
     assert not plan_release(release(scaled(WEB, 0)), [])[1:]
 
@@ -290,6 +292,7 @@ def test_one_to_three_to_two_replicas_keeps_what_runs_and_routes_every_upstream(
     assert [c.id for c in two] == [c.id for c in three[:2]]
     assert route_upstreams(world) == tuple(str(c.upstream) for c in two)
     assert world.events == [f"route {ROUTE_ID} -> {','.join(str(c.upstream) for c in two)}",
+                            f"drain web r{three[2].release} {three[2].id[:12]}",
                             f"stop web r{three[2].release} {three[2].id[:12]}"]
 
 
@@ -301,7 +304,7 @@ def test_a_new_image_replaces_every_replica_of_a_deploy_start_first(world: World
     new = web_containers(world)
     assert not {c.id for c in new} & {c.id for c in old} and [c.replica for c in new] == [0, 1, 2]
     kinds = [e.split()[0] for e in world.events]
-    assert kinds == ["start"] * 3 + ["ready"] * 3 + ["route"] + ["stop"] * 3, world.events
+    assert kinds == ["start"] * 3 + ["ready"] * 3 + ["route"] + ["monitor"] * 3 + ["drain"] * 3 + ["stop"] * 3, world.events
     assert route_upstreams(world) == tuple(str(c.upstream) for c in new)
 
 

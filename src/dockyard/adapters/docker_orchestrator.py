@@ -15,7 +15,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import docker.errors
 from dockyard.adapters.docker_client import LABEL, explain, labels
 from dockyard.domain import networks
 from dockyard.domain.errors import Conflict, DeployFailed, NotFound
-from dockyard.domain.model import DEFAULT_ENVIRONMENT, ResolvedImage, RunningService, ServiceSpec, Volume
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, HttpCheck, ResolvedImage, RunningService, ServiceSpec, Volume
 from dockyard.domain.references import parse_reference
 
 log = logging.getLogger(__name__)
@@ -259,11 +259,14 @@ class DockerOrchestrator:
             return ""
         return bytes(raw).decode(errors="replace").strip()
 
-    def wait_ready(self, container: RunningService, timeout: float) -> None:
+    def wait_ready(self, container: RunningService, timeout: float, check: HttpCheck | None = None) -> None:
         """Ready means: for a one-shot service, exited with code 0; for a container with a
-        healthcheck, healthy; else running, and for a web service, an HTTP answer on its port."""
+        healthcheck (the image's or compose's), healthy; else running, and for a web service
+        with an HTTP ``check`` (dockyard.yml), that check passing; for another web service, an
+        HTTP answer on its port."""
         deadline = time.monotonic() + timeout
         settle = time.monotonic() + 1.0
+        last = ""  # what the HTTP check last saw
         while True:
             try:
                 info = self.api.inspect_container(container.id)
@@ -288,6 +291,19 @@ class DockerOrchestrator:
                 if time.monotonic() >= settle:
                     return
                 pause = 0.02
+            elif check is not None:
+                last = _checked(container.upstream, check)
+                if not last:
+                    return
+                if time.monotonic() > deadline:
+                    raise DeployFailed(
+                        f"service {container.service} did not pass its health check (GET {check.path}, expecting "
+                        f"{check.status or '2xx or 3xx'}) within {timeout:.0f}s: {last}. "
+                        f"Its last output:\n{self._tail(container.id)}",
+                        "make the path answer once the service can serve, or fix dockyard.yml's "
+                        "services/NAME/health",
+                    )
+                pause = 0.05
             elif _answers_http(container.upstream):
                 return
             elif time.monotonic() > deadline:
@@ -334,6 +350,70 @@ class DockerOrchestrator:
                 "runs only after 'interval' (30s unless given)",
             )
         return False
+
+    def monitor(self, containers: Sequence[RunningService], seconds: float,
+                checks: Mapping[str, HttpCheck]) -> None:
+        begun = time.monotonic()
+        restarts: dict[str, int] = {}
+        while True:
+            for c in containers:
+                try:
+                    state = self.api.inspect_container(c.id)["State"]
+                except docker.errors.NotFound:
+                    raise DeployFailed(f"service {c.service}: its new container was removed "
+                                       f"{time.monotonic() - begun:.1f}s after the switch", "deploy again") from None
+                count = restarts.setdefault(c.id, int(state.get("RestartCount") or 0))
+                health = (state.get("Health") or {}).get("Status")
+                if state["Status"] in ("exited", "dead") or state.get("Restarting") or \
+                        int(state.get("RestartCount") or 0) > count or health == "unhealthy":
+                    what = "turned unhealthy" if health == "unhealthy" else f"exited (code {state.get('ExitCode')})"
+                    raise DeployFailed(
+                        f"service {c.service} {what} {time.monotonic() - begun:.1f}s after the switch. "
+                        f"Its last output:\n{self._tail(c.id)}",
+                        "run it locally with docker run to see why it stops; the previous release serves again",
+                    )
+            if time.monotonic() - begun >= seconds:
+                break
+            time.sleep(0.2)
+        for c in containers:
+            check = checks.get(c.service)
+            failed = _checked(c.upstream, check) if check is not None and c.upstream is not None else ""
+            if check is not None and failed:
+                raise DeployFailed(
+                    f"service {c.service} stopped passing its health check (GET {check.path}) after the switch: "
+                    f"{failed}. Its last output:\n{self._tail(c.id)}",
+                    "make the path answer while the service serves; the previous release serves again",
+                )
+
+    def drain(self, containers: Sequence[RunningService], timeout: float) -> int:
+        """Open connections are read in each container's network namespace (/proc/PID/net/tcp of
+        its process, on this host): ESTABLISHED ones on its port. Where that cannot be read (an
+        engine on another host), a short fixed grace stands in for them."""
+        deadline = time.monotonic() + timeout
+        watched: list[tuple[int, int]] = []  # (pid, port)
+        for c in containers:
+            try:
+                pid = int(self.api.inspect_container(c.id)["State"].get("Pid") or 0)
+            except docker.errors.NotFound:
+                continue
+            if pid > 0 and c.upstream is not None:
+                watched.append((pid, int(c.upstream.rpartition(":")[2])))
+        while True:
+            try:
+                open_ = sum(_established(pid, port) for pid, port in watched) if self._local else None
+            except PermissionError:
+                open_ = None
+            if open_ is None:
+                time.sleep(min(timeout, UNSEEN_DRAIN))
+                return 0
+            if open_ == 0 or time.monotonic() > deadline:
+                return open_
+            time.sleep(0.05)
+
+    @property
+    def _local(self) -> bool:
+        """The engine runs on this host (its unix socket): its containers' processes are ours to read."""
+        return str(getattr(self.api, "base_url", "")).startswith("http+docker://")
 
     def stop(self, container: RunningService) -> None:
         try:
@@ -599,6 +679,39 @@ def _host_routes(path: Path = Path("/proc/net/route")) -> list[str]:
         with contextlib.suppress(ValueError):
             out.append(str(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False)))
     return out
+
+
+def _checked(upstream: str, check: HttpCheck) -> str:
+    """"" when ``GET check.path`` on the container passes; else what it answered instead."""
+    host, _, port = upstream.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=check.timeout)
+    try:
+        conn.request("GET", check.path, headers={"User-Agent": "dockyard-health"})
+        status = conn.getresponse().status
+        return "" if check.passes(status) else f"it answered {status}"
+    except (OSError, http.client.HTTPException) as exc:
+        return f"no answer ({type(exc).__name__}: {exc})" if str(exc) else f"no answer ({type(exc).__name__})"
+    finally:
+        conn.close()
+
+
+UNSEEN_DRAIN = 2.0  # seconds old containers get when their connections cannot be seen
+
+
+def _established(pid: int, port: int) -> int:
+    """ESTABLISHED TCP connections on local ``port`` in the network namespace of process ``pid``
+    (0 once it is gone)."""
+    count = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "01" and int(fields[1].rpartition(":")[2], 16) == port:
+                count += 1
+    return count
 
 
 def _answers_http(upstream: str) -> bool:

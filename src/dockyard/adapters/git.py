@@ -15,19 +15,20 @@ the server's home, bounded pack windows (so git also works in a process with a m
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from dockyard.domain import names
 from dockyard.domain.errors import DockyardError, InvalidSource, NotFound, Unavailable
 from dockyard.domain.limits import too_large
+
+if TYPE_CHECKING:
+    import tarfile
 
 HOOKS = ("pre-receive", "post-receive")
 
@@ -295,21 +296,26 @@ def list_files(repo: Path, commit: str, max_entries: int = MAX_TREE_ENTRIES) -> 
 
 
 def read_file(repo: Path, commit: str, path: str, limit: int = MAX_READ_BYTES) -> str | None:
-    """A file's text; None when the commit has no such file. Its size is asked first: a file
-    over ``limit`` is refused (InvalidSource naming it), never read."""
+    """A file's text; None when the commit has no such file. One ``git cat-file --batch`` gives
+    its size before its contents: a file over ``limit`` is refused (InvalidSource naming it),
+    never read (git is stopped)."""
     if "\n" in path or "\0" in path:
         return None
+    name = f"{_commit(commit)}:{path}".encode(errors="surrogateescape")
+    batch = _Batch(repo)
     try:
-        header = run_git(["cat-file", "--batch-check"], cwd=repo,
-                         input=f"{_commit(commit)}:{path}\n".encode(errors="surrogateescape")).split()
-    except GitError:
-        return None
-    if len(header) != 3 or header[1] != b"blob" or not header[2].isdigit():
-        return None
-    size = int(header[2])
-    if size > limit:
-        raise too_large(path, size, limit)
-    return run_git(["cat-file", "blob", header[0].decode()], cwd=repo).decode(errors="replace")
+        batch.stdin.write(name + b"\n")
+        batch.stdin.flush()
+        header = batch.stdout.readline(len(name) + 64).split()  # "<oid> <type> <size>", or "<name> missing"
+        if len(header) != 3 or not _is_oid(header[0].decode(errors="replace")) or header[1] != b"blob" \
+                or not header[2].isdigit():
+            return None
+        size = int(header[2])
+        if size > limit:
+            raise too_large(path, size, limit)
+        return batch.read(size).decode(errors="replace")
+    finally:
+        batch.close()
 
 
 def _commit_time(batch: _Batch, commit: str) -> int:
@@ -328,17 +334,19 @@ def _commit_time(batch: _Batch, commit: str) -> int:
 
 def write_archive(
     repo: Path, commit: str, out: IO[bytes], path: str = "", max_bytes: int = MAX_ARCHIVE_BYTES,
-    max_entries: int = MAX_TREE_ENTRIES,
+    max_entries: int = MAX_TREE_ENTRIES, entries: list[TreeEntry] | None = None,
 ) -> None:
     """A tar of the commit's tree (or of its folder ``path``, as the tar's root) into ``out``.
 
     Files keep their executable bit, symlinks stay symlinks, submodules are left out; every
     entry is dated with the commit. The blobs are copied one by one from git into ``out``; the
-    total size is checked from the listing before anything is copied."""
+    total size is checked from the listing (``entries``, when the caller listed the tree
+    already) before anything is copied."""
     if path and (path.startswith(("/", "-")) or ".." in path.split("/") or "\n" in path):
         raise DockyardError(f"not a folder of the repository: {path!r}")
     commit = _commit(commit)
-    entries = list(tree_entries(repo, f"{commit}:{path}" if path else commit, max_entries))
+    if entries is None:
+        entries = list(tree_entries(repo, f"{commit}:{path}" if path else commit, max_entries))
     total = sum(e.size for e in entries if e.kind == "blob")
     if total > max_bytes:
         raise InvalidSource(
@@ -346,6 +354,8 @@ def write_archive(
             f"the {max_bytes // 1024**2} MiB dockyard sends to a build",
             "keep large data out of the repository, or out of the Dockerfile's folder",
         )
+    import tarfile  # here: the pre-receive hook imports this module for Tree, and starts quicker without it
+
     batch = _Batch(repo)
     try:
         mtime = _commit_time(batch, commit)
@@ -382,6 +392,8 @@ def write_archive(
 
 
 def _info(path: bytes, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
+    import tarfile  # loaded by write_archive already
+
     info = tarfile.TarInfo(path.decode(errors="surrogateescape"))
     info.type, info.mode, info.mtime = kind, mode, mtime
     info.uid = info.gid = 0
@@ -392,6 +404,35 @@ def _info(path: bytes, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
 # -- the repositories ---------------------------------------------------------------------------
 
 
+def _is_oid(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def _plain_ref(repo: Path, ref: str) -> str | None:
+    """The object id ``ref`` holds, read from its loose file or else from ``packed-refs`` (git
+    renames a new file over either, so a read sees the old id or the new one); "" when neither
+    has the ref; None when git must be asked (a symbolic ref, a file that does not read as one)."""
+    try:
+        text = (repo / ref).read_text().strip()
+    except FileNotFoundError:
+        text = None
+    except OSError:
+        return None
+    if text is not None:
+        return text if _is_oid(text) else None
+    try:
+        packed = (repo / "packed-refs").read_text()
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        return None
+    for line in packed.splitlines():
+        oid, _, name = line.partition(" ")
+        if name == ref:
+            return oid if _is_oid(oid) else None
+    return ""
+
+
 class GitRepos:
     """One bare repository per app under ``root``; hooks call back into dockyard."""
 
@@ -400,6 +441,8 @@ class GitRepos:
         self.max_push_bytes = max_push_bytes
         self.max_archive_bytes = max_archive_bytes
         self._files: dict[tuple[str, str], list[str]] = {}
+        # the commit listed last, whole: the tar of its root (a build context) is written from it
+        self._listed: tuple[tuple[str, str], list[TreeEntry]] | None = None
 
     def path(self, app: str) -> Path:
         return self.root / f"{names.app_name(app)}.git"
@@ -430,26 +473,27 @@ class GitRepos:
             run_git(["config", key, value], cwd=path)
         for hook in HOOKS:
             script = path / "hooks" / hook
+            # post-receive starts as the deploy does, and only follows it: it yields the CPU to it
+            nice = "import os\nos.nice(10)\n" if hook == "post-receive" else ""
             script.write_text(
                 f"#!{sys.executable}\n"
-                "import sys\n"
-                "from dockyard.entrypoints.hooks import main\n"
-                f"sys.exit(main({hook!r}))\n"
+                f"{nice}"
+                "from dockyard.entrypoints.hooks import run\n"
+                f"run({hook!r})\n"
             )
             script.chmod(0o755)
 
     def delete(self, app: str) -> None:
+        import shutil  # here, as tarfile: not for the pre-receive hook
+
         shutil.rmtree(self.path(app), ignore_errors=True)
 
     def head(self, app: str, branch: str) -> str | None:
-        # A push leaves a loose ref: read it directly (polled while a push lands), else ask git.
-        loose = self.path(app) / "refs" / "heads" / names.branch_name(branch)
-        try:
-            text = loose.read_text().strip()
-        except OSError:
-            text = ""
-        if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text):
-            return text
+        # Read directly (a deploy queued by pre-receive polls it while the push lands): the loose
+        # ref a push leaves, else packed-refs; git is asked only when neither reads plainly.
+        found = _plain_ref(self.path(app), f"refs/heads/{names.branch_name(branch)}")
+        if found is not None:
+            return found or None
         try:
             out = run_git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"],
                           cwd=self.path(app))
@@ -462,11 +506,15 @@ class GitRepos:
         if key not in self._files:
             if len(self._files) > 64:
                 self._files.pop(next(iter(self._files)))
-            self._files[key] = list_files(self.path(app), commit)
+            entries = list(tree_entries(self.path(app), _commit(commit)))
+            self._listed = (key, entries)
+            self._files[key] = [e.name for e in entries]
         return list(self._files[key])
 
     def read(self, app: str, commit: str, path: str, limit: int = MAX_READ_BYTES) -> str | None:
         return read_file(self.path(app), commit, path, limit)
 
     def archive(self, app: str, commit: str, out: IO[bytes], path: str = "") -> None:
-        write_archive(self.path(app), commit, out, path, self.max_archive_bytes)
+        listed = self._listed
+        entries = listed[1] if listed is not None and listed[0] == (app, commit) and not path else None
+        write_archive(self.path(app), commit, out, path, self.max_archive_bytes, entries=entries)

@@ -187,7 +187,8 @@ class SqlStore:
     @staticmethod
     def _environment(row: Any) -> Environment:
         return Environment(app=row.app, name=row.name, target=row.target, branch=row.branch,
-                           created_at=_utc(row.created_at))
+                           created_at=_utc(row.created_at),
+                           replicas=tuple(sorted(json.loads(row.replicas or "{}").items())))
 
     def environments(self, app: str) -> list[Environment]:
         """The app's environments, production first, then by name."""
@@ -224,6 +225,14 @@ class SqlStore:
         with self.engine.begin() as c:
             if c.execute(update(t.environments).where(e.app == app, e.name == name)
                          .values(branch=branch)).rowcount == 0:
+                self.get_environment(app, name)  # raises NotFound
+        return self.get_environment(app, name)
+
+    def set_environment_replicas(self, app: str, name: str, replicas: Mapping[str, int]) -> Environment:
+        e = t.environments.c
+        with self.engine.begin() as c:
+            if c.execute(update(t.environments).where(e.app == app, e.name == name)
+                         .values(replicas=json.dumps(dict(sorted(replicas.items()))))).rowcount == 0:
                 self.get_environment(app, name)  # raises NotFound
         return self.get_environment(app, name)
 
@@ -400,6 +409,13 @@ class SqlStore:
         d["created_at"], d["finished_at"] = _utc(d["created_at"]), _utc(d["finished_at"])
         return release_from_row(d, json.loads(d["services"]), json.loads(d.get("artifact") or "[]"),
                                 json.loads(d.get("config") or "{}"))
+
+    def get_release(self, release_id: int) -> ReleaseRecord:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.releases).where(t.releases.c.id == release_id)).first()
+        if row is None:
+            raise NotFound(f"no release {release_id}")
+        return self._release(row)
 
     def live_release(self, app: str, environment: str) -> ReleaseRecord | None:
         with self.engine.connect() as c:

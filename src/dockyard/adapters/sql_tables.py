@@ -47,6 +47,7 @@ environments = Table(
     Column("target", String(64), nullable=False),
     Column("branch", String(200)),  # pushes to it deploy here; NULL for production: the app's deploy branch
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("replicas", Text, nullable=False, server_default="{}"),  # `dockyard scale`: {"service": count}
     UniqueConstraint("app", "name", name="uq_environments_name"),
 )
 

@@ -1,5 +1,5 @@
 """What dockyard.yml declares for one environment, applied to the services a commit runs (pure):
-routes become hosts of their service, host ports and replica counts apply, and what dockyard cannot honour yet is said, never dropped.
+routes become hosts of their service, host ports, replica counts and HTTP health checks apply, and what dockyard cannot honour yet is said, never dropped.
 Variables and secrets are merged earlier (services/inspect.declared_variables), the environments
 themselves are synced by services/environments.py."""
 
@@ -89,18 +89,30 @@ def with_replicas(services: Sequence[ServiceSpec], declared: DockyardFile | None
     return tuple(replace(s, replicas=counts[s.name]) if s.name in counts else s for s in services)
 
 
-def not_honoured(declared: DockyardFile | None, environment: str) -> list[str]:
-    """Warnings for what dockyard.yml declares for the environment that is not applied yet."""
+def with_health(services: Sequence[ServiceSpec], declared: DockyardFile | None,
+                environment: str) -> tuple[ServiceSpec, ...]:
+    """Each service's HTTP health check as the environment declares (``services: {web: {health:
+    {path: /up}}}``): a new container is ready once the path answers. It must be a web service."""
     env = declared.environment(environment) if declared is not None else None
-    if env is None:
-        return []
-    out = []
-    for service in env.services:
-        at = f"dockyard.yml: environments/{environment}/services/{service.name}"
-        if service.health is not None:
-            out.append(f"{at}/health: not honoured yet (dockyard checks that a web service answers HTTP on its "
-                       "port; a compose healthcheck is honoured)")
-    return out
+    if env is None or all(s.health is None for s in env.services):
+        return tuple(services)
+    by_name = {s.name: s for s in services}
+    checks = {}
+    for decl in env.services:
+        if decl.health is None:
+            continue
+        where = f"dockyard.yml: environments/{environment}/services/{decl.name}/health"
+        service = by_name.get(decl.name)
+        if service is None:
+            raise InvalidSource(f"{where}: the stack has no service {decl.name!r}", "name a service of the compose file")
+        if not service.is_web:
+            raise InvalidSource(f"{where}: {decl.name} has no port to ask (no EXPOSE, compose 'ports' or 'expose')",
+                                "give the service a port, or check it with a compose healthcheck instead")
+        checks[decl.name] = decl.health
+    return tuple(replace(s, http_check=checks[s.name].path, http_check_status=checks[s.name].status,
+                         http_check_interval=checks[s.name].interval.total_seconds(),
+                         http_check_timeout=checks[s.name].timeout.total_seconds())
+                 if s.name in checks else s for s in services)
 
 
 def setting_conflicts(declared: DockyardFile | None, environment: Environment, branch: str | None) -> list[str]:
@@ -114,6 +126,13 @@ def setting_conflicts(declared: DockyardFile | None, environment: Environment, b
         out.append(f"dockyard.yml: environments/{environment.name}/branch is {env.branch!r}, but {environment.name} "
                    f"deploys from {branch!r} (set with the CLI or the API, which stands): make them agree "
                    f"(dockyard envs set-branch {environment.app} {environment.name} {env.branch})")
+    scaled = dict(environment.replicas)
+    for service in env.services:
+        if service.replicas is not None and scaled.get(service.name, service.replicas) != service.replicas:
+            out.append(f"dockyard.yml: environments/{environment.name}/services/{service.name}/replicas is "
+                       f"{service.replicas}, but dockyard scale set {scaled[service.name]} (which stands): make them "
+                       f"agree (dockyard scale {environment.app} {service.name}={service.replicas} --env "
+                       f"{environment.name})")
     if env.target != environment.target:
         out.append(f"dockyard.yml: environments/{environment.name}/target is {env.target!r}, but {environment.name} "
                    f"runs on {environment.target!r}: an environment keeps its target (remove it and deploy again "

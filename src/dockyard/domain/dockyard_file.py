@@ -42,7 +42,7 @@ SCHEMA_FILE = "dockyard.schema.json"
 SCHEMA_HINT = ("dockyard.yml is described key by key in examples/dockyard.yml (and the README's 'dockyard.yml' "
                "section): fix what is named; quote values YAML reads as numbers or booleans ('8080', 'true')")
 DOCKER = "docker"  # the one target type today; 'swarm' comes with Swarm clusters
-DEFAULT_STATUS = 200
+DEFAULT_STATUS = 0  # any 2xx or 3xx
 DEFAULT_INTERVAL = datetime.timedelta(seconds=10)
 DEFAULT_TIMEOUT = datetime.timedelta(seconds=5)
 MAX_DURATION = datetime.timedelta(hours=1)
@@ -77,7 +77,8 @@ class RouteDecl:
 
 @dataclass(frozen=True)
 class HealthDecl:
-    """An HTTP health check: the service is healthy when ``GET path`` answers ``status``."""
+    """An HTTP health check: the service is healthy when ``GET path`` answers ``status`` (0, the
+    default: any 2xx or 3xx)."""
 
     path: str
     status: int = DEFAULT_STATUS

@@ -38,6 +38,8 @@ class Environment:
     target: str = LOCAL_TARGET  # the Docker target it runs on
     branch: str | None = None  # pushes to this branch deploy here (production: the app's deploy branch)
     created_at: datetime | None = None
+    # Replica counts set with `dockyard scale` (service, count), sorted: over compose's and dockyard.yml's
+    replicas: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -58,6 +60,20 @@ class BuiltImage:
     size: int
     dockerfile: str
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    """An HTTP health check: healthy when ``GET path`` on the container's port answers ``status``
+    (0: any 2xx or 3xx; a 500 is never healthy) within ``timeout`` seconds."""
+
+    path: str
+    status: int = 0
+    interval: float = 10.0
+    timeout: float = 5.0
+
+    def passes(self, status: int) -> bool:
+        return status == self.status if self.status else 200 <= status < 400
 
 
 @dataclass(frozen=True)
@@ -126,10 +142,25 @@ class ServiceSpec:
     # publishes no host port of and that has no container_name (domain/replicas.py).
     replicas: int = 1
     container_name: str = ""  # compose's: one of ``aliases`` too; never in spec_hash (aliases count)
+    # dockyard.yml's HTTP health check (services/NAME/health), for a web service without a Docker
+    # healthcheck: ready once GET http_check answers http_check_status (0: any 2xx or 3xx). Never in
+    # spec_hash: dockyard asks, the container does not change.
+    http_check: str = ""  # a URL path; "": none
+    http_check_status: int = 0
+    http_check_interval: float = 0.0  # seconds between two checks once serving; 0: 10 s
+    http_check_timeout: float = 0.0  # seconds an answer may take; 0: 5 s
 
     @property
     def is_web(self) -> bool:
         return self.port is not None
+
+    @property
+    def health(self) -> HttpCheck | None:
+        """dockyard.yml's HTTP health check of the service, if it declares one."""
+        if not self.http_check:
+            return None
+        return HttpCheck(self.http_check, self.http_check_status, self.http_check_interval or 10.0,
+                         self.http_check_timeout or 5.0)
 
     @property
     def proxied_ports(self) -> tuple[tuple[int, int, str, str], ...]:

@@ -1,5 +1,6 @@
 """How many containers run a service (pure): compose ``deploy.replicas`` (or the legacy
-``scale``), overridden per environment by dockyard.yml ``services: {NAME: {replicas: N}}``.
+``scale``), overridden per environment by dockyard.yml ``services: {NAME: {replicas: N}}``, and
+over both, the counts set with ``dockyard scale APP SERVICE=N --env ENV`` (kept by the environment).
 
 Each replica is a container of its own (label ``dockyard.replica``, from 0), with the service's
 names on the app network (DNS round-robin, as Compose); the proxy spreads a web service's traffic
@@ -11,7 +12,8 @@ one-shot service (it runs once), host ports Docker publishes (one container bind
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.model import ServiceSpec
@@ -56,3 +58,33 @@ def check(services: Iterable[ServiceSpec]) -> None:
         error = refusal(s, f"service {s.name}: replicas")
         if error is not None:
             raise error
+
+
+def scaled(services: Sequence[ServiceSpec], counts: Mapping[str, int], strict: bool = False) -> tuple[ServiceSpec, ...]:
+    """The services with the counts ``dockyard scale`` set. A count the service cannot run is
+    refused; a count for a service the stack no longer has is ignored, unless ``strict`` (the
+    scale command itself), where it is refused naming the services there are."""
+    by_name = {s.name: s for s in services}
+    for name, count in counts.items():
+        service = by_name.get(name)
+        where = f"dockyard scale {name}={count}"
+        if service is None:
+            if strict:
+                raise InvalidSource(f"{where}: the live release has no service {name!r}",
+                                    f"name one of: {', '.join(sorted(by_name)) or '(none)'}")
+            continue
+        error = refusal(replace(service, replicas=count), where)
+        if error is not None:
+            raise error
+    return tuple(replace(s, replicas=counts[s.name]) if s.name in counts else s for s in services)
+
+
+def counts_from_words(words: list[str]) -> dict[str, int]:
+    """``["web=3", "worker=0"]`` as counts; a DockyardError naming the word that is not one."""
+    counts: dict[str, int] = {}
+    for word in words:
+        name, sep, number = word.partition("=")
+        if not sep or not number.isdigit() or len(number) > 4:
+            raise InvalidSource(f"{word[:80]!r} is not SERVICE=COUNT", "e.g. dockyard scale shop web=3")
+        counts[name] = int(number)
+    return counts

@@ -6,11 +6,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from dockyard import __version__
+from dockyard.domain.errors import DockyardError
+from dockyard.domain.replicas import counts_from_words
 from dockyard.entrypoints.cli_envs import envs_cli
 from dockyard.entrypoints.cli_http import CONFIG, EnvOpt, JsonOpt, call, fail, q, stream, table
 
@@ -304,6 +306,13 @@ def releases(app: str, env: AnyEnvOpt = None, as_json: JsonOpt = False) -> None:
           ["id", "environment", "status", "commit", "services", "created_at", "error"])
 
 
+def _follow(job: dict[str, Any]) -> None:
+    """Stream a job's log until it ends; exit 1 unless it succeeded."""
+    stream(f"/api/v1/jobs/{job['id']}/logs", {"follow": True})
+    if call("GET", f"/api/v1/jobs/{job['id']}")["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
 @cli.command()
 def deploy(app: str, commit: Annotated[str | None, typer.Option(help="full commit id")] = None,
            follow: Annotated[bool, typer.Option(help="stream the job's log")] = True,
@@ -313,9 +322,35 @@ def deploy(app: str, commit: Annotated[str | None, typer.Option(help="full commi
     job = call("POST", f"{_env_path(app, env)}/deploys", json={"commit": commit, "branch": branch})
     typer.echo(f"queued job {job['id']} ({env})")
     if follow:
-        stream(f"/api/v1/jobs/{job['id']}/logs", {"follow": True})
-        if call("GET", f"/api/v1/jobs/{job['id']}")["status"] != "succeeded":
-            raise typer.Exit(1)
+        _follow(job)
+
+
+@cli.command()
+def rollback(app: str, release: Annotated[int | None, typer.Argument(help="default: the release before the live one")] = None,
+             env: EnvOpt = "production",
+             follow: Annotated[bool, typer.Option(help="stream the job's log")] = True) -> None:
+    """Return an environment to an earlier release: its images by digest, stack and configuration,
+    through the same health gates and draining as a deploy; nothing is built."""
+    job = call("POST", f"{_env_path(app, env)}/rollbacks", json={"release": release})
+    typer.echo(f"queued job {job['id']} ({env}): rollback")
+    if follow:
+        _follow(job)
+
+
+@cli.command()
+def scale(app: str, counts: Annotated[list[str], typer.Argument(help="SERVICE=COUNT, e.g. web=3 worker=0")],
+          env: EnvOpt = "production",
+          follow: Annotated[bool, typer.Option(help="stream the job's log")] = True) -> None:
+    """Set how many containers run services of an environment, and apply it to the live release:
+    the replicas that stay keep running. Kept over the compose file's and dockyard.yml's counts."""
+    try:
+        wanted = counts_from_words(counts)
+    except DockyardError as exc:
+        fail(exc.message, exc.hint)
+    job = call("POST", f"{_env_path(app, env)}/scale", json={"replicas": wanted})
+    typer.echo(f"queued job {job['id']} ({env}): scale")
+    if follow:
+        _follow(job)
 
 
 @cli.command()

@@ -12,7 +12,6 @@ from dockyard import bootstrap
 from dockyard.domain import access
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.errors import Forbidden, Unauthorized
-from dockyard.services.push_tokens import PREFIX as PUSH_TOKEN_PREFIX
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -33,15 +32,7 @@ PlatformDep = Annotated[bootstrap.Platform, Depends(get_platform)]
 def authenticated(p: PlatformDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if creds is None:
         raise Unauthorized("missing token", "send 'Authorization: Bearer <token>' (set DOCKYARD_TOKEN)")
-    if creds.credentials.startswith(PUSH_TOKEN_PREFIX):
-        hook = p.push_tokens.verify(creds.credentials)
-        if hook is None:
-            raise Unauthorized("expired hook token", "a push's hook token ends with the push: push again")
-        return hook
-    found = p.store.verify_token(creds.credentials)
-    if found is None:
-        raise Unauthorized("invalid token", "check DOCKYARD_TOKEN; an admin can create one: dockyard tokens create")
-    return Principal(name=found[0], role=found[1])
+    return p.access.authenticate(creds.credentials)
 
 
 Authenticated = Annotated[Principal, Depends(authenticated)]

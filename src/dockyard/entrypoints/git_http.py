@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from dockyard.adapters.git import safe_git_env
 from dockyard.config import Settings
-from dockyard.domain import access, names
-from dockyard.domain.access import Action, Principal
+from dockyard.domain import access
+from dockyard.domain.access import Action
 from dockyard.domain.errors import DockyardError
 
 if TYPE_CHECKING:
@@ -45,23 +45,12 @@ def hook_environments(p: Platform, app: App) -> dict[str, str]:
     """What a push's hooks know of the app's environments: which each branch deploys to, their
     variables (for the compose file's ${VAR}), their names, and the names of their secrets (set
     ahead of an environment too: dockyard.yml may require them)."""
-    known = p.store.environments(app.name)
-    deploys: dict[str, list[str]] = {}  # branch -> environments its pushes deploy to
-    for environment in known:
-        branch = p.environments.branch_of(app, environment)
-        if branch is not None:
-            deploys.setdefault(branch, []).append(environment.name)
-    secret_names: dict[str, list[str]] = {}
-    for sealed in p.store.sealed_secrets(app.name):  # every version: each name once
-        names_of = secret_names.setdefault(sealed.environment, [])
-        if sealed.name not in names_of:
-            names_of.append(sealed.name)
+    context = p.apps.push_context(app)
     return {
-        "DOCKYARD_DEPLOYS": json.dumps(deploys),
-        "DOCKYARD_VARIABLES": json.dumps({env: p.configuration.variables(app.name, env)
-                                          for envs in deploys.values() for env in envs}),
-        "DOCKYARD_ENVIRONMENTS": json.dumps([e.name for e in known]),
-        "DOCKYARD_SECRETS": json.dumps(secret_names),
+        "DOCKYARD_DEPLOYS": json.dumps(context.deploys),
+        "DOCKYARD_VARIABLES": json.dumps(context.variables),
+        "DOCKYARD_ENVIRONMENTS": json.dumps(context.environments),
+        "DOCKYARD_SECRETS": json.dumps(context.secrets),
     }
 
 
@@ -85,19 +74,18 @@ def mount(api: FastAPI, settings: Settings) -> None:
         token = _basic_password(request.headers.get("authorization"))
         if token is None:
             return unauthorized
-        who = await run_in_threadpool(p.store.verify_token, token)
-        if who is None:
+        pusher = await run_in_threadpool(p.access.verify, token)
+        if pusher is None:
             return unauthorized
         if not repo.endswith(".git"):
             return PlainTextResponse("dockyard: repositories end in .git\n", status_code=404)
         try:
-            app = await run_in_threadpool(p.store.get_app, names.app_name(repo[:-4]))
+            app = await run_in_threadpool(p.apps.get, repo[:-4])
         except DockyardError as exc:
             return PlainTextResponse(f"dockyard: {exc}\n", status_code=exc.status)
         service = request.query_params.get("service") if path == "info/refs" else path
         if service not in SERVICES or path not in ("info/refs", *SERVICES):
             return PlainTextResponse("dockyard: only git's smart HTTP protocol is served\n", status_code=404)
-        pusher = Principal(name=who[0], role=who[1])
         action = Action.DEPLOY if service == "git-receive-pack" else Action.READ
         if not access.allowed(pusher, action, app.name):
             message, hint = access.refusal(pusher, action)
@@ -117,15 +105,15 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "REQUEST_METHOD": request.method,
             "QUERY_STRING": request.url.query,
             "CONTENT_TYPE": request.headers.get("content-type", ""),
-            "REMOTE_USER": who[0],
+            "REMOTE_USER": pusher.name,
             "REMOTE_ADDR": request.client.host if request.client else "",
             "GIT_HTTP_MAX_REQUEST_BUFFER": str(hard_limit),
             "DOCKYARD_URL": f"http://{hook_host}:{settings.api_port}",
             "DOCKYARD_APP": app.name,
-            "DOCKYARD_PUSHER": who[0],
+            "DOCKYARD_PUSHER": pusher.name,
             "DOCKYARD_BASE_DOMAIN": settings.base_domain,
             "DOCKYARD_HOST_ACCESS": ",".join(app.host_access),
-            "DOCKYARD_REGISTRY": p.registry.address,
+            "DOCKYARD_REGISTRY": p.system.registry_address,
         }
         if path == "git-receive-pack":  # only a push runs the hooks that read these
             env.update(hook_environments(p, app))
@@ -149,7 +137,7 @@ def mount(api: FastAPI, settings: Settings) -> None:
         env["CONTENT_LENGTH"] = str(total)
         # The push's hooks call the API with a token good for this app and this pusher only,
         # revoked when the request ends (or expiring, if it never ends cleanly).
-        hook_token = p.push_tokens.mint(app.name, who[0]) if path == "git-receive-pack" else ""
+        hook_token = p.access.mint_hook_token(app.name, pusher.name) if path == "git-receive-pack" else ""
         if hook_token:
             env["DOCKYARD_HOOK_TOKEN"] = hook_token
         try:
@@ -172,7 +160,7 @@ def mount(api: FastAPI, settings: Settings) -> None:
                     headers[key.strip()] = value.strip()
         except BaseException:
             spool.close()
-            p.push_tokens.revoke(hook_token)
+            p.access.revoke_hook_token(hook_token)
             raise
 
         async def body() -> AsyncIterator[bytes]:
@@ -185,6 +173,6 @@ def mount(api: FastAPI, settings: Settings) -> None:
                         await asyncio.wait_for(proc.wait(), timeout=5)
                     except TimeoutError:
                         proc.kill()
-                p.push_tokens.revoke(hook_token)
+                p.access.revoke_hook_token(hook_token)
 
         return StreamingResponse(body(), status_code=status, headers=headers)

@@ -10,7 +10,10 @@ host port at a time. Host ports the proxy serves switch with the host routes (``
 
 Replicas (``ServiceSpec.replicas``, domain/replicas.py): up to N running containers whose spec
 matches are kept (lowest replica index first), the missing ones start with free indexes and are
-awaited, then the route carries every one of the N; the old and the extra containers stop last.
+awaited, then the route carries every one of the N; the old and the extra containers stop last,
+once the new ones have kept running through the monitor window (``Monitor``: else the release
+rolls back to the old ones, still there) and the old ones have drained (``Drain``: the requests
+they were answering when the proxy moved finish).
 Scaling changes no spec: 2 → 3 keeps two and starts one, 3 → 2 stops one after the switch. A
 service with 0 replicas runs nothing and is not routed.
 """
@@ -68,6 +71,14 @@ class RoutePort:
 
 
 @dataclass(frozen=True)
+class Monitor:
+    """After the switch, before the old containers go: the new containers of ``services`` must keep
+    running (and healthy) for the monitor window, or the release is rolled back to the old ones."""
+
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RemoveRoute:
     service: str
     environment: str = DEFAULT_ENVIRONMENT
@@ -78,6 +89,14 @@ class RemovePort:
     """The proxy stops listening on a host port the environment no longer publishes through it."""
 
     port: int
+
+
+@dataclass(frozen=True)
+class Drain:
+    """After the switch, before they stop: the old containers the proxy sent traffic to finish
+    the requests they are answering (no open connection on their port, or the drain timeout)."""
+
+    containers: tuple[RunningService, ...]
 
 
 @dataclass(frozen=True)
@@ -95,8 +114,8 @@ class HaltContainer:
     ports: tuple[str, ...] = ()
 
 
-Action = (EnsureNetwork | StartService | AwaitReady | KeepService | RouteTraffic | RoutePort | RemoveRoute
-          | RemovePort | StopContainer | HaltContainer)
+Action = (EnsureNetwork | StartService | AwaitReady | KeepService | RouteTraffic | RoutePort | Monitor | RemoveRoute
+          | RemovePort | Drain | StopContainer | HaltContainer)
 
 
 def plan_release(release: Release, observed: Sequence[RunningService], served: Collection[int] = ()) -> list[Action]:
@@ -119,11 +138,19 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     for s in routed:
         actions.append(RouteTraffic(s))
         actions += [RoutePort(s, host, container, ip) for host, container, _, ip in s.proxied_ports]
+    watched = tuple(s.name for s in starts if not s.one_shot)
+    if watched:
+        actions.append(Monitor(watched))
     old_web = {c.service for c in mine} - {s.name for s in routed}
     actions += [RemoveRoute(name, release.environment) for name in sorted(old_web)]
     proxied = {host for s in routed for host, *_ in s.proxied_ports}
     actions += [RemovePort(port) for port in sorted(set(served) - proxied)]
-    actions += [StopContainer(c) for c in mine if c.id not in kept_ids]
+    leaving = [c for c in mine if c.id not in kept_ids]
+    draining = tuple(c for c in leaving if c.state == "running" and c.upstream is not None
+                     and c.service not in stop_first)  # a halted one has no request left
+    if draining:
+        actions.append(Drain(draining))
+    actions += [StopContainer(c) for c in leaving]
     return actions
 
 

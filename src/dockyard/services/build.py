@@ -1,8 +1,9 @@
 """Building a pushed commit's images: in dependency order, each pushed in the background.
 
 Each image is one build (``ImageSpec``: Dockerfile, context, build args, target): its context is a
-tar dockyard writes from git (one per context folder, shared by the builds in it); a Dockerfile
-outside its context is sent with it, as the docker CLI does.
+tar dockyard writes from git (one per context folder, shared by the builds in it: ``Contexts``,
+which may write one ahead, while the commit is inspected); a Dockerfile outside its context is
+sent with it, as the docker CLI does.
 
 Images that build FROM one another are built with the FROM line pinned to the base's image id
 (domain/pinning.py): nothing is tagged under a name the source declares, so builds of different
@@ -14,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import IO
 
 from dockyard.domain import images as img
@@ -55,6 +57,47 @@ def check_add_hosts(spec: img.ImageSpec, resolve: Callable[[str], list[str]]) ->
                 )
 
 
+class Contexts:
+    """A commit's build contexts: a tar per folder of the repository, written once, closed
+    together when the ``with`` block ends. One can be written ahead in the background."""
+
+    def __init__(self, repos: SourceRepos, app: str, commit: str) -> None:
+        self.repos, self.app, self.commit = repos, app, commit
+        self._tars: dict[str, Future[IO[bytes]]] = {}
+
+    def ahead(self, folder: str, pool: Executor) -> None:
+        """Write ``folder``'s tar in ``pool`` (its errors are raised by ``get``, if it is asked for)."""
+        if folder not in self._tars:
+            self._tars[folder] = pool.submit(self._write, folder)
+
+    def get(self, folder: str) -> IO[bytes]:
+        """``folder``'s tar, read from its start."""
+        if folder not in self._tars:
+            written: Future[IO[bytes]] = Future()
+            written.set_result(self._write(folder))
+            self._tars[folder] = written
+        tar = self._tars[folder].result()
+        tar.seek(0)
+        return tar
+
+    def _write(self, folder: str) -> IO[bytes]:
+        tar = tempfile.TemporaryFile()  # noqa: SIM115 - closed by __exit__
+        try:
+            self.repos.archive(self.app, self.commit, tar, folder)
+        except BaseException:
+            tar.close()
+            raise
+        return tar
+
+    def __enter__(self) -> Contexts:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        for written in self._tars.values():
+            with contextlib.suppress(Exception):  # one that failed has no file
+                written.result().close()
+
+
 def described(spec: img.ImageSpec) -> str:
     """A build as the push output names it: ``api/Dockerfile (context ., target prod, args A, B)``;
     build args by name only (their values are in the compose file)."""
@@ -73,21 +116,19 @@ class Builds:
     resolve: Callable[[str], list[str]] = field(default=lambda host: [])  # host -> its addresses
 
     def build_all(self, app: App, commit: str, specs: list[img.ImageSpec], say: Say,
-                  pushes: ThreadPoolExecutor) -> list[Built]:
-        """Build every image in dependency order; each is pushed in the background once built."""
+                  pushes: ThreadPoolExecutor, contexts: Contexts | None = None) -> list[Built]:
+        """Build every image in dependency order; each is pushed in the background once built.
+        ``contexts``: the commit's, some written ahead (else the tars are written here)."""
         say(f"-----> {len(specs)} image(s) to build: " + ", ".join(described(s) for s in specs))
         built: list[Built] = []
         named = img.named_images(specs)  # what another Dockerfile's FROM means by a header name
         done: dict[str, tuple[img.ImageSpec, str]] = {}  # dockerfile -> (its named build, image id)
         with contextlib.ExitStack() as stack:
-            contexts: dict[str, IO[bytes]] = {}
+            if contexts is None:
+                contexts = stack.enter_context(Contexts(self.repos, app.name, commit))
             for spec in specs:
                 check_add_hosts(spec, self.resolve)
-                if spec.context not in contexts:
-                    contexts[spec.context] = stack.enter_context(tempfile.TemporaryFile())
-                    self.repos.archive(app.name, commit, contexts[spec.context], spec.context)
-                context = contexts[spec.context]
-                context.seek(0)
+                context = contexts.get(spec.context)
                 pins = base_pins(spec, done)
                 text = None
                 if pins or spec.dockerfile_in_context is None:  # pinned, or sent beside its context
@@ -98,7 +139,6 @@ class Builds:
                 if named.get(spec.dockerfile) == spec:
                     done[spec.dockerfile] = (spec, image_id)
                 reference = f"{self.registry.address}/{spec.repository(app.name)}:{img.tag_for(version)}"
-                self.builder.tag(image_id, reference)
                 push = pushes.submit(self.push, app, commit, spec, image_id, version, reference, say)
                 built.append(Built(spec, image_id, reference, push))
         return built
@@ -134,8 +174,10 @@ class Builds:
     def push(
         self, app: App, commit: str, spec: img.ImageSpec, image_id: str, version: str, reference: str, say: Say
     ) -> str:
-        """Push one image; record it; return its reference pinned by digest."""
+        """Tag and push one image (in the background: the release runs the image by its id);
+        record it; return its reference pinned by digest."""
         repository, tag = spec.repository(app.name), img.tag_for(version)
+        self.builder.tag(image_id, reference)
         say(f"-----> Pushing {reference}")
         digest = self.builder.push(reference, lambda line: say(f"       {line}"))
         size = self.builder.size(image_id)

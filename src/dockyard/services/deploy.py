@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from dockyard.domain import declared as decl
-from dockyard.domain import hosts, volumes
+from dockyard.domain import hosts, replicas, volumes
 from dockyard.domain import images as img
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, Job, ServiceSpec
@@ -18,7 +18,7 @@ from dockyard.domain.records import service_from_dict
 from dockyard.planning.changes import UNBUILT
 from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRepos, Store
 from dockyard.services import inspect
-from dockyard.services.build import Builds
+from dockyard.services.build import Builds, Contexts
 from dockyard.services.configuration import Configuration
 from dockyard.services.release import Releaser
 
@@ -75,13 +75,17 @@ class Deployer:
         say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')}){where}")
         with ThreadPoolExecutor(max_workers=1) as pushes:
             try:
-                found = self.inspect(app, commit, env)
-                branch = app.deploy_branch if environment.is_production else environment.branch
-                for warning in (*found.warnings, *decl.not_honoured(found.declared, env),
-                                *decl.setting_conflicts(found.declared, environment, branch)):
-                    say(f" !     warning: {warning}")
-                with self._build_lock(app.name):
-                    built = self.builds.build_all(app, commit, list(found.images), say, pushes)
+                with Contexts(self.repos, app.name, commit) as contexts:
+                    if any(img.is_dockerfile(p) and "/" not in p for p in self.repos.files(app.name, commit)):
+                        # a Dockerfile at the root builds there: its context's tar is written while the
+                        # commit is inspected (in the pushes' thread: the first push follows the first build)
+                        contexts.ahead("", pushes)
+                    found = self.inspect(app, commit, env)
+                    branch = app.deploy_branch if environment.is_production else environment.branch
+                    for warning in (*found.warnings, *decl.setting_conflicts(found.declared, environment, branch)):
+                        say(f" !     warning: {warning}")
+                    with self._build_lock(app.name):
+                        built = self.builds.build_all(app, commit, list(found.images), say, pushes, contexts)
             except Exception:
                 say(" !     Nothing was released; the previous release keeps serving.")
                 raise
@@ -139,19 +143,23 @@ class Deployer:
         services = decl.with_routes(services, declared, env, app.name, self.base_domain, claims)
         services = decl.with_ports(services, declared, env)
         services = decl.with_replicas(services, declared, env)
+        services = replicas.scaled(services, dict(self.store.get_environment(app.name, env).replicas))
+        services = decl.with_health(services, declared, env)
         if self.configuration is None:
             return services, None
         variables = inspect.declared_variables(declared, env, {})
         return self.configuration.apply(app.name, env, services, variables)
 
     def _await_push(self, app: str, branch: str, commit: str, timeout: float = 60.0) -> None:
-        """A job queued by the pre-receive hook starts as git finishes storing the push."""
+        """A job queued by the pre-receive hook starts as git finishes storing the push. The ref
+        is read from its file (no git process), so it is polled often: a wait here is time the
+        push takes to go live."""
         deadline = time.monotonic() + timeout
         while self.repos.head(app, branch) != commit:
             if time.monotonic() > deadline:
                 raise DockyardError(f"the push of {commit[:10]} to {branch!r} did not complete: nothing deployed",
                                     "push again")
-            time.sleep(0.01)
+            time.sleep(0.002)
 
     def inspect(self, app: App, commit: str, environment: str = DEFAULT_ENVIRONMENT) -> inspect.Inspection:
         """The commit's images and services, parsed within bounds (services/inspect.py), with the

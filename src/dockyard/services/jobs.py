@@ -1,4 +1,5 @@
-"""Long work as persisted jobs: queued in the store, run by worker threads, resumed after a restart."""
+"""Long work as persisted jobs: queued in the store, run by worker threads, resumed after a restart
+(JobRunner); read back, with their logs, and a refused push recorded as one (Jobs)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from dockyard.domain import names
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, Job, JobStatus
-from dockyard.ports import JobStore
+from dockyard.ports import JobStore, Store
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Job, Callable[[str], None]], None]
@@ -108,6 +111,31 @@ class JobRunner:
             log.error("job %s crashed:\n%s", job.id, clean("".join(traceback.format_exception(exc))))
             say(f" !     internal error: {exc!r} (the server log has the traceback)")
             self.store.finish_job(job.id, JobStatus.FAILED, clean(f"internal error: {exc!r}"))
+
+
+@dataclass
+class Jobs:
+    """Jobs as callers read them: listed, shown, their logs."""
+
+    store: Store
+
+    def list_jobs(self, app: str | None = None, limit: int = 50) -> list[Job]:
+        """Newest first, of one app or of all."""
+        return self.store.list_jobs(names.app_name(app) if app else None, limit=limit)
+
+    def get(self, job_id: int) -> Job:
+        return self.store.get_job(job_id)
+
+    def logs(self, job_id: int, after: int = 0) -> list[tuple[int, str]]:
+        """(line id, line) of the job's log after line id ``after``, oldest first."""
+        return self.store.job_logs(job_id, after)
+
+    def record_refused_push(self, app: str, ref: str, reason: str, actor: str) -> Job:
+        """A push the git hook refused, as a failed job, so that the API shows why."""
+        owner = self.store.get_app(names.app_name(app))
+        ref, reason = ref[:200], reason[:2000]
+        return self.store.record_failed_job("push", owner.name, {"ref": ref, "actor": actor}, reason,
+                                            f" !     push to {ref} rejected: {reason}")
 
 
 def _unchanged(line: str) -> str:

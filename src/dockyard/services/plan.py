@@ -11,6 +11,7 @@ from typing import Any
 from dockyard.domain import declared as decl
 from dockyard.domain import names
 from dockyard.domain.errors import DockyardError
+from dockyard.domain.model import ServiceSpec
 from dockyard.planning.changes import UNBUILT, changes
 from dockyard.ports import SourceRepos, Store
 from dockyard.services import inspect
@@ -54,8 +55,8 @@ class Planner:
         live = self.store.live_release(owner.name, environment.name)
         before = list(live.services) if live is not None else []
         planned = changes(before, services)
-        warnings = [*found.warnings, *decl.not_honoured(found.declared, environment.name),
-                    *decl.setting_conflicts(found.declared, environment, wanted)]
+        warnings = [*found.warnings, *decl.setting_conflicts(found.declared, environment, wanted),
+                    *unguarded(services, environment.name)]
         return {
             "app": owner.name,
             "environment": environment.name,
@@ -67,3 +68,13 @@ class Planner:
             "config": config,
             "warnings": warnings,
         }
+
+
+def unguarded(services: tuple[ServiceSpec, ...], environment: str) -> list[str]:
+    """Web services a bad release could take down: a single container, and nothing that tells
+    ready from merely answering (no compose healthcheck, no dockyard.yml health check)."""
+    return [f"{s.name}: one container and no health check: a release of it goes live once it answers HTTP, "
+            f"even with a 500 (unless its image has a HEALTHCHECK); declare one in dockyard.yml "
+            f"(environments/{environment}/services/{s.name}/health: {{path: /health}}) or a compose healthcheck, "
+            "or run 2 replicas"
+            for s in services if s.is_web and s.replicas == 1 and not s.healthcheck and not s.http_check]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from dockyard.domain.model import (
 )
 from dockyard.domain.published_ports import PortRoute
 from dockyard.planning import deploy as plan
+from dockyard.planning.recovery import serving
 from dockyard.ports import Orchestrator, Proxy, ReleaseStore
 
 Say = Callable[[str], None]
@@ -47,6 +49,8 @@ class Releaser:
     route_prefix: str
     ready_timeout: float
     prepare: Prepare | None = None
+    drain_timeout: float = 30.0  # how long old containers may take to finish their requests
+    monitor_seconds: float = 5.0  # how long new containers must keep running after the switch (0: not watched)
     # dockyard's own host ports (port -> what): no app publishes them; None: from the settings
     reserved: Mapping[int, str] | None = None
     # (app, environment) -> its lock; the environments whose routes to check after their release
@@ -81,16 +85,19 @@ class Releaser:
         self, app: App, environment: str, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None,
         say: Say, pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None,
         config: Mapping[str, object] | None = None, artifact: Callable[[], tuple[ServiceSpec, ...]] | None = None,
+        watch: bool = True,
     ) -> int:
-        """Start, wait, switch, stop. ``pinned`` gives the services with their images' digests:
-        it is awaited before traffic moves, and the release records what it returns. ``config``:
-        the variable names and secret versions the services got, recorded with the release;
-        ``artifact``: the commit's services pinned by digest before the environment's
-        configuration, recorded apart (what a promotion releases elsewhere)."""
+        """Start, wait, switch, watch, drain, stop. ``pinned`` gives the services with their images'
+        digests: it is awaited before traffic moves, and the release records what it returns.
+        ``config``: the variable names and secret versions the services got, recorded with the
+        release; ``artifact``: the commit's services pinned by digest before the environment's
+        configuration, recorded apart (what a promotion releases elsewhere). ``watch`` False: no
+        monitor window (a rollback returns to what served before)."""
         replicas.check(services)  # an image's VOLUME makes a service stateful: one container at a time
         try:
             with self.lock(app.name, environment), self._claim_ports(app.name, environment, services, say):
-                return self._release(app, environment, commit, services, job_id, say, pinned, config, artifact)
+                return self._release(app, environment, commit, services, job_id, say, pinned, config, artifact,
+                                     watch)
         finally:
             if (app.name, environment) in self._stale:  # a container changed under the release
                 self._restore_locked(app.name, environment, True)
@@ -162,7 +169,7 @@ class Releaser:
     def _release(
         self, app: App, environment: str, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None,
         say: Say, pinned: Callable[[], tuple[ServiceSpec, ...]] | None, config: Mapping[str, object] | None = None,
-        artifact: Callable[[], tuple[ServiceSpec, ...]] | None = None,
+        artifact: Callable[[], tuple[ServiceSpec, ...]] | None = None, watch: bool = True,
     ) -> int:
         self.check_hosts(app.name, environment, services)
         release_id = self.store.create_release(app.name, environment, commit, job_id)
@@ -176,8 +183,9 @@ class Releaser:
         except DockyardError:
             before_ports = {}  # the proxy is down: setting a port fails below, restore_routes mends the rest
         served = [p.port for p in before_ports.values() if self._owns(p, app.name, environment)]
-        actions = plan.plan_release(desired, observed, served)
-        cleanup = [a for a in actions if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.StopContainer)]
+        actions = [a for a in plan.plan_release(desired, observed, served) if watch or not isinstance(a, plan.Monitor)]
+        cleanup = [a for a in actions
+                   if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.Drain | plan.StopContainer)]
         started: dict[str, RunningService] = {}  # container id -> the container
         switched: list[ServiceSpec] = []
         halted: list[RunningService] = []
@@ -283,8 +291,9 @@ class Releaser:
                     started[c.id] = running.setdefault(service.name, {})[replica] = c
                 case plan.AwaitReady(service=service, replica=replica):
                     say(f"       waiting for {_named(service, replica)} to "
-                        + ("complete" if service.one_shot else "answer" if service.is_web else "be ready"))
-                    self.orchestrator.wait_ready(running[service.name][replica], self.ready_timeout)
+                        + ("complete" if service.one_shot else f"pass GET {service.http_check}" if service.http_check
+                           else "answer" if service.is_web else "be ready"))
+                    self.orchestrator.wait_ready(running[service.name][replica], self.ready_timeout, service.health)
                 case plan.RouteTraffic(service=service):
                     upstreams = _upstreams(running.get(service.name, {}).values())
                     if not upstreams or len(upstreams) != len(running[service.name]):
@@ -292,6 +301,12 @@ class Releaser:
                     route_id = self.route_id(release.app, service.name, release.environment)
                     self.proxy.set_route(Route(route_id, service.hosts, upstreams))
                     routed.append(service)
+                case plan.Monitor(services=watched) if self.monitor_seconds > 0:
+                    new = [c for c in started.values() if c.service in watched]
+                    say(f"-----> Watching {len(new)} new container{'s' if len(new) > 1 else ''} for "
+                        f"{self.monitor_seconds:g}s (a crash rolls the release back)")
+                    checks = {s.name: s.health for s in release.services if s.name in watched and s.health}
+                    self.orchestrator.monitor(new, self.monitor_seconds, checks)
                 case plan.RoutePort(service=service, port=host, container=target, host_ip=ip):
                     upstreams = _upstreams(running.get(service.name, {}).values())
                     if not upstreams:
@@ -305,6 +320,16 @@ class Releaser:
                     self.proxy.remove_route(self.route_id(release.app, name, environment))
                 case plan.RemovePort(port=host):
                     self.proxy.remove_port(self.port_id(host))
+                case plan.Drain(containers=containers):
+                    begun = time.monotonic()
+                    left = self.orchestrator.drain(containers, self.drain_timeout)
+                    many = "s" if len(containers) > 1 else ""
+                    if left:
+                        say(f" !     {len(containers)} old container{many}: {left} connection{'s' if left > 1 else ''} "
+                            f"still open after {self.drain_timeout:.0f}s, stopping anyway (DOCKYARD_DRAIN_TIMEOUT)")
+                    else:
+                        say(f"-----> {len(containers)} old container{many} drained in "
+                            f"{time.monotonic() - begun:.2f}s")
                 case plan.StopContainer(container=container):
                     say(f"-----> Stopping {container.service} of release {container.release}")
                     self.orchestrator.stop(container)
@@ -368,11 +393,12 @@ class Releaser:
         if observed is None:
             observed = [c for c in self.orchestrator.observe(app) if c.environment == environment]
         for spec in specs.values():
-            upstreams = _upstreams(_serving(spec, observed))
+            upstreams = _upstreams(serving(spec, [c for c in observed if c.upstream], live.id))
             route = Route(self.route_id(app, spec.name, environment), spec.hosts, upstreams)
             if upstreams and current.get(route.id) != route:
                 self.proxy.set_route(route)
-        self._restore_ports(app, environment, specs, observed, ports)
+        self._restore_ports(app, environment, specs, [c for c in observed if c.release <= live.id and c.upstream],
+                            ports)
 
     def _restore_ports(self, app: str, environment: str, specs: Mapping[str, ServiceSpec],
                        observed: list[RunningService], ports: dict[str, PortRoute] | None) -> None:
@@ -385,7 +411,7 @@ class Releaser:
         if ports is None:
             ports = {p.id: p for p in self.proxy.ports()}
         for spec in specs.values():
-            upstreams = _upstreams(_serving(spec, observed))
+            upstreams = _upstreams(serving(spec, observed))
             for host, target, _, ip in spec.proxied_ports if upstreams else ():
                 port = PortRoute(self.port_id(host), host, _at_port(upstreams, target),
                                  self.route_id(app, spec.name, environment), ip)
@@ -427,13 +453,3 @@ def _upstreams(containers: Iterable[RunningService]) -> tuple[str, ...]:
 
 def _at_port(upstreams: Iterable[str], port: int) -> tuple[str, ...]:
     return tuple(f"{u.rpartition(':')[0]}:{port}" for u in upstreams)
-
-
-def _serving(spec: ServiceSpec, observed: Iterable[RunningService]) -> list[RunningService]:
-    """The running containers of the live ``spec`` (kept ones may be of earlier releases): its
-    replicas, one per index, at most as many as it runs."""
-    by_replica: dict[int, RunningService] = {}
-    for c in observed:
-        if c.service == spec.name and c.upstream and c.state == "running" and c.spec_hash == spec.spec_hash:
-            by_replica.setdefault(c.replica, c)
-    return [by_replica[i] for i in sorted(by_replica)][:spec.replicas]

@@ -1,9 +1,13 @@
 """What runs dockyard on this host, as a user asks `dockyard system`: the data plane's
-containers, the engine's live-restore, and how full the network pool is."""
+containers, the engine's live-restore, and how full the network pool is; and the server's health
+(no token needed)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from dockyard import __version__
 
 
 class DataPlaneView(Protocol):
@@ -26,6 +30,49 @@ class EngineView(Protocol):
 
     def pool_usage(self) -> tuple[int, int]: ...
     def live_restore(self) -> bool: ...
+
+
+class PartView(Protocol):
+    """A part of the data plane (the proxy, the registry) as health shows it."""
+
+    @property
+    def running(self) -> bool: ...
+
+
+class RegistryView(PartView, Protocol):
+    @property
+    def address(self) -> str: ...
+
+
+@dataclass
+class System:
+    plane: DataPlaneView
+    engine: EngineView
+    registry: RegistryView
+    proxy: PartView
+    proxy_port: int
+
+    def health(self) -> dict[str, Any]:
+        """Liveness of dockyard and of the parts it supervises."""
+        return {
+            "version": __version__,
+            "installation": self.engine.installation,
+            "registry": {"address": self.registry.address, "running": self.registry.running},
+            "proxy": {"port": self.proxy_port, "running": self.proxy.running},
+        }
+
+    @property
+    def registry_address(self) -> str:
+        """host:port of dockyard's registry, as image references name it."""
+        return self.registry.address
+
+    def status(self) -> dict[str, Any]:
+        """The data plane's containers, the engine's live-restore, the network pool's use."""
+        return status(self.plane, self.engine, self.proxy_port, self.registry.address)
+
+    def live_restore(self) -> bool:
+        """Whether the engine keeps containers running while it restarts."""
+        return self.engine.live_restore()
 
 
 def status(plane: DataPlaneView, engine: EngineView, proxy_port: int, registry: str) -> dict[str, Any]:

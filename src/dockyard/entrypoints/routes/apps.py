@@ -10,9 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from dockyard import bootstrap
-from dockyard.domain import hosts, names
 from dockyard.domain.access import Action, Principal
-from dockyard.domain.errors import Conflict
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, HOST_ACCESS_KEYS, App
 from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, can
 from dockyard.entrypoints.routes.environments import environment_out, stream_lines
@@ -51,28 +49,15 @@ def app_out(p: bootstrap.Platform, app: App) -> AppOut:
                   created_at=app.created_at)
 
 
-def claims(p: bootstrap.Platform) -> dict[str, tuple[str, ...]]:
-    """Each app's custom domains."""
-    return {a.name: a.domains for a in p.store.list_apps()}
-
-
 @router.get("", tags=["apps"])
 def list_apps(p: PlatformDep, _: Reader) -> list[AppOut]:
-    return [app_out(p, a) for a in p.store.list_apps()]
+    return [app_out(p, a) for a in p.apps.list_apps()]
 
 
 @router.post("", status_code=201, tags=["apps"])
 def create_app_route(body: AppIn, p: PlatformDep, _: AppManager) -> AppOut:
     """Create an app: a bare git repo to push to, an app network, a host name."""
-    name = names.app_name(body.name)
-    names.branch_name(body.deploy_branch)
-    taken = claims(p)
-    if name in taken:
-        raise Conflict(f"app {name!r} already exists", "pick another name, or push to its remote")
-    domains = hosts.check_new_app(name, body.domains, p.settings.base_domain, taken)
-    p.repos.create(name)
-    app = p.store.create_app(App(name=name, deploy_branch=body.deploy_branch, domains=domains))
-    return app_out(p, app)
+    return app_out(p, p.apps.create(body.name, body.deploy_branch, body.domains))
 
 
 @router.get("/{name}", tags=["apps"])
@@ -80,9 +65,9 @@ def status(name: str, p: PlatformDep, _: Reader) -> dict[str, Any]:
     """The app, its environments, and production's live release (environment values shown as
     "<redacted>"), containers, hosts and last job; the other environments' are at
     /environments/{env}."""
-    app = p.store.get_app(names.app_name(name))
+    app = p.apps.get(name)
     production = p.environments.status(app.name, DEFAULT_ENVIRONMENT)
-    jobs = p.store.list_jobs(app.name, limit=1)
+    jobs = p.jobs.list_jobs(app.name, limit=1)
     return {
         "app": app_out(p, app).model_dump(mode="json"),
         "environments": [environment_out(p, e).model_dump(mode="json") for e in p.environments.of(app.name)],
@@ -97,23 +82,14 @@ def status(name: str, p: PlatformDep, _: Reader) -> dict[str, Any]:
 def delete_app(name: str, p: PlatformDep, _: AppManager) -> None:
     """Stop the containers of every environment, remove their routes and networks, the repo and
     the records of the app. Volumes stay (dockyard volumes)."""
-    app = p.store.get_app(names.app_name(name))
-    busy = [j for j in p.store.list_jobs(app.name, limit=20) if not j.status.finished]
-    if busy:
-        raise Conflict(f"{app.name} has a {busy[0].kind} job running (job {busy[0].id})",
-                       f"wait for it to end (dockyard jobs show {busy[0].id} -f), then delete the app")
-    p.deployer.destroy(app.name)
-    p.repos.delete(app.name)
-    p.store.delete_app(app.name)
+    p.apps.delete(name)
 
 
 @router.put("/{name}/domains", tags=["apps"])
 def set_domains(name: str, body: DomainsIn, p: PlatformDep, _: AppManager) -> AppOut:
     """Domains the app answers at, besides APP.<base domain>; applied at the next deploy. Hosts
     under the base domain belong to the app of that name: only APP may claim X.APP.<base domain>."""
-    app = p.store.get_app(names.app_name(name))
-    domains = hosts.claim_domains(app.name, body.domains, p.settings.base_domain, claims(p))
-    return app_out(p, p.store.set_domains(app.name, domains))
+    return app_out(p, p.apps.set_domains(name, body.domains))
 
 
 @router.put("/{name}/host-access", tags=["apps"])
@@ -121,8 +97,7 @@ def set_host_access(name: str, body: HostAccessIn, p: PlatformDep,
                     _: Annotated[Principal, can(Action.GRANT_HOST_ACCESS)]) -> AppOut:
     """Compose keys that hand the app's containers the host (admin only); applied at the next
     push. The list replaces the previous one; an empty list allows none."""
-    app = p.store.set_host_access(names.app_name(name), names.host_access_keys(body.keys))
-    return app_out(p, app)
+    return app_out(p, p.apps.set_host_access(name, body.keys))
 
 
 @router.get("/{name}/images", tags=["images"])

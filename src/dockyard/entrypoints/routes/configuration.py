@@ -10,7 +10,6 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
 from dockyard import bootstrap
-from dockyard.domain import names
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.model import SecretVersion
 from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, can
@@ -56,7 +55,7 @@ def secret_out(s: SecretVersion) -> SecretOut:
 
 
 def _app(p: bootstrap.Platform, name: str) -> str:
-    return p.store.get_app(names.app_name(name)).name
+    return p.apps.get(name).name
 
 
 # -- variables ------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from dockyard.domain import names
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.model import DEFAULT_ENVIRONMENT
 from dockyard.entrypoints.deps import PlatformDep, Reader, actor, can
@@ -42,12 +41,8 @@ def deploy(name: str, body: DeployIn, p: PlatformDep, who: Annotated[Principal, 
 def rejected_push(name: str, body: RejectedPushIn, p: PlatformDep,
                   who: Annotated[Principal, can(Action.RECORD_REJECTED_PUSH)]) -> JobOut:
     """Record a push the git hook refused, so the API shows why (used by dockyard's hook)."""
-    app = p.store.get_app(names.app_name(name))
-    job = p.store.record_failed_job(
-        "push", app.name, {"ref": body.ref[:200], "actor": actor(who, app.name, body.pusher)}, body.reason[:2000],
-        f" !     push to {body.ref[:200]} rejected: {body.reason[:2000]}",
-    )
-    return job_out(job)
+    app = p.apps.get(name)
+    return job_out(p.jobs.record_refused_push(app.name, body.ref, body.reason, actor(who, app.name, body.pusher)))
 
 
 @router.get("/releases")

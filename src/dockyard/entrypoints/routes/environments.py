@@ -1,5 +1,5 @@
-"""An app's environments: list, add, remove, set their branch; deploy to one; its status,
-releases, images and container logs. The routes call services/environments.py only."""
+"""An app's environments: list, add, remove, set their branch; deploy to one, roll it back or scale it; its
+status, releases, images and container logs; scale its services. The routes call services only."""
 
 from __future__ import annotations
 
@@ -53,8 +53,18 @@ class DeployIn(BaseModel):
                                                           "it: added first if the app does not have it yet")
 
 
+class RollbackIn(BaseModel):
+    release: int | None = Field(None, description="the release to return to; default: the newest one that "
+                                                  "served before the live one")
+
+
+class ScaleIn(BaseModel):
+    replicas: dict[str, int] = Field(description="service -> how many containers run it (0 to 100)",
+                                     examples=[{"web": 3}])
+
+
 def environment_out(p: PlatformDep, env: Environment) -> EnvironmentOut:
-    app = p.store.get_app(env.app)
+    app = p.apps.get(env.app)
     status = p.environments
     return EnvironmentOut(name=env.name, target=env.target, branch=status.branch_of(app, env),
                           site=status.site(env.app, env.name), created_at=env.created_at)
@@ -105,6 +115,23 @@ def deploy(name: str, env: str, body: DeployIn, p: PlatformDep,
         p.environments.declare(name, env, body.declared.target, body.declared.branch)
     job = p.environments.queue_deploy(name, env, by, body.commit, body.branch, body.await_push)
     return job_out(job)
+
+
+@router.post("/{env}/rollbacks", status_code=202)
+def rollback(name: str, env: str, body: RollbackIn, p: PlatformDep,
+             who: Annotated[Principal, can(Action.DEPLOY)]) -> JobOut:
+    """Queue a return to an earlier release of the environment: its images by digest, its stack and
+    configuration, through the same gates as a deploy; nothing is built. Recorded as a new release."""
+    return job_out(p.rollbacks.queue(name, env, actor(who, name, None), body.release))
+
+
+@router.post("/{env}/scale", status_code=202)
+def scale(name: str, env: str, body: ScaleIn, p: PlatformDep,
+          who: Annotated[Principal, can(Action.DEPLOY)]) -> JobOut:
+    """Set how many containers run services of the environment (kept over the compose file's and
+    dockyard.yml's counts), and queue the live release again with them: the replicas that stay keep
+    running. Refused, changing nothing, for a service the live release lacks or cannot run that many of."""
+    return job_out(p.scaling.set(name, env, actor(who, name, None), body.replicas))
 
 
 @router.get("/{env}/plan")

@@ -11,7 +11,6 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.domain import names
 from dockyard.domain.access import Action
 from dockyard.domain.model import Job
 from dockyard.entrypoints.deps import Authenticated, PlatformDep, Reader, authorize
@@ -42,32 +41,32 @@ def job_out(job: Job) -> JobOut:
 
 @router.get("")
 def list_jobs(p: PlatformDep, _: Reader, app: str | None = None) -> list[JobOut]:
-    return [job_out(j) for j in p.store.list_jobs(names.app_name(app) if app else None)]
+    return [job_out(j) for j in p.jobs.list_jobs(app)]
 
 
 @router.get("/{job_id}")
 def get_job(job_id: int, p: PlatformDep, _: Reader) -> JobOut:
-    return job_out(p.store.get_job(job_id))
+    return job_out(p.jobs.get(job_id))
 
 
 @router.get("/{job_id}/logs", response_class=StreamingResponse)
 def job_logs(job_id: int, p: PlatformDep, who: Authenticated, follow: bool = False, after: int = 0) -> StreamingResponse:
     """The job's log; with `follow`, streams until the job ends, then a final status line."""
-    authorize(who, Action.READ_JOB_LOG, p.store.get_job(job_id).app)
+    authorize(who, Action.READ_JOB_LOG, p.jobs.get(job_id).app)
 
     async def lines() -> AsyncIterator[str]:
         # async: a follower waits on the event loop, not on one of the server's threads
         last = after
         while True:
-            done = (await run_in_threadpool(p.store.get_job, job_id)).status.finished
-            for line_id, line in await run_in_threadpool(p.store.job_logs, job_id, last):
+            done = (await run_in_threadpool(p.jobs.get, job_id)).status.finished
+            for line_id, line in await run_in_threadpool(p.jobs.logs, job_id, last):
                 last = line_id
                 yield line + "\n"
             if done or not follow:
                 break
             await asyncio.sleep(0.1)
         if follow:
-            job = await run_in_threadpool(p.store.get_job, job_id)
+            job = await run_in_threadpool(p.jobs.get, job_id)
             yield f"=====> job {job.id} {job.status}\n"
 
     return StreamingResponse(lines(), media_type="text/plain")

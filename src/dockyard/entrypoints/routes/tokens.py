@@ -7,7 +7,6 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from dockyard.domain import names
 from dockyard.entrypoints.deps import PlatformDep, TokenManager
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
@@ -20,15 +19,15 @@ class TokenIn(BaseModel):
 
 @router.get("")
 def list_tokens(p: PlatformDep, _: TokenManager) -> list[dict[str, Any]]:
-    return p.store.list_tokens()
+    return p.access.tokens()
 
 
 @router.post("", status_code=201)
 def create_token(body: TokenIn, p: PlatformDep, _: TokenManager) -> dict[str, str]:
     """A new API and git token; the answer is the only time it is shown."""
-    return {"name": body.name, "token": p.store.create_token(names.token_name(body.name), body.role)}
+    return {"name": body.name, "token": p.access.create(body.name, body.role)}
 
 
 @router.delete("/{name}", status_code=204)
 def revoke_token(name: str, p: PlatformDep, _: TokenManager) -> None:
-    p.store.revoke_token(name)
+    p.access.revoke(name)

@@ -171,6 +171,20 @@ def remove_images(engine: docker.DockerClient, prefix: str) -> None:
                 continue
 
 
+@contextlib.contextmanager
+def own_server(home: Path, engine: docker.DockerClient, **settings: str) -> Iterator[Server]:
+    """A server of a test module's own (settings the shared one does not have, or one a test
+    kills): started, then stopped, its containers, networks and pushed images removed."""
+    srv = Server(home, **settings)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        sweep(engine, srv.installation)
+        remove_images(engine, f"127.0.0.1:{srv.registry_port}/")
+
+
 def make_repo(path: Path, files: dict[str, str]) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     if not (path / ".git").exists():

@@ -123,6 +123,7 @@ def bootstrap(settings: Settings) -> Platform:
     handlers[scale.KIND] = scaling.scale_job
     deployer.releaser.drain_timeout = settings.drain_timeout
     deployer.releaser.monitor_seconds = settings.monitor_seconds
+    deployer.releaser.progress_deadline = settings.progress_deadline
     return Platform(
         settings=settings, store=store, repos=repos, registry=registry, proxy=proxy, engine=engine,
         engine_events=engine, builder=builder, deployer=deployer, runner=runner, configuration=configuration,

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     name_prefix: str = "dockyard"  # prefix of every container and network dockyard creates
     max_push_bytes: int = 200 * 1024 * 1024
     ready_timeout: float = 60.0
+    progress_deadline: float = 900.0  # seconds a release may take (pauses aside), else it fails and rolls back
     monitor_seconds: float = 5.0  # new containers must keep running this long after the switch, or it rolls back
     drain_timeout: float = 30.0  # seconds old containers get to finish their requests after the switch
     workers: int = 2

@@ -37,6 +37,7 @@ from dockyard.domain.model import (
     SealedSecret,
     SecretVersion,
     ServiceSpec,
+    Token,
     Volume,
 )
 from dockyard.domain.published_ports import PortRoute
@@ -582,7 +583,7 @@ class FakeStore:
                 "created_at": _now(), "last_used_at": None}
         return token
 
-    def verify_token(self, token: str) -> tuple[str, str] | None:
+    def verify_token(self, token: str) -> Token | None:
         digest = hashlib.sha256(token.encode()).hexdigest()
         with self._lock:
             for t in self._tokens.values():
@@ -590,13 +591,12 @@ class FakeStore:
                     used = t["last_used_at"]
                     if used is None or (_now() - used).total_seconds() > 60:
                         t["last_used_at"] = _now()
-                    return str(t["name"]), str(t["role"])
+                    return Token(str(t["name"]), str(t["role"]))
         return None
 
-    def list_tokens(self) -> list[dict[str, Any]]:
+    def list_tokens(self) -> list[Token]:
         with self._lock:
-            return [{k: t[k] for k in ("name", "role", "created_at", "last_used_at")}
-                    for _, t in sorted(self._tokens.items())]
+            return [Token(t["name"], t["role"], t["created_at"], t["last_used_at"]) for _, t in sorted(self._tokens.items())]
 
     def revoke_token(self, name: str) -> None:
         with self._lock:

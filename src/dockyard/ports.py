@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
@@ -25,6 +25,7 @@ from dockyard.domain.model import (
     SealedSecret,
     SecretVersion,
     ServiceSpec,
+    Token,
     Volume,
 )
 from dockyard.domain.published_ports import PortRoute
@@ -187,10 +188,10 @@ class TokenStore(Protocol):
     def create_token(self, name: str, role: str = "admin") -> str:
         """A new token (shown only in this answer); Conflict when the name is taken."""
         ...
-    def verify_token(self, token: str) -> tuple[str, str] | None:
+    def verify_token(self, token: str) -> Token | None:
         """(name, role) of the token, or None when no token is this one."""
         ...
-    def list_tokens(self) -> list[dict[str, Any]]:
+    def list_tokens(self) -> list[Token]:
         """Each token's name, role, created_at and last_used_at (never the token)."""
         ...
     def revoke_token(self, name: str) -> None:

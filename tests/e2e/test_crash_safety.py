@@ -14,20 +14,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.support import Load, Server, make_repo, remove_images, static_site, sweep, wait_until
+from tests.support import Load, Server, make_repo, own_server, static_site, wait_until
 
 
 @pytest.fixture
 def crashing_server(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[Server]:
     """A server of its own (it is killed), with a monitor window long enough to kill it in."""
-    srv = Server(tmp_path_factory.mktemp("crash-home"), DOCKYARD_MONITOR_SECONDS="6")
-    srv.start()
-    try:
+    with own_server(tmp_path_factory.mktemp("crash-home"), engine, DOCKYARD_MONITOR_SECONDS="6") as srv:
         yield srv
-    finally:
-        srv.stop()
-        sweep(engine, srv.installation)
-        remove_images(engine, f"127.0.0.1:{srv.registry_port}/")
 
 
 def web_containers(engine: docker.DockerClient, app: str) -> dict[str, int]:

@@ -143,7 +143,8 @@ def test_openapi_lists_the_environment_routes(server: Server) -> None:
                          (f"{base}/{{env}}/branch", "put"), (f"{base}/{{env}}/deploys", "post"),
                          (f"{base}/{{env}}/releases", "get"), (f"{base}/{{env}}/images", "get"),
                          (f"{base}/{{env}}/logs", "get"), (f"{base}/{{env}}/plan", "get"),
-                         (f"{base}/{{env}}/rollbacks", "post"), (f"{base}/{{env}}/scale", "post")]:
+                         (f"{base}/{{env}}/rollbacks", "post"), (f"{base}/{{env}}/scale", "post"),
+                         (f"{base}/{{env}}/release/{{action}}", "post")]:
         assert method in paths.get(path, {}), (path, method)
 
 

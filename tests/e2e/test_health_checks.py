@@ -11,7 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.support import BASE_IMAGE, Load, Server, make_repo, remove_images, sweep
+from tests.support import BASE_IMAGE, Load, Server, make_repo, own_server
 
 COMPOSE = "services:\n  web:\n    build: .\n    ports: ['8000']\n  worker:\n    build: .\n    command: [sleep, '600']\n"
 CHECK = "environments:\n  production:\n    services:\n      {service}:\n        health: {{path: /cgi-bin/ready}}\n"
@@ -63,14 +63,9 @@ def test_a_release_waits_for_the_check_and_a_failing_one_keeps_the_old_version(
 def watching_server(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[Server]:
     """A server that watches new containers for 5 s after the switch, as by default (the shared
     server's window is 1 s, to keep the suite short)."""
-    srv = Server(tmp_path_factory.mktemp("monitor-home"), DOCKYARD_MONITOR_SECONDS="5", DOCKYARD_READY_TIMEOUT="10")
-    srv.start()
-    try:
+    with own_server(tmp_path_factory.mktemp("monitor-home"), engine, DOCKYARD_MONITOR_SECONDS="5",
+                    DOCKYARD_READY_TIMEOUT="10") as srv:
         yield srv
-    finally:
-        srv.stop()
-        sweep(engine, srv.installation)
-        remove_images(engine, f"127.0.0.1:{srv.registry_port}/")
 
 
 def test_a_crash_in_the_monitor_window_rolls_back_to_the_old_containers(

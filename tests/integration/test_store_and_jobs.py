@@ -10,7 +10,7 @@ import pytest
 
 from dockyard.adapters.sql_store import SqlStore, hash_token
 from dockyard.domain.errors import Conflict, DockyardError, NotFound
-from dockyard.domain.model import App, Job, JobStatus
+from dockyard.domain.model import App, Job, JobStatus, Token
 from dockyard.services.jobs import JobRunner
 from tests.support import wait_until
 
@@ -49,20 +49,20 @@ def test_tokens_create_verify_revoke(store: SqlStore) -> None:
     assert token.startswith("dy_") and len(token) > 40 and token != ci
     assert store.token_count() == 2
 
-    assert store.verify_token(token) == ("admin", "admin")
-    assert store.verify_token(ci) == ("ci", "deployer")
+    assert store.verify_token(token) == Token("admin", "admin")
+    assert store.verify_token(ci) == Token("ci", "deployer")
     assert store.verify_token(token + "x") is None
     assert store.verify_token("") is None
-    listed = {t["name"]: t for t in store.list_tokens()}
-    assert set(listed) == {"admin", "ci"}
-    assert listed["admin"]["last_used_at"] is not None  # verify records the use
-    assert "hash" not in listed["admin"] and token not in repr(listed)
+    listed = {t.name: t for t in store.list_tokens()}
+    assert set(listed) == {"admin", "ci"} and listed["ci"].role == "deployer" and listed["ci"].created_at is not None
+    assert listed["admin"].last_used_at is not None  # verify records the use
+    assert token not in repr(listed)
 
     with pytest.raises(Conflict):
         store.create_token("admin")
     store.revoke_token("admin")
     assert store.verify_token(token) is None
-    assert store.verify_token(ci) == ("ci", "deployer")
+    assert store.verify_token(ci) == Token("ci", "deployer")
     with pytest.raises(NotFound):
         store.revoke_token("admin")
 

@@ -6,13 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import Conflict, NotFound
-from dockyard.domain.model import App, BuiltImage, Environment, JobStatus, ReleaseStatus, SealedSecret, ServiceSpec
+from dockyard.domain.model import (
+    App,
+    BuiltImage,
+    Environment,
+    JobStatus,
+    ReleaseStatus,
+    SealedSecret,
+    ServiceSpec,
+    Token,
+)
 from dockyard.domain.records import ReleaseRecord
 from dockyard.fakes import FakeStore
 
@@ -336,20 +344,20 @@ def test_tokens_create_verify_revoke(store: AnyStore) -> None:
     ci = store.create_token("ci", role="deployer")
     assert token.startswith("dy_") and len(token) > 40 and token != ci
     assert store.token_count() == 2
-    assert store.verify_token(token) == ("admin", "admin")
-    assert store.verify_token(ci) == ("ci", "deployer")
+    assert store.verify_token(token) == Token("admin", "admin")
+    assert store.verify_token(ci) == Token("ci", "deployer")
     assert store.verify_token(token + "x") is None and store.verify_token("") is None
 
-    listed: list[dict[str, Any]] = store.list_tokens()
-    assert [t["name"] for t in listed] == ["admin", "ci"]
-    assert set(listed[0]) == {"name", "role", "created_at", "last_used_at"}
-    assert listed[0]["last_used_at"].tzinfo is not None and listed[0]["created_at"].tzinfo is not None
+    listed = store.list_tokens()
+    assert [(t.name, t.role) for t in listed] == [("admin", "admin"), ("ci", "deployer")]
+    assert listed[0].last_used_at is not None and listed[0].last_used_at.tzinfo is not None
+    assert listed[0].created_at is not None and listed[0].created_at.tzinfo is not None
     assert token not in repr(listed)
 
     with pytest.raises(Conflict, match="a token named 'admin' exists"):
         store.create_token("admin")
     store.revoke_token("admin")
-    assert store.verify_token(token) is None and store.verify_token(ci) == ("ci", "deployer")
+    assert store.verify_token(token) is None and store.verify_token(ci) == Token("ci", "deployer")
     assert store.token_count() == 1
     with pytest.raises(NotFound, match="no token named 'admin'"):
         store.revoke_token("admin")

@@ -147,14 +147,14 @@ def test_the_first_admin_token_is_made_once(world: World) -> None:
     assert token is not None
     assert world.access.first_admin() is None
     assert world.access.authenticate(token) == Principal("admin", "admin")
-    assert [t["name"] for t in world.access.tokens()] == ["admin"]
+    assert [t.name for t in world.access.tokens()] == ["admin"]
 
 
 def test_tokens_are_created_listed_and_revoked(world: World) -> None:
     token = world.access.create("ci@example")
     assert world.access.verify(token) == Principal("ci@example", "admin")
     listed = world.access.tokens()
-    assert [(t["name"], t["role"]) for t in listed] == [("ci@example", "admin")]
+    assert [(t.name, t.role) for t in listed] == [("ci@example", "admin")]
     assert token not in repr(listed)
     with pytest.raises(Conflict):
         world.access.create("ci@example")

@@ -81,6 +81,8 @@ def test_a_release_waits_for_the_check_and_says_so(world: World) -> None:
     assert any(e.startswith("check web GET /ready") for e in world.events), world.events
     assert any("waiting for web to pass GET /ready" in line for line in world.said), world.said
     assert not any("not honoured" in line for line in world.said)
+    assert any(line.strip().startswith("web: serving through the proxy") and line.endswith("s after it was ready")
+               for line in world.said), world.said  # the reaction time, measured at each release
 
 
 def test_a_failing_check_releases_nothing_and_the_old_version_keeps_serving(world: World) -> None:

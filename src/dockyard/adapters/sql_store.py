@@ -30,6 +30,7 @@ from dockyard.domain.model import (
     SealedSecret,
     SecretVersion,
     ServiceSpec,
+    Token,
 )
 from dockyard.domain.records import ReleaseRecord, release_from_row
 
@@ -108,7 +109,7 @@ class SqlStore:
             raise Conflict(f"a token named {name!r} exists", "pick another name or revoke it first") from None
         return token
 
-    def verify_token(self, token: str) -> tuple[str, str] | None:
+    def verify_token(self, token: str) -> Token | None:
         with self.engine.connect() as c:
             row = c.execute(select(t.tokens.c.name, t.tokens.c.role, t.tokens.c.last_used_at)
                             .where(t.tokens.c.hash == hash_token(token))).first()
@@ -118,13 +119,13 @@ class SqlStore:
         if used is None or (now() - used).total_seconds() > 60:  # a write per minute, not per request
             with self.engine.begin() as c:
                 c.execute(update(t.tokens).where(t.tokens.c.name == row.name).values(last_used_at=now()))
-        return str(row.name), str(row.role)
+        return Token(str(row.name), str(row.role))
 
-    def list_tokens(self) -> list[dict[str, Any]]:
+    def list_tokens(self) -> list[Token]:
         with self.engine.connect() as c:
             rows = c.execute(select(t.tokens.c.name, t.tokens.c.role, t.tokens.c.created_at,
                                     t.tokens.c.last_used_at).order_by(t.tokens.c.id))
-            return [dict(r._mapping, created_at=_utc(r.created_at), last_used_at=_utc(r.last_used_at)) for r in rows]
+            return [Token(r.name, r.role, _utc(r.created_at), _utc(r.last_used_at)) for r in rows]
 
     def revoke_token(self, name: str) -> None:
         with self.engine.begin() as c:

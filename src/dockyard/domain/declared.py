@@ -5,11 +5,11 @@ themselves are synced by services/environments.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from dockyard.domain import hosts, published_ports, replicas
-from dockyard.domain.dockyard_file import DockyardFile
+from dockyard.domain.dockyard_file import DockyardFile, HealthDecl, ServiceDecl
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.model import Environment, ServiceSpec
 
@@ -65,23 +65,30 @@ def with_ports(services: Sequence[ServiceSpec], declared: DockyardFile | None,
         raise InvalidSource(f"dockyard.yml: environments/{environment}/services: " + exc.message, exc.hint) from None
 
 
+def _declaring(services: Sequence[ServiceSpec], declared: DockyardFile | None, environment: str,
+               key: str) -> Iterator[tuple[ServiceDecl, ServiceSpec, str]]:
+    """The environment's service declarations that set ``key``, each with its service of the
+    stack and where it is written; one naming a service the stack lacks is refused."""
+    env = declared.environment(environment) if declared is not None else None
+    by_name = {s.name: s for s in services}
+    for decl in env.services if env is not None else ():
+        if getattr(decl, key) is None:
+            continue
+        where = f"dockyard.yml: environments/{environment}/services/{decl.name}/{key}"
+        service = by_name.get(decl.name)
+        if service is None:
+            raise InvalidSource(f"{where}: the stack has no service {decl.name!r}", "name a service of the compose file")
+        yield decl, service, where
+
+
 def with_replicas(services: Sequence[ServiceSpec], declared: DockyardFile | None,
                   environment: str) -> tuple[ServiceSpec, ...]:
     """Each service's replica count as the environment declares (``services: {web: {replicas:
     3}}``), over the compose file's; refused where the service cannot run that many
     (domain/replicas.py)."""
-    env = declared.environment(environment) if declared is not None else None
-    if env is None or all(s.replicas is None for s in env.services):
-        return tuple(services)
-    by_name = {s.name: s for s in services}
-    counts = {}
-    for decl in env.services:
-        if decl.replicas is None:
-            continue
-        where = f"dockyard.yml: environments/{environment}/services/{decl.name}/replicas"
-        service = by_name.get(decl.name)
-        if service is None:
-            raise InvalidSource(f"{where}: the stack has no service {decl.name!r}", "name a service of the compose file")
+    counts: dict[str, int] = {}
+    for decl, service, where in _declaring(services, declared, environment, "replicas"):
+        assert decl.replicas is not None
         error = replicas.refusal(replace(service, replicas=decl.replicas), where)
         if error is not None:
             raise error
@@ -93,18 +100,9 @@ def with_health(services: Sequence[ServiceSpec], declared: DockyardFile | None,
                 environment: str) -> tuple[ServiceSpec, ...]:
     """Each service's HTTP health check as the environment declares (``services: {web: {health:
     {path: /up}}}``): a new container is ready once the path answers. It must be a web service."""
-    env = declared.environment(environment) if declared is not None else None
-    if env is None or all(s.health is None for s in env.services):
-        return tuple(services)
-    by_name = {s.name: s for s in services}
-    checks = {}
-    for decl in env.services:
-        if decl.health is None:
-            continue
-        where = f"dockyard.yml: environments/{environment}/services/{decl.name}/health"
-        service = by_name.get(decl.name)
-        if service is None:
-            raise InvalidSource(f"{where}: the stack has no service {decl.name!r}", "name a service of the compose file")
+    checks: dict[str, HealthDecl] = {}
+    for decl, service, where in _declaring(services, declared, environment, "health"):
+        assert decl.health is not None
         if not service.is_web:
             raise InvalidSource(f"{where}: {decl.name} has no port to ask (no EXPOSE, compose 'ports' or 'expose')",
                                 "give the service a port, or check it with a compose healthcheck instead")

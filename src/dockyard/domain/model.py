@@ -29,6 +29,17 @@ class App:
 
 
 @dataclass(frozen=True)
+class Token:
+    """An API and git token as the store keeps it: its holder's name and role, never the token
+    (only its hash is stored)."""
+
+    name: str
+    role: str
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Environment:
     """Where one app runs one release at a time (production, recette, dev...): its own network,
     container names, volumes, routes, releases, variables, secrets and deploy lock."""

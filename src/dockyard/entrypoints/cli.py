@@ -294,9 +294,24 @@ def images(app: str, env: AnyEnvOpt = None, as_json: JsonOpt = False) -> None:
           ["repository", "version", "digest", "commit", "size", "running", "created_at"])
 
 
+RELEASE_ACTIONS = ("abort", "pause", "resume")
+
+
 @cli.command()
-def releases(app: str, env: AnyEnvOpt = None, as_json: JsonOpt = False) -> None:
-    """List an app's releases (with --env, one environment's), newest first."""
+def releases(app: Annotated[str, typer.Argument(help="the app; or abort, pause, resume, then the app")],
+             running: Annotated[str | None, typer.Argument(help="with abort/pause/resume: the app")] = None,
+             env: AnyEnvOpt = None, as_json: JsonOpt = False) -> None:
+    """List an app's releases (with --env, one environment's), newest first. `dockyard releases
+    abort|pause|resume APP [--env ENV]` acts on the release running there: an abort rolls it back,
+    a pause holds it between two steps until resumed."""
+    if app in RELEASE_ACTIONS:
+        if running is None:
+            fail(f"dockyard releases {app} needs the app", f"dockyard releases {app} APP [--env ENV]")
+        done = call("POST", f"{_env_path(running, env or 'production')}/release/{app}")
+        typer.echo(f"release {done['release']} of {running} ({env or 'production'}): {done['state']}")
+        return
+    if running is not None:
+        fail(f"unexpected argument {running!r}", "dockyard releases APP, or dockyard releases abort|pause|resume APP")
     rows = call("GET", f"{_env_path(app, env)}/releases" if env else f"/api/v1/apps/{q(app)}/releases")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -317,9 +332,11 @@ def _follow(job: dict[str, Any]) -> None:
 def deploy(app: str, commit: Annotated[str | None, typer.Option(help="full commit id")] = None,
            follow: Annotated[bool, typer.Option(help="stream the job's log")] = True,
            env: EnvOpt = "production",
-           branch: Annotated[str | None, typer.Option(help="default: the environment's branch")] = None) -> None:
+           branch: Annotated[str | None, typer.Option(help="default: the environment's branch")] = None,
+           force: Annotated[bool, typer.Option(help="release even what failed last time with nothing changed")] = False,
+           ) -> None:
     """Build and release to an environment the head of its branch again (or a given commit)."""
-    job = call("POST", f"{_env_path(app, env)}/deploys", json={"commit": commit, "branch": branch})
+    job = call("POST", f"{_env_path(app, env)}/deploys", json={"commit": commit, "branch": branch, "force": force})
     typer.echo(f"queued job {job['id']} ({env})")
     if follow:
         _follow(job)

@@ -4,11 +4,11 @@ pushes in flight. What a caller may do is ``domain/access.py``'s to decide."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from dockyard.domain import names
 from dockyard.domain.access import ADMIN, Principal
 from dockyard.domain.errors import Unauthorized
+from dockyard.domain.model import Token
 from dockyard.ports import TokenStore
 from dockyard.services.push_tokens import PREFIX as PUSH_TOKEN_PREFIX
 from dockyard.services.push_tokens import PushTokens
@@ -36,10 +36,10 @@ class Access:
     def verify(self, token: str) -> Principal | None:
         """The API token's holder, or None (a hook token is no API token: git refuses it)."""
         found = self.store.verify_token(token)
-        return Principal(name=found[0], role=found[1]) if found is not None else None
+        return Principal(name=found.name, role=found.role) if found is not None else None
 
     # -- API and git tokens ---------------------------------------------------------------
-    def tokens(self) -> list[dict[str, Any]]:
+    def tokens(self) -> list[Token]:
         """Each token's name, role and dates; never the token."""
         return self.store.list_tokens()
 

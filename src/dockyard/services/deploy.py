@@ -103,7 +103,7 @@ class Deployer:
             # Containers start while the images are pushed; traffic moves once both are done.
             try:
                 self.releaser.release(app, env, commit, services, job.id, say, pinned=pinned, config=config,
-                                      artifact=lambda: pinned(commit_services))
+                                      artifact=lambda: pinned(commit_services), force=job.payload.get("force") == "true")
             finally:
                 if self.configuration is not None:
                     self.configuration.prune(app.name)  # secret files of stopped containers

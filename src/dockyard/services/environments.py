@@ -115,7 +115,7 @@ class Environments:
         return app.deploy_branch if env.is_production else env.branch
 
     def queue_deploy(self, app: str, env: str, actor: str, commit: str | None = None, branch: str | None = None,
-                     await_push: bool = False) -> Job:
+                     await_push: bool = False, force: bool = False) -> Job:
         """Queue a build and release of a commit to an environment (default: the head of the
         environment's branch). A deploy of that commit already queued or running is returned."""
         found = self.get(app, env)
@@ -139,8 +139,15 @@ class Environments:
             payload = {"commit": commit, "branch": wanted, "actor": actor}
             if await_push:
                 payload["await_push"] = "true"
+            if force:  # release it even if the same release failed last time
+                payload["force"] = "true"
             job: Job = self.submit("deploy", found.app, payload, found.name)
             return job
+
+    def act_on_release(self, app: str, env: str, action: str, who: str) -> dict[str, object]:
+        """Abort, pause or resume the release running in the environment (services/release_control.py)."""
+        found = self.get(app, env)
+        return self.deployer.releaser.act(found.app, found.name, action, who)
 
     # -- what runs ------------------------------------------------------------------------
     def containers(self, app: str, env: str) -> list[RunningService]:

@@ -23,9 +23,10 @@ from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import ReleaseStatus
 from dockyard.planning.recovery import Repair, repairs
 from dockyard.ports import Orchestrator, Store
+from dockyard.services.release import INTERRUPTED_PREFIX
 
 log = logging.getLogger(__name__)
-INTERRUPTED = "interrupted: dockyard stopped during this release; the previous release kept serving"
+INTERRUPTED = f"{INTERRUPTED_PREFIX} dockyard stopped during this release; the previous release kept serving"
 
 
 @dataclass

@@ -28,8 +28,9 @@ from dockyard.domain.model import (
 )
 from dockyard.domain.published_ports import PortRoute
 from dockyard.planning import deploy as plan
-from dockyard.planning.recovery import serving
 from dockyard.ports import Orchestrator, Proxy, ReleaseStore
+from dockyard.services.release_control import Controls, ReleaseControl
+from dockyard.services.route_upkeep import RouteUpkeep, at_port, upstreams_of
 
 Say = Callable[[str], None]
 # The service as its container starts (app, environment, service → service): secret values
@@ -38,7 +39,7 @@ Prepare = Callable[[str, str, ServiceSpec], ServiceSpec]
 
 
 @dataclass
-class Releaser:
+class Releaser(RouteUpkeep):
     """Takes an app's environment from what runs to what a release says, one release at a time
     per environment; environments of one app release side by side."""
 
@@ -51,6 +52,8 @@ class Releaser:
     prepare: Prepare | None = None
     drain_timeout: float = 30.0  # how long old containers may take to finish their requests
     monitor_seconds: float = 5.0  # how long new containers must keep running after the switch (0: not watched)
+    progress_deadline: float = 900.0  # seconds a release may take, pauses aside
+    controls: Controls = field(default_factory=Controls)  # the releases running now: abort, pause, resume
     # dockyard's own host ports (port -> what): no app publishes them; None: from the settings
     reserved: Mapping[int, str] | None = None
     # (app, environment) -> its lock; the environments whose routes to check after their release
@@ -62,45 +65,64 @@ class Releaser:
     _claims_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- release --------------------------------------------------------------------------
-    def route_id(self, app: str, service: str, environment: str = DEFAULT_ENVIRONMENT) -> str:
-        """'.' is in no app, environment or service name, '--' in no app or environment name: no
-        two routes collide. Production's ids are those routes had before environments."""
-        scope = app if environment == DEFAULT_ENVIRONMENT else f"{app}--{environment}"
-        return f"{self.route_prefix}-{scope}.{service}"
-
-    def port_id(self, port: int) -> str:
-        """The proxy's listener on a published host port: one app environment's at a time."""
-        return f"{self.route_prefix}-port-{port}"
-
-    def _owns(self, port: PortRoute, app: str, environment: str) -> bool:
-        return port.owner.startswith(self.route_id(app, "", environment))
-
-    def lock(self, app: str, environment: str = DEFAULT_ENVIRONMENT) -> threading.Lock:
-        """Held while an environment's containers or routes change: a release, a restore of its
-        routes, its removal."""
-        with self._locks_guard:
-            return self._locks.setdefault((app, environment), threading.Lock())
-
     def release(
         self, app: App, environment: str, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None,
         say: Say, pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None,
         config: Mapping[str, object] | None = None, artifact: Callable[[], tuple[ServiceSpec, ...]] | None = None,
-        watch: bool = True,
+        watch: bool = True, force: bool = False,
     ) -> int:
         """Start, wait, switch, watch, drain, stop. ``pinned`` gives the services with their images'
         digests: it is awaited before traffic moves, and the release records what it returns.
         ``config``: the variable names and secret versions the services got, recorded with the
         release; ``artifact``: the commit's services pinned by digest before the environment's
         configuration, recorded apart (what a promotion releases elsewhere). ``watch`` False: no
-        monitor window (a rollback returns to what served before)."""
+        monitor window (a rollback returns to what served before). A release of what failed last
+        time (same commit, same services) is refused unless ``force``: nothing changed since."""
         replicas.check(services)  # an image's VOLUME makes a service stateful: one container at a time
         try:
             with self.lock(app.name, environment), self._claim_ports(app.name, environment, services, say):
+                if not force:
+                    self._refuse_repeat(app.name, environment, commit, services)
                 return self._release(app, environment, commit, services, job_id, say, pinned, config, artifact,
                                      watch)
         finally:
             if (app.name, environment) in self._stale:  # a container changed under the release
                 self._restore_locked(app.name, environment, True)
+
+    def act(self, app: str, environment: str, action: str, who: str) -> dict[str, object]:
+        """``abort``, ``pause`` or ``resume`` the release running in the environment. An abort
+        before the switch removes the new containers at once (a wait on one ends there)."""
+        control = self.controls.get(app, environment)
+        if action == "abort":
+            control.set(abort=who)
+            if not control.switched:
+                for c in list(control.started.values()):
+                    with contextlib.suppress(DockyardError):
+                        self.orchestrator.stop(c)
+        elif action == "pause":
+            control.set(pause=who)
+        elif action == "resume":
+            control.set(resume=True)
+        else:
+            raise DockyardError(f"unknown action {action!r}", "abort, pause or resume")
+        return {"release": control.release, "state": control.state}
+
+    def _refuse_repeat(self, app: str, environment: str, commit: str, services: tuple[ServiceSpec, ...]) -> None:
+        """A failed release is remembered: the same commit with the same services is not released
+        again until something changes (an interrupted one is no failure of its own)."""
+        found = self.store.list_releases(app, 1, environment)
+        last = found[0] if found else None
+        if last is None or last.status != ReleaseStatus.FAILED or last.commit != commit:
+            return
+        if last.error and last.error.startswith(INTERRUPTED_PREFIX):
+            return
+        if release_content(last.services) != release_content(services):
+            return
+        reason = (last.error or "").split("\n", 1)[0][:300]
+        raise DeployFailed(f"release {last.id} of this commit, with these same services, failed: {reason}. Nothing "
+                           "changed since, so it is not tried again",
+                           f"change something (a commit, a variable, a secret), or deploy again with --force: "
+                           f"dockyard deploy {app} --env {environment} --force")
 
     def check_hosts(self, app: str, environment: str, services: tuple[ServiceSpec, ...]) -> None:
         """Refuse hosts another environment of the app routes already."""
@@ -177,6 +199,17 @@ class Releaser:
         if config is not None:
             self.store.set_release_config(release_id, config)
         desired = Release(id=release_id, app=app.name, commit=commit, services=services, environment=environment)
+        control = ReleaseControl(release_id, self.progress_deadline)
+        self.controls.register(app.name, environment, control)
+        try:
+            return self._run(app, environment, desired, control, say, pinned, artifact, watch)
+        finally:
+            self.controls.unregister(app.name, environment, control)
+
+    def _run(self, app: App, environment: str, desired: Release, control: ReleaseControl, say: Say,
+             pinned: Callable[[], tuple[ServiceSpec, ...]] | None,
+             artifact: Callable[[], tuple[ServiceSpec, ...]] | None, watch: bool) -> int:
+        release_id = desired.id
         observed = [c for c in self.orchestrator.observe(app.name) if c.environment == environment]
         try:
             before_ports = {p.id: p for p in self.proxy.ports()}  # what a rollback puts back
@@ -186,12 +219,13 @@ class Releaser:
         actions = [a for a in plan.plan_release(desired, observed, served) if watch or not isinstance(a, plan.Monitor)]
         cleanup = [a for a in actions
                    if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.Drain | plan.StopContainer)]
-        started: dict[str, RunningService] = {}  # container id -> the container
+        started = control.started  # container id -> the container
         switched: list[ServiceSpec] = []
         halted: list[RunningService] = []
         ported: list[PortRoute] = []
 
         def before_switch() -> None:
+            control.switched = True
             if pinned is not None:
                 self.store.set_release(release_id, ReleaseStatus.PENDING, pinned())
             if artifact is not None:
@@ -199,12 +233,16 @@ class Releaser:
 
         try:
             self._apply(desired, [a for a in actions if a not in cleanup], started, switched, say, before_switch,
-                        halted, ported)
+                        halted, ported, control)
         except Exception as exc:
             self._roll_back(app.name, environment, observed, started, switched, halted, ported, before_ports)
             message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
+            if control.aborted_by:  # whatever the step said when its container went
+                message = f"release {release_id} was aborted by {control.aborted_by}"
             self.store.set_release(release_id, ReleaseStatus.FAILED, error=message)
             say(" !     Release failed; the previous release keeps serving.")
+            if control.aborted_by and not (isinstance(exc, DockyardError) and exc.message == message):
+                raise DeployFailed(message) from exc
             raise
         self.store.set_release(release_id, ReleaseStatus.LIVE)
         self.store.supersede(app.name, environment, release_id)
@@ -240,7 +278,7 @@ class Releaser:
             except DockyardError:
                 continue  # the proxy is down: restore_routes puts the live ports back when it returns
         for service in switched:
-            old = _upstreams(c for c in observed if c.service == service.name and c.state == "running")
+            old = upstreams_of(c for c in observed if c.service == service.name and c.state == "running")
             try:
                 route_id = self.route_id(app, service.name, environment)
                 if old:
@@ -265,10 +303,14 @@ class Releaser:
         self, release: Release, actions: list[plan.Action], started: dict[str, RunningService],
         routed: list[ServiceSpec], say: Say, before_switch: Callable[[], None],
         halted: list[RunningService] | None = None, ported: list[PortRoute] | None = None,
+        control: ReleaseControl | None = None,
     ) -> None:
         running: dict[str, dict[int, RunningService]] = {}  # service -> replica -> its container
         switching = False
+        ready_at: float | None = None  # when the last new container was found ready
         for action in actions:
+            if control is not None:
+                control.checkpoint(say)
             if not switching and isinstance(action, plan.RouteTraffic | plan.RoutePort):
                 switching = True
                 before_switch()
@@ -293,14 +335,19 @@ class Releaser:
                     say(f"       waiting for {_named(service, replica)} to "
                         + ("complete" if service.one_shot else f"pass GET {service.http_check}" if service.http_check
                            else "answer" if service.is_web else "be ready"))
-                    self.orchestrator.wait_ready(running[service.name][replica], self.ready_timeout, service.health)
+                    timeout = control.remaining(self.ready_timeout) if control is not None else self.ready_timeout
+                    self.orchestrator.wait_ready(running[service.name][replica], timeout, service.health)
+                    ready_at = time.monotonic()
                 case plan.RouteTraffic(service=service):
-                    upstreams = _upstreams(running.get(service.name, {}).values())
+                    upstreams = upstreams_of(running.get(service.name, {}).values())
                     if not upstreams or len(upstreams) != len(running[service.name]):
                         raise DeployFailed(f"service {service.name} publishes no port")
                     route_id = self.route_id(release.app, service.name, release.environment)
                     self.proxy.set_route(Route(route_id, service.hosts, upstreams))
                     routed.append(service)
+                    if ready_at is not None:  # the reaction time: from the last container ready to the proxy on it
+                        say(f"       {service.name}: serving through the proxy "
+                            f"{time.monotonic() - ready_at:.3f}s after it was ready")
                 case plan.Monitor(services=watched) if self.monitor_seconds > 0:
                     new = [c for c in started.values() if c.service in watched]
                     say(f"-----> Watching {len(new)} new container{'s' if len(new) > 1 else ''} for "
@@ -308,10 +355,10 @@ class Releaser:
                     checks = {s.name: s.health for s in release.services if s.name in watched and s.health}
                     self.orchestrator.monitor(new, self.monitor_seconds, checks)
                 case plan.RoutePort(service=service, port=host, container=target, host_ip=ip):
-                    upstreams = _upstreams(running.get(service.name, {}).values())
+                    upstreams = upstreams_of(running.get(service.name, {}).values())
                     if not upstreams:
                         raise DeployFailed(f"service {service.name} has no address the proxy can dial")
-                    port = PortRoute(self.port_id(host), host, _at_port(upstreams, target),
+                    port = PortRoute(self.port_id(host), host, at_port(upstreams, target),
                                      self.route_id(release.app, service.name, release.environment), ip)
                     if ported is not None:
                         ported.append(port)  # before: a change the proxy made but did not confirm is undone too
@@ -343,113 +390,14 @@ class Releaser:
         if not switching:
             before_switch()
 
-    # -- upkeep ---------------------------------------------------------------------------
-    def restore_routes(self, wait: bool = True) -> None:
-        """Point the proxy at every environment's live containers (after a start, or when the
-        engine's events may have been missed). The proxy's routes and the engine's containers
-        are read once for all apps, not once per app."""
-        current = {r.id: r for r in self.proxy.routes()}
-        ports = {p.id: p for p in self.proxy.ports()}
-        observed = self.orchestrator.observe()
-        for app in self.store.list_apps():
-            for env in self.store.environments(app.name):
-                self._restore_locked(app.name, env.name, wait, current,
-                                     [c for c in observed if c.app == app.name and c.environment == env.name], ports)
-
-    def restore_app_routes(self, app: str, wait: bool = True) -> None:
-        """Point the proxy at the live release's running containers of each of the app's
-        environments; a route that is right already is left alone. With ``wait`` False, an
-        environment in the middle of a release is not waited for: the release checks its routes
-        when it ends."""
-        for env in self.store.environments(app):
-            self._restore_locked(app, env.name, wait)
-
-    def _restore_locked(self, app: str, environment: str, wait: bool, current: dict[str, Route] | None = None,
-                        observed: list[RunningService] | None = None,
-                        ports: dict[str, PortRoute] | None = None) -> None:
-        lock = self.lock(app, environment)
-        if not lock.acquire(blocking=False):
-            if not wait:
-                self._stale.add((app, environment))
-                return
-            lock.acquire()
-            current = observed = ports = None  # read before a release of the environment ended: read again
-        try:
-            self._stale.discard((app, environment))
-            self._restore(app, environment, current, observed, ports)
-        finally:
-            lock.release()
-
-    def _restore(self, app: str, environment: str, current: dict[str, Route] | None,
-                 observed: list[RunningService] | None, ports: dict[str, PortRoute] | None = None) -> None:
-        # A service kept unchanged by a release runs in a container of an earlier release:
-        # the container that serves is the running one whose spec matches the live release's.
-        live = self.store.live_release(app, environment)
-        if live is None:
-            return
-        specs = {s.name: s for s in live.services if s.is_web}
-        if current is None:
-            current = {r.id: r for r in self.proxy.routes()}
-        if observed is None:
-            observed = [c for c in self.orchestrator.observe(app) if c.environment == environment]
-        for spec in specs.values():
-            upstreams = _upstreams(serving(spec, [c for c in observed if c.upstream], live.id))
-            route = Route(self.route_id(app, spec.name, environment), spec.hosts, upstreams)
-            if upstreams and current.get(route.id) != route:
-                self.proxy.set_route(route)
-        self._restore_ports(app, environment, specs, [c for c in observed if c.release <= live.id and c.upstream],
-                            ports)
-
-    def _restore_ports(self, app: str, environment: str, specs: Mapping[str, ServiceSpec],
-                       observed: list[RunningService], ports: dict[str, PortRoute] | None) -> None:
-        """The proxy's published host ports of the live release, each to its serving container;
-        one the environment no longer publishes is removed (when ``ports``, read for every
-        environment at once, or the live release's own ports call for reading them)."""
-        wanted = {host for s in specs.values() for host, *_ in s.proxied_ports}
-        if ports is None and not wanted:
-            return
-        if ports is None:
-            ports = {p.id: p for p in self.proxy.ports()}
-        for spec in specs.values():
-            upstreams = _upstreams(serving(spec, observed))
-            for host, target, _, ip in spec.proxied_ports if upstreams else ():
-                port = PortRoute(self.port_id(host), host, _at_port(upstreams, target),
-                                 self.route_id(app, spec.name, environment), ip)
-                if ports.get(port.id) != port:
-                    self.proxy.set_port(port)
-        for port in ports.values():
-            if self._owns(port, app, environment) and port.port not in wanted:
-                self.proxy.remove_port(port.id)
-
-    def destroy(self, app: str, environment: str | None = None) -> None:
-        """Take the app's environment (or all of them) off its target: routes, published host
-        ports, containers, network. Volumes stay."""
-        observed = self.orchestrator.observe(app)
-        envs = ({environment} if environment is not None
-                else {e.name for e in self.store.environments(app)} | {c.environment for c in observed})
-        current = self.proxy.ports()
-        for env in sorted(envs):
-            with self.lock(app, env):
-                served = [p.port for p in current if self._owns(p, app, env)]
-                for action in plan.plan_removal(app, observed, env, served):
-                    if isinstance(action, plan.RemovePort):
-                        self.proxy.remove_port(self.port_id(action.port))
-                    elif isinstance(action, plan.RemoveRoute):
-                        self.proxy.remove_route(self.route_id(app, action.service, action.environment))
-                    elif isinstance(action, plan.StopContainer):
-                        self.orchestrator.stop(action.container)
-                self.orchestrator.remove_network(app, env)
-
-
 def _named(service: ServiceSpec, replica: int) -> str:
     """How a release names one container of a service: its name, with its replica when it runs several."""
     return service.name if service.replicas <= 1 and replica == 0 else f"{service.name} #{replica}"
 
 
-def _upstreams(containers: Iterable[RunningService]) -> tuple[str, ...]:
-    """The addresses the proxy dials for these containers, by replica index."""
-    return tuple(c.upstream for c in sorted(containers, key=lambda c: c.replica) if c.upstream)
+INTERRUPTED_PREFIX = "interrupted:"  # the error of a release dockyard stopped in the middle of (services/recovery.py)
 
 
-def _at_port(upstreams: Iterable[str], port: int) -> tuple[str, ...]:
-    return tuple(f"{u.rpartition(':')[0]}:{port}" for u in upstreams)
+def release_content(services: Iterable[ServiceSpec]) -> set[tuple[str, str, int, tuple[str, ...]]]:
+    """What a release runs, to tell two releases apart: each service's spec, replicas and hosts."""
+    return {(s.name, s.spec_hash, s.replicas, s.hosts) for s in services}

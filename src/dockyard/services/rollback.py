@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from dockyard.domain import names
 from dockyard.domain.errors import Conflict, DockyardError, NotFound
-from dockyard.domain.model import DEFAULT_ENVIRONMENT, Job, ReleaseStatus, ServiceSpec
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, Job, ReleaseStatus
 from dockyard.domain.records import ReleaseRecord
 from dockyard.ports import Store
 from dockyard.services.environments import Submit
-from dockyard.services.release import Releaser, Say
+from dockyard.services.release import Releaser, Say, release_content
 
 KIND = "rollback"
 RAN = (ReleaseStatus.LIVE, ReleaseStatus.SUPERSEDED)  # releases that once served: the ones to return to
@@ -36,9 +36,9 @@ class Rollbacks:
         live = self.store.live_release(environment.app, environment.name)
         where = f"{environment.app}'s environment {environment.name}"
         if release_id is None:  # the newest earlier one that runs something else (a no-op deploy is a release too)
-            now = _content(live.services) if live is not None else None
+            now = release_content(live.services) if live is not None else None
             earlier = [r for r in self.store.list_releases(environment.app, 500, environment.name)
-                       if r.status in RAN and (live is None or r.id < live.id) and _content(r.services) != now]
+                       if r.status in RAN and (live is None or r.id < live.id) and release_content(r.services) != now]
             if not earlier:
                 raise DockyardError(f"{where} has no earlier release to roll back to",
                                     f"list its releases: dockyard releases {environment.app} --env {environment.name}")
@@ -80,8 +80,3 @@ class Rollbacks:
         finally:
             if self.after is not None:
                 self.after(app.name)
-
-
-def _content(services: tuple[ServiceSpec, ...]) -> set[tuple[str, str, int, tuple[str, ...]]]:
-    """What a release runs, as far as a rollback goes: each service's spec, replicas and hosts."""
-    return {(s.name, s.spec_hash, s.replicas, s.hosts) for s in services}

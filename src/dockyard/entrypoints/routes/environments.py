@@ -7,7 +7,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -49,6 +49,7 @@ class DeployIn(BaseModel):
     branch: str | None = Field(None, description="default: the environment's branch")
     pusher: str | None = Field(None, description="set by dockyard's git hook only")
     await_push: bool = Field(False, description="the commit is being pushed: wait for the branch to point at it")
+    force: bool = Field(False, description="release even what failed last time with nothing changed since")
     declared: DeclaredIn | None = Field(None, description="the environment as the commit's dockyard.yml declares "
                                                           "it: added first if the app does not have it yet")
 
@@ -113,7 +114,7 @@ def deploy(name: str, env: str, body: DeployIn, p: PlatformDep,
     by = actor(who, name, body.pusher)
     if body.declared is not None:
         p.environments.declare(name, env, body.declared.target, body.declared.branch)
-    job = p.environments.queue_deploy(name, env, by, body.commit, body.branch, body.await_push)
+    job = p.environments.queue_deploy(name, env, by, body.commit, body.branch, body.await_push, body.force)
     return job_out(job)
 
 
@@ -123,6 +124,15 @@ def rollback(name: str, env: str, body: RollbackIn, p: PlatformDep,
     """Queue a return to an earlier release of the environment: its images by digest, its stack and
     configuration, through the same gates as a deploy; nothing is built. Recorded as a new release."""
     return job_out(p.rollbacks.queue(name, env, actor(who, name, None), body.release))
+
+
+@router.post("/{env}/release/{action}")
+def act_on_release(name: str, env: str, action: Literal["abort", "pause", "resume"], p: PlatformDep,
+                   who: Annotated[Principal, can(Action.DEPLOY)]) -> dict[str, Any]:
+    """Act on the release running in the environment: ``abort`` fails it at its next step (before
+    the switch its new containers go at once) and rolls it back; ``pause`` holds it between two
+    steps, its deadline stopped; ``resume`` lets it go on. 409 when none is running."""
+    return p.environments.act_on_release(name, env, action, actor(who, name, None))
 
 
 @router.post("/{env}/scale", status_code=202)

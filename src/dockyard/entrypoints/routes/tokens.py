@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -19,7 +20,8 @@ class TokenIn(BaseModel):
 
 @router.get("")
 def list_tokens(p: PlatformDep, _: TokenManager) -> list[dict[str, Any]]:
-    return p.access.tokens()
+    """Each token's name, role, creation and last use; never the token."""
+    return [asdict(t) for t in p.access.tokens()]
 
 
 @router.post("", status_code=201)

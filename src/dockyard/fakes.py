@@ -42,6 +42,7 @@ from dockyard.domain.model import (
 )
 from dockyard.domain.published_ports import PortRoute
 from dockyard.domain.records import ReleaseRecord, release_from_row
+from dockyard.domain.retention import Swept
 from dockyard.ports import Progress, Store
 
 
@@ -106,6 +107,8 @@ class FakeRegistry:
         self._address = address
         self.running = False
         self.bound: dict[tuple[str, str], str] = {}  # (repository, tag) -> image id
+        self.deleted: set[str] = set()  # image ids whose manifests were deleted, blobs not collected yet
+        self.collections = 0  # garbage collections run
 
     @property
     def address(self) -> str:
@@ -119,6 +122,21 @@ class FakeRegistry:
 
     def bind(self, repository: str, tag: str, image_id: str) -> None:
         self.bound[(repository, tag)] = image_id
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """The tags bound to the manifest go (a FakeBuilder's manifest digest is its image id's)."""
+        tags = [key for key, image_id in self.bound.items()
+                if key[0] == repository and "sha256:" + _sha256("manifest", image_id) == digest]
+        for key in tags:
+            self.deleted.add(self.bound.pop(key))
+        return bool(tags)
+
+    def collect_garbage(self) -> Swept:
+        """Blobs: one per image id; those no tag binds any more go."""
+        gone = self.deleted - set(self.bound.values())
+        self.deleted -= gone
+        self.collections += 1
+        return Swept(blobs=len(gone), bytes_freed=0)
 
 
 class FakeBuilder:
@@ -138,6 +156,8 @@ class FakeBuilder:
         self.pushed: list[str] = []
         self.dockerfiles: dict[str, str | None] = {}  # image id -> the Dockerfile text given instead
         self.options: dict[str, tuple[dict[str, str], str]] = {}  # image id -> (build args, target)
+        self.in_use: set[str] = set()  # image ids a container outside dockyard's uses: never removed
+        self.removed: list[str] = []  # image ids removed, in order
 
     def build(self, context: IO[bytes], dockerfile: str, tag: str, progress: Progress,
               dockerfile_text: str | None = None, *, buildargs: Mapping[str, str] | None = None,
@@ -191,6 +211,18 @@ class FakeBuilder:
         if image_id not in self.sizes:
             raise NotFound(f"no such image: {image_id}")
         return self.sizes[image_id]
+
+    def remove_image(self, image_id: str, ours: str) -> str | None:
+        for reference in [r for r, i in self.references.items() if i == image_id and r.startswith(ours)]:
+            del self.references[reference]
+        others = sorted(r for r, i in self.references.items() if i == image_id)
+        if others:
+            return f"also tagged {', '.join(others)}"
+        if image_id in self.in_use:
+            return "a container uses it"
+        self.sizes.pop(image_id, None)
+        self.removed.append(image_id)
+        return None
 
 
 class FakeOrchestrator:
@@ -550,6 +582,7 @@ class FakeStore:
         self._jobs: dict[int, Job] = {}
         self._logs: dict[int, tuple[int, str]] = {}  # log id -> (job id, line)
         self._images: dict[int, BuiltImage] = {}
+        self._collected: dict[tuple[str, str], str] = {}  # (repository, tag) -> image id, once collected
         self._releases: dict[int, dict[str, Any]] = {}
         self._variables: dict[tuple[str, str], dict[str, str]] = {}
         # (app, environment, name) -> {version: (key id, ciphertext, created_at)}, and the last
@@ -800,6 +833,18 @@ class FakeStore:
     def list_images(self, app: str) -> list[BuiltImage]:
         with self._lock:
             return [im for _, im in sorted(self._images.items(), reverse=True) if im.app == app]
+
+    def collect_images(self, app: str, repository: str, digest: str) -> int:
+        with self._lock:
+            gone = [k for k, im in self._images.items() if (im.app, im.repository, im.digest) == (app, repository, digest)]
+            for key in sorted(gone):
+                image = self._images.pop(key)
+                self._collected.setdefault((image.repository, image.tag), image.image_id)
+            return len(gone)
+
+    def collected_image(self, repository: str, tag: str) -> str | None:
+        with self._lock:
+            return self._collected.get((repository, tag))
 
     # -- releases -------------------------------------------------------------------------
     def create_release(self, app: str, environment: str, commit: str, job_id: int | None) -> int:

@@ -30,6 +30,7 @@ from dockyard.domain.model import (
 )
 from dockyard.domain.published_ports import PortRoute
 from dockyard.domain.records import ReleaseRecord
+from dockyard.domain.retention import Swept
 
 Progress = Callable[[str], None]
 
@@ -72,6 +73,13 @@ class ImageBuilder(Protocol):
 
     def size(self, image_id: str) -> int: ...
 
+    def remove_image(self, image_id: str, ours: str) -> str | None:
+        """Remove a local image: its tags that start with ``ours`` (dockyard's registry
+        address and a slash), then the image once no tag names it. None when it is gone (now or
+        before); else why it stays (a container uses it, another tag names it, images are built
+        on it), with dockyard's tags removed."""
+        ...
+
 
 class Registry(Protocol):
     @property
@@ -82,6 +90,16 @@ class Registry(Protocol):
     def ensure_running(self) -> None: ...
     def config_digest(self, repository: str, tag: str) -> str | None:
         """The image id a tag is bound to in the registry, or None when the tag is free."""
+        ...
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete a manifest and the tags bound to it; False when there was none. Its blobs stay
+        until ``collect_garbage``."""
+        ...
+
+    def collect_garbage(self) -> Swept:
+        """The registry's own garbage collection: blobs no manifest references are deleted. The
+        caller makes sure nothing pushes meanwhile (services/build.py's PushGate)."""
         ...
 
 
@@ -218,6 +236,16 @@ class ImageStore(Protocol):
     def add_image(self, image: BuiltImage) -> None: ...
     def list_images(self, app: str) -> list[BuiltImage]:
         """Newest first."""
+        ...
+
+    def collect_images(self, app: str, repository: str, digest: str) -> int:
+        """Forget the app's images of this manifest (garbage collection removed it), remembering
+        each tag's image id (``collected_image``). Returns how many were forgotten."""
+        ...
+
+    def collected_image(self, repository: str, tag: str) -> str | None:
+        """The image id a tag was bound to before garbage collection removed it, or None: a
+        version stays bound to its first build."""
         ...
 
 

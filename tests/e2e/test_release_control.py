@@ -42,6 +42,10 @@ def test_a_running_release_is_paused_resumed_and_aborted(server: Server, app_nam
     push = pushing(server, repo, app_name)
     wait_until(lambda: running_release(server, app_name), 60, "the release to start")
     assert "paused" in server.cli("releases", "pause", app_name).stdout
+    job = server.api("GET", f"/api/v1/apps/{app_name}/environments/production/releases").json()[0]["job_id"]
+    wait_until(lambda: "paused by" in server.cli("jobs", "show", str(job)).stdout, 60,
+               "the release to stop at its next step")  # once its container is ready
+    assert running_release(server, app_name)  # held there
     assert "running" in server.cli("releases", "resume", app_name).stdout
     out, _ = push.communicate(timeout=120)
     assert "paused by" in out and "resumed" in out and "is live" in out, out

@@ -118,6 +118,21 @@ class DataPlane:
         info = self.find(role)
         return int(info["State"]["Pid"]) if info else 0
 
+    def run(self, role: str, argv: list[str]) -> tuple[int, str]:
+        """Run a command in the role's running container (as the server's user); its exit code and
+        output. Unavailable when the container does not run."""
+        info = self.find(role)
+        if info is None or not info["State"]["Running"]:
+            raise Unavailable(f"the {role} does not run, so {argv[0]} cannot run in it",
+                              "start it: restart `dockyard server`")
+        try:
+            created = self.api.exec_create(info["Id"], argv, user=_user(), stdout=True, stderr=True)
+            out = b"".join(self.api.exec_start(created["Id"], stream=True))
+            code = self.api.exec_inspect(created["Id"]).get("ExitCode")
+        except docker.errors.APIError as exc:
+            raise Unavailable(f"{argv[0]} could not run in the {role}: {explain(exc)}") from None
+        return int(code if code is not None else -1), out.decode(errors="replace")
+
     # -- images ---------------------------------------------------------------------------
     def image_for(self, component: Component) -> str:
         """The id of the image to run: the configured one, pulled if needed, else one built

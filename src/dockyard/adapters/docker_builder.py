@@ -156,6 +156,27 @@ class DockerBuilder:
     def size(self, image_id: str) -> int:
         return int(self.api.inspect_image(image_id).get("Size", 0))
 
+    def remove_image(self, image_id: str, ours: str) -> str | None:
+        """Untag dockyard's tags, then remove the image by id once no tag names it. Never forced:
+        the engine refuses while a container (running or not) uses the image, or images are built
+        on it; that refusal is the answer."""
+        try:
+            tags = list(self.api.inspect_image(image_id).get("RepoTags") or [])
+        except docker.errors.NotFound:
+            return None
+        others = sorted(t for t in tags if not t.startswith(ours))
+        try:
+            for tag in (t for t in tags if t.startswith(ours)):
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.api.remove_image(tag, noprune=True) if others else self.api.remove_image(tag)
+            if others:
+                return f"also tagged {', '.join(others)}"
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_image(image_id)
+        except docker.errors.APIError as exc:
+            return explain(exc).strip().splitlines()[0][:300]
+        return None
+
 
 def _cut(response: Any) -> None:
     """Shut the socket under a streaming response down, so that a read blocked on it returns."""

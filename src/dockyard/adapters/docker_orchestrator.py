@@ -257,6 +257,9 @@ class DockerOrchestrator(ContainerWatch):
             self.api.remove_container(container.id, force=True)
         except docker.errors.NotFound:
             pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409 or "already in progress" not in str(exc):
+                raise  # else another stop of it is removing it
 
     def halt(self, container: RunningService) -> None:
         try:

@@ -4,9 +4,12 @@ while the server is down; the server adopts it at start."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -16,6 +19,7 @@ import bcrypt
 from dockyard.adapters.dataplane import Component, DataPlane
 from dockyard.adapters.local_http import HttpError, LocalHttp
 from dockyard.domain.errors import Unavailable
+from dockyard.domain.retention import Swept
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -145,6 +149,43 @@ class DistributionRegistry:
             raise Unavailable(f"the registry answered {r.status_code} for {repository}:{tag}: {r.text[:200]}")
         config = r.json().get("config", {})
         return str(config["digest"]) if "digest" in config else None
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """DELETE /v2/REPOSITORY/manifests/DIGEST (its storage's delete is enabled): Distribution
+        removes the tags bound to it too."""
+        try:
+            r = LocalHttp(self.host, self.port, auth=(USER, self.password)).request(
+                "DELETE", f"/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_TYPES})
+        except HttpError as exc:
+            raise Unavailable(f"the registry at {self.address} does not answer: {exc}") from None
+        if r.status_code == 404:
+            return False
+        if r.status_code not in (200, 202):
+            raise Unavailable(f"the registry answered {r.status_code} to deleting {repository}@{digest}: {r.text[:200]}",
+                              "its configuration must enable storage delete; restart `dockyard server` to apply it")
+        return True
+
+    def collect_garbage(self) -> Swept:
+        """``registry garbage-collect`` in the registry's container, on its own configuration:
+        blobs no manifest references go (manifests that lost their tags stay: dockyard deletes
+        the ones it collects itself, by digest). Bytes freed: its storage's size before and after."""
+        before = _size(self.root / "data")
+        code, out = self.plane.run(ROLE, ["/bin/registry", "garbage-collect", str(self.root / "config.yml")])
+        if code != 0:
+            raise Unavailable(f"the registry's garbage collection failed (exit code {code}): {out.strip()[-800:]}",
+                              f"see: docker logs {self.plane.container_name(ROLE)}")
+        counted = re.search(r"(\d+) blobs and (\d+) manifests eligible for deletion", out)
+        return Swept(blobs=int(counted.group(1)) if counted else None, bytes_freed=max(0, before - _size(self.root / "data")))
+
+
+def _size(root: Path) -> int:
+    """Bytes of the files under ``root``."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(folder) / name).lstat().st_size
+    return total
 
 
 def _digest(path: Path) -> str:

@@ -361,6 +361,27 @@ class SqlStore:
             images = [BuiltImage(**{k: v for k, v in r._mapping.items() if k != "id"}) for r in rows]
             return [replace(i, created_at=_utc(i.created_at)) for i in images]
 
+    def collect_images(self, app: str, repository: str, digest: str) -> int:
+        """The rows of a manifest garbage collection removed move to ``collected_images``."""
+        i, g = t.images.c, t.collected_images.c
+        with self.engine.begin() as c:
+            rows = list(c.execute(select(t.images).where(i.app == app, i.repository == repository, i.digest == digest)))
+            for r in rows:
+                if c.execute(select(g.id).where(g.repository == r.repository, g.tag == r.tag, g.digest == r.digest)
+                             ).first() is None:
+                    c.execute(insert(t.collected_images).values(
+                        app=r.app, repository=r.repository, tag=r.tag, digest=r.digest, image_id=r.image_id,
+                        commit=r.commit, size=r.size, built_at=r.created_at, collected_at=now()))
+            c.execute(delete(t.images).where(i.app == app, i.repository == repository, i.digest == digest))
+        return len(rows)
+
+    def collected_image(self, repository: str, tag: str) -> str | None:
+        g = t.collected_images.c
+        with self.engine.connect() as c:
+            value = c.execute(select(g.image_id).where(g.repository == repository, g.tag == tag)
+                              .order_by(g.id).limit(1)).scalar()
+        return str(value) if value is not None else None
+
     # -- releases -------------------------------------------------------------------------
     def create_release(self, app: str, environment: str, commit: str, job_id: int | None) -> int:
         with self.engine.begin() as c:

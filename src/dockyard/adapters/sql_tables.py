@@ -134,3 +134,20 @@ secrets = Table(
     Column("removed_at", DateTime(timezone=True)),
     UniqueConstraint("app", "environment", "name", "version", name="uq_secrets_version"),
 )
+
+# Images garbage collection removed (services/gc.py): their rows leave ``images``; each tag's
+# image id stays here, so that a version, once pushed, stays bound to its first build.
+collected_images = Table(
+    "collected_images", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app", String(64), nullable=False, index=True),
+    Column("repository", String(255), nullable=False),
+    Column("tag", String(128), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("image_id", String(80), nullable=False),
+    Column("commit", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("built_at", DateTime(timezone=True)),
+    Column("collected_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repository", "tag", "digest", name="uq_collected_images_tag"),
+)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -107,6 +108,43 @@ def described(spec: img.ImageSpec) -> str:
     return f"{spec.dockerfile} ({', '.join(parts)})" if parts else spec.dockerfile
 
 
+class PushGate:
+    """Pushes to the registry go side by side through the gate; the registry's garbage collection
+    (services/gc.py) closes it: pushes that come wait until it opens again, and the collection
+    waits for the pushes under way. A push therefore never meets a collection that could delete
+    the blobs it uploads. One collection at a time."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pushing = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def push(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._pushing += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._pushing -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._closed = True  # pushes that come now wait
+            self._cond.wait_for(lambda: self._pushing == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._closed = False
+                self._cond.notify_all()
+
+
 @dataclass
 class Builds:
     store: ImageStore
@@ -114,6 +152,7 @@ class Builds:
     builder: ImageBuilder
     registry: Registry
     resolve: Callable[[str], list[str]] = field(default=lambda host: [])  # host -> its addresses
+    gate: PushGate = field(default_factory=PushGate)  # closed while the registry collects garbage
 
     def build_all(self, app: App, commit: str, specs: list[img.ImageSpec], say: Say,
                   pushes: ThreadPoolExecutor, contexts: Contexts | None = None) -> list[Built]:
@@ -152,7 +191,7 @@ class Builds:
         candidates = list(dict.fromkeys([version, img.distinct_version(version, commit)]))
         # Which tags are taken is asked of the registry while the image builds.
         with ThreadPoolExecutor(max_workers=len(candidates)) as pool:
-            lookups = [pool.submit(self.registry.config_digest, repository, img.tag_for(v)) for v in candidates]
+            lookups = [pool.submit(self.bound, repository, img.tag_for(v)) for v in candidates]
             image_id = self.builder.build(context, spec.dockerfile_in_context or spec.dockerfile, "",
                                           lambda line: say(f"       {line}"), dockerfile_text,
                                           buildargs=dict(spec.args), target=spec.target)
@@ -164,12 +203,17 @@ class Builds:
             if not candidates:
                 n += 1
                 candidates = [f"{img.distinct_version(version, commit)}.{n}"]
-                bound = [self.registry.config_digest(repository, img.tag_for(candidates[0]))]
+                bound = [self.bound(repository, img.tag_for(candidates[0]))]
         if candidates[0] != version:
             say(f" !     WARNING: {repository}:{img.tag_for(version)} is already bound to another build; this build "
                 f"is {repository}:{img.tag_for(candidates[0])}. Raise VERSION in {spec.dockerfile} to release a new "
                 "version.")
         return image_id, candidates[0]
+
+    def bound(self, repository: str, tag: str) -> str | None:
+        """The image id a tag is bound to: in the registry, or before garbage collection removed
+        it (a version stays bound to its first build)."""
+        return self.registry.config_digest(repository, tag) or self.store.collected_image(repository, tag)
 
     def push(
         self, app: App, commit: str, spec: img.ImageSpec, image_id: str, version: str, reference: str, say: Say
@@ -179,11 +223,12 @@ class Builds:
         repository, tag = spec.repository(app.name), img.tag_for(version)
         self.builder.tag(image_id, reference)
         say(f"-----> Pushing {reference}")
-        digest = self.builder.push(reference, lambda line: say(f"       {line}"))
-        size = self.builder.size(image_id)
-        self.store.add_image(BuiltImage(
-            app=app.name, repository=repository, version=version, tag=tag, digest=digest, image_id=image_id,
-            commit=commit, size=size, dockerfile=spec.dockerfile,
-        ))
+        with self.gate.push():  # recorded before a garbage collection may look
+            digest = self.builder.push(reference, lambda line: say(f"       {line}"))
+            size = self.builder.size(image_id)
+            self.store.add_image(BuiltImage(
+                app=app.name, repository=repository, version=version, tag=tag, digest=digest, image_id=image_id,
+                commit=commit, size=size, dockerfile=spec.dockerfile,
+            ))
         say(f"       {repository}:{tag} is {digest} ({size / 1e6:.1f} MB, version from {spec.version_source})")
         return f"{self.registry.address}/{repository}@{digest}"

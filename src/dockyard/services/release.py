@@ -91,14 +91,14 @@ class Releaser(RouteUpkeep):
 
     def act(self, app: str, environment: str, action: str, who: str) -> dict[str, object]:
         """``abort``, ``pause`` or ``resume`` the release running in the environment. An abort
-        before the switch removes the new containers at once (a wait on one ends there)."""
+        before the switch stops the new containers at once (a wait on one ends there)."""
         control = self.controls.get(app, environment)
         if action == "abort":
             control.set(abort=who)
-            if not control.switched:
+            if not control.switched:  # stopped (the release removes them as it rolls back)
                 for c in list(control.started.values()):
                     with contextlib.suppress(DockyardError):
-                        self.orchestrator.stop(c)
+                        self.orchestrator.halt(c)
         elif action == "pause":
             control.set(pause=who)
         elif action == "resume":

@@ -4,7 +4,7 @@ and the progress deadline every release has (``DOCKYARD_PROGRESS_DEADLINE``).
 The release checks its control between steps (``checkpoint``): aborted, it fails there and rolls
 back as any failed release does; paused, it waits there (the time paused does not count against
 its deadline) until resumed or aborted; past its deadline, it fails. An abort before the switch
-also removes the new containers at once, so a wait for one of them ends without waiting for its
+also stops the new containers at once, so a wait for one of them ends without waiting for its
 timeout."""
 
 from __future__ import annotations

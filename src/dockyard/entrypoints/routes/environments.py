@@ -130,7 +130,7 @@ def rollback(name: str, env: str, body: RollbackIn, p: PlatformDep,
 def act_on_release(name: str, env: str, action: Literal["abort", "pause", "resume"], p: PlatformDep,
                    who: Annotated[Principal, can(Action.DEPLOY)]) -> dict[str, Any]:
     """Act on the release running in the environment: ``abort`` fails it at its next step (before
-    the switch its new containers go at once) and rolls it back; ``pause`` holds it between two
+    the switch its new containers stop at once) and rolls it back; ``pause`` holds it between two
     steps, its deadline stopped; ``resume`` lets it go on. 409 when none is running."""
     return p.environments.act_on_release(name, env, action, actor(who, name, None))
 

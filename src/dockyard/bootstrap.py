@@ -30,6 +30,7 @@ from dockyard.services.apps import Apps
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
+from dockyard.services.gc import Collector
 from dockyard.services.jobs import Handler, JobRunner, Jobs
 from dockyard.services.plan import Planner
 from dockyard.services.recovery import Recovery
@@ -63,6 +64,7 @@ class Platform:
     access: Access
     jobs: Jobs
     system: System
+    gc: Collector
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -131,6 +133,8 @@ def bootstrap(settings: Settings) -> Platform:
         apps=Apps(store, repos, deployer.destroy, settings.base_domain),
         access=Access(store), jobs=Jobs(store),
         system=System(plane, engine, registry, proxy, settings.proxy_port),
+        gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
+                     settings.gc_interval),
     )
 
 
@@ -169,6 +173,7 @@ def start(platform: Platform) -> None:
                      args=(lambda app: _on_change(platform, app), platform.stopping),
                      name="engine-events", daemon=True).start()
     threading.Thread(target=_keep_routes, args=(platform,), name="routes", daemon=True).start()
+    platform.gc.schedule(platform.stopping)  # every DOCKYARD_GC_INTERVAL seconds
     log.info("dockyard is up: API %s, proxy :%s, registry %s", platform.settings.url,
              platform.settings.proxy_port, platform.registry.address)
     give_back_memory()

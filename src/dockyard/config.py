@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_job_attempts: int = 3  # a job interrupted this many times by a stop of the server fails
     admin_token_file: Path | None = None  # where the first admin token is written, else printed
     secrets_key_file: Path | None = None  # the key secrets are sealed with; default HOME/secrets.key
+    keep_releases: int = 10  # images of each environment's newest releases kept by garbage collection (at least 1)
+    gc_interval: float = 86400.0  # seconds between scheduled garbage collections; 0: none
 
     @property
     def url(self) -> str:

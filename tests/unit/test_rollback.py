@@ -104,3 +104,16 @@ def test_a_no_op_deploy_is_skipped_by_the_default_target_and_a_rollback_is_not_w
     world.roll_back()
     assert not [e for e in world.events if e.startswith("monitor")]  # it served before: no window
     assert [e.split()[0] for e in world.events] == ["start", "ready", "route", "drain", "stop"], world.events
+
+
+def test_a_release_whose_images_were_collected_is_refused_early(world: RollbackWorld) -> None:
+    v1 = world.deploy("production", static_site("v1", version="1.0"))
+    world.deploy("production", static_site("v2", version="2.0"))
+    [image] = [i for i in world.store.list_images(APP) if i.version == "1.0"]
+    assert world.store.collect_images(APP, image.repository, image.digest) == 1  # as dockyard gc does
+    with pytest.raises(DockyardError, match=f"release {v1} of .* cannot be returned to: its image "
+                                            f"{image.repository}@sha256:.* went with garbage collection") as info:
+        world.rollbacks.queue(APP, "production", "tester", v1)
+    assert "DOCKYARD_KEEP_RELEASES" in info.value.hint
+    with pytest.raises(DockyardError, match="cannot be returned to"):
+        world.rollbacks.queue(APP, "production", "tester")  # the default target too

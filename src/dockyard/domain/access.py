@@ -19,6 +19,7 @@ class Action(enum.StrEnum):
     SET_PUSHER = "set who pushed"
     MANAGE_TOKENS = "create, list or revoke tokens"
     GRANT_HOST_ACCESS = "allow host access to an app's containers"
+    COLLECT_GARBAGE = "remove images outside retention (dockyard gc)"
 
 
 ADMIN = "admin"

@@ -133,8 +133,6 @@ def plan(images: Sequence[BuiltImage], releases: Sequence[ReleaseRecord], keep: 
     keep = max(1, keep)
     wanted = retained(releases, keep)
     by_key: dict[str, str] = {}
-    for key in (k for reference in in_use for k in reference_keys(reference)):
-        by_key.setdefault(key, "a container uses it")
     commits: dict[tuple[str, str], str] = {}
     for release in sorted(releases, key=lambda r: r.id, reverse=True):
         why = wanted.get(release.id)
@@ -143,6 +141,8 @@ def plan(images: Sequence[BuiltImage], releases: Sequence[ReleaseRecord], keep: 
         for key in release_keys(release):
             by_key.setdefault(key, why)
         commits.setdefault((release.app, release.commit), f"built from the commit of release {release.id}, which is kept")
+    for key in (k for reference in in_use for k in reference_keys(reference)):
+        by_key.setdefault(key, "a container uses it")
     busy_apps = set(busy)
     served = {k for r in releases if r.status in SERVED for k in release_keys(r)}
     decisions = []

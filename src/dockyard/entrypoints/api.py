@@ -14,7 +14,7 @@ from dockyard.config import Settings
 from dockyard.domain.errors import DockyardError
 from dockyard.entrypoints import git_http
 from dockyard.entrypoints.deps import ErrorOut
-from dockyard.entrypoints.routes import apps, configuration, deploys, environments, jobs, system, tokens, volumes
+from dockyard.entrypoints.routes import apps, configuration, deploys, environments, gc, jobs, system, tokens, volumes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def dockyard_error(_: Request, exc: DockyardError) -> JSONResponse:
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status)
 
-    for module in (system, apps, environments, deploys, jobs, tokens, volumes, configuration):
+    for module in (system, apps, environments, deploys, jobs, tokens, volumes, configuration, gc):
         api.include_router(module.router)
     api.include_router(configuration.key_router)
     git_http.mount(api, settings)

@@ -14,6 +14,7 @@ from dockyard import __version__
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.replicas import counts_from_words
 from dockyard.entrypoints.cli_envs import envs_cli
+from dockyard.entrypoints.cli_gc import gc
 from dockyard.entrypoints.cli_http import CONFIG, EnvOpt, JsonOpt, call, fail, q, stream, table
 
 cli = typer.Typer(help="dockyard: git push to production on Docker.", no_args_is_help=True,
@@ -27,6 +28,7 @@ cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(domains_cli, name="domains")
 cli.add_typer(jobs_cli, name="jobs")
 cli.add_typer(envs_cli, name="envs")
+cli.command("gc")(gc)
 
 
 

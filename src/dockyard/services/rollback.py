@@ -31,7 +31,7 @@ class Rollbacks:
     def target(self, app: str, env: str, release_id: int | None = None) -> ReleaseRecord:
         """The release to return to: ``release_id``, or the newest one that served before the
         live one and runs something else. Refused when it is another environment's, never
-        served, or live already."""
+        served, live already, or its images went with garbage collection."""
         environment = self.store.get_environment(names.app_name(app), names.environment_name(env))
         live = self.store.live_release(environment.app, environment.name)
         where = f"{environment.app}'s environment {environment.name}"
@@ -42,7 +42,7 @@ class Rollbacks:
             if not earlier:
                 raise DockyardError(f"{where} has no earlier release to roll back to",
                                     f"list its releases: dockyard releases {environment.app} --env {environment.name}")
-            return earlier[0]
+            release_id = earlier[0].id  # checked below as a named one: its images may have been collected
         try:
             found = self.store.get_release(release_id)
         except NotFound:
@@ -58,7 +58,24 @@ class Rollbacks:
             raise Conflict(f"release {release_id} is {where}'s live release already")
         if not found.services:
             raise DockyardError(f"release {release_id} of {where} recorded no services: nothing to return to")
+        gone = self._collected(found)
+        if gone:
+            raise DockyardError(f"release {release_id} of {where} cannot be returned to: its image"
+                                f"{'s' if len(gone) > 1 else ''} {', '.join(gone)} went with garbage collection",
+                                "releases within retention keep their images (DOCKYARD_KEEP_RELEASES); pick a newer "
+                                f"one: dockyard releases {environment.app} --env {environment.name}")
         return found
+
+    def _collected(self, release: ReleaseRecord) -> list[str]:
+        """The release's images dockyard built and no longer has (``dockyard gc`` removed them)."""
+        kept = {(i.repository, i.digest) for i in self.store.list_images(release.app)}
+        gone = []
+        for s in release.services:
+            reference, _, digest = s.image.partition("@")
+            repository = reference.split("/", 1)[-1]  # after the registry's host:port
+            if digest and repository.startswith(f"{release.app}/") and (repository, digest) not in kept:
+                gone.append(f"{repository}@{digest[:19]}")
+        return gone
 
     def queue(self, app: str, env: str, actor: str, release_id: int | None = None) -> Job:
         """Queue the rollback job (it runs after any job of the environment under way)."""

@@ -127,6 +127,7 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
         db.execute("DROP TABLE secrets")
         db.execute("DROP TABLE variables")
         db.execute("ALTER TABLE releases DROP COLUMN config")
+        db.execute("DROP TABLE collected_images")  # (0006)
         db.execute("UPDATE alembic_version SET version_num = '0002'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
@@ -147,6 +148,7 @@ def test_a_database_from_before_environments_gets_production_for_every_app(tmp_p
         db.execute("DROP TABLE environments")
         db.execute("ALTER TABLE jobs DROP COLUMN environment")
         db.execute("ALTER TABLE releases DROP COLUMN artifact")
+        db.execute("DROP TABLE collected_images")  # (0006)
         db.execute("UPDATE alembic_version SET version_num = '0003'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
@@ -163,6 +165,7 @@ def test_a_database_from_before_scale_is_upgraded(tmp_path: Path) -> None:
     old.create_app(App("shop"))
     with sqlite3.connect(path) as db:  # back to the schema of 0004: environments keep no replica counts
         db.execute("ALTER TABLE environments DROP COLUMN replicas")
+        db.execute("DROP TABLE collected_images")  # (0006)
         db.execute("UPDATE alembic_version SET version_num = '0004'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()

@@ -251,26 +251,31 @@ def pre_receive(lines: list[str]) -> int:
     # Accepted: queue the deploys now, so they start while git stores the objects and runs
     # post-receive (which follows them: pre-receive hands them over in a file). The jobs wait
     # for the ref. An environment dockyard.yml declares is added with its first deploy.
-    try:
-        _forget_old_handovers()
-        with open(_handover(), "w") as handover:
-            handover.write(json.dumps(queued))
-    except OSError:
-        pass  # post-receive goes by DOCKYARD_DEPLOYS
+    jobs: list[int | None] = []  # each deploy's job, handed over to post-receive, which follows it
     for branch, new, environment, target in queued:
         body: dict[str, Any] = {"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER"),
                                 "await_push": True}
         if target:
             body["declared"] = {"target": target, "branch": branch}
+        job = None
         try:
             answer = _request("POST", f"/api/v1/apps/{app}/environments/{environment}/deploys", body)
             text = answer.text()
+            if answer.status == 202:
+                job = int(json.loads(text)["id"])
             if target and answer.status == 202:
                 say(f"-----> {environment}: added, as dockyard.yml declares (target {target}, branch {branch})")
             elif target:
                 say(f" !     {environment} could not be added as dockyard.yml declares: {text[:300]}")
-        except ApiError:
+        except (ApiError, ValueError, KeyError, TypeError):
             pass  # post-receive queues the known environments' deploys
+        jobs.append(job)
+    try:
+        _forget_old_handovers()
+        with open(_handover(), "w") as handover:
+            handover.write(json.dumps([[*deploy, job] for deploy, job in zip(queued, jobs, strict=True)]))
+    except OSError:
+        pass  # post-receive goes by DOCKYARD_DEPLOYS
     return 0
 
 
@@ -288,23 +293,23 @@ def _forget_old_handovers(older_than: float = 3600.0) -> None:
             continue
 
 
-def _deploys(lines: list[str], targets: dict[str, list[str]]) -> list[Deploy]:
-    """The deploys pre-receive queued, or else one for each environment the pushed branches
-    deploy to."""
+def _deploys(lines: list[str], targets: dict[str, list[str]]) -> list[tuple[Deploy, int | None]]:
+    """The deploys pre-receive queued, each with its job (None: pre-receive could not queue it),
+    or else one for each environment the pushed branches deploy to."""
     handover = _handover()
     try:
         with open(handover) as file:
             found = json.loads(file.read())
         os.unlink(handover)
-        return [(str(b), str(c), str(e), str(t)) for b, c, e, t in found]
+        return [((str(b), str(c), str(e), str(t)), int(j) if j is not None else None) for b, c, e, t, j in found]
     except (OSError, ValueError, TypeError):
         pass
-    out = []
+    out: list[tuple[Deploy, int | None]] = []
     for line in lines:
         parts = line.split()
         if len(parts) == 3 and parts[2].startswith("refs/heads/") and parts[1] != ZERO:
             branch = parts[2].removeprefix("refs/heads/")
-            out += [(branch, parts[1], env, "") for env in targets.get(branch, [])]
+            out += [((branch, parts[1], env, ""), None) for env in targets.get(branch, [])]
     return out
 
 
@@ -314,25 +319,26 @@ def post_receive(lines: list[str]) -> int:
     for line in lines:
         parts = line.split()
         branch = parts[2].removeprefix("refs/heads/") if len(parts) == 3 else ""
-        if parts[1:2] != [ZERO] and parts[2:3] == [f"refs/heads/{branch}"] and all(q[0] != branch for q in queued):
+        if parts[1:2] != [ZERO] and parts[2:3] == [f"refs/heads/{branch}"] and all(q[0] != branch for q, _ in queued):
             where = "; ".join(f"{', '.join(envs)} from {b!r}" for b, envs in targets.items()) or "from no branch"
             say(f"-----> {branch} stored; {app} deploys {where}")
     jobs = []
-    for branch, new, environment, _target in queued:
-        r = _request("POST", f"/api/v1/apps/{app}/environments/{environment}/deploys",
-                     {"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER")})
-        answer = r.text()
-        if r.status != 202:
-            say(f" !     dockyard could not queue the deploy to {environment}: {answer}")
-            continue
-        job = json.loads(answer)
-        jobs.append(job)
-        say(f"-----> Queued deploy job {job['id']} to {environment} "
-            f"(follow it with: dockyard jobs show {job['id']} -f)")
-    for job in jobs:
+    for (branch, new, environment, _target), queued_job in queued:
+        if queued_job is None:  # pre-receive could not queue it: now
+            r = _request("POST", f"/api/v1/apps/{app}/environments/{environment}/deploys",
+                         {"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER")})
+            answer = r.text()
+            if r.status != 202:
+                say(f" !     dockyard could not queue the deploy to {environment}: {answer}")
+                continue
+            queued_job = int(json.loads(answer)["id"])
+        jobs.append(queued_job)  # (a job pre-receive queued may have ended already: its log is followed all the same)
+        say(f"-----> Queued deploy job {queued_job} to {environment} "
+            f"(follow it with: dockyard jobs show {queued_job} -f)")
+    for job_id in jobs:
         if len(jobs) > 1:
-            say(f"-----> Job {job['id']}:")
-        for text in _request("GET", f"/api/v1/jobs/{job['id']}/logs?follow=true").lines():
+            say(f"-----> Job {job_id}:")
+        for text in _request("GET", f"/api/v1/jobs/{job_id}/logs?follow=true").lines():
             say(text)
     return 0
 

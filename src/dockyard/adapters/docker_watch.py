@@ -89,7 +89,7 @@ class ContainerWatch:
                     "check that it listens on 0.0.0.0 and on the EXPOSEd port",
                 )
             else:
-                pause = 0.02
+                pause = 0.005  # an inspect and a connect per round already take some ms
             time.sleep(pause)
 
     def _completed(self, container: RunningService, state: dict[str, Any], timeout: float, deadline: float) -> bool:

@@ -235,7 +235,7 @@ def inspect_source(
         answer = child.exchange(request, read)
     finally:
         child.close()
-        _spares.refill(limits)
+        _spares.refill_later(limits)  # not now: the build that follows wants the CPU
     return Inspection(
         tuple(_build(ImageSpec, d) for d in answer["images"]),
         tuple(_build(ServiceSpec, d) for d in answer["services"]),
@@ -399,6 +399,7 @@ class _Spares:
     def __init__(self) -> None:
         self._spare: _Child | None = None
         self._lock: Any = None
+        self._closes = 0  # a refill planned before a close does not happen
 
     def _guard(self) -> Any:
         if self._lock is None:
@@ -421,8 +422,24 @@ class _Spares:
             if self._spare is None:
                 self._spare = _Child(limits)
 
+    def refill_later(self, limits: Limits, delay: float = 2.0) -> None:
+        """Start the next spare child in ``delay`` seconds, in the background (a Python start is
+        ~70 ms of CPU, which a build starting now would share)."""
+        import threading
+
+        closes = self._closes
+
+        def later() -> None:
+            if self._closes == closes:
+                self.refill(limits)
+
+        timer = threading.Timer(delay, later)
+        timer.daemon = True
+        timer.start()
+
     def close(self) -> None:
         with self._guard():
+            self._closes += 1
             child, self._spare = self._spare, None
         if child is not None:
             child.close()

@@ -111,6 +111,8 @@ def bootstrap(settings: Settings) -> Platform:
         resolve=resolver.addresses, configuration=configuration,
         reserved_ports={settings.api_port: "its API", settings.registry_port: "its registry",
                         settings.proxy_port: "its proxy"},
+        drain_timeout=settings.drain_timeout, monitor_seconds=settings.monitor_seconds,
+        progress_deadline=settings.progress_deadline,
     )
     handlers: dict[str, Handler] = {"deploy": deployer.deploy_job}
     runner = JobRunner(store, handlers, workers=settings.workers,
@@ -123,9 +125,6 @@ def bootstrap(settings: Settings) -> Platform:
     handlers[rollback.KIND] = rollbacks.rollback_job
     scaling = Scaling(store, deployer.releaser, runner.submit, after=configuration.prune)
     handlers[scale.KIND] = scaling.scale_job
-    deployer.releaser.drain_timeout = settings.drain_timeout
-    deployer.releaser.monitor_seconds = settings.monitor_seconds
-    deployer.releaser.progress_deadline = settings.progress_deadline
     return Platform(
         settings=settings, store=store, repos=repos, registry=registry, proxy=proxy, engine=engine,
         engine_events=engine, builder=builder, deployer=deployer, runner=runner, configuration=configuration,

@@ -19,24 +19,13 @@ from dockyard.adapters.docker_builder import DockerBuilder
 from dockyard.adapters.registry import DistributionRegistry
 from dockyard.fakes import FakeBuilder, FakeRegistry
 from dockyard.ports import ImageBuilder, Registry
-from tests.integration.test_contracts import new_plane, remove_plane, tar_of
-from tests.support import BASE_IMAGE, free_port
+from tests.integration.test_contracts import distribution as distribution  # the fixture, re-exported
+from tests.integration.test_contracts import tar_of
+from tests.support import BASE_IMAGE
 
 pytestmark = pytest.mark.integration
 
 LAYER_BYTES = 300_000  # each test image's own layer: random bytes, so it compresses to about as much
-
-
-@pytest.fixture
-def distribution(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[DistributionRegistry]:
-    plane = new_plane(engine)
-    registry = DistributionRegistry(tmp_path_factory.mktemp("registry"), "127.0.0.1", free_port(), plane)
-    registry.ensure_running()
-    try:
-        yield registry
-    finally:
-        registry.remove()
-        remove_plane(engine, plane)
 
 
 @dataclass

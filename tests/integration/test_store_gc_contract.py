@@ -5,26 +5,14 @@ nothing else moves."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.model import App, BuiltImage
-from dockyard.fakes import FakeStore
+from tests.integration.test_store_contract import AnyStore
+from tests.integration.test_store_contract import store as store  # the fixture, re-exported
 
 pytestmark = pytest.mark.integration
-
-AnyStore = FakeStore | SqlStore
-
-
-@pytest.fixture(params=["fake", "sql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> AnyStore:
-    if request.param == "fake":
-        return FakeStore()
-    s = SqlStore(f"sqlite:///{tmp_path / 'd.db'}")
-    s.migrate()
-    return s
 
 
 def image(app: str, version: str, repository: str = "") -> BuiltImage:

@@ -45,6 +45,9 @@ class Deployer:
     resolve: Callable[[str], list[str]] = field(default=lambda host: [])  # for ADD URLs' hosts
     configuration: Configuration | None = None  # the environment's variables and secrets
     reserved_ports: Mapping[int, str] = field(default_factory=dict)  # dockyard's own host ports: port -> what
+    drain_timeout: float = 30.0  # DOCKYARD_DRAIN_TIMEOUT, DOCKYARD_MONITOR_SECONDS, DOCKYARD_PROGRESS_DEADLINE
+    monitor_seconds: float = 5.0
+    progress_deadline: float = 900.0
     builds: Builds = field(init=False)
     releaser: Releaser = field(init=False)
     # one build of an app at a time (two environments deploying one commit build it once: the
@@ -57,7 +60,8 @@ class Deployer:
         self.releaser = Releaser(self.store, self.orchestrator, self.proxy, self.proxy_port, self.route_prefix,
                                  self.ready_timeout,
                                  prepare=self.configuration.resolve if self.configuration is not None else None,
-                                 reserved=self.reserved_ports)
+                                 reserved=self.reserved_ports, drain_timeout=self.drain_timeout,
+                                 monitor_seconds=self.monitor_seconds, progress_deadline=self.progress_deadline)
 
     # -- the job --------------------------------------------------------------------------
     def _build_lock(self, app: str) -> threading.Lock:

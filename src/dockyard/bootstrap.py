@@ -33,6 +33,7 @@ from dockyard.services.environments import Environments
 from dockyard.services.gc import Collector
 from dockyard.services.jobs import Handler, JobRunner, Jobs
 from dockyard.services.plan import Planner
+from dockyard.services.push_check import PushChecks
 from dockyard.services.recovery import Recovery
 from dockyard.services.rollback import Rollbacks
 from dockyard.services.scale import Scaling
@@ -63,6 +64,7 @@ class Platform:
     apps: Apps
     access: Access
     jobs: Jobs
+    pushes: PushChecks
     system: System
     gc: Collector
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -125,12 +127,13 @@ def bootstrap(settings: Settings) -> Platform:
     handlers[rollback.KIND] = rollbacks.rollback_job
     scaling = Scaling(store, deployer.releaser, runner.submit, after=configuration.prune)
     handlers[scale.KIND] = scaling.scale_job
+    jobs = Jobs(store)
     return Platform(
         settings=settings, store=store, repos=repos, registry=registry, proxy=proxy, engine=engine,
         engine_events=engine, builder=builder, deployer=deployer, runner=runner, configuration=configuration,
         environments=environments, planner=planner, rollbacks=rollbacks, scaling=scaling,
         apps=Apps(store, repos, deployer.destroy, settings.base_domain),
-        access=Access(store), jobs=Jobs(store),
+        access=Access(store), jobs=jobs, pushes=PushChecks(store, repos, deployer, environments, jobs),
         system=System(plane, engine, registry, proxy, settings.proxy_port),
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),

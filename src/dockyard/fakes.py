@@ -512,10 +512,10 @@ class FakeRepos:
             raise NotFound(f"no commit {commit!r} in {app!r}")
         return tree
 
-    def files(self, app: str, commit: str) -> list[str]:
-        return sorted(self._tree(app, commit))
+    def files(self, app: str, commit: str, incoming: str = "") -> list[str]:
+        return sorted(self._tree(app, commit))  # (a commit being pushed is among the trees already)
 
-    def read(self, app: str, commit: str, path: str, limit: int = 1024 * 1024) -> str | None:
+    def read(self, app: str, commit: str, path: str, limit: int = 1024 * 1024, incoming: str = "") -> str | None:
         text = self.trees.get(app, {}).get(commit, {}).get(path)
         if text is not None and len(text.encode()) > limit:
             raise too_large(path, len(text.encode()), limit)
@@ -534,6 +534,9 @@ class FakeRepos:
 
     def head(self, app: str, branch: str) -> str | None:
         return self.heads.get(app, {}).get(branch)
+
+    def accepts_branch(self, name: str) -> bool:  # a few of git's rules
+        return ".." not in name and "@{" not in name and not name.endswith((".lock", "/", "."))
 
 
 

@@ -16,7 +16,7 @@ import pytest
 from dockyard.domain.model import HOST_ACCESS_KEYS
 from tests.support import BIN, Server, head, jobs_of, make_repo, static_site, wait_until
 
-HOOK_ONLY = "a push's hook token may only queue the deploy of its push"
+HOOK_ONLY = "a push's hook token may only check its push to"
 
 
 def as_token(server: Server, token: str, method: str, path: str, **kwargs) -> httpx.Response:
@@ -115,8 +115,7 @@ def test_a_push_s_hook_token_does_the_push_s_work_and_nothing_else(
 
         # what the push's hooks get besides the token
         assert env["DOCKYARD_PUSHER"] == f"alice-{app_name}"
-        assert env["DOCKYARD_HOST_ACCESS"] == "privileged,docker_socket"
-        assert env["DOCKYARD_REGISTRY"] == server.api("GET", "/api/v1/health").json()["registry"]["address"]
+        assert not {"DOCKYARD_VARIABLES", "DOCKYARD_SECRETS", "DOCKYARD_HOST_ACCESS"} & set(env)  # the server checks
         assert env["GIT_CONFIG_NOSYSTEM"] == "1" and env["GIT_CONFIG_GLOBAL"] == "/dev/null"
         assert token != server.token and not token.startswith("dy_")
 

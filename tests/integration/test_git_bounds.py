@@ -23,12 +23,15 @@ pytestmark = pytest.mark.integration
 APP = "bounds"
 
 
+# dockyard's hooks call its API, which these tests do not run: git receives without them
+NO_HOOKS = "--receive-pack=git -c core.hooksPath=/dev/null receive-pack"
+
+
 def push(repos: GitRepos, work: Path, files: dict[str, str]) -> str:
-    """Commit ``files`` in ``work`` and push them to the app's bare repository (its hooks check
-    the ref name only: main is not the deploy branch here)."""
+    """Commit ``files`` in ``work`` and push them to the app's bare repository (without hooks)."""
     make_repo(work, files)
-    env = {"PATH": os.environ["PATH"], "HOME": str(work.parent), "DOCKYARD_APP": APP, "DOCKYARD_DEPLOYS": "{\"deploy\": [\"production\"]}"}
-    done = subprocess.run(["git", "push", "-q", str(repos.path(APP)), "HEAD:main"], cwd=work, env=env,
+    env = {"PATH": os.environ["PATH"], "HOME": str(work.parent)}
+    done = subprocess.run(["git", "push", "-q", NO_HOOKS, str(repos.path(APP)), "HEAD:main"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return head(work)
@@ -248,8 +251,8 @@ def test_repositories_check_every_pushed_object(repos: GitRepos, work: Path) -> 
     bad = f"tree {tree}\nauthor nobody <no-email 1 +0000\ncommitter x <x@y> 1 +0000\n\nbad\n"
     commit = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--literally", "--stdin"], cwd=work,
                             input=bad, capture_output=True, text=True, check=True).stdout.strip()
-    env = {"PATH": os.environ["PATH"], "HOME": str(work.parent), "DOCKYARD_APP": APP, "DOCKYARD_DEPLOYS": "{\"deploy\": [\"production\"]}"}
-    done = subprocess.run(["git", "push", str(repo), f"{commit}:refs/heads/main"], cwd=work, env=env,
+    env = {"PATH": os.environ["PATH"], "HOME": str(work.parent)}
+    done = subprocess.run(["git", "push", NO_HOOKS, str(repo), f"{commit}:refs/heads/main"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "badEmail" in done.stderr and "fsck error" in done.stderr
@@ -257,9 +260,59 @@ def test_repositories_check_every_pushed_object(repos: GitRepos, work: Path) -> 
     # the check is what refused it: without it, git takes the same push
     for key in ("receive.fsckObjects", "transfer.fsckObjects"):
         run_git(["config", key, "false"], cwd=repo)
-    again = subprocess.run(["git", "push", str(repo), f"{commit}:refs/heads/main"], cwd=work, env=env,
+    again = subprocess.run(["git", "push", NO_HOOKS, str(repo), f"{commit}:refs/heads/main"], cwd=work, env=env,
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
+
+
+# -- a push read before git stores it (what pre-receive asks the server) --------------------------
+
+
+QUARANTINE_HOOK = """#!{python}
+import json, os, sys
+sys.path[:0] = {path!r}
+from pathlib import Path
+from dockyard.adapters.git import GitRepos
+repos = GitRepos(Path({root!r}), 1 << 20)
+old, new, ref = sys.stdin.read().split()
+incoming = os.environ["GIT_QUARANTINE_PATH"]
+for name in ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH", "GIT_DIR"):
+    os.environ.pop(name, None)  # as in the server's process, which the hook asks
+seen = {{"files": repos.files({app!r}, new, incoming), "text": repos.read({app!r}, new, "a.txt", 100, incoming),
+         "without": repos.read({app!r}, new, "a.txt", 100)}}  # not stored yet: not there
+Path({out!r}).write_text(json.dumps(seen))
+sys.exit(1)  # refused: git drops the quarantine folder
+"""
+
+
+def test_a_push_is_read_in_git_s_quarantine_before_it_is_stored(repos: GitRepos, work: Path, tmp_path: Path) -> None:
+    import json
+    import sys
+
+    out = tmp_path / "seen.json"
+    hook = repos.path(APP) / "hooks" / "pre-receive"
+    hook.write_text(QUARANTINE_HOOK.format(python=sys.executable, path=[p for p in sys.path if p],
+                                           root=str(repos.root), app=APP, out=str(out)))
+    make_repo(work, {"a.txt": "pushed\n", "dir/b.txt": "b\n"})
+    done = subprocess.run(["git", "push", "-q", str(repos.path(APP)), "HEAD:main"], cwd=work,
+                          env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0 and "pre-receive hook declined" in done.stderr
+    seen = json.loads(out.read_text())
+    assert sorted(seen["files"]) == ["a.txt", "dir/b.txt"] and seen["text"] == "pushed\n"
+    assert seen["without"] is None
+    assert repos.head(APP, "main") is None
+    assert not list((repos.path(APP) / "objects").glob("tmp_objdir-incoming-*"))
+
+
+@pytest.mark.parametrize("where", ["/tmp", "{repo}/objects", "{repo}/objects/tmp_objdir-incoming-../..",
+                                   "{other}/objects/tmp_objdir-incoming-x", "{repo}/objects/pack"])
+def test_only_a_quarantine_folder_of_the_app_s_own_repository_is_read(repos: GitRepos, where: str) -> None:
+    repos.create("other")
+    folder = where.format(repo=repos.path(APP), other=repos.path("other"))
+    Path(repos.path("other") / "objects" / "tmp_objdir-incoming-x").mkdir()
+    with pytest.raises(DockyardError, match="not in its repository's quarantine folder"):
+        repos.files(APP, "a" * 40, folder)
 
 
 # -- a commit parsed in a bounded child -------------------------------------------------------

@@ -11,7 +11,7 @@ from dockyard.services.push_tokens import PREFIX, PushTokens
 
 ADMIN = Principal("admin", "admin")
 HOOK = Principal("alice", "hook", app="shop")
-HOOK_ACTIONS = {Action.DEPLOY, Action.RECORD_REJECTED_PUSH, Action.READ_JOB_LOG, Action.SET_PUSHER}
+HOOK_ACTIONS = {Action.DEPLOY, Action.CHECK_PUSH, Action.RECORD_REJECTED_PUSH, Action.READ_JOB_LOG, Action.SET_PUSHER}
 
 
 @pytest.mark.parametrize("action", list(Action))
@@ -53,7 +53,7 @@ def test_refusals_say_what_to_do() -> None:
     message, hint = access.refusal(ADMIN, Action.SET_PUSHER)
     assert message == "only dockyard's git hook may set pusher" and "leave 'pusher' out" in hint
     message, hint = access.refusal(HOOK, Action.MANAGE_TOKENS)
-    assert "hook token may only queue the deploy of its push to shop" in message
+    assert "hook token may only check its push to shop, queue its deploys" in message
     assert "dockyard tokens create" in hint
     message, hint = access.refusal(Principal("bob", "viewer"), Action.DEPLOY)
     assert message == "token 'bob' (role viewer) may not queue a deploy" and "admin" in hint

@@ -14,7 +14,7 @@ from dockyard.domain.errors import Conflict, DockyardError, InvalidName, NotFoun
 from dockyard.domain.model import Environment, JobStatus
 from dockyard.fakes import FakeRepos, FakeStore
 from dockyard.services.access import Access
-from dockyard.services.apps import Apps, PushContext
+from dockyard.services.apps import Apps
 from dockyard.services.jobs import Jobs
 from dockyard.services.push_tokens import PREFIX
 from dockyard.services.system import System
@@ -120,25 +120,12 @@ def test_an_app_is_not_deleted_while_a_job_of_it_runs(world: World) -> None:
         world.apps.delete("shop")
 
 
-def test_a_push_s_hooks_know_branches_variables_environments_and_secret_names(world: World) -> None:
+def test_a_push_s_hooks_know_which_environments_each_branch_deploys_to(world: World) -> None:
     app = world.apps.create("shop", "trunk")
     world.store.add_environment(Environment("shop", "recette", branch="develop"))
     world.store.add_environment(Environment("shop", "dev", branch="trunk"))
     world.store.add_environment(Environment("shop", "demo"))  # deployed on demand only
-    world.store.set_variables("shop", "recette", {"LEVEL": "debug"})
-    world.store.set_variables("shop", "demo", {"HIDDEN": "1"})
-
-    def seal(version: int) -> tuple[str, bytes]:
-        return "k1", b"sealed"
-
-    for env, name in (("recette", "TOKEN"), ("recette", "TOKEN"), ("recette", "DB"), ("staging", "KEY")):
-        world.store.add_secret("shop", env, name, seal)  # staging: set ahead of the environment
-    assert world.apps.push_context(app) == PushContext(
-        deploys={"trunk": ["production", "dev"], "develop": ["recette"]},
-        variables={"production": {}, "dev": {}, "recette": {"LEVEL": "debug"}},
-        environments=["production", "demo", "dev", "recette"],
-        secrets={"recette": ["TOKEN", "DB"], "staging": ["KEY"]},
-    )
+    assert world.apps.branch_targets(app) == {"trunk": ["production", "dev"], "develop": ["recette"]}
 
 
 # -- access ---------------------------------------------------------------------------------------

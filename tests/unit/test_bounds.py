@@ -1,9 +1,8 @@
 """Pushed content is parsed within bounds: sizes, YAML expansion, linear time, a bounded child
-process for the server and a bounded hook."""
+process for the server, whose last results a deploy reuses."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 import time
@@ -369,44 +368,33 @@ def test_with_references_replaces_placeholders_only() -> None:
         inspect.with_references(found.services, {"Dockerfile": "x"})
 
 
-# -- the hook bounds itself -------------------------------------------------------------------
-
-
-def run_bounded(code: str) -> subprocess.CompletedProcess[str]:
-    script = "from dockyard.entrypoints import hooks\n" + textwrap.dedent(code)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-
-
-def test_the_hook_stops_a_runaway_check_in_time() -> None:
-    done = run_bounded("""
-        import time
-        hooks.bound_checking(seconds=1)
-        start = time.monotonic()
-        try:
-            while True:
-                pass
-        except hooks.CheckTimeout:
-            print(f"stopped after {time.monotonic() - start:.1f} s")
-        """)
-    assert done.stdout.startswith("stopped after 1."), done.stderr
-
-
-def test_the_hook_bounds_its_memory() -> None:
-    done = run_bounded("""
-        hooks.bound_checking(megabytes=200)
-        try:
-            blob = bytearray(300 * 1024 * 1024)
-        except MemoryError:
-            print("refused")
-        hooks.end_of_checking()
-        """)
-    assert done.stdout.strip() == "refused", done.stderr
-
-
 def test_warm_starts_the_spare_that_the_next_parse_uses() -> None:
+    inspect._recent.clear()
     inspect.warm()
     spare = inspect._spares._spare
     assert spare is not None and spare.proc.poll() is None
     inspect.inspect_source(list(SITE), read_from(SITE), "shop", base_domain="localhost")
     assert spare.proc.poll() is not None  # used once, then stopped
     assert inspect._spares._spare is not spare
+
+
+def test_a_parse_of_the_same_files_is_answered_from_the_last_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The push's check and its deploy parse the same files: the deploy takes the check's result,
+    unless a file the child read on demand (an env file) reads differently now."""
+    inspect._recent.clear()
+    first = inspect.inspect_source(list(SITE), read_from(SITE), "shop", base_domain="localhost")
+
+    def no_child(limits: inspect.Limits) -> Any:
+        raise AssertionError("parsed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(inspect._spares, "take", no_child)
+        assert inspect.inspect_source(list(SITE), read_from(SITE), "shop", base_domain="localhost") == first
+        with pytest.raises(AssertionError, match="parsed again"):  # another environment's variables
+            inspect.inspect_source(list(SITE), read_from(SITE), "shop", base_domain="localhost", variables={"A": "1"})
+        with pytest.raises(AssertionError, match="parsed again"):  # the env file the child asked for changed
+            inspect.inspect_source(list(SITE), read_from({**SITE, "app.env": "GREETING=bye\n"}), "shop",
+                                   base_domain="localhost")
+    changed = inspect.inspect_source(list(SITE), read_from({**SITE, "app.env": "GREETING=bye\n"}), "shop",
+                                     base_domain="localhost")
+    assert changed != first

@@ -101,13 +101,18 @@ def run_git(
     return proc.stdout or b""
 
 
-def _popen(args: list[str], cwd: Path, stdin: bool = False) -> subprocess.Popen[bytes]:
+def _popen(args: list[str], cwd: Path, stdin: bool = False, incoming: Path | None = None) -> subprocess.Popen[bytes]:
+    """git in ``cwd``; with ``incoming`` (a push's quarantine: ``GitRepos.incoming``), the objects
+    of the push being received are read too."""
     if not cwd.is_dir():
         raise NotFound(f"no repository at {cwd}", "create the app first: dockyard apps create NAME")
+    env = safe_git_env(os.environ)
+    if incoming is not None:
+        env.update(GIT_OBJECT_DIRECTORY=str(incoming), GIT_ALTERNATE_OBJECT_DIRECTORIES=str(cwd / "objects"))
     try:
         return subprocess.Popen(
             ["git", *args], cwd=cwd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=safe_git_env(os.environ),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
     except FileNotFoundError:
         raise Unavailable("git is not installed", "install it: apt-get install git") from None
@@ -170,10 +175,11 @@ def _too_many(limit: int) -> InvalidSource:
     )
 
 
-def tree_entries(repo: Path, treeish: str, max_entries: int = MAX_TREE_ENTRIES) -> Iterator[TreeEntry]:
+def tree_entries(repo: Path, treeish: str, max_entries: int = MAX_TREE_ENTRIES,
+                 incoming: Path | None = None) -> Iterator[TreeEntry]:
     """Every file of a tree, streamed from ``git ls-tree -r -z -l``; at most ``max_entries``."""
     args = ["ls-tree", "-r", "-z", "-l", treeish]
-    proc = _popen(args, repo)
+    proc = _popen(args, repo, incoming=incoming)
     assert proc.stdout is not None
     pending, count, stopped = b"", 0, True
     try:
@@ -198,9 +204,9 @@ def tree_entries(repo: Path, treeish: str, max_entries: int = MAX_TREE_ENTRIES) 
 class _Batch:
     """One ``git cat-file --batch``: objects by id, their contents streamed."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, incoming: Path | None = None) -> None:
         self.args = ["cat-file", "--batch"]
-        self.proc = _popen(self.args, repo, stdin=True)
+        self.proc = _popen(self.args, repo, stdin=True, incoming=incoming)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
 
@@ -295,14 +301,15 @@ def list_files(repo: Path, commit: str, max_entries: int = MAX_TREE_ENTRIES) -> 
     return [e.name for e in tree_entries(repo, _commit(commit), max_entries)]
 
 
-def read_file(repo: Path, commit: str, path: str, limit: int = MAX_READ_BYTES) -> str | None:
+def read_file(repo: Path, commit: str, path: str, limit: int = MAX_READ_BYTES,
+              incoming: Path | None = None) -> str | None:
     """A file's text; None when the commit has no such file. One ``git cat-file --batch`` gives
     its size before its contents: a file over ``limit`` is refused (InvalidSource naming it),
     never read (git is stopped)."""
     if "\n" in path or "\0" in path:
         return None
     name = f"{_commit(commit)}:{path}".encode(errors="surrogateescape")
-    batch = _Batch(repo)
+    batch = _Batch(repo, incoming)
     try:
         batch.stdin.write(name + b"\n")
         batch.stdin.flush()
@@ -488,6 +495,9 @@ class GitRepos:
 
         shutil.rmtree(self.path(app), ignore_errors=True)
 
+    def accepts_branch(self, name: str) -> bool:
+        return check_ref_format(name)
+
     def head(self, app: str, branch: str) -> str | None:
         # Read directly (a deploy queued by pre-receive polls it while the push lands): the loose
         # ref a push leaves, else packed-refs; git is asked only when neither reads plainly.
@@ -501,18 +511,30 @@ class GitRepos:
             return None
         return out.decode().strip() or None
 
-    def files(self, app: str, commit: str) -> list[str]:
+    def incoming(self, app: str, quarantine: str) -> Path:
+        """The folder where git receive-pack keeps the objects of a push until its pre-receive
+        hook accepts it (the hook's GIT_QUARANTINE_PATH): a folder of the app's repository only."""
+        objects = self.path(app).resolve() / "objects"
+        found = Path(quarantine).resolve() if quarantine else None
+        if found is None or found.parent != objects or not found.name.startswith("tmp_objdir-incoming-") \
+                or not found.is_dir():
+            raise DockyardError("the push's objects are not in its repository's quarantine folder",
+                                "push again (with git 2.13 or later on the server)")
+        return found
+
+    def files(self, app: str, commit: str, incoming: str = "") -> list[str]:
         key = (app, commit)  # a commit's tree never changes: remember the last few
         if key not in self._files:
             if len(self._files) > 64:
                 self._files.pop(next(iter(self._files)))
-            entries = list(tree_entries(self.path(app), _commit(commit)))
+            entries = list(tree_entries(self.path(app), _commit(commit),
+                                        incoming=self.incoming(app, incoming) if incoming else None))
             self._listed = (key, entries)
             self._files[key] = [e.name for e in entries]
         return list(self._files[key])
 
-    def read(self, app: str, commit: str, path: str, limit: int = MAX_READ_BYTES) -> str | None:
-        return read_file(self.path(app), commit, path, limit)
+    def read(self, app: str, commit: str, path: str, limit: int = MAX_READ_BYTES, incoming: str = "") -> str | None:
+        return read_file(self.path(app), commit, path, limit, self.incoming(app, incoming) if incoming else None)
 
     def archive(self, app: str, commit: str, out: IO[bytes], path: str = "") -> None:
         listed = self._listed

@@ -16,6 +16,7 @@ class Action(enum.StrEnum):
     MANAGE_APPS = "create, change or delete apps"
     DEPLOY = "queue a deploy"
     RECORD_REJECTED_PUSH = "record a refused push"
+    CHECK_PUSH = "check a push being received, and queue its deploys"
     SET_PUSHER = "set who pushed"
     MANAGE_TOKENS = "create, list or revoke tokens"
     GRANT_HOST_ACCESS = "allow host access to an app's containers"
@@ -27,7 +28,8 @@ HOOK = "hook"  # dockyard's git hook, during one push: a token minted for that p
 
 ROLES: dict[str, frozenset[Action]] = {
     ADMIN: frozenset(Action) - {Action.SET_PUSHER},
-    HOOK: frozenset({Action.DEPLOY, Action.RECORD_REJECTED_PUSH, Action.READ_JOB_LOG, Action.SET_PUSHER}),
+    HOOK: frozenset({Action.DEPLOY, Action.CHECK_PUSH, Action.RECORD_REJECTED_PUSH, Action.READ_JOB_LOG,
+                     Action.SET_PUSHER}),
 }
 
 
@@ -51,7 +53,7 @@ def refusal(who: Principal, action: Action) -> tuple[str, str]:
         return ("only dockyard's git hook may set pusher",
                 "leave 'pusher' out: the job records the name of the token that asked for it")
     if who.role == HOOK:
-        return (f"a push's hook token may only queue the deploy of its push to {who.app}, record a refused "
+        return (f"a push's hook token may only check its push to {who.app}, queue its deploys, record a refused "
                 "push and read that app's job logs",
                 "use an API token for anything else (an admin creates one: dockyard tokens create NAME)")
     return (f"token {who.name!r} (role {who.role}) may not {action.value}",

@@ -26,7 +26,6 @@ from dockyard.domain.errors import DockyardError
 
 if TYPE_CHECKING:
     from dockyard.bootstrap import Platform
-    from dockyard.domain.model import App
 
 SERVICES = ("git-upload-pack", "git-receive-pack")
 
@@ -39,19 +38,6 @@ def _basic_password(header: str | None) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return decoded.partition(":")[2] or None
-
-
-def hook_environments(p: Platform, app: App) -> dict[str, str]:
-    """What a push's hooks know of the app's environments: which each branch deploys to, their
-    variables (for the compose file's ${VAR}), their names, and the names of their secrets (set
-    ahead of an environment too: dockyard.yml may require them)."""
-    context = p.apps.push_context(app)
-    return {
-        "DOCKYARD_DEPLOYS": json.dumps(context.deploys),
-        "DOCKYARD_VARIABLES": json.dumps(context.variables),
-        "DOCKYARD_ENVIRONMENTS": json.dumps(context.environments),
-        "DOCKYARD_SECRETS": json.dumps(context.secrets),
-    }
 
 
 def mount(api: FastAPI, settings: Settings) -> None:
@@ -111,12 +97,9 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "DOCKYARD_URL": f"http://{hook_host}:{settings.api_port}",
             "DOCKYARD_APP": app.name,
             "DOCKYARD_PUSHER": pusher.name,
-            "DOCKYARD_BASE_DOMAIN": settings.base_domain,
-            "DOCKYARD_HOST_ACCESS": ",".join(app.host_access),
-            "DOCKYARD_REGISTRY": p.system.registry_address,
         }
-        if path == "git-receive-pack":  # only a push runs the hooks that read these
-            env.update(hook_environments(p, app))
+        if path == "git-receive-pack":  # for post-receive, when pre-receive could not hand its deploys over
+            env["DOCKYARD_DEPLOYS"] = json.dumps(p.apps.branch_targets(app))
         env = safe_git_env(env)  # no system or global git configuration for the push
         for header, var in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "GIT_PROTOCOL")):
             if header in request.headers:

@@ -1,11 +1,11 @@
 """Apps: create one (a bare repo to push to, and its record), list, show, delete; the domains it
 answers at and the host access its containers may have; and what a push's hooks know of its
-environments. The API's routes and the git endpoint call this, never an adapter."""
+environments (which branch deploys where). The API's routes and the git endpoint call this, never an adapter."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dockyard.domain import hosts, names
 from dockyard.domain.errors import Conflict
@@ -15,16 +15,6 @@ from dockyard.ports import SourceRepos, Store
 # What takes every environment of an app off its target (containers, routes, networks; not
 # volumes): Deployer.destroy
 Destroy = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class PushContext:
-    """What a push's hooks know of the app, to check a push as a deploy would."""
-
-    deploys: dict[str, list[str]] = field(default_factory=dict)  # branch -> environments its pushes deploy to
-    variables: dict[str, dict[str, str]] = field(default_factory=dict)  # of those environments
-    environments: list[str] = field(default_factory=list)  # every environment's name, production first
-    secrets: dict[str, list[str]] = field(default_factory=dict)  # environment -> its secrets' names
 
 
 @dataclass
@@ -78,20 +68,17 @@ class Apps:
         """The compose keys that hand the app's containers the host; the list replaces the last."""
         return self.store.set_host_access(names.app_name(name), names.host_access_keys(tuple(keys)))
 
-    def push_context(self, app: App) -> PushContext:
-        """Which environments each branch deploys to, their variables (for the compose file's
-        ${VAR}), every environment's name, and the names of the secrets of each (set ahead of an
-        environment too: dockyard.yml may require them)."""
-        known = self.store.environments(app.name)
-        deploys: dict[str, list[str]] = {}
-        for environment in known:
-            branch = app.deploy_branch if environment.is_production else environment.branch
-            if branch is not None:
-                deploys.setdefault(branch, []).append(environment.name)
-        secrets: dict[str, list[str]] = {}
-        for sealed in self.store.sealed_secrets(app.name):  # every version: each name once
-            names_of = secrets.setdefault(sealed.environment, [])
-            if sealed.name not in names_of:
-                names_of.append(sealed.name)
-        variables = {env: self.store.variables(app.name, env) for envs in deploys.values() for env in envs}
-        return PushContext(deploys, variables, [e.name for e in known], secrets)
+    def branch_targets(self, app: App) -> dict[str, list[str]]:
+        """Which environments each branch deploys to (what a push's post-receive hook knows)."""
+        return branch_targets(self.store, app)
+
+
+def branch_targets(store: Store, app: App) -> dict[str, list[str]]:
+    """Which environments each branch's pushes deploy to: production from the app's deploy
+    branch, another environment from its own branch (none: deployed on demand only)."""
+    out: dict[str, list[str]] = {}
+    for environment in store.environments(app.name):
+        branch = app.deploy_branch if environment.is_production else environment.branch
+        if branch is not None:
+            out.setdefault(branch, []).append(environment.name)
+    return out

@@ -165,11 +165,14 @@ class Deployer:
                                     "push again")
             time.sleep(0.002)
 
-    def inspect(self, app: App, commit: str, environment: str = DEFAULT_ENVIRONMENT) -> inspect.Inspection:
+    def inspect(self, app: App, commit: str, environment: str = DEFAULT_ENVIRONMENT,
+                incoming: str = "") -> inspect.Inspection:
         """The commit's images and services, parsed within bounds (services/inspect.py), with the
-        environment's variables interpolated."""
+        environment's variables interpolated. ``incoming``: the commit is being pushed, its objects
+        are in that quarantine folder (SourceRepos.files)."""
         return self.inspector(
-            self.repos.files(app.name, commit), lambda path, limit: self.repos.read(app.name, commit, path, limit),
+            self.repos.files(app.name, commit, incoming),
+            lambda path, limit: self.repos.read(app.name, commit, path, limit, incoming),
             app.name, base_domain=self.base_domain, domains=app.domains, registry=self.registry.address,
             allowed=frozenset(app.host_access),
             variables=self.configuration.variables(app.name, environment) if self.configuration else None,

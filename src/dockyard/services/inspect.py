@@ -27,7 +27,8 @@ longer than N s / needed more than N MB"); the hook runs the same ``parse_source
 process, which bounds itself.
 
 One spare child is kept started (imports done, limits set, waiting on stdin), so a call costs a
-round trip and the parsing, not a Python start; it is replaced after each call. ``warm()``
+round trip and the parsing, not a Python start; it is replaced after each call. The last few
+results are kept (``_Recent``): the deploy of a push reuses its pre-receive check's parse. ``warm()``
 starts it (at server start), ``shutdown()`` stops it (it also exits by itself when the server
 does: its stdin closes). A second parse running at the same time starts its own child. This module is
 imported by the child: its top-level imports are only what parsing needs.
@@ -230,18 +231,82 @@ def inspect_source(
                # where a compose file's build contexts may be: the child sees only the files above
                "folders": sorted(stack.folders_of(files)) if any(p in stack.COMPOSE_FILES for p in candidates)
                else None}
+    key = _recent.key(request, limits)
+    found = _recent.get(key, read)
+    if found is not None:
+        return found
+    reads: list[tuple[str, int, str | None]] = []
+
+    def recorded(path: str, limit: int) -> str | None:
+        text = read(path, limit)
+        reads.append((path, limit, text))
+        return text
+
     child = _spares.take(limits)
     try:
-        answer = child.exchange(request, read)
+        answer = child.exchange(request, recorded)
     finally:
         child.close()
         _spares.refill_later(limits)  # not now: the build that follows wants the CPU
-    return Inspection(
+    found = Inspection(
         tuple(_build(ImageSpec, d) for d in answer["images"]),
         tuple(_build(ServiceSpec, d) for d in answer["services"]),
         tuple(str(w) for w in answer.get("warnings", ())),
         answer.get("dockyard_yml"),
     )
+    _recent.put(key, found, reads)
+    return found
+
+
+class _Recent:
+    """The last few inspections, by request: the push's check (pre-receive) and the deploy that
+    follows parse the same files the same way, and the deploy takes the check's result. A
+    request holds the texts it parses; the files the child asked for besides (env files) are
+    read again and compared before a result is reused."""
+
+    def __init__(self, count: int = 16, seconds: float = 300.0) -> None:
+        import threading
+
+        self.count, self.seconds = count, seconds
+        self._entries: dict[str, tuple[float, Inspection, list[tuple[str, int, str | None]]]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(request: dict[str, Any], limits: Limits) -> str:
+        import hashlib
+
+        return hashlib.sha256(json.dumps([request, asdict(limits)], sort_keys=True).encode()).hexdigest()
+
+    def get(self, key: str, read: Read) -> Inspection | None:
+        import time
+
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.seconds:
+            return None
+        _, found, reads = entry
+        try:
+            if any(read(path, limit) != text for path, limit, text in reads):
+                return None
+        except DockyardError:
+            return None
+        return found
+
+    def put(self, key: str, found: Inspection, reads: list[tuple[str, int, str | None]]) -> None:
+        import time
+
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (time.monotonic(), found, reads)
+            while len(self._entries) > self.count:
+                self._entries.pop(next(iter(self._entries)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_recent = _Recent()
 
 
 def warm(limits: Limits | None = None) -> None:
@@ -253,6 +318,7 @@ def warm(limits: Limits | None = None) -> None:
 def shutdown() -> None:
     """Stop the spare child (at server stop; it also exits when the server's process does)."""
     _spares.close()
+    _recent.clear()
 
 
 def _tuples(value: Any) -> Any:

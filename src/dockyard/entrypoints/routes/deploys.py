@@ -1,4 +1,4 @@
-"""Deploys: queue one, record a push the git hook refused, list releases."""
+"""Deploys: queue one, check a push for the git hook (and record one it refused), list releases."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dockyard.domain.access import Action, Principal
 from dockyard.domain.model import DEFAULT_ENVIRONMENT
 from dockyard.entrypoints.deps import PlatformDep, Reader, actor, can
 from dockyard.entrypoints.routes.jobs import JobOut, job_out
+from dockyard.services.push_check import RefUpdate
 
 router = APIRouter(prefix="/api/v1/apps/{name}", tags=["deploys"])
 
@@ -20,6 +21,34 @@ class DeployIn(BaseModel):
     branch: str | None = None
     pusher: str | None = Field(None, description="set by dockyard's git hook only")
     await_push: bool = Field(False, description="the commit is being pushed: wait for the branch to point at it")
+
+
+class RefUpdateIn(BaseModel):
+    old: str = Field(max_length=64)
+    new: str = Field(max_length=64)
+    ref: str = Field(max_length=1024)
+
+
+class PushCheckIn(BaseModel):
+    updates: list[RefUpdateIn] = Field(max_length=1000, description="pre-receive's input, a line each")
+    incoming: str = Field(max_length=4096, description="the push's quarantine folder (GIT_QUARANTINE_PATH)")
+    pusher: str | None = Field(None, description="set by dockyard's git hook only")
+
+
+class QueuedDeployOut(BaseModel):
+    branch: str
+    commit: str
+    environment: str
+    target: str = Field(description="set when this deploy adds the environment dockyard.yml declares")
+    job: int | None = Field(description="the deploy job; null when it could not be queued yet")
+
+
+class PushCheckOut(BaseModel):
+    accepted: bool
+    message: str = ""
+    hint: str = ""
+    said: list[str] = Field(default_factory=list, description="lines for the pusher's terminal")
+    deploys: list[QueuedDeployOut] = Field(default_factory=list)
 
 
 class RejectedPushIn(BaseModel):
@@ -35,6 +64,23 @@ def deploy(name: str, body: DeployIn, p: PlatformDep, who: Annotated[Principal, 
     job = p.environments.queue_deploy(name, DEFAULT_ENVIRONMENT, actor(who, name, body.pusher), body.commit,
                                       body.branch, body.await_push)
     return job_out(job)
+
+
+@router.post("/push-checks")
+def check_push(name: str, body: PushCheckIn, p: PlatformDep,
+               who: Annotated[Principal, can(Action.CHECK_PUSH)]) -> PushCheckOut:
+    """Check a push git is receiving (used by dockyard's pre-receive hook): ref names, and the
+    commit's Dockerfiles, compose file and dockyard.yml for each environment its branch deploys
+    to. Accepted: its deploys are queued, each waiting for the push to land. Refused: recorded as a
+    failed job, and nothing is queued."""
+    by = actor(who, name, body.pusher)
+    verdict = p.pushes.check(name, [RefUpdate(u.old, u.new, u.ref) for u in body.updates], body.incoming, by)
+    refusal = verdict.refusal
+    return PushCheckOut(
+        accepted=verdict.accepted, message=refusal.message if refusal else "", hint=refusal.hint if refusal else "",
+        said=list(verdict.said),
+        deploys=[QueuedDeployOut(branch=d.branch, commit=d.commit, environment=d.environment, target=d.target,
+                                 job=d.job) for d in verdict.deploys])
 
 
 @router.post("/rejected-pushes", status_code=201)

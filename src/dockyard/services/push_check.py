@@ -1,0 +1,139 @@
+"""A push, checked before git stores it, and its deploys queued: what the pre-receive hook asks.
+
+For each ref update: only branches and tags, with names dockyard and git accept; a branch that
+deploys somewhere cannot be deleted. For each environment the pushed branch deploys to (those
+the app has, and those the commit's dockyard.yml declares for that branch), the commit's
+Dockerfiles, compose file and dockyard.yml are parsed within bounds (``Deployer.inspect``: the
+server's warm, bounded parser child) with that environment's variables and secrets, and its
+replica counts and health checks applied. The objects are read from the push's quarantine
+folder: git moves them into the repository only once the hook accepts.
+
+Accepted: the deploys are queued at once (each waits for its ref), so they start while git
+stores the objects. Refused: nothing is queued, the refusal is recorded as a failed job.
+The parse leaves its result with ``services.inspect`` for the deploy, which then does not parse
+again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockyard.domain import dockyard_file, names
+from dockyard.domain.declared import with_health, with_replicas
+from dockyard.domain.errors import DockyardError
+from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
+from dockyard.ports import SourceRepos, Store
+from dockyard.services.apps import branch_targets
+from dockyard.services.deploy import Deployer
+from dockyard.services.environments import Environments
+from dockyard.services.jobs import Jobs
+
+ZERO = "0" * 40
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """One line of pre-receive's input."""
+
+    old: str
+    new: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class QueuedDeploy:
+    branch: str
+    commit: str
+    environment: str
+    target: str  # set: dockyard.yml declares the environment, which this deploy adds
+    job: int | None  # None: it could not be queued now (post-receive tries again)
+
+
+@dataclass(frozen=True)
+class PushVerdict:
+    refusal: DockyardError | None
+    deploys: tuple[QueuedDeploy, ...] = ()
+    said: tuple[str, ...] = ()  # for the pusher, one line each
+
+    @property
+    def accepted(self) -> bool:
+        return self.refusal is None
+
+
+@dataclass
+class PushChecks:
+    store: Store
+    repos: SourceRepos
+    deployer: Deployer
+    environments: Environments
+    jobs: Jobs
+
+    def check(self, app: str, updates: list[RefUpdate], incoming: str, actor: str) -> PushVerdict:
+        """Check a push (``incoming``: its quarantine folder); queue its deploys when accepted."""
+        owner = self.store.get_app(names.app_name(app))
+        targets = branch_targets(self.store, owner)
+        wanted: list[tuple[str, str, str, str]] = []  # (branch, commit, environment, declared target)
+        ref = ""
+        try:
+            for update in updates:
+                ref = update.ref
+                wanted += self._check_update(owner.name, targets, update, incoming)
+        except DockyardError as refusal:
+            self.jobs.record_refused_push(owner.name, ref, str(refusal), actor)
+            return PushVerdict(refusal)
+        return self._queue(owner.name, wanted, actor)
+
+    def _check_update(self, app: str, targets: dict[str, list[str]], update: RefUpdate,
+                      incoming: str) -> list[tuple[str, str, str, str]]:
+        """Raise a DockyardError when this ref update must be refused; else the deploys it makes
+        (environments dockyard.yml declares for the branch, which the app does not have yet, among
+        them). Warnings are the deploy job's to give: the push streams its log."""
+        if update.ref.startswith("refs/heads/"):
+            kind, name = "branch", update.ref.removeprefix("refs/heads/")
+        elif update.ref.startswith("refs/tags/"):
+            kind, name = "tag", update.ref.removeprefix("refs/tags/")
+        else:
+            raise DockyardError(f"{update.ref[:200]}: only branches and tags can be pushed")
+        names.branch_name(name)
+        if not self.repos.accepts_branch(name):
+            raise DockyardError(f"{kind} name {name!r} is not accepted by git")
+        if kind != "branch":
+            return []
+        environments = [(env, "") for env in targets.get(name, [])]
+        if update.new.strip("0") == "":
+            if environments:
+                raise DockyardError(
+                    f"branch {name!r} deploys to {', '.join(e for e, _ in environments)}: it cannot be deleted",
+                    "give the environment another branch first (dockyard envs set-branch), or delete the app: "
+                    f"dockyard apps delete {app}")
+            return []
+        files = self.repos.files(app, update.new, incoming)
+        if dockyard_file.SOURCE in files:  # environments it declares for this branch
+            text = self.repos.read(app, update.new, dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES, incoming)
+            declared = dockyard_file.load(text) if text is not None else None
+            known = {e.name for e in self.store.environments(app)}
+            environments += [(e.name, e.target) for e in (declared.environments if declared else ())
+                             if e.branch == name and e.name not in known]
+        owner = self.store.get_app(app)
+        for environment, _ in environments:  # each with its own variables and secrets
+            found = self.deployer.inspect(owner, update.new, environment, incoming)
+            # refuses a count the service cannot run, a health check of a service without a port
+            with_health(with_replicas(found.services, found.declared, environment), found.declared, environment)
+        return [(name, update.new, env, target) for env, target in environments]
+
+    def _queue(self, app: str, wanted: list[tuple[str, str, str, str]], actor: str) -> PushVerdict:
+        """Queue the accepted push's deploys, each waiting for its ref; an environment
+        dockyard.yml declares is added with its first deploy."""
+        deploys, said = [], []
+        for branch, commit, environment, target in wanted:
+            job = None
+            try:
+                if target:
+                    self.environments.declare(app, environment, target, branch)
+                    said.append(f"-----> {environment}: added, as dockyard.yml declares (target {target}, "
+                                f"branch {branch})")
+                job = self.environments.queue_deploy(app, environment, actor, commit, branch, await_push=True).id
+            except DockyardError as exc:
+                said.append(f" !     the deploy to {environment} could not be queued yet: {exc.message}")
+            deploys.append(QueuedDeploy(branch, commit, environment, target, job))
+        return PushVerdict(None, tuple(deploys), tuple(said))

@@ -51,12 +51,14 @@ class Server:
         self.api_port = free_port()
         self.proxy_port = free_port()
         self.registry_port = free_port()
+        self.resolver_port = free_port()
         self.env = {
             **os.environ,
             "DOCKYARD_HOME": str(home),
             "DOCKYARD_API_PORT": str(self.api_port),
             "DOCKYARD_PROXY_PORT": str(self.proxy_port),
             "DOCKYARD_REGISTRY_PORT": str(self.registry_port),
+            "DOCKYARD_RESOLVER_PORT": str(self.resolver_port),
             "DOCKYARD_NAME_PREFIX": f"dytest{self.api_port}",
             "DOCKYARD_ADMIN_TOKEN_FILE": str(home / "admin-token"),
             "DOCKYARD_READY_TIMEOUT": "20",

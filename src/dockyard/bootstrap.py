@@ -22,6 +22,7 @@ from dockyard.adapters.git import GitRepos
 from dockyard.adapters.registry import DistributionRegistry
 from dockyard.adapters.secret_box import KeyFile
 from dockyard.adapters.sql_store import SqlStore
+from dockyard.adapters.upstream_dns import UpstreamNames
 from dockyard.config import Settings
 from dockyard.ports import ImageBuilder, Orchestrator, OrchestratorEvents, Proxy, Registry, SourceRepos, Store
 from dockyard.services import inspect, rollback, scale
@@ -94,8 +95,9 @@ def bootstrap(settings: Settings) -> Platform:
     repos = GitRepos(settings.repos_dir, settings.max_push_bytes)
     registry = DistributionRegistry(settings.registry_dir, settings.registry_host, settings.registry_port, plane,
                                     settings.registry_image, settings.registry_bin)
+    names = UpstreamNames(settings.proxy_dir / "upstreams", settings.resolver_port, plane, binary=settings.dnsmasq_bin)
     proxy = CaddyProxy(settings.proxy_dir, settings.proxy_host, settings.proxy_port,
-                       f"{settings.name_prefix}-{installation}", plane, settings.proxy_image, settings.caddy_bin)
+                       f"{settings.name_prefix}-{installation}", plane, names, settings.proxy_image, settings.caddy_bin)
     engine = DockerOrchestrator(
         client, installation, settings.name_prefix, registry.auth,
         Limits(memory=settings.container_memory, pids=settings.container_pids),

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     registry_port: int = 5100
     proxy_host: str = ""  # "" listens on every address
     proxy_port: int = 8080
+    resolver_port: int = 7753  # UDP, on 127.0.0.1: where the proxy asks which containers serve a route
     base_domain: str = "localhost"
     name_prefix: str = "dockyard"  # prefix of every container and network dockyard creates
     max_push_bytes: int = 200 * 1024 * 1024
@@ -31,6 +32,7 @@ class Settings(BaseSettings):
     proxy_image: str = "caddy:2"  # an image is built from the host's binary below
     registry_bin: str = "docker-registry"
     caddy_bin: str = "caddy"
+    dnsmasq_bin: str = "dnsmasq"  # the resolver: an image built from the host's binary (none is published)
     network_pool: str = "10.213.0.0/16"  # app networks take their subnets from here
     network_prefix: int = 26  # each gets a /26: 61 containers, 1,024 networks in the default pool
     container_memory: str = "1g"  # default limits of every app container

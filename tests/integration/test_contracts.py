@@ -11,6 +11,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from dockyard.adapters.dataplane import DataPlane
 from dockyard.adapters.docker_builder import DockerBuilder
 from dockyard.adapters.git import GitRepos
 from dockyard.adapters.registry import DistributionRegistry
+from dockyard.adapters.upstream_dns import UpstreamNames
 from dockyard.domain.errors import Unavailable
 from dockyard.domain.model import Route
 from dockyard.domain.published_ports import PortRoute
@@ -59,13 +61,15 @@ def remove_plane(engine: docker.DockerClient, plane: DataPlane) -> None:
 def caddy(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[CaddyProxy]:
     # a short root: the admin API is a unix socket, and socket paths are limited to 108 bytes
     plane = new_plane(engine)
-    proxy = CaddyProxy(tmp_path_factory.mktemp("caddy"), "127.0.0.1", free_port(), ROUTE_PREFIX, plane)
+    root = tmp_path_factory.mktemp("caddy")
+    names = UpstreamNames(root / "upstreams", free_port(), plane)
+    proxy = CaddyProxy(root, "127.0.0.1", free_port(), ROUTE_PREFIX, plane, names)
     proxy.ensure_running()
     try:
         yield proxy
     finally:
         assert proxy.remove()
-        assert not proxy.running and plane.find("proxy") is None
+        assert not proxy.running and plane.find("proxy") is None and plane.find("resolver") is None
         remove_plane(engine, plane)
 
 
@@ -122,12 +126,16 @@ def test_proxy_ensure_running_again_keeps_the_routes(proxy: Proxy) -> None:
 
 
 class _Upstream:
-    """A tiny HTTP server on a free port that answers every GET with its name."""
+    """A tiny HTTP/1.1 server (keep-alive) on a free port, or on ``host:port``, that answers every
+    GET with its name."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.name = name
         body = f"{name}\n".encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -138,8 +146,9 @@ class _Upstream:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.address = f"{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -184,6 +193,67 @@ def test_caddy_sends_traffic_by_host_to_the_routed_upstream(
     caddy.remove_route(route("shop-web").id)
     gone = get("shop.contract.test")
     assert gone.status_code == 404 and "no app answers" in gone.text
+
+
+def test_caddy_moves_a_route_between_containers_by_name_without_a_reload_and_drops_nothing(
+    caddy: CaddyProxy,
+) -> None:
+    """A release's switch: the route's containers (same port, other addresses) change by name
+    only, so Caddy's configuration stays as it was and keep-alive clients see no closed
+    connection; the new containers answer within a few tenths of a second."""
+    import http.client
+
+    port = free_port()
+    one, two = _Upstream("one", "127.0.0.2", port), _Upstream("two", "127.0.0.3", port)
+    stop, failures, seen, count = threading.Event(), [], set(), [0]
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", caddy.port, timeout=10)
+        while not stop.is_set():
+            try:
+                conn.request("GET", "/", headers={"Host": "shop.contract.test"})
+                answer = conn.getresponse()
+                text = answer.read().decode()
+                if answer.status != 200:
+                    failures.append(f"{answer.status}: {text[:100]}")
+                seen.add(text)
+                count[0] += 1
+            except (OSError, http.client.HTTPException) as exc:
+                failures.append(repr(exc))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", caddy.port, timeout=10)
+        conn.close()
+
+    def alone(name: str) -> bool:
+        """Only ``name`` answered since the last look."""
+        answered = set(seen)
+        seen.clear()
+        return answered == {f"{name}\n"}
+
+    try:
+        caddy.set_route(route("shop-web", one.address, hosts=("shop.contract.test",)))
+        config = caddy._call("GET", "/config/").json()
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        reactions = []
+        for target in (two, one, two, one, two, one):
+            caddy.set_route(route("shop-web", target.address, hosts=("shop.contract.test",)))
+            switched = time.monotonic()
+            wait_until(lambda t=target: alone(t.name), 5, "the new container to answer alone", interval=0.01)
+            reactions.append(time.monotonic() - switched)
+            time.sleep(0.2)
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=10)
+        assert caddy._call("GET", "/config/").json() == config  # no reload: the same configuration
+        assert failures == [] and count[0] > 100, (failures[:5], count[0])
+        assert max(reactions) < 1.0, reactions
+        assert by_id(caddy.routes())[route("shop-web").id].upstreams == (one.address,)
+    finally:
+        stop.set()
+        one.close()
+        two.close()
 
 
 def test_caddy_spreads_a_routes_traffic_over_all_its_upstreams_round_robin(

@@ -7,6 +7,13 @@ Host-name routes are routes of one server (``dockyard``, on DOCKYARD_PROXY_PORT)
 ``:HOST PORT`` (or a loopback address), without automatic HTTPS, and its one route (``@id``
 ``<server id>.<owner route id>``) proxies everything to the service's container.
 
+A route's containers are not in Caddy's configuration: the route names them by DNS
+(``dynamic_upstreams``, adapters/upstream_dns.py), so a release changes its containers without
+reloading Caddy (a reload closes every client's idle connections). Its configuration changes, and
+Caddy reloads, only when its hosts or its container port change, or when it is added or removed.
+A request that cannot reach a container is tried again (for up to TRY_DURATION, on the names'
+next answer): one whose container died while a release rolls back is served by the old one.
+
 Caddy runs with ``--resume``: when Docker restarts it (a crash, an engine restart) it comes back
 with the routes it had. The server adopts a running proxy at start and only reconfigures it.
 """
@@ -22,18 +29,22 @@ from typing import Any
 
 from dockyard.adapters.dataplane import Component, DataPlane
 from dockyard.adapters.local_http import Answer, HttpError, LocalHttp
+from dockyard.adapters.upstream_dns import REFRESH, UpstreamNames
 from dockyard.domain.errors import Unavailable
 from dockyard.domain.model import Route
 from dockyard.domain.published_ports import PortRoute
 
 SERVER = "dockyard"
 ROLE = "proxy"
+TRY_DURATION = "5s"  # how long a request is tried again when its container cannot be reached
+IDLE_TIMEOUT = "2s"  # an idle connection to a container is closed then: draining a container takes no longer
 
 
 class CaddyProxy:
     def __init__(self, root: Path, listen_host: str, port: int, route_prefix: str, plane: DataPlane,
-                 image: str = "caddy:2", binary: str = "caddy") -> None:
+                 names: UpstreamNames | None = None, image: str = "caddy:2", binary: str = "caddy") -> None:
         self.root = root
+        self.names = names  # None: every route's containers are in its configuration
         self.listen = f"{listen_host}:{port}"
         self.port = port
         self.route_prefix = route_prefix
@@ -82,8 +93,11 @@ class CaddyProxy:
         return self.plane.running(ROLE)
 
     def ensure_running(self) -> None:
-        """Adopt the running proxy, or start one; then make its listener what the settings say."""
+        """Adopt the running proxy (and its resolver), or start one; then make its listener what the
+        settings say."""
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.names is not None:
+            self.names.ensure_running()
         (self.root / "caddy.json").write_text(json.dumps(self._initial_config(), indent=2))
         if not self.plane.running(ROLE) and self.socket.exists():
             self.socket.unlink()  # left by a proxy that is gone
@@ -117,17 +131,55 @@ class CaddyProxy:
         """The proxy outlives the server: nothing to do when the server stops."""
 
     def remove(self) -> bool:
-        """Stop and remove the proxy's container (`dockyard server down`)."""
-        return self.plane.remove(ROLE)
+        """Stop and remove the proxy's container and its resolver's (`dockyard server down`)."""
+        removed = self.plane.remove(ROLE)
+        if self.names is not None:
+            self.names.remove_component()
+        return removed
 
-    @staticmethod
-    def _route_json(route: Route) -> dict[str, Any]:
+    def _route_json(self, route: Route) -> dict[str, Any]:
         return {
             "@id": route.id,
             "match": [{"host": list(route.hosts)}],
-            "handle": [_reverse_proxy(route.upstreams)],
+            "handle": [self._reverse_proxy(route.id, route.upstreams)],
             "terminal": True,
         }
+
+    def _reverse_proxy(self, key: str, upstreams: tuple[str, ...]) -> dict[str, Any]:
+        """Caddy's reverse_proxy to these containers (``host:port`` each), round-robin. When they
+        share a port, by name: the names' file is written first (``key``: the route's id)."""
+        split = [u.rpartition(":") for u in upstreams]
+        ports = {port for _, _, port in split}
+        if self.names is None or len(ports) != 1:
+            if self.names is not None:
+                self.names.forget(key)
+            return _reverse_proxy(upstreams)
+        self.names.set(key, tuple(host.strip("[]") for host, _, _ in split))
+        return {
+            "handler": "reverse_proxy",
+            "dynamic_upstreams": {"source": "a", "name": self.names.name(key), "port": ports.pop(),
+                                  "refresh": REFRESH, "resolver": {"addresses": [self.names.address]},
+                                  "dial_timeout": "2s"},
+            "load_balancing": {"selection_policy": {"policy": "round_robin"}, "try_duration": TRY_DURATION,
+                               "try_interval": "100ms"},
+            "transport": {"protocol": "http", "keep_alive": {"idle_timeout": IDLE_TIMEOUT}},
+        }
+
+    def _upstreams(self, key: str, handlers: list[dict[str, Any]]) -> tuple[str, ...]:
+        """The containers of a route's handlers: in its configuration, or by name."""
+        out: list[str] = []
+        for handler in handlers:
+            out += [str(u["dial"]) for u in handler.get("upstreams") or ()]
+            dynamic = handler.get("dynamic_upstreams")
+            if isinstance(dynamic, dict) and self.names is not None:
+                port = dynamic.get("port", "80")
+                out += [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in self.names.get(key) or ()]
+        return tuple(out)
+
+    def _unchanged(self, object_id: str, body: dict[str, Any]) -> bool:
+        """Caddy has this very configuration for ``object_id`` already (no reload needed)."""
+        r = self._call("GET", f"/id/{object_id}")
+        return r.status_code == 200 and r.json() == body
 
     def _call(self, method: str, path: str, body: Any = None) -> Answer:
         try:
@@ -138,6 +190,8 @@ class CaddyProxy:
 
     def set_route(self, route: Route) -> None:
         body = self._route_json(route)
+        if self._unchanged(route.id, body):
+            return  # its containers changed, by name only
         r = self._call("PATCH", f"/id/{route.id}", body)
         if r.status_code == 404 or (r.status_code >= 400 and "unknown object ID" in r.text):
             r = self._call("PUT", f"/config/apps/http/servers/{SERVER}/routes/0", body)
@@ -148,6 +202,8 @@ class CaddyProxy:
         r = self._call("DELETE", f"/id/{route_id}")
         if r.status_code >= 400 and r.status_code != 404 and "unknown object ID" not in r.text:
             raise Unavailable(f"the proxy refused to remove route {route_id}: {r.text[:300]}")
+        if self.names is not None:
+            self.names.forget(route_id)
 
     # -- published host ports: a server of their own each -------------------------------------
     def _port_json(self, port: PortRoute) -> dict[str, Any]:
@@ -158,7 +214,7 @@ class CaddyProxy:
             "automatic_https": {"disable": True},
             "routes": [{
                 "@id": f"{port.id}.{port.owner}",  # the service it serves: what removes an environment's ports
-                "handle": [_reverse_proxy(port.upstreams)],
+                "handle": [self._reverse_proxy(port.id, port.upstreams)],
                 "terminal": True,
             }],
         }
@@ -167,6 +223,8 @@ class CaddyProxy:
         """A server of its own in ``apps.http.servers``, keyed and ``@id``-ed by ``port.id``: set
         again, it is replaced in place (Caddy keeps the listener across the change)."""
         body = self._port_json(port)
+        if self._unchanged(port.id, body):
+            return
         r = self._call("PATCH", f"/id/{port.id}", body)
         if r.status_code == 404 or (r.status_code >= 400 and "unknown object ID" in r.text):
             r = self._call("PUT", f"/config/apps/http/servers/{port.id}", body)
@@ -178,6 +236,8 @@ class CaddyProxy:
         r = self._call("DELETE", f"/id/{port_id}")
         if r.status_code >= 400 and r.status_code != 404 and "unknown object ID" not in r.text:
             raise Unavailable(f"the proxy refused to stop serving {port_id}: {r.text[:300]}")
+        if self.names is not None:
+            self.names.forget(port_id)
 
     def ports(self) -> list[PortRoute]:
         servers = self._call("GET", "/config/apps/http/servers").json() or {}
@@ -187,7 +247,7 @@ class CaddyProxy:
                 continue
             host, _, number = ((raw.get("listen") or [""])[0]).rpartition(":")
             routes = raw.get("routes") or [{}]
-            ups = tuple(u["dial"] for h in routes[0].get("handle", []) for u in h.get("upstreams", []))
+            ups = self._upstreams(key, routes[0].get("handle", []))
             owner = str(routes[0].get("@id", "")).removeprefix(f"{key}.")
             out.append(PortRoute(id=key, port=int(number) if number.isdigit() else 0, upstreams=ups, owner=owner,
                                  listen_host=host.strip("[]")))
@@ -207,7 +267,7 @@ class CaddyProxy:
             if not rid.startswith(self.route_prefix) or rid.endswith("-fallback"):
                 continue
             hosts = tuple(h for m in raw.get("match", []) for h in m.get("host", []))
-            ups = tuple(u["dial"] for h in raw.get("handle", []) for u in h.get("upstreams", []))
+            ups = self._upstreams(rid, raw.get("handle", []))
             out.append(Route(id=rid, hosts=hosts, upstreams=ups))
         return out
 
@@ -249,8 +309,9 @@ def host_port_free(port: int, protocol: str, host_ip: str = "", proc: Path = Pat
 
 
 def _reverse_proxy(upstreams: tuple[str, ...]) -> dict[str, Any]:
-    """Caddy's reverse_proxy to these upstreams; several (a service's replicas): round-robin, a
-    request that cannot reach one tried on the next for up to 2s."""
+    """Caddy's reverse_proxy to these upstreams, in its configuration (they have different
+    ports, or there are none); several: round-robin, a request that cannot reach one tried on
+    the next for up to 2s."""
     handler: dict[str, Any] = {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}
     if len(upstreams) > 1:
         handler["load_balancing"] = {"selection_policy": {"policy": "round_robin"}, "try_duration": "2s"}

@@ -137,18 +137,20 @@ class DataPlane:
     def image_for(self, component: Component) -> str:
         """The id of the image to run: the configured one, pulled if needed, else one built
         from the host's binary."""
-        with contextlib.suppress(docker.errors.NotFound):
-            return str(self.api.inspect_image(component.image)["Id"])
-        try:
-            self.say(f"{component.role}: pulling {component.image}")
-            self.api.pull(component.image)
-            return str(self.api.inspect_image(component.image)["Id"])
-        except docker.errors.APIError as exc:
-            reason = explain(exc).splitlines()[0][:200]
+        reason = "no image is published for it"  # (the resolver: always the host's dnsmasq)
+        if component.image:
+            with contextlib.suppress(docker.errors.NotFound):
+                return str(self.api.inspect_image(component.image)["Id"])
+            try:
+                self.say(f"{component.role}: pulling {component.image}")
+                self.api.pull(component.image)
+                return str(self.api.inspect_image(component.image)["Id"])
+            except docker.errors.APIError as exc:
+                reason = explain(exc).splitlines()[0][:200]
         binary = shutil.which(component.binary)
         if binary is None:
             raise Unavailable(
-                f"cannot run the {component.role}: {component.image} cannot be pulled ({reason}) and "
+                f"cannot run the {component.role}: {component.image or 'its image'} cannot be pulled ({reason}) and "
                 f"{component.binary} is not installed to build a local image from",
                 f"let the Docker engine reach Docker Hub, or install {component.binary} (scripts/setup.sh does)",
             )
@@ -156,7 +158,8 @@ class DataPlane:
         tag = f"dockyard/{component.role}:local-{digest}"
         with contextlib.suppress(docker.errors.NotFound):
             return str(self.api.inspect_image(tag)["Id"])
-        self.say(f"{component.role}: {component.image} cannot be pulled ({reason}); building {tag} from {binary}")
+        self.say(f"{component.role}: {component.image or 'its image'} cannot be pulled ({reason}); building {tag} "
+                 f"from {binary}")
         return self._build_from_binary(binary, component.entrypoint, tag)
 
     def _build_from_binary(self, binary: str, target: str, tag: str) -> str:

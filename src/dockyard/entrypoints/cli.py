@@ -71,7 +71,8 @@ def _alive(pid: int) -> bool:
 
 @server_cli.command("down")
 def server_down() -> None:
-    """Stop everything on this host: the server (if it runs), then the proxy and the registry.
+    """Stop everything on this host: the server (if it runs), then the proxy (and its resolver)
+    and the registry.
     Apps stop answering until `dockyard server` runs again; their containers and data are kept."""
     import signal
     import time
@@ -97,7 +98,7 @@ def server_down() -> None:
     try:
         installation = SqlStore(settings.database_url).installation_id()
         plane = DataPlane(connect(settings.docker_host), installation, settings.name_prefix)
-        for role in ("proxy", "registry"):
+        for role in ("proxy", "resolver", "registry"):
             typer.echo(f"{role}: {'stopped and removed' if plane.remove(role) else 'not running'}")
     except DockyardError as exc:
         fail(exc.message, exc.hint)

@@ -270,14 +270,17 @@ def get_resending(client: httpx.Client, path: str = "/") -> tuple[httpx.Response
 
 @dataclass
 class Load:
-    """A few clients calling one host through the proxy, a request every 20 ms each: bounded, so
-    the release itself is not starved. A request the proxy never received (reset by its
-    configuration reload) is sent again once (tests.support.get_resending): a failure is a wrong
-    answer, a 5xx, or a second failure."""
+    """A few clients calling one host through the proxy, a request every ``pause`` s each:
+    bounded, so the release itself is not starved. With ``resend``, a request the proxy never
+    received (reset by a reload of its configuration, which adding or changing a route's hosts
+    makes) is sent again once (tests.support.get_resending); a failure is then a wrong answer, a
+    5xx, or a second failure. Without, every error is a failure."""
 
     server: Server
     host: str
     clients: int = 3
+    resend: bool = True
+    pause: float = 0.02
     answers: Counter[str] = field(default_factory=Counter)
     failed: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)  # never received by the proxy: sent again once
@@ -289,7 +292,7 @@ class Load:
                           timeout=5) as client:
             while not self.stop.is_set():
                 try:
-                    r, resent = get_resending(client)
+                    r, resent = get_resending(client) if self.resend else (client.get("/"), "")
                     if resent:
                         self.resent.append(resent)
                     if r.status_code == 200:
@@ -298,7 +301,7 @@ class Load:
                         self.failed.append(f"HTTP {r.status_code} {r.text[:80]!r}")
                 except httpx.HTTPError as exc:
                     self.failed.append(repr(exc))
-                time.sleep(0.02)
+                time.sleep(self.pause)
 
     def __enter__(self) -> Load:
         for _ in range(self.clients):

@@ -136,7 +136,7 @@ def bootstrap(settings: Settings) -> Platform:
         environments=environments, planner=planner, rollbacks=rollbacks, scaling=scaling,
         apps=Apps(store, repos, deployer.destroy, settings.base_domain),
         access=Access(store), jobs=jobs, pushes=PushChecks(store, repos, deployer, environments, jobs),
-        system=System(plane, engine, registry, proxy, settings.proxy_port),
+        system=System(plane, engine, registry, proxy, settings.proxy_port, names.address),
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),
     )

@@ -77,3 +77,67 @@ def test_a_release_killed_midway_is_recovered_with_no_orphan_and_no_failed_reque
     assert load.failed == [], load.failed[:5]
     print(f"killed at '{step}': {sum(load.answers.values())} requests, {len(load.failed)} failed, "
           f"{len(load.resent)} sent again")
+
+
+@pytest.fixture
+def draining_server(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient) -> Iterator[Server]:
+    """A server of its own (it is killed) that drains right after the switch (no monitor window)."""
+    with own_server(tmp_path_factory.mktemp("drain-home"), engine, DOCKYARD_MONITOR_SECONDS="0") as srv:
+        yield srv
+
+
+def slow_site(text: str) -> dict[str, str]:
+    """A static site whose /cgi-bin/slow answers after 4 s: a request the old container is still
+    answering while it drains."""
+    files = static_site(text)
+    files["Dockerfile"] = files["Dockerfile"].replace("COPY public /www", "COPY public /www\nRUN chmod +x /www/cgi-bin/slow")
+    files["public/cgi-bin/slow"] = f"#!/bin/sh\nsleep 4\necho 'Content-Type: text/plain'\necho\necho slow {text}\n"
+    return files
+
+
+def test_a_release_killed_while_the_old_container_drains_loses_no_request(
+    draining_server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    import threading
+
+    import httpx
+
+    server, host = draining_server, f"{app_name}.localhost"
+    server.cli("apps", "create", app_name)
+    repo = make_repo(tmp_path / "src", slow_site("v1"))
+    assert server.push(repo, app_name).returncode == 0
+    slow: list[str] = []
+
+    def slow_request() -> None:
+        r = httpx.get(f"http://127.0.0.1:{server.proxy_port}/cgi-bin/slow", headers={"Host": host}, timeout=30)
+        slow.append(f"{r.status_code} {r.text.strip()}")
+
+    make_repo(repo, slow_site("v2"))
+    with Load(server, host, resend=False) as load:
+        pending = threading.Thread(target=slow_request)
+        pending.start()  # v1 answers it for 4 s: the old container drains that long
+        time.sleep(0.3)
+
+        def draining() -> bool:
+            deploys = [j for j in server.api("GET", f"/api/v1/jobs?app={app_name}").json() if j["kind"] == "deploy"]
+            return any("Draining 1 old container" in server.api("GET", f"/api/v1/jobs/{j['id']}/logs").text
+                       for j in deploys if j["status"] == "running")
+
+        kill_during_release(server, repo, app_name, draining)
+        killed = web_containers(engine, app_name)
+        server.start()
+        pending.join(timeout=30)
+        wait_until(lambda: server.body(host).strip() == "v2" and len(web_containers(engine, app_name)) == 1, 90,
+                   "the live release alone")
+        time.sleep(0.5)
+    assert len(killed) == 2, killed  # killed while the old container drained
+    assert slow == ["200 slow v1"]  # the request the old container was answering was answered
+    assert load.failed == [], load.failed[:5]
+    releases = server.api("GET", f"/api/v1/apps/{app_name}/environments/production/releases").json()
+    assert releases[0]["status"] == "live"
+    assert [r for r in releases if r["status"] in ("pending", "switching")] == []
+    running = web_containers(engine, app_name)
+    # one container, v2's (the resumed job found v2 running and recorded it again, as a release
+    # that adopts the containers it needs)
+    assert len(running) == 1 and set(running.values()) <= {r["id"] for r in releases[:2]}, (running, releases[:3])
+    print(f"killed while draining: {sum(load.answers.values())} requests, {len(load.failed)} failed")

@@ -99,12 +99,13 @@ def test_system_shows_the_data_plane_the_engine_and_the_pool(
     info = server.api("GET", "/api/v1/system").json()
     prefix = f"{server.env['DOCKYARD_NAME_PREFIX']}-{server.installation}"
     assert info["installation"] == server.installation
-    for role in ("proxy", "registry"):
+    for role in ("proxy", "registry", "resolver"):
         part = info["data_plane"][role]
         container = engine.containers.get(part["container"])
         assert part["container"] == f"{prefix}-{role}" and part["running"] is True
         assert container.labels["dockyard.role"] == role and part["image"] == container.attrs["Config"]["Image"]
     assert info["data_plane"]["registry"]["listens"] == f"127.0.0.1:{server.registry_port}"
+    assert info["data_plane"]["resolver"]["listens"] == f"udp/127.0.0.1:{server.resolver_port}"
     assert info["engine"]["live_restore"] == engine.info()["LiveRestoreEnabled"]
     pool = info["network_pool"]
     assert (pool["pool"], pool["prefix"], pool["capacity"]) == ("10.213.0.0/16", 26, 1024)

@@ -36,6 +36,16 @@ class ContainerWatch:
         return bytes(raw).decode(errors="replace").strip()
 
     def wait_ready(self, container: RunningService, timeout: float, check: HttpCheck | None = None) -> None:
+        """Wait until the new container is ready (``_await_ready``). The count of its restarts then
+        is remembered: the monitor window fails a release whose container restarted since (it
+        crashed between readiness and the switch, or after)."""
+        info = self._await_ready(container, timeout, check)
+        restarts = self.__dict__.setdefault("_restarts_when_ready", {})
+        if len(restarts) > 1000:
+            restarts.clear()
+        restarts[container.id] = int(info["State"].get("RestartCount") or 0)
+
+    def _await_ready(self, container: RunningService, timeout: float, check: HttpCheck | None) -> dict[str, Any]:
         """Ready means: for a one-shot service, exited with code 0; for a container with a
         healthcheck (the image's or compose's), healthy; else running, and for a web service
         with an HTTP ``check`` (dockyard.yml), that check passing; for another web service, an
@@ -45,14 +55,14 @@ class ContainerWatch:
         last = ""  # what the HTTP check last saw
         while True:
             try:
-                info = self.api.inspect_container(container.id)
+                info: dict[str, Any] = self.api.inspect_container(container.id)
             except docker.errors.NotFound:
                 raise DeployFailed(f"service {container.service}: its container was removed before it was ready",
                                    "deploy again") from None
             state, pause = info["State"], 0.1
             if (info["Config"].get("Labels") or {}).get(ONE_SHOT_LABEL) == "once":
                 if self._completed(container, state, timeout, deadline):
-                    return
+                    return info
             elif state["Status"] in ("exited", "dead") or state.get("Restarting"):
                 oom = " (out of memory: raise DOCKYARD_CONTAINER_MEMORY)" if state.get("OOMKilled") else ""
                 raise DeployFailed(
@@ -62,15 +72,15 @@ class ContainerWatch:
                 )
             elif state.get("Health") is not None:
                 if self._healthy(container, state["Health"], timeout, deadline):
-                    return
+                    return info
             elif container.upstream is None:
                 if time.monotonic() >= settle:
-                    return
+                    return info
                 pause = 0.02
             elif check is not None:
                 last = _checked(container.upstream, check)
                 if not last:
-                    return
+                    return info
                 if time.monotonic() > deadline:
                     raise DeployFailed(
                         f"service {container.service} did not pass its health check (GET {check.path}, expecting "
@@ -81,7 +91,7 @@ class ContainerWatch:
                     )
                 pause = 0.05
             elif _answers_http(container.upstream):
-                return
+                return info
             elif time.monotonic() > deadline:
                 raise DeployFailed(
                     f"service {container.service} did not answer HTTP on its port within {timeout:.0f}s. "
@@ -138,11 +148,15 @@ class ContainerWatch:
                 except docker.errors.NotFound:
                     raise DeployFailed(f"service {c.service}: its new container was removed "
                                        f"{time.monotonic() - begun:.1f}s after the switch", "deploy again") from None
-                count = restarts.setdefault(c.id, int(state.get("RestartCount") or 0))
+                ready = self.__dict__.get("_restarts_when_ready", {}).get(c.id)
+                count = restarts.setdefault(c.id, int(state.get("RestartCount") or 0) if ready is None else ready)
                 health = (state.get("Health") or {}).get("Status")
-                if state["Status"] in ("exited", "dead") or state.get("Restarting") or \
-                        int(state.get("RestartCount") or 0) > count or health == "unhealthy":
-                    what = "turned unhealthy" if health == "unhealthy" else f"exited (code {state.get('ExitCode')})"
+                restarted = int(state.get("RestartCount") or 0) - count
+                if state["Status"] in ("exited", "dead") or state.get("Restarting") or restarted > 0 or \
+                        health == "unhealthy":
+                    what = ("turned unhealthy" if health == "unhealthy" else
+                            f"exited (code {state.get('ExitCode')})" if state["Status"] in ("exited", "dead") else
+                            f"exited and was restarted ({restarted} time{'s' if restarted > 1 else ''})")
                     raise DeployFailed(
                         f"service {c.service} {what} {time.monotonic() - begun:.1f}s after the switch. "
                         f"Its last output:\n{self._tail(c.id)}",

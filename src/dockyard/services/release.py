@@ -369,8 +369,10 @@ class Releaser(RouteUpkeep):
                     self.proxy.remove_port(self.port_id(host))
                 case plan.Drain(containers=containers):
                     begun = time.monotonic()
-                    left = self.orchestrator.drain(containers, self.drain_timeout)
                     many = "s" if len(containers) > 1 else ""
+                    say(f"-----> Draining {len(containers)} old container{many}: the requests they answer finish "
+                        f"(up to {self.drain_timeout:.0f}s)")
+                    left = self.orchestrator.drain(containers, self.drain_timeout)
                     if left:
                         say(f" !     {len(containers)} old container{many}: {left} connection{'s' if left > 1 else ''} "
                             f"still open after {self.drain_timeout:.0f}s, stopping anyway (DOCKYARD_DRAIN_TIMEOUT)")

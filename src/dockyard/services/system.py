@@ -51,6 +51,7 @@ class System:
     registry: RegistryView
     proxy: PartView
     proxy_port: int
+    resolver: str = ""  # where the proxy's resolver answers (udp/127.0.0.1:PORT); "": none
 
     def health(self) -> dict[str, Any]:
         """Liveness of dockyard and of the parts it supervises."""
@@ -68,16 +69,18 @@ class System:
 
     def status(self) -> dict[str, Any]:
         """The data plane's containers, the engine's live-restore, the network pool's use."""
-        return status(self.plane, self.engine, self.proxy_port, self.registry.address)
+        return status(self.plane, self.engine, self.proxy_port, self.registry.address, self.resolver)
 
     def live_restore(self) -> bool:
         """Whether the engine keeps containers running while it restarts."""
         return self.engine.live_restore()
 
 
-def status(plane: DataPlaneView, engine: EngineView, proxy_port: int, registry: str) -> dict[str, Any]:
+def status(plane: DataPlaneView, engine: EngineView, proxy_port: int, registry: str,
+           resolver: str = "") -> dict[str, Any]:
     parts: dict[str, Any] = {}
-    for role, where in (("proxy", f":{proxy_port}"), ("registry", registry)):
+    roles = [("proxy", f":{proxy_port}"), ("registry", registry)] + ([("resolver", resolver)] if resolver else [])
+    for role, where in roles:
         info = plane.find(role)
         state = (info or {}).get("State") or {}
         parts[role] = {

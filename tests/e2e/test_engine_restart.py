@@ -143,3 +143,67 @@ def test_apps_keep_serving_while_the_engine_restarts_and_routes_follow_after(
         srv.stop()
         sweep(client, srv.installation)
         client.close()
+
+
+def slow_site(text: str) -> dict[str, str]:
+    """A site whose container answers 3 s after it starts: a release waits that long for it."""
+    files = static_site(text)
+    files["Dockerfile"] = files["Dockerfile"].replace(
+        'CMD ["httpd", "-f", "-v", "-p", "8000", "-h", "/www"]', 'CMD ["sh", "-c", "sleep 3; exec httpd -f -p 8000 -h /www"]')
+    return files
+
+
+def test_an_engine_restart_in_the_middle_of_a_release_leaves_the_app_serving_and_no_orphan(
+    private_engine: PrivateEngine, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from tests.support import Load as StrictLoad
+
+    srv = Server(tmp_path_factory.mktemp("engine-midway-home"), DOCKYARD_DOCKER_HOST=private_engine.host)
+    srv.start()
+    client = private_engine.client()
+
+    def containers() -> dict[str, int]:
+        found = client.api.containers(all=True, filters={"label": "dockyard.app=midway"})
+        return {c["Names"][0]: int(c["Labels"]["dockyard.release"]) for c in found}
+
+    try:
+        srv.cli("apps", "create", "midway")
+        repo = make_repo(tmp_path / "src", slow_site("v1"))
+        assert srv.push(repo, "midway").returncode == 0
+        make_repo(repo, slow_site("v2"))
+        with StrictLoad(srv, "midway.localhost", resend=False) as load:
+            push = subprocess.Popen(["git", "push", srv.remote("midway"), "main"], cwd=repo, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            wait_until(lambda: len(containers()) == 2, 60, "v2's container to start", interval=0.05)
+            private_engine.stop()  # while the release waits for v2 to answer
+            private_engine.start()
+            out, _ = push.communicate(timeout=180)
+
+            seen: list[object] = []
+
+            def settled() -> bool:
+                releases = srv.api("GET", "/api/v1/apps/midway/environments/production/releases").json()
+                busy = [j for j in srv.api("GET", "/api/v1/jobs?app=midway").json() if j["status"] in ("queued", "running")]
+                seen[:] = [[(r["id"], r["status"], r["error"]) for r in releases], containers(), busy]
+                return releases[0]["status"] in ("live", "failed") and len(containers()) == 1 and not busy
+
+            try:
+                wait_until(settled, 120, "the release to end with one container left")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {seen}; the push said:\n{out[-3000:]}") from None
+            time.sleep(0.5)
+        releases = srv.api("GET", "/api/v1/apps/midway/environments/production/releases").json()
+        live = [r for r in releases if r["status"] == "live"]
+        assert len(live) == 1 and not [r for r in releases if r["status"] in ("pending", "switching")], releases
+        [(name, release)] = containers().items()
+        body = srv.body("midway.localhost").strip()
+        assert body == ("v2" if live[0]["id"] == releases[0]["id"] else "v1"), (body, releases)
+        assert load.failed == [], load.failed[:5]
+        print(f"\nengine restart mid-release: live release {live[0]['id']} ({body}), container {name} of release "
+              f"{release}, {sum(load.answers.values())} requests, 0 failed; the push said:\n{out[-1500:]}")
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.api("DELETE", "/api/v1/apps/midway")
+        srv.stop()
+        sweep(client, srv.installation)
+        client.close()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import requests.exceptions
 
 from dockyard.domain.errors import Unavailable
 
 LABEL = "dockyard"
+ENGINE_PATIENCE = 60.0  # seconds a step waits for an engine that stopped answering (a restart) to come back
+T = TypeVar("T")
 
 
 def connect(base_url: str = "") -> Any:
@@ -35,3 +40,24 @@ def labels(installation: str, **extra: str) -> dict[str, str]:
 def explain(exc: Exception) -> str:
     """The engine's own words for an API error."""
     return str(getattr(exc, "explanation", None) or exc)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The engine did not answer (it is stopping, restarting or gone), as opposed to refusing."""
+    return isinstance(exc, requests.exceptions.ConnectionError)
+
+
+def patiently(call: Callable[[], T], seconds: float = ENGINE_PATIENCE, what: str = "") -> T:
+    """``call()``, tried again while the engine does not answer (an engine restart: with
+    live-restore its containers go on meanwhile), for up to ``seconds``; then Unavailable."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except requests.exceptions.ConnectionError as exc:
+            if time.monotonic() >= deadline:
+                raise Unavailable(
+                    f"the Docker engine did not answer for {seconds:.0f}s{f' ({what})' if what else ''}: {exc}",
+                    "start it again (systemctl start docker, or dockerd); dockyard goes on once it answers",
+                ) from None
+            time.sleep(0.25)

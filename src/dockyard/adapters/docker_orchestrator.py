@@ -20,11 +20,12 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 
-from dockyard.adapters.docker_client import LABEL, explain, labels
+from dockyard.adapters.docker_client import LABEL, explain, labels, patiently
 from dockyard.adapters.docker_watch import ONE_SHOT_LABEL, ContainerWatch
 from dockyard.domain import networks
-from dockyard.domain.errors import Conflict, DeployFailed, NotFound
+from dockyard.domain.errors import Conflict, DeployFailed, NotFound, Unavailable
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, ResolvedImage, RunningService, ServiceSpec, Volume
 from dockyard.domain.references import parse_reference
 
@@ -183,20 +184,39 @@ class DockerOrchestrator(ContainerWatch):
                 healthcheck=_healthcheck(service), ports=exposed or None,
             ))
 
+        def create_across_restarts() -> dict[str, Any]:
+            """``create``; when the engine stops answering meanwhile, the container it may have made."""
+            try:
+                return create()
+            except requests.exceptions.ConnectionError:
+                try:
+                    return {"Id": patiently(lambda: self.api.inspect_container(name), what=f"creating {service.name}")[
+                        "Id"]}
+                except docker.errors.NotFound:
+                    return patiently(create, what=f"creating {service.name}")
+
         try:
             try:
-                created = create()
+                created = create_across_restarts()
             except docker.errors.ImageNotFound:
                 self._pull(image)
-                created = create()
-        except docker.errors.APIError as exc:
-            raise DeployFailed(f"cannot create {service.name}: {explain(exc)}") from None
-        try:
-            self.api.start(created["Id"])
-        except docker.errors.APIError as exc:
-            self.api.remove_container(created["Id"], force=True)
-            raise DeployFailed(f"cannot start {service.name}: {explain(exc)}") from None
-        return self._running(self.api.inspect_container(created["Id"]))
+                created = create_across_restarts()
+        except (docker.errors.APIError, Unavailable) as exc:
+            reason = explain(exc) if isinstance(exc, docker.errors.APIError) else exc.message
+            raise DeployFailed(f"cannot create {service.name}: {reason}") from None
+        try:  # (starting a container that runs already is a no-op: asked again across an engine restart)
+            patiently(lambda: self.api.start(created["Id"]), what=f"starting {service.name}")
+            return self._running(patiently(lambda: self.api.inspect_container(created["Id"]),
+                                           what=f"starting {service.name}"))
+        except (docker.errors.APIError, Unavailable) as exc:
+            with contextlib.suppress(docker.errors.APIError, Unavailable):  # the start asked before a restart took
+                info = patiently(lambda: self.api.inspect_container(created["Id"]), what=f"starting {service.name}")
+                if info["State"].get("Running"):
+                    return self._running(info)
+            with contextlib.suppress(docker.errors.APIError, Unavailable):  # never left behind, unrouted
+                patiently(lambda: self.api.remove_container(created["Id"], force=True), what="removing a container")
+            reason = explain(exc) if isinstance(exc, docker.errors.APIError) else exc.message
+            raise DeployFailed(f"cannot start {service.name}: {reason}") from None
 
     def _mode(self, app: str, environment: str, value: str) -> str:
         """Compose's ``service:NAME`` (share that service's namespace) as Docker's ``container:ID``."""
@@ -253,8 +273,8 @@ class DockerOrchestrator(ContainerWatch):
 
     def stop(self, container: RunningService) -> None:
         try:
-            self.api.stop(container.id, timeout=_stop_timeout(container))
-            self.api.remove_container(container.id, force=True)
+            patiently(lambda: self.api.stop(container.id, timeout=_stop_timeout(container)), what="stopping a container")
+            patiently(lambda: self.api.remove_container(container.id, force=True), what="removing a container")
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
@@ -263,13 +283,13 @@ class DockerOrchestrator(ContainerWatch):
 
     def halt(self, container: RunningService) -> None:
         try:
-            self.api.stop(container.id, timeout=_stop_timeout(container))
+            patiently(lambda: self.api.stop(container.id, timeout=_stop_timeout(container)), what="stopping a container")
         except docker.errors.NotFound:
             pass
 
     def resume(self, container: RunningService) -> None:
         try:
-            self.api.start(container.id)
+            patiently(lambda: self.api.start(container.id), what="starting a container again")
         except docker.errors.APIError as exc:
             raise DeployFailed(f"cannot start {container.service} of release {container.release} again: "
                                f"{explain(exc)}") from None

@@ -14,7 +14,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from dockyard.adapters.docker_client import LABEL
+from dockyard.adapters.docker_client import ENGINE_PATIENCE, LABEL, patiently
 from dockyard.domain.errors import DeployFailed
 from dockyard.domain.model import HttpCheck, RunningService
 
@@ -27,6 +27,13 @@ class ContainerWatch:
     from the containers' network namespaces on this host)."""
 
     api: Any
+
+    def _inspect(self, container_id: str, what: str, seconds: float = ENGINE_PATIENCE) -> dict[str, Any]:
+        """The container, inspected; while the engine does not answer (it restarts), asked again."""
+        def call() -> dict[str, Any]:
+            return dict(self.api.inspect_container(container_id))
+
+        return patiently(call, seconds, what)
 
     def _tail(self, container_id: str, lines: int = 15) -> str:
         try:
@@ -55,7 +62,7 @@ class ContainerWatch:
         last = ""  # what the HTTP check last saw
         while True:
             try:
-                info: dict[str, Any] = self.api.inspect_container(container.id)
+                info = self._inspect(container.id, "waiting for a new container", max(1.0, deadline - time.monotonic()))
             except docker.errors.NotFound:
                 raise DeployFailed(f"service {container.service}: its container was removed before it was ready",
                                    "deploy again") from None
@@ -144,7 +151,7 @@ class ContainerWatch:
         while True:
             for c in containers:
                 try:
-                    state = self.api.inspect_container(c.id)["State"]
+                    state = self._inspect(c.id, "watching new containers")["State"]
                 except docker.errors.NotFound:
                     raise DeployFailed(f"service {c.service}: its new container was removed "
                                        f"{time.monotonic() - begun:.1f}s after the switch", "deploy again") from None
@@ -183,7 +190,7 @@ class ContainerWatch:
         watched: list[tuple[int, int]] = []  # (pid, port)
         for c in containers:
             try:
-                pid = int(self.api.inspect_container(c.id)["State"].get("Pid") or 0)
+                pid = int(self._inspect(c.id, "draining")["State"].get("Pid") or 0)
             except docker.errors.NotFound:
                 continue
             if pid > 0 and c.upstream is not None:

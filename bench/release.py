@@ -281,7 +281,7 @@ class Bench:
         return {**static_site(text.rstrip("\n")), "docker-compose.yml": COMPOSE}
 
     def proxy_load(self, accepted: set[str], watch: str) -> Load:
-        return Load(f"http://127.0.0.1:{self.server.proxy_port}/", self.host, accepted, watch, resend=True)
+        return Load(f"http://127.0.0.1:{self.server.proxy_port}/", self.host, accepted, watch, resend=False)
 
     def app_containers(self) -> dict[str, int]:
         """The app's containers (id → RestartCount), as `docker ps` shows them."""

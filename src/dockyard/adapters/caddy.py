@@ -23,13 +23,14 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from dockyard.adapters.dataplane import Component, DataPlane
 from dockyard.adapters.local_http import Answer, HttpError, LocalHttp
-from dockyard.adapters.upstream_dns import REFRESH, UpstreamNames
+from dockyard.adapters.upstream_dns import REFRESH, SETTLED, UpstreamNames
 from dockyard.domain.errors import Unavailable
 from dockyard.domain.model import Route
 from dockyard.domain.published_ports import PortRoute
@@ -45,6 +46,7 @@ class CaddyProxy:
                  names: UpstreamNames | None = None, image: str = "caddy:2", binary: str = "caddy") -> None:
         self.root = root
         self.names = names  # None: every route's containers are in its configuration
+        self._local = threading.local()  # .moved: this thread's set_route or set_port changed containers by name
         self.listen = f"{listen_host}:{port}"
         self.port = port
         self.route_prefix = route_prefix
@@ -154,7 +156,8 @@ class CaddyProxy:
             if self.names is not None:
                 self.names.forget(key)
             return _reverse_proxy(upstreams)
-        self.names.set(key, tuple(host.strip("[]") for host, _, _ in split))
+        if self.names.set(key, tuple(host.strip("[]") for host, _, _ in split)):
+            self._local.moved = True
         return {
             "handler": "reverse_proxy",
             "dynamic_upstreams": {"source": "a", "name": self.names.name(key), "port": ports.pop(),
@@ -188,9 +191,19 @@ class CaddyProxy:
             raise Unavailable(f"the proxy's admin API does not answer: {exc}",
                               f"check its container: docker logs {self.plane.container_name(ROLE)}") from None
 
+    def _settle(self) -> None:
+        """Once this returns, no new request goes to a container the last change removed: Caddy
+        asks the names again at most REFRESH after a change (a drain that starts sooner could see
+        an old container idle, then get one more request)."""
+        if getattr(self._local, "moved", False):
+            self._local.moved = False
+            time.sleep(SETTLED)
+
     def set_route(self, route: Route) -> None:
+        self._local.moved = False
         body = self._route_json(route)
         if self._unchanged(route.id, body):
+            self._settle()
             return  # its containers changed, by name only
         r = self._call("PATCH", f"/id/{route.id}", body)
         if r.status_code == 404 or (r.status_code >= 400 and "unknown object ID" in r.text):
@@ -222,8 +235,10 @@ class CaddyProxy:
     def set_port(self, port: PortRoute) -> None:
         """A server of its own in ``apps.http.servers``, keyed and ``@id``-ed by ``port.id``: set
         again, it is replaced in place (Caddy keeps the listener across the change)."""
+        self._local.moved = False
         body = self._port_json(port)
         if self._unchanged(port.id, body):
+            self._settle()
             return
         r = self._call("PATCH", f"/id/{port.id}", body)
         if r.status_code == 404 or (r.status_code >= 400 and "unknown object ID" in r.text):

@@ -30,6 +30,7 @@ from dockyard.domain.errors import Unavailable
 ROLE = "resolver"
 DOMAIN = "dockyard"
 REFRESH = "100ms"  # how often Caddy asks again: the upper bound of a switch's delay
+SETTLED = 0.15  # seconds after a change, past which no new request goes to the containers it removed
 
 
 class UpstreamNames:
@@ -90,18 +91,19 @@ class UpstreamNames:
     def _file(self, route_id: str) -> Path:
         return self.root / self.name(route_id).removesuffix(f".{DOMAIN}")
 
-    def set(self, route_id: str, addresses: tuple[str, ...]) -> None:
-        """The route's upstream addresses (IPs, no port), replacing the last."""
+    def set(self, route_id: str, addresses: tuple[str, ...]) -> bool:
+        """The route's upstream addresses (IPs, no port), replacing the last; True when they changed."""
         self.root.mkdir(parents=True, exist_ok=True)
         name = self.name(route_id)
         text = "".join(f"{ipaddress.ip_address(a)} {name}\n" for a in addresses)
         final = self._file(route_id)
         with contextlib.suppress(FileNotFoundError):
             if final.read_text() == text:
-                return
+                return False
         temporary = self.root / f".{final.name}.{os.getpid()}"
         temporary.write_text(text)
         os.replace(temporary, final)
+        return True
 
     def get(self, route_id: str) -> tuple[str, ...] | None:
         """The route's addresses; None when it has no file."""

@@ -279,7 +279,7 @@ class Load:
     server: Server
     host: str
     clients: int = 3
-    resend: bool = True
+    resend: bool = False
     pause: float = 0.02
     answers: Counter[str] = field(default_factory=Counter)
     failed: list[str] = field(default_factory=list)

@@ -162,7 +162,8 @@ class ContainerWatch:
                 if state["Status"] in ("exited", "dead") or state.get("Restarting") or restarted > 0 or \
                         health == "unhealthy":
                     what = ("turned unhealthy" if health == "unhealthy" else
-                            f"exited (code {state.get('ExitCode')})" if state["Status"] in ("exited", "dead") else
+                            f"exited (code {state.get('ExitCode')})"
+                            if state["Status"] in ("exited", "dead") or state.get("Restarting") else
                             f"exited and was restarted ({restarted} time{'s' if restarted > 1 else ''})")
                     raise DeployFailed(
                         f"service {c.service} {what} {time.monotonic() - begun:.1f}s after the switch. "

@@ -97,3 +97,24 @@ def test_a_crash_in_the_monitor_window_rolls_back_to_the_old_containers(
     assert load.failed == [], load.failed[:5]
     print(f"crash in the monitor window: {sum(load.answers.values())} requests, {len(load.failed)} failed, "
           f"{len(load.resent)} sent again; answers {dict(load.answers)}")
+
+
+def test_a_service_that_exposes_a_port_is_ready_once_it_accepts_connections_there(
+    watching_server: Server, app_name: str, tmp_path: Path
+) -> None:
+    """Neither web nor with a healthcheck: its compose `expose` port must accept a connection."""
+    server, host = watching_server, f"{app_name}.localhost"
+    queue = ("  queue:\n    build: .\n    expose: ['{port}']\n"
+             "    command: [sh, -c, 'sleep 2; exec httpd -f -p 7000 -h /www']\n")
+    server.cli("apps", "create", app_name)
+    files = {**site("v1", "200 OK"), "docker-compose.yml": COMPOSE.split("  worker:")[0] + queue.format(port=7000)}
+    repo = make_repo(tmp_path / "src", files)
+    push = server.push(repo, app_name)
+    assert push.returncode == 0 and "waiting for queue to accept connections on port 7000" in push.stderr, push.stderr
+    assert "is live" in push.stderr and server.body(host).strip() == "v1"
+
+    files = {**site("v2", "200 OK"), "docker-compose.yml": COMPOSE.split("  worker:")[0] + queue.format(port=7001)}
+    push = server.push(make_repo(repo, files), app_name)
+    assert "queue did not accept TCP connections on port 7001 within 10s" in push.stderr, push.stderr
+    assert "Release failed; the previous release keeps serving." in push.stderr
+    assert server.body(host).strip() == "v1"

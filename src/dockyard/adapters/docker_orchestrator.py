@@ -23,7 +23,7 @@ import docker.errors
 import requests.exceptions
 
 from dockyard.adapters.docker_client import LABEL, explain, labels, patiently
-from dockyard.adapters.docker_watch import ONE_SHOT_LABEL, ContainerWatch
+from dockyard.adapters.docker_watch import ONE_SHOT_LABEL, READY_PORT_LABEL, ContainerWatch
 from dockyard.domain import networks
 from dockyard.domain.errors import Conflict, DeployFailed, NotFound, Unavailable
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, ResolvedImage, RunningService, ServiceSpec, Volume
@@ -482,7 +482,8 @@ def _hostname(service: ServiceSpec, replica: int) -> str:
 def _container_labels(service: ServiceSpec, ours: dict[str, str]) -> dict[str, str]:
     """The service's own labels (never dockyard.*: domain/compose_service.py), then dockyard's."""
     own = dict(label.split("=", 1) for label in service.labels)
-    return {**own, **ours, **({ONE_SHOT_LABEL: "once"} if service.one_shot else {})}
+    return {**own, **ours, **({ONE_SHOT_LABEL: "once"} if service.one_shot else {}),
+            **({READY_PORT_LABEL: str(service.ready_port)} if service.ready_port else {})}
 
 
 def _port_bindings(service: ServiceSpec) -> tuple[dict[str, list[Any]], list[tuple[int, str]]]:

@@ -6,6 +6,7 @@ needs ``self.api``, the Engine API client."""
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from dockyard.domain.errors import DeployFailed
 from dockyard.domain.model import HttpCheck, RunningService
 
 ONE_SHOT_LABEL = f"{LABEL}.run"  # "once": a one-shot service, ready once it exited 0
+READY_PORT_LABEL = f"{LABEL}.ready-port"  # a TCP port the container is ready once it accepts connections on
 UNSEEN_DRAIN = 2.0  # seconds old containers get when their connections cannot be seen
 
 
@@ -56,7 +58,8 @@ class ContainerWatch:
         """Ready means: for a one-shot service, exited with code 0; for a container with a
         healthcheck (the image's or compose's), healthy; else running, and for a web service
         with an HTTP ``check`` (dockyard.yml), that check passing; for another web service, an
-        HTTP answer on its port."""
+        HTTP answer on its port; for a service that declares a TCP port (READY_PORT_LABEL), a
+        connection accepted there; for any other, still running a second after it started."""
         deadline = time.monotonic() + timeout
         settle = time.monotonic() + 1.0
         last = ""  # what the HTTP check last saw
@@ -80,6 +83,17 @@ class ContainerWatch:
             elif state.get("Health") is not None:
                 if self._healthy(container, state["Health"], timeout, deadline):
                     return info
+            elif container.upstream is None and (port := _ready_port(info)):
+                address = _address(info)
+                if address and _accepts(address, port):
+                    return info
+                if time.monotonic() > deadline:
+                    raise DeployFailed(
+                        f"service {container.service} did not accept TCP connections on port {port} within "
+                        f"{timeout:.0f}s. Its last output:\n{self._tail(container.id)}",
+                        "check that it listens on 0.0.0.0 and on the port its compose file exposes",
+                    )
+                pause = 0.05
             elif container.upstream is None:
                 if time.monotonic() >= settle:
                     return info
@@ -255,3 +269,22 @@ def _answers_http(upstream: str) -> bool:
         return False
     finally:
         conn.close()
+
+
+def _ready_port(info: dict[str, Any]) -> int:
+    label = str((info["Config"].get("Labels") or {}).get(READY_PORT_LABEL, ""))
+    return int(label) if label.isdigit() else 0
+
+
+def _address(info: dict[str, Any]) -> str:
+    """The container's address on its (first) network, which this host reaches."""
+    networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    return next((str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress")), "")
+
+
+def _accepts(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False

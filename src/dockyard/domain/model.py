@@ -160,6 +160,10 @@ class ServiceSpec:
     http_check_status: int = 0
     http_check_interval: float = 0.0  # seconds between two checks once serving; 0: 10 s
     http_check_timeout: float = 0.0  # seconds an answer may take; 0: 5 s
+    # A service that is not web but declares a TCP port (compose ``expose``, or a host port Docker
+    # publishes): without a Docker healthcheck, it is ready once that port accepts a connection.
+    # 0: none (ready once it keeps running a moment). Never in spec_hash.
+    ready_port: int = 0
 
     @property
     def is_web(self) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from dockyard.domain.errors import InvalidSource, shown
 from dockyard.domain.host_access import host_access_fields
 from dockyard.domain.images import ImageSpec, build_order, in_rounds, name_builds, named_images
 from dockyard.domain.limits import MAX_COMPOSE_BYTES, MAX_ENV_FILE_BYTES, too_large
-from dockyard.domain.model import ServiceSpec
+from dockyard.domain.model import PROXIED, ServiceSpec
 from dockyard.domain.references import parse_reference
 from dockyard.domain.shell_words import split_words
 
@@ -283,6 +283,7 @@ def compose_stack(
                 name=name,
                 image=image,
                 port=port,
+                ready_port=0 if port or more["one_shot"] else ready_port(expose, found_ports.published),
                 hosts=hosts_for(app, name, first_web, base_domain, domains) if port else (),
                 environment=tuple(dict(env).items()),
                 command=tuple(str(c) for c in command) if command is not None else None,
@@ -394,3 +395,17 @@ def start_order(services: list[ServiceSpec]) -> list[ServiceSpec]:
     if stuck:
         raise at_path("services", "depends_on forms a cycle: " + ", ".join(services[i].name for i in stuck))
     return [services[i] for i in ordered]
+
+
+def ready_port(expose: list[Any], published: Sequence[tuple[int, int, str, str]]) -> int:
+    """The TCP port a service that is not web must accept connections on to be ready: its first
+    ``expose`` entry over TCP (``9000``, ``"9000/tcp"``, ``"9000-9005"``), else the container port
+    of the first host port Docker publishes over TCP; 0 when it declares none."""
+    for entry in expose:
+        text = str(entry).strip()
+        number, _, protocol = text.partition("/")
+        first = number.partition("-")[0]
+        if protocol in ("", "tcp") and first.isdigit() and 0 < int(first) < 65536:
+            return int(first)
+    return next((container for _, container, protocol, _ in published
+                 if protocol in ("tcp", PROXIED)), 0)

@@ -334,7 +334,9 @@ class Releaser(RouteUpkeep):
                 case plan.AwaitReady(service=service, replica=replica):
                     say(f"       waiting for {_named(service, replica)} to "
                         + ("complete" if service.one_shot else f"pass GET {service.http_check}" if service.http_check
-                           else "answer" if service.is_web else "be ready"))
+                           else "answer" if service.is_web
+                           else f"accept connections on port {service.ready_port}" if service.ready_port
+                           else "be ready"))
                     timeout = control.remaining(self.ready_timeout) if control is not None else self.ready_timeout
                     self.orchestrator.wait_ready(running[service.name][replica], timeout, service.health)
                     ready_at = time.monotonic()

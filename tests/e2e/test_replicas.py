@@ -4,6 +4,8 @@ answering under load with no failed request, and scaling to 1 stops the two othe
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -130,3 +132,26 @@ def test_dockyard_scale_applies_at_once_stands_over_pushes_and_refuses_what_cann
     assert load.failed == [], load.failed[:5]
     wait_until(lambda: list(replicas(engine, app_name)) == [0], 30, "two replicas to stop")
     assert set(answers(server, host, 4)) == {"web v2"}
+
+
+def test_a_replica_that_dies_leaves_the_proxy_and_no_request_fails(
+    server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    """A replica killed outside any release (SIGKILL, an out-of-memory kill): the proxy tries the
+    requests it could not answer on the others, and dockyard takes it out of the route at once,
+    until Docker starts it again (its restart policy), when it is routed once more."""
+    host = f"{app_name}.localhost"
+    server.cli("apps", "create", app_name)
+    repo = make_repo(tmp_path / "src", {"Dockerfile": DOCKERFILE, "docker-compose.yml": compose(2, "v1")})
+    assert server.push(repo, app_name).returncode == 0
+    victim = engine.containers.get(replicas(engine, app_name)[1])
+    with Load(server, host, clients=4, pause=0.005) as load:
+        time.sleep(0.5)
+        os.kill(int(victim.attrs["State"]["Pid"]), signal.SIGKILL)  # a crash, not `docker kill` (Docker restarts it)
+        time.sleep(1.5)
+        wait_until(lambda: set(answers(server, host, 6)) == {"web v1", "web-1 v1"}, 30,
+                   "the replica to be back in the route")
+        time.sleep(0.5)
+    assert load.failed == [], load.failed[:5]
+    assert sum(load.answers.values()) > 200
+    print(f"a replica killed under load: {sum(load.answers.values())} requests, {len(load.failed)} failed")

@@ -4,6 +4,7 @@ back by itself. Runs against a second, private dockerd, so the rest of the suite
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -104,13 +105,27 @@ def private_engine(engine: docker.DockerClient) -> Iterator[PrivateEngine]:
         assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
 
 
+@contextlib.contextmanager
+def private_server(engine: PrivateEngine, home: Path, app: str) -> Iterator[tuple[Server, docker.DockerClient]]:
+    """A dockyard server on the private engine, and a client of that engine; on the way out the
+    app is deleted, the server stopped and what it left removed."""
+    srv = Server(home, DOCKYARD_DOCKER_HOST=engine.host)
+    srv.start()
+    client = engine.client()
+    try:
+        yield srv, client
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.api("DELETE", f"/api/v1/apps/{app}")
+        srv.stop()
+        sweep(client, srv.installation)
+        client.close()
+
+
 def test_apps_keep_serving_while_the_engine_restarts_and_routes_follow_after(
     private_engine: PrivateEngine, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    srv = Server(tmp_path_factory.mktemp("engine-restart-home"), DOCKYARD_DOCKER_HOST=private_engine.host)
-    srv.start()
-    client = private_engine.client()
-    try:
+    with private_server(private_engine, tmp_path_factory.mktemp("engine-restart-home"), "steady") as (srv, client):
         srv.cli("apps", "create", "steady")
         push = srv.push(make_repo(tmp_path / "src", static_site("steady")), "steady")
         assert push.returncode == 0 and srv.body("steady.localhost") == "steady\n", push.stderr
@@ -137,12 +152,6 @@ def test_apps_keep_serving_while_the_engine_restarts_and_routes_follow_after(
         web.start()
         wait_until(lambda: srv.body("steady.localhost") == "steady\n", 10, "the route to follow the new address")
         squatter.remove(force=True)
-    finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.api("DELETE", "/api/v1/apps/steady")
-        srv.stop()
-        sweep(client, srv.installation)
-        client.close()
 
 
 def slow_site(text: str) -> dict[str, str]:
@@ -158,15 +167,11 @@ def test_an_engine_restart_in_the_middle_of_a_release_leaves_the_app_serving_and
 ) -> None:
     from tests.support import Load as StrictLoad
 
-    srv = Server(tmp_path_factory.mktemp("engine-midway-home"), DOCKYARD_DOCKER_HOST=private_engine.host)
-    srv.start()
-    client = private_engine.client()
+    with private_server(private_engine, tmp_path_factory.mktemp("engine-midway-home"), "midway") as (srv, client):
+        def containers() -> dict[str, int]:
+            found = client.api.containers(all=True, filters={"label": "dockyard.app=midway"})
+            return {c["Names"][0]: int(c["Labels"]["dockyard.release"]) for c in found}
 
-    def containers() -> dict[str, int]:
-        found = client.api.containers(all=True, filters={"label": "dockyard.app=midway"})
-        return {c["Names"][0]: int(c["Labels"]["dockyard.release"]) for c in found}
-
-    try:
         srv.cli("apps", "create", "midway")
         repo = make_repo(tmp_path / "src", slow_site("v1"))
         assert srv.push(repo, "midway").returncode == 0
@@ -201,9 +206,3 @@ def test_an_engine_restart_in_the_middle_of_a_release_leaves_the_app_serving_and
         assert load.failed == [], load.failed[:5]
         print(f"\nengine restart mid-release: live release {live[0]['id']} ({body}), container {name} of release "
               f"{release}, {sum(load.answers.values())} requests, 0 failed; the push said:\n{out[-1500:]}")
-    finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.api("DELETE", "/api/v1/apps/midway")
-        srv.stop()
-        sweep(client, srv.installation)
-        client.close()

@@ -104,16 +104,8 @@ class CaddyProxy:
         if not self.plane.running(ROLE) and self.socket.exists():
             self.socket.unlink()  # left by a proxy that is gone
         adopted = self.plane.ensure(self.component()) and self._answers()
-        deadline = time.monotonic() + 30
-        while not self._answers():
-            failure = self.plane.failure(ROLE)
-            if failure or time.monotonic() > deadline:
-                raise Unavailable(
-                    f"the proxy (caddy) did not start on {self.listen}: {failure or 'no answer'} "
-                    f"(docker logs {self.plane.container_name(ROLE)})",
-                    "is the port taken? set DOCKYARD_PROXY_PORT to a free port",
-                )
-            time.sleep(0.05)
+        self.plane.await_answer(ROLE, self._answers, f"the proxy (caddy) on {self.listen}",
+                                "is the port taken? set DOCKYARD_PROXY_PORT to a free port")
         if not adopted or self._call("GET", f"/config/apps/http/servers/{SERVER}/listen").json() != [self.listen]:
             self._reconfigure()
 

@@ -114,6 +114,20 @@ class DataPlane:
             tail = ""
         return f"it stopped (exit code {state.get('ExitCode')}): {tail[-800:]}"
 
+    def await_answer(self, role: str, answers: Callable[[], bool], what: str, hint: str,
+                     timeout: float = 30.0) -> None:
+        """Wait until the role's container ``answers()``; Unavailable("``what`` did not start:
+        why", ``hint``) when it stopped or did not answer within ``timeout``."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not answers():
+            failure = self.failure(role)
+            if failure or time.monotonic() > deadline:
+                raise Unavailable(f"{what} did not start: {failure or 'no answer'} "
+                                  f"(docker logs {self.container_name(role)})", hint)
+            time.sleep(0.05)
+
     def pid(self, role: str) -> int:
         info = self.find(role)
         return int(info["State"]["Pid"]) if info else 0

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import time
 from pathlib import Path
 
 import bcrypt
@@ -118,16 +117,8 @@ class DistributionRegistry:
                 "stop it, or set DOCKYARD_REGISTRY_PORT to a free port",
             )
         self.plane.ensure(self.component(config))
-        deadline = time.monotonic() + 30
-        while not self._answers():
-            failure = self.plane.failure(ROLE)
-            if failure or time.monotonic() > deadline:
-                raise Unavailable(
-                    f"the registry did not start at {self.address}: {failure or 'no answer'}",
-                    f"is the port taken? set DOCKYARD_REGISTRY_PORT to a free port (log: docker logs "
-                    f"{self.plane.container_name(ROLE)})",
-                )
-            time.sleep(0.05)
+        self.plane.await_answer(ROLE, self._answers, f"the registry at {self.address}",
+                                "is the port taken? set DOCKYARD_REGISTRY_PORT to a free port")
 
     def stop(self) -> None:
         """The registry outlives the server: nothing to do when the server stops."""

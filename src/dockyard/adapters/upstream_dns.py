@@ -21,11 +21,9 @@ import hashlib
 import ipaddress
 import os
 import socket
-import time
 from pathlib import Path
 
 from dockyard.adapters.dataplane import Component, DataPlane
-from dockyard.domain.errors import Unavailable
 
 ROLE = "resolver"
 DOMAIN = "dockyard"
@@ -60,15 +58,8 @@ class UpstreamNames:
     def ensure_running(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.plane.ensure(self.component())
-        deadline = time.monotonic() + 30
-        while not self.answers():
-            failure = self.plane.failure(ROLE)
-            if failure or time.monotonic() > deadline:
-                raise Unavailable(
-                    f"the proxy's resolver (dnsmasq) did not start on 127.0.0.1:{self.port}: {failure or 'no answer'} "
-                    f"(docker logs {self.plane.container_name(ROLE)})",
-                    "is the port taken? set DOCKYARD_RESOLVER_PORT to a free port")
-            time.sleep(0.05)
+        self.plane.await_answer(ROLE, self.answers, f"the proxy's resolver (dnsmasq) on 127.0.0.1:{self.port}",
+                                "is the port taken? set DOCKYARD_RESOLVER_PORT to a free port")
 
     def answers(self) -> bool:
         """dnsmasq answers a query for a name it has no file for (NXDOMAIN is an answer)."""

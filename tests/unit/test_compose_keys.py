@@ -286,9 +286,20 @@ def test_limits_from_deploy_or_the_service() -> None:
     assert load("services:\n  web:\n    image: x\n    deploy: {resources: {limits: {memory: 1g}}}\n").warnings == ()
 
 
+def test_the_update_order_from_deploy_update_config() -> None:
+    assert one("deploy: {update_config: {order: stop-first}}\n").stop_first is True
+    assert one("deploy: {update_config: {order: start-first}}\n").stop_first is False
+    assert one("command: serve\n").stop_first is False  # start-first: dockyard's default
+    found = load("services:\n  web:\n    image: x\n    deploy: {update_config: {order: stop-first, parallelism: 2}}\n")
+    assert [w for w in found.warnings if "update_config" in w] == [
+        w for w in found.warnings if "services/web/deploy/update_config/parallelism" in w]
+    assert len([w for w in found.warnings if "update_config" in w]) == 1
+
+
 @pytest.mark.parametrize(
     "body,where,message",
     [
+        ("deploy: {update_config: {order: last}}", "deploy/update_config/order", "should be one of 'start-first', 'stop-first'"),
         ("labels: [dockyard.app=other]", "labels/0", "the label 'dockyard.app' is dockyard's own"),
         ("labels: {Dockyard.spec: x}", "labels/Dockyard.spec", "the label 'Dockyard.spec' is dockyard's own"),
         ("labels: ['=x']", "labels/0", "a label needs a key"),

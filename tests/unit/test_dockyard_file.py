@@ -37,6 +37,7 @@ from dockyard.domain.dockyard_file import (
     missing_secrets,
 )
 from dockyard.domain.errors import DockyardError, InvalidSource
+from dockyard.domain.model import ServiceSpec
 from tests.unit.test_bounds import assert_linear, within
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +104,7 @@ def test_the_example_loads_and_declares_the_seed_stack() -> None:
     api1 = production.service("api1")
     assert api1 is not None and api1.health == HealthDecl("/health", 200, seconds(10), seconds(5))  # merged, then changed
     assert recette.service("vitrine1") == ServiceDecl("vitrine1", health=shared, ports=(PortMapping(50001, 51001),))
-    assert production.service("mongodb-master") is None
+    assert production.service("mongodb-master") == ServiceDecl("mongodb-master", stateful=True)  # stop-first
 
 
 def test_the_example_follows_the_schema_alone() -> None:
@@ -719,3 +720,17 @@ def test_valid_files_with_a_value_spoiled_fail_only_with_dockyards_own_error(
         node, key = spots[index % len(spots)]
         node[key] = value
     assert_own_error(dump(doc, allow_unicode=True))
+
+
+def test_a_service_declared_stateful_is_released_stop_first_and_runs_one_container() -> None:
+    from dockyard.domain.declared import with_stateful
+
+    text = ("environments:\n  production:\n    services:\n      db: {stateful: true}\n"
+            "      web: {stateful: false}\n")
+    declared = load(text)
+    db, web = ServiceSpec(name="db", image="postgres"), ServiceSpec(name="web", image="nginx", port=80)
+    assert [(s.name, s.stop_first) for s in with_stateful((db, web), declared, "production")] == [
+        ("db", True), ("web", False)]
+    assert with_stateful((db, web), declared, "recette") == (db, web)  # another environment: as it is
+    with pytest.raises(InvalidSource, match="runs 2 replicas, and a stateful service runs one container at a time"):
+        with_stateful((dataclasses.replace(db, replicas=2), web), declared, "production")

@@ -522,3 +522,16 @@ def test_gated_plans_keep_their_order_for_any_dependency_graph() -> None:
         assert_gated_order(actions, services)
         started = [a.service.name for a in actions if isinstance(a, StartService)]
         assert len(started) == len(set(started))
+
+
+def test_a_service_declared_stop_first_is_halted_first_with_all_its_replicas() -> None:
+    """compose's deploy.update_config.order: stop-first, or dockyard.yml's stateful: true."""
+    web = dataclasses.replace(WEB, stop_first=True, replicas=2)
+    old = [running(web, f"old-{i}", spec_hash="old") for i in range(2)]
+    old = [dataclasses.replace(c, replica=i) for i, c in enumerate(old)]
+    actions = plan_release(release(web), old)
+    halts = [actions.index(HaltContainer(c)) for c in old]
+    assert max(halts) < actions.index(StartService(web, 0)) < actions.index(RouteTraffic(web))
+    assert not any(isinstance(a, Drain) for a in actions)  # halted: no request left to drain
+    assert [a for a in actions if isinstance(a, StopContainer)] == [StopContainer(c) for c in old]
+    assert web.spec_hash == dataclasses.replace(web, stop_first=False).spec_hash  # no new container for the order

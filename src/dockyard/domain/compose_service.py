@@ -108,6 +108,7 @@ class ComposeKeys:
             "stop_grace_period": self._grace((*at, "stop_grace_period"), body.get("stop_grace_period")),
             "secret_files": self._secret_files((*at, "secrets"), body.get("secrets")),
             "replicas": self._replicas(at, body),
+            "stop_first": self._order(at, body) == "stop-first",
             "container_name": "" if body.get("container_name") is None else str(body["container_name"]),
         }
         out.update(self._healthcheck((*at, "healthcheck"), body.get("healthcheck")))
@@ -363,6 +364,18 @@ class ComposeKeys:
             raise self.where.error(at, f"{shown(value, 80)} is not a file name for {SECRETS_DIR}",
                                    "use 1-128 letters, digits, '.', '_' and '-' (no '/'), such as 'api_key'")
         return value
+
+    def _order(self, at: Parts, body: Mapping[str, Any]) -> str:
+        """``deploy.update_config.order``: ``start-first`` (dockyard's default) or ``stop-first``."""
+        deploy = body.get("deploy")
+        update = deploy.get("update_config") if isinstance(deploy, Mapping) else None
+        order = update.get("order") if isinstance(update, Mapping) else None
+        if order is None:
+            return "start-first"
+        if order not in ("start-first", "stop-first"):
+            raise self.where.error((*at, "deploy", "update_config", "order"),
+                                   f"{shown(str(order), 40)} is not an order", "write 'start-first' or 'stop-first'")
+        return str(order)
 
     # -- limits ----------------------------------------------------------------------------------
     def _limits(self, at: Parts, body: Mapping[str, Any]) -> dict[str, Any]:

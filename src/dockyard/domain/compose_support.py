@@ -153,7 +153,8 @@ def _service(name: str, body: Mapping[str, Any], services: Mapping[str, Any], on
 
 
 def _deploy(at: Parts, raw: Mapping[str, Any]) -> list[KeyWarning]:
-    """``deploy``: its resource limits and replicas are honoured, nothing else yet."""
+    """``deploy``: its resource limits, replicas and ``update_config.order`` are honoured, nothing
+    else yet."""
     found: list[KeyWarning] = []
     for key, value in raw.items():
         if _extension(key):
@@ -162,6 +163,9 @@ def _deploy(at: Parts, raw: Mapping[str, Any]) -> list[KeyWarning]:
             found += [((*at, "deploy", key, k), f"{NOT_YET}: " + (
                 "dockyard reserves nothing: only limits apply" if k == "reservations" else _IGNORED))
                 for k in value if k != "limits" and not _extension(k)]
+        elif key == "update_config" and isinstance(value, Mapping):
+            found += [((*at, "deploy", key, k), f"{NOT_YET}: {_IGNORED}") for k in value
+                      if k != "order" and not _extension(k)]
         elif key != "resources" and key != "replicas":
             found.append(((*at, "deploy", key), f"{NOT_YET}: {_DEPLOY_WHY.get(key, _IGNORED)}"))
     return found

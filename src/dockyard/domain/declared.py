@@ -96,6 +96,20 @@ def with_replicas(services: Sequence[ServiceSpec], declared: DockyardFile | None
     return tuple(replace(s, replicas=counts[s.name]) if s.name in counts else s for s in services)
 
 
+def with_stateful(services: Sequence[ServiceSpec], declared: DockyardFile | None,
+                  environment: str) -> tuple[ServiceSpec, ...]:
+    """Which services the environment declares stateful (``services: {db: {stateful: true}}``):
+    released stop-first, one container at a time (``false`` leaves compose's order as it is)."""
+    declared_stateful = set()
+    for decl, service, where in _declaring(services, declared, environment, "stateful"):
+        if decl.stateful and service.replicas > 1:
+            raise InvalidSource(f"{where}: {decl.name} runs {service.replicas} replicas, and a stateful service runs "
+                                "one container at a time", "drop its replicas, or do not declare it stateful")
+        if decl.stateful:
+            declared_stateful.add(decl.name)
+    return tuple(replace(s, stop_first=True) if s.name in declared_stateful else s for s in services)
+
+
 def with_health(services: Sequence[ServiceSpec], declared: DockyardFile | None,
                 environment: str) -> tuple[ServiceSpec, ...]:
     """Each service's HTTP health check as the environment declares (``services: {web: {health:

@@ -3,7 +3,8 @@
 It declares the app's environments and, for each: the target it runs on (today only ``local``,
 this Docker host), the branch that deploys to it, its variables, the names of the secrets it
 needs (never their values), its routes (host → ``service:port``), and per service its replicas,
-HTTP health check and host port remappings. ``examples/dockyard.yml`` documents every key.
+HTTP health check, host port remappings and whether it is stateful. ``examples/dockyard.yml``
+documents every key.
 
 Pure: text in, frozen dataclasses out. Reading it:
 
@@ -103,6 +104,7 @@ class ServiceDecl:
     replicas: int | None = None
     health: HealthDecl | None = None
     ports: tuple[PortMapping, ...] = ()
+    stateful: bool | None = None  # True: released stop-first, one container at a time
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,7 @@ def _service(parts: Parts, name: str, spec: dict[str, Any]) -> ServiceDecl:
         health=None if health is None else _health((*parts, "health"), health),
         ports=tuple(PortMapping(_port((*parts, "ports", key), key, "the compose file's host port"), int(published))
                     for key, published in (spec.get("ports") or {}).items()),
+        stateful=None if spec.get("stateful") is None else bool(spec["stateful"]),
     )
 
 

@@ -164,6 +164,9 @@ class ServiceSpec:
     # publishes): without a Docker healthcheck, it is ready once that port accepts a connection.
     # 0: none (ready once it keeps running a moment). Never in spec_hash.
     ready_port: int = 0
+    # Released stop-first though it has no named volume: compose ``deploy.update_config.order:
+    # stop-first``, or ``stateful: true`` in dockyard.yml. Never in spec_hash.
+    stop_first: bool = False
 
     @property
     def is_web(self) -> bool:

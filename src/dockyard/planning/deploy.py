@@ -5,7 +5,8 @@ traffic moves, and old containers stop only after the proxy points at the new on
 before the switch fails, the applier removes what it started and the old release keeps serving.
 Stateful services (a named volume) are the exception: start-first would put two containers on
 one volume, so their old container is halted first and started again if the release fails. So
-are services whose host ports Docker publishes (domain/published_ports.py): one container binds a
+are services declared stop-first (``ServiceSpec.stop_first``: compose's
+``deploy.update_config.order``, dockyard.yml's ``stateful``), and services whose host ports Docker publishes (domain/published_ports.py): one container binds a
 host port at a time. Host ports the proxy serves switch with the host routes (``RoutePort``).
 
 Replicas (``ServiceSpec.replicas``, domain/replicas.py): up to N running containers whose spec
@@ -130,7 +131,8 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     kept_ids = {c.id for kept in keep.values() for c in kept}
     # Stateful services, and those whose host ports Docker publishes, are stop-first: their old
     # containers stop before the new ones start.
-    stop_first = {s.name: tuple(_direct(p) for p in s.direct_ports) for s in starts if s.stateful or s.direct_ports}
+    stop_first = {s.name: tuple(_direct(p) for p in s.direct_ports) for s in starts
+                  if s.stateful or s.stop_first or s.direct_ports}
     actions += [HaltContainer(c, stop_first[c.service]) for c in mine
                 if c.service in stop_first and c.state == "running" and c.id not in kept_ids]
     actions += _starts_in_order(release.services, new, keep)

@@ -148,6 +148,7 @@ class Deployer:
         services = decl.with_ports(services, declared, env)
         services = decl.with_replicas(services, declared, env)
         services = replicas.scaled(services, dict(self.store.get_environment(app.name, env).replicas))
+        services = decl.with_stateful(services, declared, env)
         services = decl.with_health(services, declared, env)
         if self.configuration is None:
             return services, None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.domain import dockyard_file, names
-from dockyard.domain.declared import with_health, with_replicas
+from dockyard.domain.declared import with_health, with_replicas, with_stateful
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
 from dockyard.ports import SourceRepos, Store
@@ -117,8 +117,10 @@ class PushChecks:
         owner = self.store.get_app(app)
         for environment, _ in environments:  # each with its own variables and secrets
             found = self.deployer.inspect(owner, update.new, environment, incoming)
-            # refuses a count the service cannot run, a health check of a service without a port
-            with_health(with_replicas(found.services, found.declared, environment), found.declared, environment)
+            # refuses a count the service cannot run, a health check of a service without a port,
+            # a stateful service with replicas
+            counted = with_replicas(found.services, found.declared, environment)
+            with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
         return [(name, update.new, env, target) for env, target in environments]
 
     def _queue(self, app: str, wanted: list[tuple[str, str, str, str]], actor: str) -> PushVerdict:

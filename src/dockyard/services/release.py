@@ -385,8 +385,11 @@ class Releaser(RouteUpkeep):
                     say(f"-----> Stopping {container.service} of release {container.release}")
                     self.orchestrator.stop(container)
                 case plan.HaltContainer(container=container, ports=direct):
+                    spec = next((s for s in release.services if s.name == container.service), None)
                     why = (f"Docker binds its host ports ({', '.join(direct)}), which one container holds at a time"
-                           if direct else "it keeps data in a volume, which one container uses at a time")
+                           if direct else "it keeps data in a volume, which one container uses at a time"
+                           if spec is None or spec.stateful else "it is released stop-first (declared stateful, or "
+                           "deploy.update_config.order)")
                     say(f"-----> Stopping {container.service} of release {container.release} first: {why}")
                     self.orchestrator.halt(container)
                     if halted is not None:

@@ -155,3 +155,49 @@ def test_a_replica_that_dies_leaves_the_proxy_and_no_request_fails(
     assert load.failed == [], load.failed[:5]
     assert sum(load.answers.values()) > 200
     print(f"a replica killed under load: {sum(load.answers.values())} requests, {len(load.failed)} failed")
+
+
+def batched(version: str) -> str:
+    """4 replicas replaced 2 at a time; in v3, replicas 2 and 3 (the second batch) exit at once."""
+    serve = ('case $$(hostname) in web-2|web-3) [ $$VERSION = v3 ] && exit 4;; esac; '
+             'mkdir -p /tmp/www && echo \\"$$(hostname) $$VERSION\\" > /tmp/www/index.html && '
+             "exec httpd -f -p 8000 -h /tmp/www")
+    return (f"services:\n  web:\n    build: .\n    ports: ['8000']\n    environment: {{VERSION: {version}}}\n"
+            f'    command: ["sh", "-c", "{serve}"]\n'
+            "    deploy: {replicas: 4, update_config: {parallelism: 2}}\n")
+
+
+def test_replicas_are_replaced_in_batches_and_a_failing_batch_brings_the_old_ones_back(
+    server: Server, app_name: str, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    host = f"{app_name}.localhost"
+    server.cli("apps", "create", app_name)
+    repo = make_repo(tmp_path / "src", {"Dockerfile": DOCKERFILE, "docker-compose.yml": batched("v1")})
+    assert server.push(repo, app_name).returncode == 0
+    first = replicas(engine, app_name)
+    assert sorted(first) == [0, 1, 2, 3]
+
+    make_repo(repo, {"docker-compose.yml": batched("v2")})
+    with Load(server, host, clients=4) as load:
+        push = server.push(repo, app_name)
+    assert "is live" in push.stderr, push.stderr
+    assert "web: the route carries 2 new and 2 old containers" in push.stderr, push.stderr
+    assert "Stopping web #0 of release" in push.stderr and "replaced in batch 1" in push.stderr, push.stderr
+    assert "replaced in batch 2" in push.stderr, push.stderr
+    assert load.failed == [], load.failed[:5]
+    assert set(load.answers) <= {f"{h} {v}" for h in ("web", "web-1", "web-2", "web-3") for v in ("v1", "v2")}
+    second = replicas(engine, app_name)
+    assert sorted(second) == [0, 1, 2, 3] and not set(second.values()) & set(first.values())
+
+    # batch 2 of v3 fails: batch 1's v3 containers go, the v2 ones halted for it start again
+    make_repo(repo, {"docker-compose.yml": batched("v3")})
+    with Load(server, host, clients=4) as load:
+        push = server.push(repo, app_name)
+        time.sleep(1.0)
+    assert "Release failed; the previous release keeps serving." in push.stderr, push.stderr
+    assert "replaced in batch 1" in push.stderr and "service web exited (code 4) before it was ready" in push.stderr, \
+        push.stderr
+    assert load.failed == [], load.failed[:5]
+    wait_until(lambda: replicas(engine, app_name) == second, 30, "the v2 replicas, all four")
+    assert {server.body(host).strip().split()[1] for _ in range(8)} == {"v2"}
+    print(f"batches under load: {sum(load.answers.values())} requests, {len(load.failed)} failed")

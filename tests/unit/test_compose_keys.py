@@ -286,20 +286,24 @@ def test_limits_from_deploy_or_the_service() -> None:
     assert load("services:\n  web:\n    image: x\n    deploy: {resources: {limits: {memory: 1g}}}\n").warnings == ()
 
 
-def test_the_update_order_from_deploy_update_config() -> None:
+def test_the_update_order_and_parallelism_from_deploy_update_config() -> None:
     assert one("deploy: {update_config: {order: stop-first}}\n").stop_first is True
     assert one("deploy: {update_config: {order: start-first}}\n").stop_first is False
     assert one("command: serve\n").stop_first is False  # start-first: dockyard's default
-    found = load("services:\n  web:\n    image: x\n    deploy: {update_config: {order: stop-first, parallelism: 2}}\n")
-    assert [w for w in found.warnings if "update_config" in w] == [
-        w for w in found.warnings if "services/web/deploy/update_config/parallelism" in w]
-    assert len([w for w in found.warnings if "update_config" in w]) == 1
+    assert one("deploy: {update_config: {parallelism: 2}}\n").parallelism == 2
+    assert one("command: serve\n").parallelism == 0  # all at once
+    found = load("services:\n  web:\n    image: x\n    deploy: {update_config: {order: stop-first, parallelism: 2, "
+                 "delay: 10s}}\n")
+    update = [w for w in found.warnings if "update_config" in w]
+    assert len(update) == 1 and "services/web/deploy/update_config/delay" in update[0], update
 
 
 @pytest.mark.parametrize(
     "body,where,message",
     [
         ("deploy: {update_config: {order: last}}", "deploy/update_config/order", "should be one of 'start-first', 'stop-first'"),
+        ("deploy: {update_config: {parallelism: 500}}", "deploy/update_config/parallelism",
+         "'500' should be a whole number from 0 to 100"),
         ("labels: [dockyard.app=other]", "labels/0", "the label 'dockyard.app' is dockyard's own"),
         ("labels: {Dockyard.spec: x}", "labels/Dockyard.spec", "the label 'Dockyard.spec' is dockyard's own"),
         ("labels: ['=x']", "labels/0", "a label needs a key"),

@@ -535,3 +535,56 @@ def test_a_service_declared_stop_first_is_halted_first_with_all_its_replicas() -
     assert not any(isinstance(a, Drain) for a in actions)  # halted: no request left to drain
     assert [a for a in actions if isinstance(a, StopContainer)] == [StopContainer(c) for c in old]
     assert web.spec_hash == dataclasses.replace(web, stop_first=False).spec_hash  # no new container for the order
+
+
+# -- batches (compose deploy.update_config.parallelism) --------------------------------------------
+def olds(service: ServiceSpec, count: int) -> list[RunningService]:
+    return [dataclasses.replace(running(service, f"old-{i}", spec_hash="old"), replica=i) for i in range(count)]
+
+
+def test_replicas_are_replaced_in_batches_start_first() -> None:
+    web = dataclasses.replace(WEB, replicas=4, parallelism=2)
+    old = olds(web, 4)
+    actions = plan_release(release(web), old)
+    assert actions[1:] == [
+        StartService(web, 0), StartService(web, 1), AwaitReady(web, 0), AwaitReady(web, 1),
+        RouteTraffic(web, (old[2], old[3])),  # batch 1's new ones, and the old ones not replaced yet
+        Drain((old[0], old[1]), 1), HaltContainer(old[0], (), 1), HaltContainer(old[1], (), 1),
+        StartService(web, 2), StartService(web, 3), AwaitReady(web, 2), AwaitReady(web, 3),
+        RouteTraffic(web, ()), Drain((old[2], old[3]), 2), HaltContainer(old[2], (), 2), HaltContainer(old[3], (), 2),
+        RouteTraffic(web), Monitor(("web",)),
+        *[StopContainer(c) for c in old],  # removed once live; nothing left to drain then
+    ]
+
+
+def test_replicas_are_replaced_in_batches_stop_first() -> None:
+    web = dataclasses.replace(WEB, replicas=2, parallelism=1, stop_first=True)
+    old = olds(web, 2)
+    actions = plan_release(release(web), old)
+    assert actions[1:] == [
+        HaltContainer(old[0], (), 1), StartService(web, 0), AwaitReady(web, 0), RouteTraffic(web, (old[1],)),
+        HaltContainer(old[1], (), 2), StartService(web, 1), AwaitReady(web, 1), RouteTraffic(web, ()),
+        RouteTraffic(web), Monitor(("web",)), StopContainer(old[0]), StopContainer(old[1]),
+    ]
+
+
+def test_a_last_batch_takes_the_old_replicas_a_scale_down_leaves_and_a_worker_rolls_unrouted() -> None:
+    worker = dataclasses.replace(WORKER, replicas=2, parallelism=1)
+    old = olds(worker, 3)
+    actions = plan_release(release(worker), old)
+    assert actions[1:] == [
+        StartService(worker, 0), AwaitReady(worker, 0), HaltContainer(old[0], (), 1),
+        StartService(worker, 1), AwaitReady(worker, 1), HaltContainer(old[1], (), 2), HaltContainer(old[2], (), 2),
+        Monitor(("worker",)), RemoveRoute("worker"), *[StopContainer(c) for c in old],
+    ]
+
+
+def test_no_batches_when_the_parallelism_covers_every_replica_or_nothing_is_replaced() -> None:
+    web = dataclasses.replace(WEB, replicas=2, parallelism=2)
+    def kinds(service: ServiceSpec) -> list[str]:
+        return [type(a).__name__ for a in plan_release(release(service), olds(service, 2))]
+
+    assert kinds(web) == kinds(dataclasses.replace(web, parallelism=0))
+    assert "HaltContainer" not in kinds(web)
+    fresh = dataclasses.replace(WEB, replicas=3, parallelism=1)
+    assert not [a for a in plan_release(release(fresh), []) if isinstance(a, HaltContainer)]

@@ -109,6 +109,7 @@ class ComposeKeys:
             "secret_files": self._secret_files((*at, "secrets"), body.get("secrets")),
             "replicas": self._replicas(at, body),
             "stop_first": self._order(at, body) == "stop-first",
+            "parallelism": self._parallelism(at, body),
             "container_name": "" if body.get("container_name") is None else str(body["container_name"]),
         }
         out.update(self._healthcheck((*at, "healthcheck"), body.get("healthcheck")))
@@ -376,6 +377,16 @@ class ComposeKeys:
             raise self.where.error((*at, "deploy", "update_config", "order"),
                                    f"{shown(str(order), 40)} is not an order", "write 'start-first' or 'stop-first'")
         return str(order)
+
+    def _parallelism(self, at: Parts, body: Mapping[str, Any]) -> int:
+        """``deploy.update_config.parallelism``: replicas replaced at a time, 0 (all) by default."""
+        deploy = body.get("deploy")
+        update = deploy.get("update_config") if isinstance(deploy, Mapping) else None
+        value = update.get("parallelism") if isinstance(update, Mapping) else None
+        if value is None:
+            return 0
+        return self._count((*at, "deploy", "update_config", "parallelism"), value, 0, 100,
+                           "give how many replicas to replace at a time, 0 (all at once) to 100")
 
     # -- limits ----------------------------------------------------------------------------------
     def _limits(self, at: Parts, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -153,8 +153,8 @@ def _service(name: str, body: Mapping[str, Any], services: Mapping[str, Any], on
 
 
 def _deploy(at: Parts, raw: Mapping[str, Any]) -> list[KeyWarning]:
-    """``deploy``: its resource limits, replicas and ``update_config.order`` are honoured, nothing
-    else yet."""
+    """``deploy``: its resource limits, replicas and ``update_config``'s ``order`` and
+    ``parallelism`` are honoured, nothing else yet."""
     found: list[KeyWarning] = []
     for key, value in raw.items():
         if _extension(key):
@@ -165,7 +165,7 @@ def _deploy(at: Parts, raw: Mapping[str, Any]) -> list[KeyWarning]:
                 for k in value if k != "limits" and not _extension(k)]
         elif key == "update_config" and isinstance(value, Mapping):
             found += [((*at, "deploy", key, k), f"{NOT_YET}: {_IGNORED}") for k in value
-                      if k != "order" and not _extension(k)]
+                      if k not in ("order", "parallelism") and not _extension(k)]
         elif key != "resources" and key != "replicas":
             found.append(((*at, "deploy", key), f"{NOT_YET}: {_DEPLOY_WHY.get(key, _IGNORED)}"))
     return found

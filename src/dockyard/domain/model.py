@@ -167,6 +167,11 @@ class ServiceSpec:
     # Released stop-first though it has no named volume: compose ``deploy.update_config.order:
     # stop-first``, or ``stateful: true`` in dockyard.yml. Never in spec_hash.
     stop_first: bool = False
+    # Replicas replaced this many at a time (compose ``deploy.update_config.parallelism``); 0: all
+    # at once. Start-first, a batch's new containers answer before the route carries them and its
+    # old ones leave (at most this many extra containers run); stop-first, a batch's old ones
+    # stop first (at most this many are missing). Never in spec_hash.
+    parallelism: int = 0
 
     @property
     def is_web(self) -> bool:

@@ -17,6 +17,11 @@ rolls back to the old ones, still there) and the old ones have drained (``Drain`
 they were answering when the proxy moved finish).
 Scaling changes no spec: 2 → 3 keeps two and starts one, 3 → 2 stops one after the switch. A
 service with 0 replicas runs nothing and is not routed.
+
+Batches (``ServiceSpec.parallelism``, compose ``deploy.update_config.parallelism``): a service
+whose new replicas outnumber its parallelism is replaced that many at a time (``_roll``), the
+route carrying each batch's new containers with the old ones not replaced yet; the old ones of
+a batch drain and are halted (kept), so that a failure in a later batch starts them again.
 """
 
 from __future__ import annotations
@@ -55,9 +60,11 @@ class KeepService:
 
 @dataclass(frozen=True)
 class RouteTraffic:
-    """The service's hosts go to every replica it runs (kept and started)."""
+    """The service's hosts go to every replica it runs (kept and started), and to ``also``: the
+    old containers a release in batches has not replaced yet."""
 
     service: ServiceSpec
+    also: tuple[RunningService, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,12 @@ class RemovePort:
 @dataclass(frozen=True)
 class Drain:
     """After the switch, before they stop: the old containers the proxy sent traffic to finish
-    the requests they are answering (no open connection on their port, or the drain timeout)."""
+    the requests they are answering (no open connection on their port, or the drain timeout).
+    ``batch``: in a release in batches, the old containers of that batch (1, 2, ...), drained
+    before the next batch starts; 0: once the release is live."""
 
     containers: tuple[RunningService, ...]
+    batch: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,7 @@ class HaltContainer:
 
     container: RunningService
     ports: tuple[str, ...] = ()
+    batch: int = 0  # a release in batches: the batch that replaces it (1, 2, ...)
 
 
 Action = (EnsureNetwork | StartService | AwaitReady | KeepService | RouteTraffic | RoutePort | Monitor | RemoveRoute
@@ -129,14 +140,26 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     starts = [s for s in release.services if new[s.name]]
     actions += [KeepService(s, c) for s in release.services for c in keep[s.name]]
     kept_ids = {c.id for kept in keep.values() for c in kept}
+    replaced = {s.name: [c for c in mine if c.service == s.name and c.id not in kept_ids and c.state == "running"]
+                for s in starts}
+    rolling = {s.name: _batches(s, new[s.name], sorted(replaced[s.name], key=lambda c: c.replica))
+               for s in starts if _rolls(s, new[s.name], replaced[s.name])}
     # Stateful services, and those whose host ports Docker publishes, are stop-first: their old
-    # containers stop before the new ones start.
+    # containers stop before the new ones start (of a service released in batches: its first batch's).
     stop_first = {s.name: tuple(_direct(p) for p in s.direct_ports) for s in starts
                   if s.stateful or s.stop_first or s.direct_ports}
-    actions += [HaltContainer(c, stop_first[c.service]) for c in mine
-                if c.service in stop_first and c.state == "running" and c.id not in kept_ids]
-    actions += _starts_in_order(release.services, new, keep)
+    first_halts = {c.id for name, batches in rolling.items() if name in stop_first for c in batches[0][1]}
+    actions += [HaltContainer(c, stop_first[c.service], 1 if c.id in first_halts else 0) for c in mine
+                if c.service in stop_first and c.state == "running" and c.id not in kept_ids
+                and (c.service not in rolling or c.id in first_halts)]
+    first = {name: (list(rolling[name][0][0]) if name in rolling else indexes) for name, indexes in new.items()}
+    actions += _starts_in_order(release.services, first, keep)
     routed = [s for s in release.services if s.is_web and s.replicas > 0]
+    batched: set[str] = set()  # the old containers batches drained and halted
+    for s in release.services:
+        if s.name in rolling:
+            actions += _roll(s, rolling[s.name], s.name in stop_first, s in routed)
+            batched |= {c.id for _, olds in rolling[s.name] for c in olds}
     for s in routed:
         actions.append(RouteTraffic(s))
         actions += [RoutePort(s, host, container, ip) for host, container, _, ip in s.proxied_ports]
@@ -149,10 +172,53 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     actions += [RemovePort(port) for port in sorted(set(served) - proxied)]
     leaving = [c for c in mine if c.id not in kept_ids]
     draining = tuple(c for c in leaving if c.state == "running" and c.upstream is not None
-                     and c.service not in stop_first)  # a halted one has no request left
+                     and c.service not in stop_first and c.id not in batched)  # a halted one has no request left
     if draining:
         actions.append(Drain(draining))
     actions += [StopContainer(c) for c in leaving]
+    return actions
+
+
+Batch = tuple[tuple[int, ...], tuple[RunningService, ...]]  # (new replica indexes, old containers they replace)
+
+
+def _rolls(service: ServiceSpec, new: Sequence[int], replaced: Sequence[RunningService]) -> bool:
+    """Released in batches: a parallelism below the count of new replicas, old ones to replace,
+    and neither a volume, a host port Docker publishes nor a run-once service."""
+    return (0 < service.parallelism < len(new) and bool(replaced) and not service.stateful
+            and not service.direct_ports and not service.one_shot)
+
+
+def _batches(service: ServiceSpec, new: Sequence[int], replaced: Sequence[RunningService]) -> list[Batch]:
+    """``parallelism`` new replicas at a time, each batch with the old containers it replaces
+    (the last batch takes the old ones left: a release that also scales down)."""
+    size = service.parallelism
+    count = -(-len(new) // size)
+    return [(tuple(new[k * size:(k + 1) * size]),
+             tuple(replaced[k * size:(k + 1) * size] if k < count - 1 else replaced[k * size:]))
+            for k in range(count)]
+
+
+def _roll(service: ServiceSpec, batches: Sequence[Batch], stop_first: bool, routed: bool) -> list[Action]:
+    """The batches of a service released in batches (the first batch's containers started and
+    awaited already). Start-first: the route carries a batch's new containers, and the old ones
+    not replaced yet, then the batch's old ones drain and halt. Stop-first: a batch's old ones
+    halt before its new ones start. Halted containers are removed once the release is live, and
+    started again if it fails."""
+    actions: list[Action] = []
+    for number, (indexes, olds) in enumerate(batches, start=1):
+        if number > 1:
+            if stop_first:
+                actions += [HaltContainer(c, (), number) for c in olds]
+            actions += [StartService(service, i) for i in indexes]
+            actions += [AwaitReady(service, i) for i in indexes]
+        left = tuple(c for _, later in batches[number:] for c in later)
+        if routed:
+            actions.append(RouteTraffic(service, left))
+        if not stop_first:
+            if routed and any(c.upstream is not None for c in olds):
+                actions.append(Drain(tuple(c for c in olds if c.upstream is not None), number))
+            actions += [HaltContainer(c, (), number) for c in olds]
     return actions
 
 

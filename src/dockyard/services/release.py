@@ -217,8 +217,9 @@ class Releaser(RouteUpkeep):
             before_ports = {}  # the proxy is down: setting a port fails below, restore_routes mends the rest
         served = [p.port for p in before_ports.values() if self._owns(p, app.name, environment)]
         actions = [a for a in plan.plan_release(desired, observed, served) if watch or not isinstance(a, plan.Monitor)]
-        cleanup = [a for a in actions
-                   if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.Drain | plan.StopContainer)]
+        cleanup = [a for a in actions  # (a drain between two batches is part of the release)
+                   if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.StopContainer)
+                   or (isinstance(a, plan.Drain) and not a.batch)]
         started = control.started  # container id -> the container
         switched: list[ServiceSpec] = []
         halted: list[RunningService] = []
@@ -340,10 +341,14 @@ class Releaser(RouteUpkeep):
                     timeout = control.remaining(self.ready_timeout) if control is not None else self.ready_timeout
                     self.orchestrator.wait_ready(running[service.name][replica], timeout, service.health)
                     ready_at = time.monotonic()
-                case plan.RouteTraffic(service=service):
+                case plan.RouteTraffic(service=service, also=also):
                     upstreams = upstreams_of(running.get(service.name, {}).values())
                     if not upstreams or len(upstreams) != len(running[service.name]):
                         raise DeployFailed(f"service {service.name} publishes no port")
+                    if also:
+                        say(f"       {service.name}: the route carries {len(upstreams)} new and {len(also)} old "
+                            f"container{'s' if len(also) > 1 else ''}")
+                        upstreams += upstreams_of(also)
                     route_id = self.route_id(release.app, service.name, release.environment)
                     self.proxy.set_route(Route(route_id, service.hosts, upstreams))
                     routed.append(service)
@@ -384,13 +389,17 @@ class Releaser(RouteUpkeep):
                 case plan.StopContainer(container=container):
                     say(f"-----> Stopping {container.service} of release {container.release}")
                     self.orchestrator.stop(container)
-                case plan.HaltContainer(container=container, ports=direct):
+                case plan.HaltContainer(container=container, ports=direct, batch=batch):
                     spec = next((s for s in release.services if s.name == container.service), None)
                     why = (f"Docker binds its host ports ({', '.join(direct)}), which one container holds at a time"
-                           if direct else "it keeps data in a volume, which one container uses at a time"
+                           if direct else f"replaced in batch {batch} (kept until the release is live)"
+                           if batch and spec is not None and not spec.stop_first
+                           else "it keeps data in a volume, which one container uses at a time"
                            if spec is None or spec.stateful else "it is released stop-first (declared stateful, or "
                            "deploy.update_config.order)")
-                    say(f"-----> Stopping {container.service} of release {container.release} first: {why}")
+                    say(f"-----> Stopping {_named(spec, container.replica) if spec else container.service} of "
+                        f"release {container.release}{' first' if not batch or spec is None or spec.stop_first else ''}:"
+                        f" {why}")
                     self.orchestrator.halt(container)
                     if halted is not None:
                         halted.append(container)

@@ -768,6 +768,24 @@ def test_monitor_fails_as_soon_as_a_new_container_exits(docker_side: Side) -> No
     assert "bye" in caught.value.message
 
 
+def test_monitor_fails_for_a_container_docker_restarted_since_it_was_ready(docker_side: Side) -> None:
+    """It exited and its restart policy started it again before the window (or between two
+    looks): running now, but it crashed. Docker counts restarts in the inspect's RestartCount."""
+    orch = docker_side.orchestrator
+    orch.ensure_network("shop", "production")
+    crashes = Program(ServiceSpec("worker", BASE_IMAGE, command=("sh", "-c", "sleep 1.5; echo bye; exit 4")))
+    worker = docker_side.start("shop", 1, crashes)
+    orch.wait_ready(worker, 30)  # still running a second after it started
+    client = docker.from_env()
+    try:
+        wait_until(lambda: (lambda a: a["RestartCount"] >= 1 and a["State"]["Running"] and not a["State"]["Restarting"])(
+            client.api.inspect_container(worker.id)), 20, "Docker to restart it", interval=0.05)
+    finally:
+        client.close()
+    with pytest.raises(DeployFailed, match=r"service worker exited and was restarted \(1 time\) [0-9.]+s after"):
+        orch.monitor([worker], 0.3, {})
+
+
 def test_monitor_fails_when_the_http_check_stops_passing(docker_side: Side) -> None:
     orch = docker_side.orchestrator
     orch.ensure_network("shop", "production")

@@ -52,7 +52,7 @@ class ContainerWatch:
         restarts = self.__dict__.setdefault("_restarts_when_ready", {})
         if len(restarts) > 1000:
             restarts.clear()
-        restarts[container.id] = int(info["State"].get("RestartCount") or 0)
+        restarts[container.id] = int(info.get("RestartCount") or 0)
 
     def _await_ready(self, container: RunningService, timeout: float, check: HttpCheck | None) -> dict[str, Any]:
         """Ready means: for a one-shot service, exited with code 0; for a container with a
@@ -165,14 +165,15 @@ class ContainerWatch:
         while True:
             for c in containers:
                 try:
-                    state = self._inspect(c.id, "watching new containers")["State"]
+                    info = self._inspect(c.id, "watching new containers")
                 except docker.errors.NotFound:
                     raise DeployFailed(f"service {c.service}: its new container was removed "
                                        f"{time.monotonic() - begun:.1f}s after the switch", "deploy again") from None
+                state, now = info["State"], int(info.get("RestartCount") or 0)  # (not part of State)
                 ready = self.__dict__.get("_restarts_when_ready", {}).get(c.id)
-                count = restarts.setdefault(c.id, int(state.get("RestartCount") or 0) if ready is None else ready)
+                count = restarts.setdefault(c.id, now if ready is None else ready)
                 health = (state.get("Health") or {}).get("Status")
-                restarted = int(state.get("RestartCount") or 0) - count
+                restarted = now - count
                 if state["Status"] in ("exited", "dead") or state.get("Restarting") or restarted > 0 or \
                         health == "unhealthy":
                     what = ("turned unhealthy" if health == "unhealthy" else

@@ -248,6 +248,7 @@ def test_caddy_moves_a_route_between_containers_by_name_without_a_reload_and_dro
             thread.join(timeout=10)
         assert caddy._call("GET", "/config/").json() == config  # no reload: the same configuration
         assert failures == [] and count[0] > 100, (failures[:5], count[0])
+        print("reactions", [round(r, 3) for r in reactions])
         assert max(reactions) < 1.0, reactions
         assert by_id(caddy.routes())[route("shop-web").id].upstreams == (one.address,)
     finally:

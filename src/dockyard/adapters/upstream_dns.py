@@ -27,8 +27,8 @@ from dockyard.adapters.dataplane import Component, DataPlane
 
 ROLE = "resolver"
 DOMAIN = "dockyard"
-REFRESH = "100ms"  # how often Caddy asks again: the upper bound of a switch's delay
-SETTLED = 0.15  # seconds after a change, past which no new request goes to the containers it removed
+REFRESH = "50ms"  # how often Caddy asks again: the upper bound of a switch's delay
+SETTLED = 0.1  # seconds after a change, past which no new request goes to the containers it removed
 
 
 class UpstreamNames:

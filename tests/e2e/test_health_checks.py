@@ -84,7 +84,7 @@ def test_a_crash_in_the_monitor_window_rolls_back_to_the_old_containers(
     make_repo(repo, crashing)
     with Load(server, host) as load:
         push = server.push(repo, app_name)
-    assert "web exited (code 3)" in push.stderr and "s after the switch" in push.stderr, push.stderr
+    assert "service web exited" in push.stderr and "s after the switch" in push.stderr, push.stderr  # (Docker may have restarted it)
     assert "crashing" in push.stderr  # its last output
     assert "Release failed; the previous release keeps serving." in push.stderr
     assert server.body(host).strip() == "v1"

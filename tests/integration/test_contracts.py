@@ -257,6 +257,20 @@ def test_caddy_moves_a_route_between_containers_by_name_without_a_reload_and_dro
         two.close()
 
 
+def test_caddy_takes_containers_named_by_dns_in_turn(caddy: CaddyProxy) -> None:
+    """A service's replicas share a port: the route names them by DNS, and each takes its turn."""
+    port = free_port()
+    ups = [_Upstream(f"u{i}", f"127.0.0.{i}", port) for i in (2, 3, 4)]
+    try:
+        caddy.set_route(route("shop-web", *(u.address for u in ups), hosts=("shop.contract.test",)))
+        seen = [httpx.get(f"http://127.0.0.1:{caddy.port}/", headers={"Host": "shop.contract.test"}, timeout=5).text
+                for _ in range(9)]
+        assert sorted(seen) == sorted(f"u{i}\n" for i in (2, 3, 4) for _ in range(3)), seen
+    finally:
+        for u in ups:
+            u.close()
+
+
 def test_caddy_spreads_a_routes_traffic_over_all_its_upstreams_round_robin(
     caddy: CaddyProxy, upstreams: tuple[_Upstream, _Upstream]
 ) -> None:

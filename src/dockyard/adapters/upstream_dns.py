@@ -51,6 +51,7 @@ class UpstreamNames:
             role=ROLE, image=self.image, binary=self.binary, entrypoint="/usr/sbin/dnsmasq",
             args=("--keep-in-foreground", f"--port={self.port}", "--listen-address=127.0.0.1", "--bind-interfaces",
                   "--no-resolv", "--no-hosts", f"--local=/{DOMAIN}/", f"--hostsdir={self.root}", "--local-ttl=0",
+                  "--no-round-robin",  # one order: the proxy's round-robin then takes every container in turn
                   "--user=", "--log-facility=-", "--pid-file="),
             mounts=(self.root,),
         )

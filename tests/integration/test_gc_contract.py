@@ -51,6 +51,17 @@ class Side:
         return self.builder.push(reference, lambda line: None)
 
 
+def clean_up(engine: docker.DockerClient, images: list[str]) -> None:
+    """The test's containers, then its images (tags and ids), whatever is left of them."""
+    for c in engine.containers.list(all=True, filters={"label": "dockyard.test=gc-contract"}):
+        c.remove(force=True)
+    for image in images:
+        try:
+            engine.images.remove(image, force=True)
+        except docker.errors.NotFound:
+            pass
+
+
 @pytest.fixture(params=["fake", "distribution"])
 def side(request: pytest.FixtureRequest) -> Iterator[Side]:
     if request.param == "fake":
@@ -64,18 +75,7 @@ def side(request: pytest.FixtureRequest) -> Iterator[Side]:
     try:
         yield real
     finally:
-        for c in engine.containers.list(all=True, filters={"label": "dockyard.test=gc-contract"}):
-            c.remove(force=True)
-        for reference in real.tags:
-            try:
-                engine.images.remove(reference, force=True)
-            except docker.errors.NotFound:
-                pass
-        for image_id in real.built:
-            try:
-                engine.images.remove(image_id, force=True)
-            except docker.errors.NotFound:
-                pass
+        clean_up(engine, [*real.tags, *real.built])
 
 
 def test_a_deleted_manifest_takes_its_tags_and_no_other(side: Side) -> None:
@@ -134,13 +134,7 @@ def test_real_an_image_a_container_uses_is_never_removed(
         assert why is not None and "container" in why, why
         assert engine.images.get(image_id).id == image_id
     finally:
-        for c in engine.containers.list(all=True, filters={"label": "dockyard.test=gc-contract"}):
-            c.remove(force=True)
-        for image_id in side.built:
-            try:
-                engine.images.remove(image_id, force=True)
-            except docker.errors.NotFound:
-                pass
+        clean_up(engine, side.built)
 
 
 def test_real_the_registry_frees_the_blobs_only_a_deleted_image_used_and_a_kept_one_still_pulls(

@@ -22,6 +22,7 @@ from dockyard.domain import dockyard_file, names
 from dockyard.domain.declared import with_health, with_replicas, with_stateful
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
+from dockyard.domain.model import App
 from dockyard.ports import SourceRepos, Store
 from dockyard.services.apps import branch_targets
 from dockyard.services.deploy import Deployer
@@ -77,17 +78,18 @@ class PushChecks:
         try:
             for update in updates:
                 ref = update.ref
-                wanted += self._check_update(owner.name, targets, update, incoming)
+                wanted += self._check_update(owner, targets, update, incoming)
         except DockyardError as refusal:
             self.jobs.record_refused_push(owner.name, ref, str(refusal), actor)
             return PushVerdict(refusal)
         return self._queue(owner.name, wanted, actor)
 
-    def _check_update(self, app: str, targets: dict[str, list[str]], update: RefUpdate,
+    def _check_update(self, owner: App, targets: dict[str, list[str]], update: RefUpdate,
                       incoming: str) -> list[tuple[str, str, str, str]]:
         """Raise a DockyardError when this ref update must be refused; else the deploys it makes
         (environments dockyard.yml declares for the branch, which the app does not have yet, among
         them). Warnings are the deploy job's to give: the push streams its log."""
+        app = owner.name
         if update.ref.startswith("refs/heads/"):
             kind, name = "branch", update.ref.removeprefix("refs/heads/")
         elif update.ref.startswith("refs/tags/"):
@@ -114,7 +116,6 @@ class PushChecks:
             known = {e.name for e in self.store.environments(app)}
             environments += [(e.name, e.target) for e in (declared.environments if declared else ())
                              if e.branch == name and e.name not in known]
-        owner = self.store.get_app(app)
         for environment, _ in environments:  # each with its own variables and secrets
             found = self.deployer.inspect(owner, update.new, environment, incoming)
             # refuses a count the service cannot run, a health check of a service without a port,

@@ -235,7 +235,7 @@ class FakeOrchestrator:
     app's containers are gone.
 
     Scripted behaviour, by service name, in place of what a real command would do: services in
-    ``fail_start`` cannot be started; those in ``fail_ready`` exit before they are ready and those
+    ``fail_start`` cannot be started (``web#1``: its replica 1); those in ``fail_ready`` exit before they are ready and those
     in ``never_ready`` (web services) never answer on their port (``wait_ready`` raises
     DeployFailed either way); ``output`` holds the lines a service prints (what ``logs`` yields, and
     the last output a failure shows). ``events`` (shareable with a FakeProxy) records starts and
@@ -280,10 +280,22 @@ class FakeOrchestrator:
         self.networks.add((app, environment))
 
     def start(self, app: str, release: int, environment: str, service: ServiceSpec,
-              replica: int = 0) -> RunningService:
+              replicas: Sequence[int] = (0,)) -> list[RunningService]:
+        started: list[RunningService] = []
+        try:
+            for replica in replicas:
+                started.append(self._start_one(app, release, environment, service, replica))
+        except DeployFailed:
+            if started:
+                self.stop(started)  # all or none, as the engine's
+            raise
+        return started
+
+    def _start_one(self, app: str, release: int, environment: str, service: ServiceSpec,
+                   replica: int) -> RunningService:
         if (app, environment) not in self.networks:
             raise DeployFailed(f"cannot create {service.name}: network of {app} ({environment}) not found")
-        if service.name in self.fail_start:
+        if service.name in self.fail_start or f"{service.name}#{replica}" in self.fail_start:
             raise DeployFailed(f"cannot start {service.name}: scripted failure")
         self._check_bindings(service.name, service.direct_ports)
         address = self.NETWORK + next(self._addresses)
@@ -343,7 +355,11 @@ class FakeOrchestrator:
     def _last_output(self, service: str) -> str:
         return "\n".join(self.output.get(service, [])[-15:])
 
-    def wait_ready(self, container: RunningService, timeout: float, check: HttpCheck | None = None) -> None:
+    def wait_ready(self, tasks: Sequence[RunningService], timeout: float, check: HttpCheck | None = None) -> None:
+        for container in tasks:
+            self._wait_one(container, timeout, check)
+
+    def _wait_one(self, container: RunningService, timeout: float, check: HttpCheck | None) -> None:
         current = self.containers.get(container.id)
         if current is None:
             raise DeployFailed(f"service {container.service} is gone")
@@ -417,7 +433,25 @@ class FakeOrchestrator:
             self.events.append(f"drain {c.service} r{c.release} {c.id[:12]}")
         return sum(self.busy.get(c.service, 0) for c in containers)
 
-    def stop(self, container: RunningService) -> None:
+    def stop(self, tasks: Sequence[RunningService]) -> None:
+        for container in tasks:
+            self._stop_one(container)
+
+    def halt(self, tasks: Sequence[RunningService]) -> None:
+        for container in tasks:
+            self._halt_one(container)
+
+    def resume(self, tasks: Sequence[RunningService]) -> None:
+        failure: DeployFailed | None = None
+        for container in tasks:
+            try:
+                self._resume_one(container)
+            except DeployFailed as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def _stop_one(self, container: RunningService) -> None:
         if self.containers.pop(container.id, None) is not None:
             self.events.append(f"stop {container.service} r{container.release} {container.id[:12]}")
         self.bindings.pop(container.id, None)
@@ -428,13 +462,13 @@ class FakeOrchestrator:
                 ids.discard(container.id)
         self._kinds.pop(container.id, None)
 
-    def halt(self, container: RunningService) -> None:
+    def _halt_one(self, container: RunningService) -> None:
         current = self.containers.get(container.id)
         if current is not None:
             self.containers[container.id] = replace(current, state="exited")
             self.events.append(f"halt {container.service} r{container.release} {container.id[:12]}")
 
-    def resume(self, container: RunningService) -> None:
+    def _resume_one(self, container: RunningService) -> None:
         current = self.containers.get(container.id)
         if current is None:
             raise DeployFailed(f"cannot start {container.service} of release {container.release} again: gone")

@@ -112,16 +112,22 @@ class Registry(Protocol):
 
 class Orchestrator(Protocol):
     """Where apps run: one Docker host now, a Swarm cluster later. Each (app, environment) has
-    its own network; everything the orchestrator creates is labelled with both."""
+    its own network; everything the orchestrator creates is labelled with both.
+
+    Its unit is a service's set of tasks (``RunningService``: a container on one host, a task on a
+    cluster), never one container's steps: a release's plan (planning/deploy.py) starts, awaits,
+    halts and stops tasks of a service together, and the orchestrator decides how."""
 
     def ensure_network(self, app: str, environment: str) -> None: ...
     def start(self, app: str, release: int, environment: str, service: ServiceSpec,
-              replica: int = 0) -> RunningService:
-        """Create and start one container of the service (its ``replica``: label dockyard.replica)."""
+              replicas: Sequence[int] = (0,)) -> list[RunningService]:
+        """Start the service's tasks for these ``replicas`` of the release (label dockyard.replica),
+        all or none: when one cannot start, those started are removed before DeployFailed."""
         ...
-    def wait_ready(self, container: RunningService, timeout: float, check: HttpCheck | None = None) -> None:
-        """Return once the container is ready (healthy, answering ``check``, completed...); raise
-        DeployFailed with its reason and last output when it will not be."""
+    def wait_ready(self, tasks: Sequence[RunningService], timeout: float, check: HttpCheck | None = None) -> None:
+        """Return once every task is ready (healthy, answering ``check``, completed...), within
+        ``timeout`` in all; raise DeployFailed with the first one's reason and last output when one
+        will not be."""
         ...
     def resolve_image(self, image: str, pull: bool = True) -> ResolvedImage | None:
         """The image (a reference or an id) as the target has it, pulled first when missing and
@@ -138,16 +144,16 @@ class Orchestrator(Protocol):
         """Wait until the containers (out of the proxy's routes) answer no request any more: no
         open connection on their port. Returns how many are still open at ``timeout``."""
         ...
-    def stop(self, container: RunningService) -> None:
-        """Stop and remove the container."""
+    def stop(self, tasks: Sequence[RunningService]) -> None:
+        """Stop and remove the tasks (each one tried; the first failure raised after)."""
         ...
 
-    def halt(self, container: RunningService) -> None:
-        """Stop the container, keeping it (and its volumes) to be resumed."""
+    def halt(self, tasks: Sequence[RunningService]) -> None:
+        """Stop the tasks, keeping them (and their volumes) to be resumed."""
         ...
 
-    def resume(self, container: RunningService) -> None:
-        """Start a halted container again."""
+    def resume(self, tasks: Sequence[RunningService]) -> None:
+        """Start halted tasks again (each one tried; the first failure raised after)."""
         ...
 
     def volumes(self, app: str, environment: str) -> list[Volume]: ...

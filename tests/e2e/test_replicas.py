@@ -182,7 +182,7 @@ def test_replicas_are_replaced_in_batches_and_a_failing_batch_brings_the_old_one
         push = server.push(repo, app_name)
     assert "is live" in push.stderr, push.stderr
     assert "web: the route carries 2 new and 2 old containers" in push.stderr, push.stderr
-    assert "Stopping web #0 of release" in push.stderr and "replaced in batch 1" in push.stderr, push.stderr
+    assert "Stopping web #0, #1 of release" in push.stderr and "replaced in batch 1" in push.stderr, push.stderr
     assert "replaced in batch 2" in push.stderr, push.stderr
     assert load.failed == [], load.failed[:5]
     assert set(load.answers) <= {f"{h} {v}" for h in ("web", "web-1", "web-2", "web-3") for v in ("v1", "v2")}

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from dockyard.domain.errors import Conflict, DeployFailed, NotFound
 from dockyard.domain.model import HttpCheck, RunningService, ServiceSpec
 from dockyard.fakes import FakeOrchestrator
 from dockyard.ports import Orchestrator
-from tests.support import BASE_IMAGE, sweep, wait_until
+from tests.support import BASE_IMAGE, free_port, sweep, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,14 @@ class Side:
 
     def start(self, app: str, release: int, program: Program, environment: str = "production",
               replica: int = 0) -> RunningService:
+        """One task: the start of a set of one replica."""
+        (task,) = self.start_all(app, release, program, environment, (replica,))
+        return task
+
+    def start_all(self, app: str, release: int, program: Program, environment: str = "production",
+                  replicas: Sequence[int] = (0,)) -> list[RunningService]:
         self.script(program)
-        return self.orchestrator.start(app, release, environment, program.spec, replica)
+        return self.orchestrator.start(app, release, environment, program.spec, replicas)
 
 
 def fake_side() -> Side:
@@ -130,8 +136,15 @@ class CheckedDockerOrchestrator(DockerOrchestrator):
                 net["Name"], subnets, pool)
 
     def start(self, app: str, release: int, environment: str, service: ServiceSpec,
-              replica: int = 0) -> RunningService:
-        running = super().start(app, release, environment, service, replica)
+              replicas: Sequence[int] = (0,)) -> list[RunningService]:
+        started = super().start(app, release, environment, service, replicas)
+        assert [t.replica for t in started] == list(replicas)  # one task per replica, in order
+        for replica, running in zip(replicas, started, strict=True):
+            self._check(app, release, environment, service, replica, running)
+        return started
+
+    def _check(self, app: str, release: int, environment: str, service: ServiceSpec, replica: int,
+               running: RunningService) -> None:
         info = self.api.inspect_container(running.id)
         host = info["HostConfig"]
         limits = {**DEFAULT_HOST_CONFIG, "PidsLimit": service.pids or 1024, "Memory": service.memory or 1024**3}
@@ -147,7 +160,6 @@ class CheckedDockerOrchestrator(DockerOrchestrator):
             (net,) = [n for n in self.app_networks(app) if n["Name"] == self.network_name(app, environment)]
             address = ipaddress.IPv4Address(running.upstream.rpartition(":")[0])
             assert address in ipaddress.IPv4Network(net["IPAM"]["Config"][0]["Subnet"]), (address, net["IPAM"])
-        return running
 
 
 @pytest.fixture
@@ -209,7 +221,7 @@ def test_remove_network_after_stop(side: Side) -> None:
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
-    orch.stop(web)
+    orch.stop([web])
     orch.remove_network("shop", "production")
     assert side.networks("shop") == 0
     with pytest.raises(DeployFailed, match="web"):
@@ -239,10 +251,10 @@ def test_environments_of_one_app_have_networks_of_their_own(side: Side) -> None:
     recette = side.start("shop", 2, WEB, environment="recette")
     assert [(c.environment, c.release) for c in orch.observe("shop")] == [("production", 1), ("recette", 2)]
     assert prod.upstream != recette.upstream
-    orch.stop(recette)
+    orch.stop([recette])
     orch.remove_network("shop", "recette")  # production's stays, and keeps serving
     assert side.networks("shop") == 1
-    orch.wait_ready(prod, 30)
+    orch.wait_ready([prod], 30)
     assert [c.id for c in orch.observe("shop")] == [prod.id]
 
 
@@ -307,8 +319,8 @@ def test_wait_ready_returns_once_a_web_service_answers(side: Side) -> None:
     orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
     worker = side.start("shop", 1, WORKER)
-    orch.wait_ready(web, 30)
-    orch.wait_ready(worker, 30)  # not a web service: running is ready
+    orch.wait_ready([web], 30)
+    orch.wait_ready([worker], 30)  # not a web service: running is ready
     assert [c.state for c in orch.observe("shop")] == ["running", "running"]
 
 
@@ -317,7 +329,7 @@ def test_wait_ready_fails_with_the_last_output_when_the_service_exits(side: Side
     orch.ensure_network("shop", "production")
     crash = side.start("shop", 1, CRASH)
     with pytest.raises(DeployFailed) as caught:
-        orch.wait_ready(crash, 30)
+        orch.wait_ready([crash], 30)
     assert re.match(r"service crash exited \(code \d+\) before it was ready", caught.value.message), caught.value
     assert "boom" in caught.value.message.split("Its last output:", 1)[1]
     assert "docker run" in caught.value.hint
@@ -329,7 +341,7 @@ def test_wait_ready_fails_when_a_web_service_never_answers(side: Side) -> None:
     deaf = side.start("shop", 1, DEAF)
     begun = time.monotonic()
     with pytest.raises(DeployFailed) as caught:
-        orch.wait_ready(deaf, 2)
+        orch.wait_ready([deaf], 2)
     assert time.monotonic() - begun < 15
     assert caught.value.message.startswith("service deaf did not answer HTTP on its port within 2s"), caught.value
     assert "EXPOSE" in caught.value.hint
@@ -339,9 +351,9 @@ def test_wait_ready_of_a_removed_container_fails_as_a_deploy(side: Side) -> None
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
-    orch.stop(web)
+    orch.stop([web])
     with pytest.raises(DeployFailed, match="web"):
-        orch.wait_ready(web, 5)
+        orch.wait_ready([web], 5)
 
 
 def test_stop_removes_it_from_observe(side: Side) -> None:
@@ -349,10 +361,10 @@ def test_stop_removes_it_from_observe(side: Side) -> None:
     orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
     worker = side.start("shop", 1, WORKER)
-    orch.stop(web)
+    orch.stop([web])
     assert orch.observe("shop") == [worker]
-    orch.stop(web)  # again: harmless
-    orch.stop(worker)
+    orch.stop([web])  # again: harmless
+    orch.stop([worker])
     assert orch.observe("shop") == []
     assert orch.observe() == []
 
@@ -361,15 +373,15 @@ def test_halt_keeps_the_container_and_resume_starts_it_again(side: Side) -> None
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
     web = side.start("shop", 1, WEB)
-    orch.wait_ready(web, 10)
-    orch.halt(web)
+    orch.wait_ready([web], 10)
+    orch.halt([web])
     (halted,) = orch.observe("shop")
     assert (halted.id, halted.state) == (web.id, "exited")
-    orch.resume(web)
+    orch.resume([web])
     (again,) = wait_until(lambda: [c for c in orch.observe("shop") if c.state == "running"], 10, "it to run again")
     assert again.id == web.id
-    orch.wait_ready(again, 10)
-    orch.stop(web)
+    orch.wait_ready([again], 10)
+    orch.stop([web])
     assert orch.observe("shop") == []
 
 
@@ -384,7 +396,7 @@ def test_named_volumes_are_scoped_listed_and_removed_only_when_unused(side: Side
     assert orch.volumes("shop", "recette") == [] and orch.volumes("blog", "production") == []
     with pytest.raises(Conflict):
         orch.remove_volume("shop", "production", "data")  # a container mounts it
-    orch.stop(container)
+    orch.stop([container])
     assert orch.volumes("shop", "production")[0].used_by == ()
     orch.remove_volume("shop", "production", "data")
     assert orch.volumes("shop", "production") == []
@@ -445,7 +457,7 @@ def test_logs_follow_ends_when_the_apps_containers_stop(side: Side) -> None:
     reader = Reader(orch.logs("shop", "production", True, 100, stop))
     try:
         wait_until(lambda: len(reader.got) == 2, 20, "the worker's two lines")
-        orch.stop(worker)
+        orch.stop([worker])
         wait_until(reader.ended, 20, "the log stream to end once the app's container is gone")
     finally:
         stop.set()  # never leave the reader behind, even when the stream did not end
@@ -467,16 +479,16 @@ def test_a_container_from_before_networks_carried_the_installation_is_still_serv
     app = f"legacy{uuid.uuid4().hex[:6]}"  # the legacy network's name has no installation in it
     old = LegacyDockerOrchestrator(engine, real.installation, PREFIX, {})
     old.ensure_network(app, "production")
-    web = old.start(app, 1, "production", WEB.spec)
+    (web,) = old.start(app, 1, "production", WEB.spec)
     legacy = engine.networks.get(f"{PREFIX}-{app}")
     address = engine.api.inspect_container(web.id)["NetworkSettings"]["Networks"][legacy.name]["IPAddress"]
 
     real.ensure_network(app, "production")  # the next deploy: the new network beside the old one
     (seen,) = real.observe(app)
     assert seen == replace(web, upstream=f"{address}:8000")
-    real.wait_ready(seen, 30)
+    real.wait_ready([seen], 30)
 
-    real.stop(seen)
+    real.stop([seen])
     real.remove_network(app, "production")
     assert docker_side.networks(app) == 0  # the legacy network went too
     assert engine.networks.list(names=[f"{PREFIX}-{app}"]) == []
@@ -487,9 +499,9 @@ def test_networks_come_from_the_pool_passed(docker_side: Side, engine: docker.Do
     assert isinstance(real, CheckedDockerOrchestrator)
     pooled = CheckedDockerOrchestrator(engine, real.installation, PREFIX, {}, pool=Pool("10.218.0.0/16", 28))
     pooled.ensure_network("shop", "production")  # checked: a /28 of 10.218.0.0/16, named with the installation
-    web = pooled.start("shop", 1, "production", WEB.spec)  # checked: its address is in that subnet
+    (web,) = pooled.start("shop", 1, "production", WEB.spec)  # checked: its address is in that subnet
     assert web.upstream is not None and web.upstream.startswith("10.218.")
-    pooled.wait_ready(web, 30)
+    pooled.wait_ready([web], 30)
 
 
 # -- compose keys: healthchecks, one-shot services, names on the app network ----------------------------
@@ -524,7 +536,7 @@ def test_wait_ready_with_an_http_check_waits_until_its_path_answers(side: Side) 
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
     web = side.start("shop", 1, Program(ServiceSpec("web", BASE_IMAGE, 8000, command=CHECKED)))
-    orch.wait_ready(web, 30, HttpCheck("/up", interval=1.0, timeout=2.0))
+    orch.wait_ready([web], 30, HttpCheck("/up", interval=1.0, timeout=2.0))
     assert [c.state for c in orch.observe("shop")] == ["running"]
 
 
@@ -536,7 +548,7 @@ def test_wait_ready_fails_when_the_http_check_answers_another_status(side: Side,
     orch.ensure_network("shop", "production")
     web = side.start("shop", 1, Program(ServiceSpec("web", BASE_IMAGE, 8000, command=CHECKED), check_answers=answer))
     with pytest.raises(DeployFailed) as caught:
-        orch.wait_ready(web, 3, HttpCheck(path, status))
+        orch.wait_ready([web], 3, HttpCheck(path, status))
     expected = status or "2xx or 3xx"
     assert caught.value.message.startswith(
         f"service web did not pass its health check (GET {path}, expecting {expected}) within 3s: it answered {answer}."
@@ -548,7 +560,7 @@ def test_wait_ready_waits_until_a_service_with_a_healthcheck_is_healthy(side: Si
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
     db = side.start("shop", 1, HEALTHY)
-    orch.wait_ready(db, 30)
+    orch.wait_ready([db], 30)
     assert [c.state for c in orch.observe("shop")] == ["running"]
 
 
@@ -557,7 +569,7 @@ def test_wait_ready_fails_with_the_health_log_when_a_service_is_unhealthy(side: 
     orch.ensure_network("shop", "production")
     sick = side.start("shop", 1, SICK)
     with pytest.raises(DeployFailed) as caught:
-        orch.wait_ready(sick, 30)
+        orch.wait_ready([sick], 30)
     assert caught.value.message.startswith("service sick is unhealthy. Its healthcheck's last results:\nexit 1: ")
     assert "starting" in caught.value.message.split("Its last output:", 1)[1]
     assert "docker exec" in caught.value.hint
@@ -568,10 +580,10 @@ def test_a_one_shot_service_is_ready_once_it_exited_0_and_stays_exited(side: Sid
     orch.ensure_network("shop", "production")
     migrate = side.start("shop", 1, MIGRATE)
     assert (migrate.state, migrate.exit_code) == ("running", None)
-    orch.wait_ready(migrate, 30)
+    orch.wait_ready([migrate], 30)
     (done,) = orch.observe("shop")
     assert (done.id, done.state, done.exit_code, done.spec_hash) == (migrate.id, "exited", 0, MIGRATE.spec.spec_hash)
-    orch.stop(done)
+    orch.stop([done])
     assert orch.observe("shop") == []
 
 
@@ -580,7 +592,7 @@ def test_a_one_shot_service_that_exits_with_another_code_fails_with_its_output(s
     orch.ensure_network("shop", "production")
     broken = side.start("shop", 1, BROKEN)
     with pytest.raises(DeployFailed) as caught:
-        orch.wait_ready(broken, 30)
+        orch.wait_ready([broken], 30)
     assert re.match(r"service broken runs once and must exit with code 0: it exited with code \d+\. Its last output:",
                     caught.value.message), caught.value.message
     assert "no database" in caught.value.message
@@ -593,13 +605,13 @@ def test_hostname_and_aliases_resolve_on_the_app_network_of_its_environment_only
     for app, environment in (("shop", "production"), ("shop", "staging"), ("blog", "production")):
         orch.ensure_network(app, environment)
     db = side.start("shop", 1, NAMED)
-    orch.wait_ready(side.start("shop", 1, probe("db", "database", "db1", "replica")), 30)
+    orch.wait_ready(side.start_all("shop", 1, probe("db", "database", "db1", "replica")), 30)
     for app, environment in (("blog", "production"), ("shop", "staging")):
         with pytest.raises(DeployFailed, match="runs once and must exit with code 0"):
-            orch.wait_ready(side.start(app, 1, probe("replica"), environment=environment), 30)
-    orch.stop(db)
+            orch.wait_ready(side.start_all(app, 1, probe("replica"), environment=environment), 30)
+    orch.stop([db])
     with pytest.raises(DeployFailed, match="runs once and must exit with code 0"):
-        orch.wait_ready(side.start("shop", 2, probe("replica")), 30)  # gone with its container
+        orch.wait_ready(side.start_all("shop", 2, probe("replica")), 30)  # gone with its container
 
 
 def test_replicas_are_containers_of_their_own_labelled_and_named_by_index(side: Side) -> None:
@@ -609,18 +621,18 @@ def test_replicas_are_containers_of_their_own_labelled_and_named_by_index(side: 
     assert [c.replica for c in replicas] == [2, 0, 1]
     assert len({c.id for c in replicas}) == len({c.upstream for c in replicas}) == 3
     assert [c.replica for c in orch.observe("shop")] == [0, 1, 2]  # by service, release, then replica
-    for c in replicas:
-        orch.wait_ready(c, 30)
+    orch.wait_ready(replicas, 30)
     # every replica answers to the service's name on the app network (DNS round-robin, as Compose)
-    orch.wait_ready(side.start("shop", 2, probe("web")), 30)
-    orch.stop(next(c for c in replicas if c.replica == 1))
+    orch.wait_ready(side.start_all("shop", 2, probe("web")), 30)
+    orch.stop([next(c for c in replicas if c.replica == 1)])
     assert [c.replica for c in orch.observe("shop") if c.service == "web"] == [0, 2]
 
 
 def test_a_container_started_without_a_replica_is_replica_0(side: Side) -> None:
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
-    web = side.start("shop", 1, WEB)
+    side.script(WEB)
+    (web,) = orch.start("shop", 1, "production", WEB.spec)  # no replicas given: replica 0 alone
     assert web.replica == 0 and [c.replica for c in orch.observe("shop")] == [0]
 
 
@@ -633,6 +645,83 @@ def test_the_stop_grace_period_is_reported(side: Side) -> None:
     assert [c.stop_timeout for c in orch.observe("shop")] == [None, 2]
 
 
+# -- a service's tasks, as one set ---------------------------------------------------------------------
+def test_start_of_several_replicas_gives_a_running_task_for_each(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    tasks = side.start_all("shop", 2, WEB, replicas=(0, 1, 2))  # checked (real side): each one's labels, name
+    assert [t.replica for t in tasks] == [0, 1, 2]
+    assert {(t.app, t.service, t.release, t.environment, t.state, t.spec_hash) for t in tasks} == {
+        ("shop", "web", 2, "production", "running", WEB.spec.spec_hash)}
+    assert len({t.id for t in tasks}) == 3
+    upstreams = {t.upstream for t in tasks}
+    assert len(upstreams) == 3 and all(u is not None and u.endswith(":8000") for u in upstreams), upstreams
+    orch.wait_ready(tasks, 30)  # every one answers
+    assert orch.observe("shop") == tasks  # by replica, all running
+
+
+def test_wait_ready_of_a_set_fails_with_the_reason_of_the_task_that_is_not_ready(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    web, crash = side.start("shop", 1, WEB), side.start("shop", 1, CRASH)
+    with pytest.raises(DeployFailed) as caught:
+        orch.wait_ready([web, crash], 30)
+    assert re.match(r"service crash exited \(code \d+\) before it was ready", caught.value.message), caught.value
+    assert "boom" in caught.value.message.split("Its last output:", 1)[1]
+
+
+def test_a_set_shares_one_timeout_and_a_failure_names_the_whole_of_it(side: Side) -> None:
+    """Two deaf replicas awaited together: the wait ends once, at the timeout given, and the
+    message names that timeout (not what was left of it for the second one)."""
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    deaf = side.start_all("shop", 1, DEAF, replicas=(0, 1))
+    with pytest.raises(DeployFailed) as caught:
+        orch.wait_ready(deaf, 2)
+    assert caught.value.message.startswith("service deaf did not answer HTTP on its port within 2s"), caught.value
+
+
+def test_start_is_all_or_none_when_a_replica_cannot_start(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    worker = side.start("shop", 1, WORKER)
+    # A host port Docker binds is held by one running container at a time: the 1st replica binds
+    # it, the 2nd cannot start.
+    bound = Program(replace(WORKER.spec, name="dns", published=((free_port(), 53, "tcp", "127.0.0.1"),)),
+                    prints=WORKER.prints)
+    with pytest.raises(DeployFailed, match=r"cannot start dns: .*port is already allocated"):
+        side.start_all("shop", 2, bound, replicas=(0, 1, 2))
+    assert orch.observe("shop") == [worker]  # the 1st replica went again; the other service stays
+    (alone,) = side.start_all("shop", 2, bound)  # and it let go of the host port
+    assert (alone.service, alone.replica, alone.state) == ("dns", 0, "running")
+    assert [c.service for c in orch.observe("shop")] == ["dns", "worker"]
+
+
+def test_stop_of_a_set_removes_every_task_even_when_one_is_gone_already(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    tasks = side.start_all("shop", 1, WEB, replicas=(0, 1, 2))
+    worker = side.start("shop", 1, WORKER)
+    orch.stop([tasks[1]])
+    assert [c.replica for c in orch.observe("shop") if c.service == "web"] == [0, 2]
+    orch.stop([tasks[1], tasks[0], tasks[2]])  # the one gone comes first: no error, the others go all the same
+    assert orch.observe("shop") == [worker]
+
+
+def test_halt_and_resume_of_a_set_and_a_task_gone_meanwhile(side: Side) -> None:
+    orch = side.orchestrator
+    orch.ensure_network("shop", "production")
+    tasks = side.start_all("shop", 1, WORKER, replicas=(0, 1, 2))
+    orch.wait_ready(tasks, 30)
+    orch.halt(tasks)
+    assert [(c.id, c.state) for c in orch.observe("shop")] == [(t.id, "exited") for t in tasks]
+    orch.stop([tasks[0]])
+    with pytest.raises(DeployFailed, match=r"cannot start worker of release 1 again"):
+        orch.resume(tasks)  # each one tried; the failure raised after
+    wait_until(lambda: [c.state for c in orch.observe("shop")] == ["running", "running"], 10, "the others to run again")
+    assert [c.id for c in orch.observe("shop")] == [tasks[1].id, tasks[2].id]
+
+
 # -- compose keys, the real engine only -----------------------------------------------------------------
 def test_the_compose_keys_reach_the_container(docker_side: Side, engine: docker.DockerClient) -> None:
     real = docker_side.orchestrator
@@ -643,7 +732,7 @@ def test_the_compose_keys_reach_the_container(docker_side: Side, engine: docker.
                    stop_grace_period=3, memory=64 * 1024**2, cpus=0.5, pids=100,
                    healthcheck=("CMD-SHELL", "test -w /tmp || test $(id -u) = 65534"),
                    command=("-c", "sleep 1; exec sleep 600"), entrypoint=("sh",))
-    db = real.start("shop", 1, "production", spec)  # checked: its limits and labels
+    (db,) = real.start("shop", 1, "production", spec)  # checked: its limits and labels
     info = engine.api.inspect_container(db.id)
     config, host = info["Config"], info["HostConfig"]
     assert (config["Hostname"], config["User"], config["WorkingDir"]) == ("database", "65534:65534", "/tmp")
@@ -657,20 +746,20 @@ def test_the_compose_keys_reach_the_container(docker_side: Side, engine: docker.
     (network,) = info["NetworkSettings"]["Networks"].values()
     assert {"db", "database", "db1"} <= set(network["Aliases"])
     assert not info["Name"].endswith(("database", "db1"))  # the container's own name stays dockyard's
-    real.wait_ready(db, 30)
+    real.wait_ready([db], 30)
     assert engine.api.inspect_container(db.id)["State"]["Health"]["Status"] == "healthy"
 
-    once = real.start("shop", 1, "production", replace(MIGRATE.spec, entrypoint=()))
+    (once,) = real.start("shop", 1, "production", replace(MIGRATE.spec, entrypoint=()))
     once_info = engine.api.inspect_container(once.id)
     assert once_info["HostConfig"]["RestartPolicy"]["Name"] == "no"
     assert not once_info["Config"]["Entrypoint"]  # cleared: the command runs as given
-    real.wait_ready(once, 30)
+    real.wait_ready([once], 30)
 
 
 def test_without_compose_keys_a_container_is_made_as_before(docker_side: Side, engine: docker.DockerClient) -> None:
     real = docker_side.orchestrator
     real.ensure_network("shop", "production")
-    worker = real.start("shop", 1, "production", WORKER.spec)
+    (worker,) = real.start("shop", 1, "production", WORKER.spec)
     info = engine.api.inspect_container(worker.id)
     assert info["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped", "MaximumRetryCount": 0}
     assert info["Config"]["Hostname"] == "worker" and info["HostConfig"]["NanoCpus"] == 0
@@ -682,9 +771,9 @@ def test_stop_gives_the_container_its_grace_period(docker_side: Side) -> None:
     real.ensure_network("shop", "production")
     stubborn = ServiceSpec("stubborn", BASE_IMAGE, command=("sh", "-c", "trap '' TERM; while :; do sleep 1; done"),
                            stop_grace_period=1)
-    container = real.start("shop", 1, "production", stubborn)
+    (container,) = real.start("shop", 1, "production", stubborn)
     begun = time.monotonic()
-    real.stop(container)
+    real.stop([container])
     assert time.monotonic() - begun < 6  # its 1s, not the default 10s
     assert real.observe("shop") == []
 
@@ -721,7 +810,7 @@ def test_drain_returns_at_once_when_nothing_is_open(side: Side) -> None:
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
     web, worker = side.start("shop", 1, WEB), side.start("shop", 1, WORKER)
-    orch.wait_ready(web, 30)
+    orch.wait_ready([web], 30)
     assert orch.drain([web, worker], 5) == 0
     assert [c.state for c in orch.observe("shop")] == ["running", "running"]  # drained, not stopped
 
@@ -730,7 +819,7 @@ def test_drain_waits_for_an_open_connection_and_gives_up_at_the_timeout(docker_s
     orch = docker_side.orchestrator
     orch.ensure_network("shop", "production")
     web = docker_side.start("shop", 1, WEB)
-    orch.wait_ready(web, 30)
+    orch.wait_ready([web], 30)
     assert web.upstream is not None
     host, _, port = web.upstream.rpartition(":")
     with socket.create_connection((host, int(port)), timeout=5) as client:  # a request under way
@@ -748,7 +837,7 @@ def test_monitor_returns_after_the_window_when_the_containers_keep_running(side:
     orch = side.orchestrator
     orch.ensure_network("shop", "production")
     web = side.start("shop", 1, Program(ServiceSpec("web", BASE_IMAGE, 8000, command=CHECKED)))
-    orch.wait_ready(web, 30, HttpCheck("/up"))
+    orch.wait_ready([web], 30, HttpCheck("/up"))
     orch.monitor([web], 0.5, {"web": HttpCheck("/up")})
     assert [c.state for c in orch.observe("shop")] == ["running"]
 
@@ -759,7 +848,7 @@ def test_monitor_fails_as_soon_as_a_new_container_exits(docker_side: Side) -> No
     dies = Program(ServiceSpec("web", BASE_IMAGE, 8000, restart="no",
                                command=("sh", "-c", "httpd -p 8000 -h /www; sleep 1; echo bye; exit 4")))
     web = docker_side.start("shop", 1, dies)
-    orch.wait_ready(web, 30)
+    orch.wait_ready([web], 30)
     begun = time.monotonic()
     with pytest.raises(DeployFailed) as caught:
         orch.monitor([web], 30, {})
@@ -775,7 +864,7 @@ def test_monitor_fails_for_a_container_docker_restarted_since_it_was_ready(docke
     orch.ensure_network("shop", "production")
     crashes = Program(ServiceSpec("worker", BASE_IMAGE, command=("sh", "-c", "sleep 1.5; echo bye; exit 4")))
     worker = docker_side.start("shop", 1, crashes)
-    orch.wait_ready(worker, 30)  # still running a second after it started
+    orch.wait_ready([worker], 30)  # still running a second after it started
     client = docker.from_env()
     try:
         wait_until(lambda: (lambda a: a["RestartCount"] >= 1 and a["State"]["Running"] and not a["State"]["Restarting"])(
@@ -790,7 +879,7 @@ def test_monitor_fails_when_the_http_check_stops_passing(docker_side: Side) -> N
     orch = docker_side.orchestrator
     orch.ensure_network("shop", "production")
     web = docker_side.start("shop", 1, Program(ServiceSpec("web", BASE_IMAGE, 8000, command=CHECKED)))
-    orch.wait_ready(web, 30, HttpCheck("/up"))
+    orch.wait_ready([web], 30, HttpCheck("/up"))
     with pytest.raises(DeployFailed, match=r"service web stopped passing its health check \(GET /cgi-bin/broken\) "
                                            r"after the switch: it answered 500"):
         orch.monitor([web], 0.2, {"web": HttpCheck("/cgi-bin/broken")})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import textwrap
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from dockyard.domain import configuration as cfg
 from dockyard.domain import stack
 from dockyard.domain.compose_load import load
 from dockyard.domain.errors import DockyardError, InvalidSource
-from dockyard.domain.model import App, ServiceSpec
+from dockyard.domain.model import App, RunningService, ServiceSpec
 from dockyard.domain.records import service_from_dict
 from dockyard.fakes import (
     FakeBuilder,
@@ -331,10 +332,10 @@ class RecordingOrchestrator(FakeOrchestrator):
         super().__init__()
         self.started: list[ServiceSpec] = []
 
-    def start(self, app: str, release: int, environment: str, service: ServiceSpec,  # type: ignore[no-untyped-def]
-              replica: int = 0):
+    def start(self, app: str, release: int, environment: str, service: ServiceSpec,
+              replicas: Sequence[int] = (0,)) -> list[RunningService]:
         self.started.append(service)
-        return super().start(app, release, environment, service, replica)
+        return super().start(app, release, environment, service, replicas)
 
 
 COMPOSE = """\

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import configuration as cfg
 from dockyard.domain.configuration import SecretUnreadable
 from dockyard.domain.errors import DockyardError, InvalidName, Unavailable
-from dockyard.domain.model import App, JobStatus, ServiceSpec
+from dockyard.domain.model import App, JobStatus, RunningService, ServiceSpec
 from dockyard.domain.records import service_from_dict
 from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos, FakeSecretFiles
 from dockyard.services.configuration import Configuration
@@ -293,10 +294,10 @@ class RecordingOrchestrator(FakeOrchestrator):
         super().__init__()
         self.started: list[ServiceSpec] = []
 
-    def start(self, app: str, release: int, environment: str, service: ServiceSpec,  # type: ignore[no-untyped-def]
-              replica: int = 0):
+    def start(self, app: str, release: int, environment: str, service: ServiceSpec,
+              replicas: Sequence[int] = (0,)) -> list[RunningService]:
         self.started.append(service)
-        return super().start(app, release, environment, service, replica)
+        return super().start(app, release, environment, service, replicas)
 
 
 def test_deploys_hand_every_service_its_variables_and_secrets(store: SqlStore, keys: KeyFile) -> None:

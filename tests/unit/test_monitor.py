@@ -10,7 +10,7 @@ import pytest
 
 from dockyard.domain.errors import DeployFailed
 from dockyard.domain.model import Release, ReleaseStatus, Route, RunningService, ServiceSpec
-from dockyard.planning.deploy import Drain, Monitor, RouteTraffic, StopContainer, plan_release
+from dockyard.planning.deploy import Drain, Monitor, RouteTraffic, StopTasks, plan_release
 from tests.support import static_site
 from tests.unit.test_deployer import APP, HOSTS, ROUTE_ID, World
 from tests.unit.test_deployer import world as world  # the fixture, re-exported
@@ -31,7 +31,7 @@ def test_the_new_containers_are_watched_after_the_switch_and_before_the_old_ones
     actions = plan_release(Release(2, "shop", "c" * 40, (new, MIGRATE)), [old(WEB)])
     monitor = actions.index(Monitor(("web",)))  # a one-shot service is not watched: it exits by design
     assert monitor > actions.index(RouteTraffic(new))
-    assert monitor < min(i for i, a in enumerate(actions) if isinstance(a, Drain | StopContainer))
+    assert monitor < min(i for i, a in enumerate(actions) if isinstance(a, Drain | StopTasks))
 
 
 def test_nothing_started_nothing_watched() -> None:

@@ -11,13 +11,13 @@ from dockyard.planning.deploy import (
     AwaitReady,
     Drain,
     EnsureNetwork,
-    HaltContainer,
+    HaltTasks,
     KeepService,
     Monitor,
     RemoveRoute,
     RouteTraffic,
     StartService,
-    StopContainer,
+    StopTasks,
     plan_release,
     plan_removal,
 )
@@ -70,7 +70,7 @@ def assert_safe_order(actions: list) -> None:
     assert isinstance(actions[0], EnsureNetwork)
     assert positions(actions, EnsureNetwork) == [0]
     starts, awaits = positions(actions, StartService), positions(actions, AwaitReady)
-    routes, stops = positions(actions, RouteTraffic), positions(actions, StopContainer)
+    routes, stops = positions(actions, RouteTraffic), positions(actions, StopTasks)
     removes = positions(actions, RemoveRoute)
     if starts and awaits:
         assert max(starts) < min(awaits)
@@ -82,10 +82,14 @@ def assert_safe_order(actions: list) -> None:
         assert max(removes) < min(stops)
     if starts and routes:
         assert max(starts) < min(routes)
-    # Every started service is awaited, and only those.
-    assert [a.service for a in actions if isinstance(a, StartService)] == [
-        a.service for a in actions if isinstance(a, AwaitReady)
+    # Every started service is awaited, and only those: the same replicas, in the same order.
+    assert [(a.service, a.replicas) for a in actions if isinstance(a, StartService)] == [
+        (a.service, a.replicas) for a in actions if isinstance(a, AwaitReady)
     ]
+    # Each service's old tasks are stopped by one action, and only its own.
+    stopped = [a.service for a in actions if isinstance(a, StopTasks)]
+    assert len(stopped) == len(set(stopped))
+    assert all(t.service == a.service for a in actions if isinstance(a, StopTasks | HaltTasks) for t in a.tasks)
 
 
 # -- ServiceSpec.spec_hash --------------------------------------------------------------------
@@ -163,16 +167,16 @@ def test_changed_service_is_replaced_and_old_container_stopped_last() -> None:
     new = dataclasses.replace(WEB, image=IMG2)
     actions = plan_release(release(new), [old])
     assert actions == [EnsureNetwork("shop", "production"), StartService(new), AwaitReady(new), RouteTraffic(new),
-                       Monitor(("web",)), Drain((old,)), StopContainer(old)]
-    assert actions[-1] == StopContainer(old)
+                       Monitor(("web",)), Drain((old,)), StopTasks("web", (old,))]
+    assert actions[-1] == StopTasks("web", (old,))
     assert_safe_order(actions)
 
 
 def test_unchanged_running_service_is_kept() -> None:
     old = running(WEB)
     actions = plan_release(release(WEB), [old])
-    assert actions == [EnsureNetwork("shop", "production"), KeepService(WEB, old), RouteTraffic(WEB)]
-    assert not positions(actions, StopContainer)
+    assert actions == [EnsureNetwork("shop", "production"), KeepService(WEB, (old,)), RouteTraffic(WEB)]
+    assert not positions(actions, StopTasks)
     assert not positions(actions, StartService)
 
 
@@ -181,9 +185,9 @@ def test_kept_web_service_route_refreshed_with_new_hosts() -> None:
     moved = dataclasses.replace(WEB, hosts=("shop.localhost", "shop.example.com"))
     assert moved.spec_hash == WEB.spec_hash
     actions = plan_release(release(moved), [old])
-    assert KeepService(moved, old) in actions
+    assert KeepService(moved, (old,)) in actions
     assert RouteTraffic(moved) in actions
-    assert not positions(actions, StopContainer)
+    assert not positions(actions, StopTasks)
 
 
 @pytest.mark.parametrize("state", ["exited", "created", "restarting", "dead", "paused"])
@@ -192,7 +196,7 @@ def test_not_running_container_with_same_hash_is_replaced(state: str) -> None:
     actions = plan_release(release(WEB), [old])
     assert not positions(actions, KeepService)
     assert StartService(WEB) in actions
-    assert actions[-1] == StopContainer(old)
+    assert actions[-1] == StopTasks("web", (old,))
     assert_safe_order(actions)
 
 
@@ -205,11 +209,14 @@ def test_mixed_release() -> None:
     actions = plan_release(release(WEB, new_api, WORKER, DB), [kept_web, old_api, old_worker, gone])
     assert_safe_order(actions)
     assert actions[0] == EnsureNetwork("shop", "production")
-    assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(WEB, kept_web)]
+    assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(WEB, (kept_web,))]
     assert [a.service for a in actions if isinstance(a, StartService)] == [new_api, WORKER, DB]
     assert [a.service for a in actions if isinstance(a, RouteTraffic)] == [WEB, new_api]
-    assert StopContainer(kept_web) not in actions
-    assert {a.container.id for a in actions if isinstance(a, StopContainer)} == {old_api.id, old_worker.id, gone.id}
+    stopped = [t for a in actions if isinstance(a, StopTasks) for t in a.tasks]
+    assert kept_web not in stopped
+    assert {t.id for t in stopped} == {old_api.id, old_worker.id, gone.id}
+    assert [a for a in actions if isinstance(a, StopTasks)] == [
+        StopTasks("api", (old_api,)), StopTasks("worker", (old_worker,)), StopTasks("legacy", (gone,))]
     assert RemoveRoute("legacy") in actions
     assert RemoveRoute("web") not in actions
     assert RemoveRoute("api") not in actions
@@ -220,11 +227,11 @@ def test_removed_service_loses_route_and_container() -> None:
     actions = plan_release(release(WEB), [web, api])
     assert actions == [
         EnsureNetwork("shop", "production"),
-        KeepService(WEB, web),
+        KeepService(WEB, (web,)),
         RouteTraffic(WEB),
         RemoveRoute("api"),
         Drain((api,)),
-        StopContainer(api),
+        StopTasks("api", (api,)),
     ]
     assert_safe_order(actions)
 
@@ -235,7 +242,7 @@ def test_service_that_stops_being_web_loses_its_route() -> None:
     actions = plan_release(release(not_web), [old])
     assert RemoveRoute("api") in actions
     assert RouteTraffic(not_web) not in actions
-    assert actions[-1] == StopContainer(old)
+    assert actions[-1] == StopTasks("api", (old,))
     assert_safe_order(actions)
 
 
@@ -256,16 +263,16 @@ def test_start_order_follows_release_order() -> None:
 def test_duplicate_running_containers_keep_one_and_stop_the_rest() -> None:
     first, second = running(WEB, "c1"), running(WEB, "c2")
     actions = plan_release(release(WEB), [first, second])
-    assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(WEB, first)]
-    assert [a for a in actions if isinstance(a, StopContainer)] == [StopContainer(second)]
+    assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(WEB, (first,))]
+    assert [a for a in actions if isinstance(a, StopTasks)] == [StopTasks("web", (second,))]
     assert not positions(actions, StartService)
 
 
 def test_running_container_preferred_over_exited_one_with_same_hash() -> None:
     dead, alive = running(WEB, "dead", state="exited"), running(WEB, "alive")
     actions = plan_release(release(WEB), [dead, alive])
-    assert KeepService(WEB, alive) in actions
-    assert [a.container for a in actions if isinstance(a, StopContainer)] == [dead]
+    assert KeepService(WEB, (alive,)) in actions
+    assert [a.tasks for a in actions if isinstance(a, StopTasks)] == [(dead,)]
     assert not positions(actions, StartService)
 
 
@@ -282,9 +289,9 @@ OTHERS = [
 def test_other_apps_and_environments_are_never_touched(services: tuple[ServiceSpec, ...]) -> None:
     mine = running("legacy")
     actions = plan_release(release(*services), [*OTHERS, mine])
-    touched = {a.container.id for a in actions if isinstance(a, (StopContainer, KeepService))}
+    touched = {t.id for a in actions if isinstance(a, (StopTasks, KeepService)) for t in a.tasks}
     assert touched.isdisjoint(c.id for c in OTHERS)
-    assert StopContainer(mine) in actions
+    assert StopTasks("legacy", (mine,)) in actions
     # Containers of other apps/environments never count as "unchanged" for this release.
     assert not positions(actions, KeepService)
     assert [a.service for a in actions if isinstance(a, RemoveRoute)] == ["legacy"]
@@ -295,7 +302,7 @@ def test_plan_for_another_environment_only_sees_that_environment() -> None:
     prod = running(WEB, "prod-web")
     staging = running(WEB, "staging-web", environment="staging")
     actions = plan_release(release(WEB, environment="staging"), [prod, staging])
-    assert actions == [EnsureNetwork("shop", "staging"), KeepService(WEB, staging), RouteTraffic(WEB)]
+    assert actions == [EnsureNetwork("shop", "staging"), KeepService(WEB, (staging,)), RouteTraffic(WEB)]
 
 
 def test_empty_release_stops_everything_of_the_app() -> None:
@@ -306,8 +313,8 @@ def test_empty_release_stops_everything_of_the_app() -> None:
         RemoveRoute("web"),
         RemoveRoute("worker"),
         Drain((a, b)),  # (this test's worker has an address, as a web service's container)
-        StopContainer(a),
-        StopContainer(b),
+        StopTasks("web", (a,)),
+        StopTasks("worker", (b,)),
     ]
 
 
@@ -319,11 +326,11 @@ def test_only_running_containers_with_an_address_are_drained_and_never_a_halted_
     [drain] = [a for a in actions if isinstance(a, Drain)]
     assert drain.containers == (web,)
     assert actions.index(drain) > actions.index(RouteTraffic(new_web))
-    assert actions.index(drain) < min(i for i, a in enumerate(actions) if isinstance(a, StopContainer))
+    assert actions.index(drain) < min(i for i, a in enumerate(actions) if isinstance(a, StopTasks))
     stateful = dataclasses.replace(DB, volumes=("data:/var/lib/data",))
     db = running(stateful, spec_hash="stale")  # halted before its new container starts: nothing to drain
     actions = plan_release(release(dataclasses.replace(stateful, image=IMG2)), [db])
-    assert HaltContainer(db) in actions and not any(isinstance(a, Drain) for a in actions)
+    assert HaltTasks("db", (db,)) in actions and not any(isinstance(a, Drain) for a in actions)
 
 
 def test_plan_is_pure() -> None:
@@ -345,14 +352,17 @@ def test_plan_removal_routes_first_then_containers() -> None:
         RemoveRoute("web"),
         RemoveRoute("worker"),
         RemoveRoute("api", "staging"),
-        StopContainer(web1),
-        StopContainer(worker),
-        StopContainer(web2),
-        StopContainer(staging),
+        StopTasks("web", (web1, web2)),  # one per service, in the order the services first appear
+        StopTasks("worker", (worker,)),
+        StopTasks("api", (staging,)),
     ]
     # one environment: only its routes and containers
     assert plan_removal("shop", [web1, staging, worker], "staging") == [RemoveRoute("api", "staging"),
-                                                                       StopContainer(staging)]
+                                                                       StopTasks("api", (staging,))]
+    # one service in two environments: a set of tasks each (one Swarm service each, on a cluster)
+    web_staging = running(WEB, "ws", environment="staging")
+    assert [a for a in plan_removal("shop", [web1, web_staging]) if isinstance(a, StopTasks)] == [
+        StopTasks("web", (web1,)), StopTasks("web", (web_staging,))]
 
 
 def test_plan_removal_of_app_with_nothing_running() -> None:
@@ -367,19 +377,22 @@ DATA = dataclasses.replace(DB, volumes=("data:/var/lib/db",))
 def test_a_stateful_service_is_halted_before_its_new_container_starts() -> None:
     old_db, old_web = running(DATA, spec_hash="old"), running(WEB, spec_hash="old")
     actions = plan_release(release(WEB, DATA), [old_db, old_web])
-    halt = actions.index(HaltContainer(old_db))
+    halt = actions.index(HaltTasks("db", (old_db,)))
     assert halt < actions.index(StartService(DATA))
     assert all(not isinstance(a, StartService) for a in actions[:halt])  # before anything starts
-    assert HaltContainer(old_web) not in actions  # a stateless one stays up until the switch
-    assert actions.index(StartService(WEB)) < actions.index(RouteTraffic(WEB)) < actions.index(StopContainer(old_web))
-    assert StopContainer(old_db) in actions[actions.index(RouteTraffic(WEB)):]  # removed once the release is live
+    # a stateless one stays up until the switch
+    assert [a for a in actions if isinstance(a, HaltTasks)] == [HaltTasks("db", (old_db,))]
+    assert (actions.index(StartService(WEB)) < actions.index(RouteTraffic(WEB))
+            < actions.index(StopTasks("web", (old_web,))))
+    # removed once the release is live
+    assert StopTasks("db", (old_db,)) in actions[actions.index(RouteTraffic(WEB)):]
 
 
 def test_an_unchanged_stateful_service_is_kept_and_never_halted() -> None:
     old_db = running(DATA)
     actions = plan_release(release(DATA), [old_db])
-    assert KeepService(DATA, old_db) in actions
-    assert not [a for a in actions if isinstance(a, HaltContainer | StopContainer | StartService)]
+    assert KeepService(DATA, (old_db,)) in actions
+    assert not [a for a in actions if isinstance(a, HaltTasks | StopTasks | StartService)]
 
 
 def test_volumes_change_the_spec_hash_only_when_there_are_some() -> None:
@@ -418,8 +431,8 @@ def assert_gated_order(actions: list, services: tuple[ServiceSpec, ...]) -> None
             assert start.get(d, -1) < start[s.name], (s.name, d)
         for d in (*s.after_healthy, *s.after_completed):
             assert ready.get(d, -1) < start[s.name], (s.name, d)
-    routes, stops = positions(actions, RouteTraffic), positions(actions, StopContainer)
-    halts = positions(actions, HaltContainer)
+    routes, stops = positions(actions, RouteTraffic), positions(actions, StopTasks)
+    halts = positions(actions, HaltTasks)
     if ready and routes:
         assert max(ready.values()) < min(routes)
     if start and routes:
@@ -462,9 +475,10 @@ def test_a_one_shot_service_that_completed_unchanged_is_kept_not_run_again() -> 
     done = dataclasses.replace(done, exit_code=0)
     new_web = dataclasses.replace(GATED_WEB, image=IMG2)
     actions = plan_release(release(HEALTHY_DB, CACHE, MIGRATE, new_web), [db, done])
-    assert KeepService(MIGRATE, done) in actions and KeepService(HEALTHY_DB, db) in actions
+    assert KeepService(MIGRATE, (done,)) in actions and KeepService(HEALTHY_DB, (db,)) in actions
     assert steps(actions) == ["StartService cache", "StartService web", "AwaitReady cache", "AwaitReady web"]
-    assert StopContainer(done) not in actions and HaltContainer(db) not in actions
+    gone = [t for a in actions if isinstance(a, StopTasks | HaltTasks) for t in a.tasks]
+    assert done not in gone and db not in gone
 
 
 @pytest.mark.parametrize("exit_code,spec_hash", [(1, None), (None, None), (0, "old")])
@@ -473,14 +487,14 @@ def test_a_one_shot_service_that_failed_or_changed_runs_again(exit_code: int | N
     actions = plan_release(release(*GATED), [running(HEALTHY_DB), old])
     assert steps(actions) == ["StartService cache", "StartService migrate", "AwaitReady migrate",
                               "StartService web", "AwaitReady cache", "AwaitReady web"]
-    assert actions[-1] == StopContainer(old)
+    assert actions[-1] == StopTasks("migrate", (old,))
     assert_gated_order(actions, GATED)
 
 
 def test_a_one_shot_service_still_running_unchanged_is_kept_and_waited_for() -> None:
     busy = running(MIGRATE)
     actions = plan_release(release(*GATED), [running(HEALTHY_DB), busy])
-    assert KeepService(MIGRATE, busy) in actions
+    assert KeepService(MIGRATE, (busy,)) in actions
     assert steps(actions) == ["StartService cache", "AwaitReady migrate", "StartService web", "AwaitReady cache",
                               "AwaitReady web"]
 
@@ -488,13 +502,13 @@ def test_a_one_shot_service_still_running_unchanged_is_kept_and_waited_for() -> 
 def test_a_long_running_service_that_exited_0_is_replaced() -> None:
     exited = dataclasses.replace(running(CACHE, state="exited"), exit_code=0)
     actions = plan_release(release(CACHE), [exited])
-    assert StartService(CACHE) in actions and actions[-1] == StopContainer(exited)
+    assert StartService(CACHE) in actions and actions[-1] == StopTasks("cache", (exited,))
 
 
 def test_a_stateful_dependency_is_halted_before_anything_starts_even_with_conditions() -> None:
     old_db = running(HEALTHY_DB, spec_hash="old")
     actions = plan_release(release(*GATED), [old_db])
-    assert actions.index(HaltContainer(old_db)) < min(positions(actions, StartService))
+    assert actions.index(HaltTasks("db", (old_db,))) < min(positions(actions, StartService))
     assert_gated_order(actions, GATED)
 
 
@@ -530,10 +544,11 @@ def test_a_service_declared_stop_first_is_halted_first_with_all_its_replicas() -
     old = [running(web, f"old-{i}", spec_hash="old") for i in range(2)]
     old = [dataclasses.replace(c, replica=i) for i, c in enumerate(old)]
     actions = plan_release(release(web), old)
-    halts = [actions.index(HaltContainer(c)) for c in old]
-    assert max(halts) < actions.index(StartService(web, 0)) < actions.index(RouteTraffic(web))
+    assert [a for a in actions if isinstance(a, HaltTasks)] == [HaltTasks("web", tuple(old))]  # both, at once
+    halt = actions.index(HaltTasks("web", tuple(old)))
+    assert halt < actions.index(StartService(web, (0, 1))) < actions.index(RouteTraffic(web))
     assert not any(isinstance(a, Drain) for a in actions)  # halted: no request left to drain
-    assert [a for a in actions if isinstance(a, StopContainer)] == [StopContainer(c) for c in old]
+    assert [a for a in actions if isinstance(a, StopTasks)] == [StopTasks("web", tuple(old))]
     assert web.spec_hash == dataclasses.replace(web, stop_first=False).spec_hash  # no new container for the order
 
 
@@ -547,13 +562,13 @@ def test_replicas_are_replaced_in_batches_start_first() -> None:
     old = olds(web, 4)
     actions = plan_release(release(web), old)
     assert actions[1:] == [
-        StartService(web, 0), StartService(web, 1), AwaitReady(web, 0), AwaitReady(web, 1),
+        StartService(web, (0, 1), 1), AwaitReady(web, (0, 1)),  # batch 1
         RouteTraffic(web, (old[2], old[3])),  # batch 1's new ones, and the old ones not replaced yet
-        Drain((old[0], old[1]), 1), HaltContainer(old[0], (), 1), HaltContainer(old[1], (), 1),
-        StartService(web, 2), StartService(web, 3), AwaitReady(web, 2), AwaitReady(web, 3),
-        RouteTraffic(web, ()), Drain((old[2], old[3]), 2), HaltContainer(old[2], (), 2), HaltContainer(old[3], (), 2),
+        Drain((old[0], old[1]), 1), HaltTasks("web", (old[0], old[1]), (), 1),
+        StartService(web, (2, 3), 2), AwaitReady(web, (2, 3)),
+        RouteTraffic(web, ()), Drain((old[2], old[3]), 2), HaltTasks("web", (old[2], old[3]), (), 2),
         RouteTraffic(web), Monitor(("web",)),
-        *[StopContainer(c) for c in old],  # removed once live; nothing left to drain then
+        StopTasks("web", tuple(old)),  # removed once live; nothing left to drain then
     ]
 
 
@@ -562,9 +577,10 @@ def test_replicas_are_replaced_in_batches_stop_first() -> None:
     old = olds(web, 2)
     actions = plan_release(release(web), old)
     assert actions[1:] == [
-        HaltContainer(old[0], (), 1), StartService(web, 0), AwaitReady(web, 0), RouteTraffic(web, (old[1],)),
-        HaltContainer(old[1], (), 2), StartService(web, 1), AwaitReady(web, 1), RouteTraffic(web, ()),
-        RouteTraffic(web), Monitor(("web",)), StopContainer(old[0]), StopContainer(old[1]),
+        HaltTasks("web", (old[0],), (), 1), StartService(web, (0,), 1), AwaitReady(web, (0,)),
+        RouteTraffic(web, (old[1],)),
+        HaltTasks("web", (old[1],), (), 2), StartService(web, (1,), 2), AwaitReady(web, (1,)), RouteTraffic(web, ()),
+        RouteTraffic(web), Monitor(("web",)), StopTasks("web", (old[0], old[1])),
     ]
 
 
@@ -573,9 +589,9 @@ def test_a_last_batch_takes_the_old_replicas_a_scale_down_leaves_and_a_worker_ro
     old = olds(worker, 3)
     actions = plan_release(release(worker), old)
     assert actions[1:] == [
-        StartService(worker, 0), AwaitReady(worker, 0), HaltContainer(old[0], (), 1),
-        StartService(worker, 1), AwaitReady(worker, 1), HaltContainer(old[1], (), 2), HaltContainer(old[2], (), 2),
-        Monitor(("worker",)), RemoveRoute("worker"), *[StopContainer(c) for c in old],
+        StartService(worker, (0,), 1), AwaitReady(worker, (0,)), HaltTasks("worker", (old[0],), (), 1),
+        StartService(worker, (1,), 2), AwaitReady(worker, (1,)), HaltTasks("worker", (old[1], old[2]), (), 2),
+        Monitor(("worker",)), RemoveRoute("worker"), StopTasks("worker", tuple(old)),
     ]
 
 
@@ -585,6 +601,51 @@ def test_no_batches_when_the_parallelism_covers_every_replica_or_nothing_is_repl
         return [type(a).__name__ for a in plan_release(release(service), olds(service, 2))]
 
     assert kinds(web) == kinds(dataclasses.replace(web, parallelism=0))
-    assert "HaltContainer" not in kinds(web)
+    assert "HaltTasks" not in kinds(web)
     fresh = dataclasses.replace(WEB, replicas=3, parallelism=1)
-    assert not [a for a in plan_release(release(fresh), []) if isinstance(a, HaltContainer)]
+    assert not [a for a in plan_release(release(fresh), []) if isinstance(a, HaltTasks)]
+
+
+# -- service-level actions: one per service, with all its tasks ------------------------------------
+def test_a_service_with_three_replicas_is_started_and_awaited_by_one_action_each() -> None:
+    web = dataclasses.replace(WEB, replicas=3)
+    actions = plan_release(release(web), [])
+    assert [a for a in actions if isinstance(a, StartService)] == [StartService(web, (0, 1, 2))]
+    assert [a for a in actions if isinstance(a, AwaitReady)] == [AwaitReady(web, (0, 1, 2))]
+    assert actions.index(StartService(web, (0, 1, 2))) < actions.index(AwaitReady(web, (0, 1, 2))) < actions.index(
+        RouteTraffic(web))
+    assert_safe_order(actions)
+
+
+def test_replacing_two_old_containers_of_a_service_stops_them_with_one_action() -> None:
+    web = dataclasses.replace(WEB, replicas=2)
+    old = olds(web, 2)
+    new = dataclasses.replace(web, image=IMG2)
+    actions = plan_release(release(new), old)
+    assert [a for a in actions if isinstance(a, StopTasks)] == [StopTasks("web", (old[0], old[1]))]
+    assert actions[-1] == StopTasks("web", (old[0], old[1]))
+    assert [a for a in actions if isinstance(a, Drain)] == [Drain((old[0], old[1]))]  # drained together, first
+    assert not positions(actions, HaltTasks)
+    assert_safe_order(actions)
+
+
+def test_a_release_in_batches_starts_each_batch_with_one_action_numbered_by_its_batch() -> None:
+    web = dataclasses.replace(WEB, replicas=6, parallelism=2)
+    old = olds(web, 6)
+    actions = plan_release(release(web), old)
+    starts = [a for a in actions if isinstance(a, StartService)]
+    assert [a.replicas for a in starts] == [(0, 1), (2, 3), (4, 5)]  # one per batch, its replicas together
+    assert [a.replicas for a in actions if isinstance(a, AwaitReady)] == [(0, 1), (2, 3), (4, 5)]
+    assert [a.batch for a in starts] == [1, 2, 3]  # each start names its batch
+    # ... the same number as the halt of the old containers that batch replaces
+    halts = [a for a in actions if isinstance(a, HaltTasks)]
+    assert [(a.batch, a.tasks) for a in halts] == [(1, tuple(old[0:2])), (2, tuple(old[2:4])), (3, tuple(old[4:6]))]
+    # each batch's start comes after the previous batch's old ones were halted
+    for start, previous in zip(starts[1:], halts, strict=False):
+        assert actions.index(previous) < actions.index(start)
+
+
+def test_the_first_batch_start_is_numbered_1() -> None:
+    web = dataclasses.replace(WEB, replicas=4, parallelism=2)
+    actions = plan_release(release(web), olds(web, 4))
+    assert [a.batch for a in actions if isinstance(a, StartService)] == [1, 2]

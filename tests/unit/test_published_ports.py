@@ -23,13 +23,13 @@ from dockyard.domain.records import service_from_dict
 from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos
 from dockyard.planning.deploy import (
     AwaitReady,
-    HaltContainer,
+    HaltTasks,
     RemovePort,
     RemoveRoute,
     RoutePort,
     RouteTraffic,
     StartService,
-    StopContainer,
+    StopTasks,
     plan_release,
     plan_removal,
 )
@@ -253,10 +253,10 @@ def test_a_proxied_port_switches_with_the_host_routes_after_every_new_container_
     actions = plan_release(release(WEB), [running(WEB, "old")], served=(50011, 50099))
     kinds = [type(a) for a in actions]
     assert RoutePort(WEB, 50011, 8000, "") in actions
-    assert kinds.index(AwaitReady) < kinds.index(RouteTraffic) < kinds.index(RoutePort) < kinds.index(StopContainer)
+    assert kinds.index(AwaitReady) < kinds.index(RouteTraffic) < kinds.index(RoutePort) < kinds.index(StopTasks)
     assert RemovePort(50099) in actions  # served, no longer published: after the switch
     assert RemovePort(50011) not in actions
-    assert not [a for a in actions if isinstance(a, HaltContainer)]  # start-first
+    assert not [a for a in actions if isinstance(a, HaltTasks)]  # start-first
 
 
 def test_a_kept_service_has_its_port_refreshed() -> None:
@@ -267,14 +267,14 @@ def test_a_kept_service_has_its_port_refreshed() -> None:
 def test_a_service_docker_publishes_ports_for_is_stop_first() -> None:
     old = running(DNS, "old-dns")
     actions = plan_release(release(DNS), [old])
-    assert actions.index(HaltContainer(old, ("5353/udp",))) < actions.index(StartService(DNS))
+    assert actions.index(HaltTasks("dns", (old,), ("5353/udp",))) < actions.index(StartService(DNS, (0,)))
     assert not [a for a in actions if isinstance(a, RoutePort | RouteTraffic)]
 
 
 def test_removal_takes_the_environment_ports_off_first() -> None:
     actions = plan_removal("shop", [running(WEB, "old")], "production", served=(50011,))
     assert actions[0] == RemovePort(50011)
-    assert isinstance(actions[1], RemoveRoute) and isinstance(actions[-1], StopContainer)
+    assert isinstance(actions[1], RemoveRoute) and isinstance(actions[-1], StopTasks)
 
 
 # -- releases on the fakes ------------------------------------------------------------------------

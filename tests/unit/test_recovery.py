@@ -98,7 +98,7 @@ def test_recover_marks_an_interrupted_release_failed_and_keeps_the_live_one(tmp_
     new = dataclasses.replace(WEB, image=IMG2)
     store.set_release(pending, ReleaseStatus.PENDING, (new,))
     orchestrator.ensure_network("shop", "production")
-    serving_now = orchestrator.start("shop", live, "production", WEB)
+    (serving_now,) = orchestrator.start("shop", live, "production", WEB)
     orchestrator.start("shop", pending, "production", new)  # dockyard was killed here
 
     restored: list[str] = []

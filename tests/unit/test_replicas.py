@@ -18,13 +18,14 @@ from dockyard.domain.model import DEFAULT_ENVIRONMENT, Release, RunningService, 
 from dockyard.planning.changes import SCALE, changes
 from dockyard.planning.deploy import (
     AwaitReady,
-    HaltContainer,
+    Drain,
+    HaltTasks,
     KeepService,
     RemoveRoute,
     RoutePort,
     RouteTraffic,
     StartService,
-    StopContainer,
+    StopTasks,
     plan_release,
 )
 from tests.support import static_site
@@ -60,9 +61,9 @@ def routed_at_switch(actions: list, service: str) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     for a in actions:
         if isinstance(a, KeepService) and a.service.name == service:
-            out.append((a.container.id, a.container.replica))
+            out += [(t.id, t.replica) for t in a.tasks]
         elif isinstance(a, StartService) and a.service.name == service:
-            out.append(("new", a.replica))
+            out += [("new", r) for r in a.replicas]
         elif isinstance(a, RouteTraffic) and a.service.name == service:
             return out
     raise AssertionError(f"{service} is never routed")
@@ -76,18 +77,17 @@ def test_the_replica_count_is_never_in_the_spec_hash() -> None:
 
 def test_a_first_release_starts_every_replica_awaits_them_all_then_routes() -> None:
     actions = plan_release(release(scaled(WEB, 3)), [])
-    starts = [(type(a).__name__, getattr(a, "replica", None)) for a in actions[1:]]
-    assert starts == [("StartService", 0), ("StartService", 1), ("StartService", 2),
-                      ("AwaitReady", 0), ("AwaitReady", 1), ("AwaitReady", 2), ("RouteTraffic", None),
+    starts = [(type(a).__name__, getattr(a, "replicas", None)) for a in actions[1:]]
+    assert starts == [("StartService", (0, 1, 2)), ("AwaitReady", (0, 1, 2)), ("RouteTraffic", None),
                       ("Monitor", None)]
 
 
 def test_scaling_up_keeps_the_running_replicas_and_starts_the_missing_ones() -> None:
     old = [container(WEB, 0), container(WEB, 1)]
     actions = plan_release(release(scaled(WEB, 3)), old)
-    assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(scaled(WEB, 3), c) for c in old]
-    assert [a.replica for a in actions if isinstance(a, StartService)] == [2]
-    assert not [a for a in actions if isinstance(a, StopContainer)]
+    assert [a for a in actions if isinstance(a, KeepService)] == [KeepService(scaled(WEB, 3), tuple(old))]
+    assert [a.replicas for a in actions if isinstance(a, StartService)] == [(2,)]
+    assert not [a for a in actions if isinstance(a, StopTasks)]
     assert routed_at_switch(actions, "web") == [(old[0].id, 0), (old[1].id, 1), ("new", 2)]
 
 
@@ -96,8 +96,8 @@ def test_scaling_down_stops_the_extra_replicas_after_the_route_switch() -> None:
     actions = plan_release(release(scaled(WEB, 1)), old)
     assert not [a for a in actions if isinstance(a, StartService)]
     assert routed_at_switch(actions, "web") == [(old[0].id, 0)]
-    stops = [i for i, a in enumerate(actions) if isinstance(a, StopContainer)]
-    assert [actions[i].container for i in stops] == old[1:]
+    stops = [i for i, a in enumerate(actions) if isinstance(a, StopTasks)]
+    assert [actions[i] for i in stops] == [StopTasks("web", tuple(old[1:]))]
     assert min(stops) > max(i for i, a in enumerate(actions) if isinstance(a, RouteTraffic))
 
 
@@ -106,23 +106,24 @@ def test_a_new_image_replaces_every_replica_start_first() -> None:
     new = scaled(dataclasses.replace(WEB, image=IMG2), 3)
     actions = plan_release(release(new), old)
     kinds = [type(a).__name__ for a in actions]
-    assert kinds == ["EnsureNetwork", *["StartService"] * 3, *["AwaitReady"] * 3, "RouteTraffic", "Monitor", "Drain",
-                     *["StopContainer"] * 3]
-    assert [a.replica for a in actions if isinstance(a, StartService)] == [0, 1, 2]
+    assert kinds == ["EnsureNetwork", "StartService", "AwaitReady", "RouteTraffic", "Monitor", "Drain", "StopTasks"]
+    assert [a.replicas for a in actions if isinstance(a, StartService)] == [(0, 1, 2)]
+    assert [a.replicas for a in actions if isinstance(a, AwaitReady)] == [(0, 1, 2)]
+    assert [a for a in actions if isinstance(a, Drain | StopTasks)] == [Drain(tuple(old)), StopTasks("web", tuple(old))]
 
 
 def test_new_replicas_take_the_free_indexes() -> None:
     old = [container(WEB, 1), container(WEB, 4)]
     actions = plan_release(release(scaled(WEB, 4)), old)
-    assert [a.replica for a in actions if isinstance(a, StartService)] == [0, 2]
+    assert [a.replicas for a in actions if isinstance(a, StartService)] == [(0, 2)]
 
 
 def test_zero_replicas_run_nothing_and_take_the_route_away_before_stopping() -> None:
     old = [container(WEB, 0), container(WEB, 1)]
     actions = plan_release(release(scaled(WEB, 0)), old)
-    assert [type(a).__name__ for a in actions] == ["EnsureNetwork", "RemoveRoute", "Drain", "StopContainer",
-                                                "StopContainer"]
+    assert [type(a).__name__ for a in actions] == ["EnsureNetwork", "RemoveRoute", "Drain", "StopTasks"]
     assert actions[1] == RemoveRoute("web", DEFAULT_ENVIRONMENT)
+    assert actions[3] == StopTasks("web", tuple(old))
     assert not plan_release(release(scaled(WEB, 0)), [])[1:]
 
 
@@ -135,7 +136,7 @@ def test_published_proxy_ports_switch_with_the_route_for_every_replica() -> None
 def test_a_kept_one_shot_still_running_is_awaited_by_its_replica() -> None:
     once = ServiceSpec(name="migrate", image=IMG1, one_shot=True)
     c = container(once, 0)
-    assert AwaitReady(once, 0) in plan_release(release(once), [c])
+    assert AwaitReady(once, (0,)) in plan_release(release(once), [c])
 
 
 # -- properties over random observed states ----------------------------------------------------------
@@ -168,17 +169,25 @@ def test_every_plan_keeps_enough_ready_upstreams_and_stops_only_after_the_switch
     switch = [i for i, a in enumerate(actions) if isinstance(a, RouteTraffic | RoutePort | RemoveRoute)]
     last_wait = max((i for i, a in enumerate(actions) if isinstance(a, AwaitReady)), default=-1)
     assert all(i > last_wait for i in switch)  # every started replica answers before any switch
-    stops = [i for i, a in enumerate(actions) if isinstance(a, StopContainer)]
+    stops = [i for i, a in enumerate(actions) if isinstance(a, StopTasks)]
     assert all(i > max(switch, default=-1) for i in stops)  # nothing stops before the route moved
-    all_kept = {a.container.id for a in actions if isinstance(a, KeepService)}
-    assert not {actions[i].container.id for i in stops} & all_kept  # a kept container never stops
-    assert {actions[i].container.id for i in stops} | all_kept == {c.id for c in found}
+    stopped = [t.id for i in stops for t in actions[i].tasks]
+    assert len(stopped) == len(set(stopped))  # each stopped once
+    assert all(t.service == actions[i].service for i in stops for t in actions[i].tasks)  # by its own service
+    assert len({actions[i].service for i in stops}) == len(stops)  # one action per service
+    all_kept = {t.id for a in actions if isinstance(a, KeepService) for t in a.tasks}
+    assert not set(stopped) & all_kept  # a kept container never stops
+    assert set(stopped) | all_kept == {c.id for c in found}
     for spec in services:
         n = spec.replicas
         running_old = [c for c in found if c.service == spec.name and c.state == "running"]
-        kept = [a.container for a in actions if isinstance(a, KeepService) and a.service.name == spec.name]
-        started = [a.replica for a in actions if isinstance(a, StartService) and a.service.name == spec.name]
-        awaited = [a.replica for a in actions if isinstance(a, AwaitReady) and a.service.name == spec.name]
+        keeps = [a for a in actions if isinstance(a, KeepService) and a.service.name == spec.name]
+        starts = [a for a in actions if isinstance(a, StartService) and a.service.name == spec.name]
+        waits = [a for a in actions if isinstance(a, AwaitReady) and a.service.name == spec.name]
+        assert len(keeps) <= 1 and len(starts) <= 1 and len(waits) <= 1  # one action per service (no batches here)
+        kept = [t for a in keeps for t in a.tasks]
+        started = [r for a in starts for r in a.replicas]
+        awaited = [r for a in waits for r in a.replicas]
         # exactly N containers serve afterwards, one per replica index
         assert len(kept) + len(started) == n
         assert len({c.replica for c in kept} | set(started)) == n
@@ -190,9 +199,11 @@ def test_every_plan_keeps_enough_ready_upstreams_and_stops_only_after_the_switch
         elif spec.is_web:
             assert (RemoveRoute(spec.name, DEFAULT_ENVIRONMENT) in actions) == any(c.service == spec.name for c in found)
         # a stateful service is still halted first: never two containers on its volume
-        halts = [i for i, a in enumerate(actions) if isinstance(a, HaltContainer) and a.container.service == spec.name]
+        halts = [i for i, a in enumerate(actions) if isinstance(a, HaltTasks) and a.service == spec.name]
+        halted = [t for i in halts for t in actions[i].tasks]
+        assert all(t.service == spec.name for t in halted)
         if spec.stateful and started:
-            assert len(halts) == len(running_old)
+            assert len(halts) == (1 if running_old else 0) and len(halted) == len(running_old)
             first_start = min(i for i, a in enumerate(actions) if isinstance(a, StartService))
             assert all(h < first_start for h in halts)
         else:
@@ -285,7 +296,8 @@ def test_one_to_three_to_two_replicas_keeps_what_runs_and_routes_every_upstream(
     three = web_containers(world)
     assert [c.replica for c in three] == [0, 1, 2] and three[0].id == first.id  # kept, two started
     assert route_upstreams(world) == tuple(str(c.upstream) for c in three)
-    assert any("web #2" in line for line in world.said)
+    assert "-----> Starting web #1, #2 (nginx:1)" in world.said  # the two missing replicas, started together
+    assert "       waiting for web #1, #2 to answer" in world.said
     world.events.clear()
     world.deploy(world.push(compose(2)))
     two = web_containers(world)

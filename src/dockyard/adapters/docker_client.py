@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import docker
@@ -61,3 +61,15 @@ def patiently(call: Callable[[], T], seconds: float = ENGINE_PATIENCE, what: str
                     "start it again (systemctl start docker, or dockerd); dockyard goes on once it answers",
                 ) from None
             time.sleep(0.25)
+
+
+def each(items: Iterable[T], call: Callable[[T], object]) -> None:
+    """``call`` on every item, even after one failed; the first failure is raised at the end."""
+    failure: Exception | None = None
+    for item in items:
+        try:
+            call(item)
+        except Exception as exc:  # the others are tried all the same
+            failure = failure or exc
+    if failure is not None:
+        raise failure

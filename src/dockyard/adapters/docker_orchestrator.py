@@ -13,7 +13,7 @@ import logging
 import queue
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from dockyard.adapters.docker_client import LABEL, explain, labels, patiently
+from dockyard.adapters.docker_client import LABEL, each, explain, labels, patiently
 from dockyard.adapters.docker_watch import ONE_SHOT_LABEL, READY_PORT_LABEL, ContainerWatch
 from dockyard.domain import networks
-from dockyard.domain.errors import Conflict, DeployFailed, NotFound, Unavailable
+from dockyard.domain.errors import Conflict, DeployFailed, DockyardError, NotFound, Unavailable
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, ResolvedImage, RunningService, ServiceSpec, Volume
 from dockyard.domain.references import parse_reference
 
@@ -130,7 +130,21 @@ class DockerOrchestrator(ContainerWatch):
 
     # -- containers -----------------------------------------------------------------------
     def start(self, app: str, release: int, environment: str, service: ServiceSpec,
-              replica: int = 0) -> RunningService:
+              replicas: Sequence[int] = (0,)) -> list[RunningService]:
+        """One container per replica, all or none: those started go again when one cannot start."""
+        started: list[RunningService] = []
+        try:
+            for replica in replicas:
+                started.append(self._start_one(app, release, environment, service, replica))
+        except BaseException:
+            if started:
+                with contextlib.suppress(DockyardError, docker.errors.APIError):
+                    self.stop(started)
+            raise
+        return started
+
+    def _start_one(self, app: str, release: int, environment: str, service: ServiceSpec,
+                   replica: int) -> RunningService:
         scope = app if environment == DEFAULT_ENVIRONMENT else f"{app}--{environment}"
         name = (f"{self.prefix}-{self.installation}-{scope}-{service.name}-{replica}-r{release}-"
                 f"{secrets.token_hex(2)}")
@@ -271,7 +285,16 @@ class DockerOrchestrator(ContainerWatch):
                 continue
         return sorted((c for c in out if c.app), key=lambda c: (c.app, c.service, c.release, c.replica))
 
-    def stop(self, container: RunningService) -> None:
+    def stop(self, tasks: Sequence[RunningService]) -> None:
+        each(tasks, self._stop_one)
+
+    def halt(self, tasks: Sequence[RunningService]) -> None:
+        each(tasks, self._halt_one)
+
+    def resume(self, tasks: Sequence[RunningService]) -> None:
+        each(tasks, self._resume_one)
+
+    def _stop_one(self, container: RunningService) -> None:
         try:
             patiently(lambda: self.api.stop(container.id, timeout=_stop_timeout(container)), what="stopping a container")
             patiently(lambda: self.api.remove_container(container.id, force=True), what="removing a container")
@@ -281,13 +304,13 @@ class DockerOrchestrator(ContainerWatch):
             if exc.status_code != 409 or "already in progress" not in str(exc):
                 raise  # else another stop of it is removing it
 
-    def halt(self, container: RunningService) -> None:
+    def _halt_one(self, container: RunningService) -> None:
         try:
             patiently(lambda: self.api.stop(container.id, timeout=_stop_timeout(container)), what="stopping a container")
         except docker.errors.NotFound:
             pass
 
-    def resume(self, container: RunningService) -> None:
+    def _resume_one(self, container: RunningService) -> None:
         try:
             patiently(lambda: self.api.start(container.id), what="starting a container again")
         except docker.errors.APIError as exc:

@@ -44,24 +44,33 @@ class ContainerWatch:
             return ""
         return bytes(raw).decode(errors="replace").strip()
 
-    def wait_ready(self, container: RunningService, timeout: float, check: HttpCheck | None = None) -> None:
-        """Wait until the new container is ready (``_await_ready``). The count of its restarts then
-        is remembered: the monitor window fails a release whose container restarted since (it
-        crashed between readiness and the switch, or after)."""
-        info = self._await_ready(container, timeout, check)
+    def wait_ready(self, tasks: Sequence[RunningService], timeout: float, check: HttpCheck | None = None) -> None:
+        """Wait until each new container is ready (``_await_ready``), within ``timeout`` in all:
+        they started together, so waiting for one after the other costs no more than the slowest."""
+        begun = time.monotonic()
+        for container in tasks:
+            self._wait_one(container, timeout, check, begun)
+
+    def _wait_one(self, container: RunningService, timeout: float, check: HttpCheck | None, begun: float) -> None:
+        """The count of the container's restarts once ready is remembered: the monitor window
+        fails a release whose container restarted since (it crashed between readiness and the
+        switch, or after)."""
+        info = self._await_ready(container, timeout, check, begun)
         restarts = self.__dict__.setdefault("_restarts_when_ready", {})
         if len(restarts) > 1000:
             restarts.clear()
         restarts[container.id] = int(info.get("RestartCount") or 0)
 
-    def _await_ready(self, container: RunningService, timeout: float, check: HttpCheck | None) -> dict[str, Any]:
+    def _await_ready(self, container: RunningService, timeout: float, check: HttpCheck | None,
+                     begun: float) -> dict[str, Any]:
         """Ready means: for a one-shot service, exited with code 0; for a container with a
         healthcheck (the image's or compose's), healthy; else running, and for a web service
         with an HTTP ``check`` (dockyard.yml), that check passing; for another web service, an
         HTTP answer on its port; for a service that declares a TCP port (READY_PORT_LABEL), a
-        connection accepted there; for any other, still running a second after it started."""
-        deadline = time.monotonic() + timeout
-        settle = time.monotonic() + 1.0
+        connection accepted there; for any other, still running a second after it started. The wait
+        (of the set the container started with) began at ``begun``: ``timeout`` counts from there."""
+        deadline = begun + timeout
+        settle = begun + 1.0
         last = ""  # what the HTTP check last saw
         while True:
             try:

@@ -1,5 +1,11 @@
 """Planning a release: a pure function from desired and observed state to ordered actions.
 
+Every action names a service and a set of its tasks, never one container's steps: "start these
+replicas of web", "await them", "route web to its tasks", "drain, halt or stop these old tasks".
+The orchestrator behind the port (ports.Orchestrator) decides how: on one Docker host a task is a
+container (adapters/docker_orchestrator.py); on a Swarm cluster a release's service is one Swarm
+service with N tasks, whose readiness is its tasks' state. ARCHITECTURE.md has the table.
+
 The order is what makes a release safe: every new container starts and answers before any
 traffic moves, and old containers stop only after the proxy points at the new ones. If anything
 before the switch fails, the applier removes what it started and the old release keeps serving.
@@ -27,7 +33,7 @@ a batch drain and are halted (kept), so that a failure in a later batch starts t
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, Release, RunningService, ServiceSpec
 
@@ -40,22 +46,30 @@ class EnsureNetwork:
 
 @dataclass(frozen=True)
 class StartService:
+    """Start the service's tasks for these ``replicas`` (one task each), all or none: on one host a
+    container per replica; on a Swarm cluster the release's service with that many tasks.
+    ``batch``: in a release in batches, the batch they belong to (1, 2, ...)."""
+
     service: ServiceSpec
-    replica: int = 0
+    replicas: tuple[int, ...] = (0,)
+    batch: int = 0
 
 
 @dataclass(frozen=True)
 class AwaitReady:
+    """The tasks started for these ``replicas`` are ready: healthy, answering, or completed, as
+    their state tells (a container's, a Swarm task's)."""
+
     service: ServiceSpec
-    replica: int = 0
+    replicas: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)
 class KeepService:
-    """Unchanged and running: reuse the container (one replica), refresh its route."""
+    """Unchanged and running: its tasks are reused as they are, their route refreshed."""
 
     service: ServiceSpec
-    container: RunningService
+    tasks: tuple[RunningService, ...]
 
 
 @dataclass(frozen=True)
@@ -111,23 +125,27 @@ class Drain:
 
 
 @dataclass(frozen=True)
-class StopContainer:
-    container: RunningService
+class StopTasks:
+    """Stop and remove a service's old tasks (its ``service``'s, of earlier releases)."""
+
+    service: str
+    tasks: tuple[RunningService, ...]
 
 
 @dataclass(frozen=True)
-class HaltContainer:
-    """Stop, keeping the container: a stateful service's old container, before its new one starts
-    on the same volume, or on the host ports Docker publishes (``ports``, as ``5353/udp``). Started
-    again if the release fails; removed once it succeeds."""
+class HaltTasks:
+    """Stop a service's old tasks, keeping them: a stateful service's, before its new ones start on
+    the same volume, or those on the host ports Docker publishes (``ports``, as ``5353/udp``).
+    Started again if the release fails; removed once it succeeds."""
 
-    container: RunningService
+    service: str
+    tasks: tuple[RunningService, ...]
     ports: tuple[str, ...] = ()
-    batch: int = 0  # a release in batches: the batch that replaces it (1, 2, ...)
+    batch: int = 0  # a release in batches: the batch that replaces them (1, 2, ...)
 
 
 Action = (EnsureNetwork | StartService | AwaitReady | KeepService | RouteTraffic | RoutePort | Monitor | RemoveRoute
-          | RemovePort | Drain | StopContainer | HaltContainer)
+          | RemovePort | Drain | StopTasks | HaltTasks)
 
 
 def plan_release(release: Release, observed: Sequence[RunningService], served: Collection[int] = ()) -> list[Action]:
@@ -138,7 +156,7 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     keep = {s.name: _kept(s, mine) for s in release.services}
     new = {s.name: _free(keep[s.name], s.replicas) for s in release.services}
     starts = [s for s in release.services if new[s.name]]
-    actions += [KeepService(s, c) for s in release.services for c in keep[s.name]]
+    actions += [KeepService(s, tuple(keep[s.name])) for s in release.services if keep[s.name]]
     kept_ids = {c.id for kept in keep.values() for c in kept}
     replaced = {s.name: [c for c in mine if c.service == s.name and c.id not in kept_ids and c.state == "running"]
                 for s in starts}
@@ -149,11 +167,13 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
     stop_first = {s.name: tuple(_direct(p) for p in s.direct_ports) for s in starts
                   if s.stateful or s.stop_first or s.direct_ports}
     first_halts = {c.id for name, batches in rolling.items() if name in stop_first for c in batches[0][1]}
-    actions += [HaltContainer(c, stop_first[c.service], 1 if c.id in first_halts else 0) for c in mine
-                if c.service in stop_first and c.state == "running" and c.id not in kept_ids
-                and (c.service not in rolling or c.id in first_halts)]
+    halting = [c for c in mine if c.service in stop_first and c.state == "running" and c.id not in kept_ids
+               and (c.service not in rolling or c.id in first_halts)]
+    actions += [HaltTasks(name, tasks, stop_first[name], 1 if name in rolling else 0)
+                for name, tasks in _by_service(halting)]
     first = {name: (list(rolling[name][0][0]) if name in rolling else indexes) for name, indexes in new.items()}
-    actions += _starts_in_order(release.services, first, keep)
+    actions += [replace(a, batch=1) if isinstance(a, StartService) and a.service.name in rolling else a
+                for a in _starts_in_order(release.services, first, keep)]  # a release in batches: its first
     routed = [s for s in release.services if s.is_web and s.replicas > 0]
     batched: set[str] = set()  # the old containers batches drained and halted
     for s in release.services:
@@ -175,8 +195,16 @@ def plan_release(release: Release, observed: Sequence[RunningService], served: C
                      and c.service not in stop_first and c.id not in batched)  # a halted one has no request left
     if draining:
         actions.append(Drain(draining))
-    actions += [StopContainer(c) for c in leaving]
+    actions += [StopTasks(name, tasks) for name, tasks in _by_service(leaving)]
     return actions
+
+
+def _by_service(tasks: Sequence[RunningService]) -> list[tuple[str, tuple[RunningService, ...]]]:
+    """The tasks grouped by service (of one environment), in the order their services first appear."""
+    grouped: dict[tuple[str, str], list[RunningService]] = {}
+    for t in tasks:
+        grouped.setdefault((t.environment, t.service), []).append(t)
+    return [(name, tuple(group)) for (_, name), group in grouped.items()]
 
 
 Batch = tuple[tuple[int, ...], tuple[RunningService, ...]]  # (new replica indexes, old containers they replace)
@@ -208,17 +236,17 @@ def _roll(service: ServiceSpec, batches: Sequence[Batch], stop_first: bool, rout
     actions: list[Action] = []
     for number, (indexes, olds) in enumerate(batches, start=1):
         if number > 1:
-            if stop_first:
-                actions += [HaltContainer(c, (), number) for c in olds]
-            actions += [StartService(service, i) for i in indexes]
-            actions += [AwaitReady(service, i) for i in indexes]
+            if stop_first and olds:
+                actions.append(HaltTasks(service.name, olds, (), number))
+            actions += [StartService(service, indexes, number), AwaitReady(service, indexes)]
         left = tuple(c for _, later in batches[number:] for c in later)
         if routed:
             actions.append(RouteTraffic(service, left))
         if not stop_first:
             if routed and any(c.upstream is not None for c in olds):
                 actions.append(Drain(tuple(c for c in olds if c.upstream is not None), number))
-            actions += [HaltContainer(c, (), number) for c in olds]
+            if olds:
+                actions.append(HaltTasks(service.name, olds, (), number))
     return actions
 
 
@@ -264,11 +292,15 @@ def _starts_in_order(services: Sequence[ServiceSpec], new: Mapping[str, Sequence
                or (s.one_shot and any(c.state == "running" for c in keep.get(s.name, ())))]
 
     def starts(batch: Sequence[ServiceSpec]) -> list[Action]:
-        return [StartService(s, i) for s in batch for i in new.get(s.name, ())]
+        return [StartService(s, tuple(new[s.name])) for s in batch if new.get(s.name)]
 
     def waits(batch: Sequence[ServiceSpec]) -> list[Action]:
-        return [AwaitReady(s, i) for s in batch
-                for i in (new.get(s.name) or [c.replica for c in keep.get(s.name, ()) if c.state == "running"])]
+        out: list[Action] = []
+        for s in batch:
+            indexes = new.get(s.name) or [c.replica for c in keep.get(s.name, ()) if c.state == "running"]
+            if indexes:
+                out.append(AwaitReady(s, tuple(indexes)))
+        return out
 
     actions: list[Action] = []
     while pending:
@@ -296,5 +328,5 @@ def plan_removal(app: str, observed: Sequence[RunningService], environment: str 
     mine = [c for c in observed if c.app == app and (environment is None or c.environment == environment)]
     actions: list[Action] = [RemovePort(port) for port in sorted(served)]
     actions += [RemoveRoute(name, env) for env, name in sorted({(c.environment, c.service) for c in mine})]
-    actions += [StopContainer(c) for c in mine]
+    actions += [StopTasks(name, tasks) for name, tasks in _by_service(mine)]
     return actions

@@ -67,9 +67,9 @@ class Recovery:
         c = repair.container
         try:
             if repair.resume:
-                self.orchestrator.resume(c)
+                self.orchestrator.resume([c])
                 return f"{c.service} of release {c.release} started again ({repair.why})"
-            self.orchestrator.stop(c)
+            self.orchestrator.stop([c])
             return f"{c.service} of release {c.release} removed ({repair.why})"
         except DockyardError as exc:
             return f"{c.service} of release {c.release}: {exc.message} (left as it is)"

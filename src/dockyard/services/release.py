@@ -95,10 +95,9 @@ class Releaser(RouteUpkeep):
         control = self.controls.get(app, environment)
         if action == "abort":
             control.set(abort=who)
-            if not control.switched:  # stopped (the release removes them as it rolls back)
-                for c in list(control.started.values()):
-                    with contextlib.suppress(DockyardError):
-                        self.orchestrator.halt(c)
+            if not control.switched and control.started:  # stopped (the release removes them as it rolls back)
+                with contextlib.suppress(DockyardError):
+                    self.orchestrator.halt(list(control.started.values()))
         elif action == "pause":
             control.set(pause=who)
         elif action == "resume":
@@ -218,7 +217,7 @@ class Releaser(RouteUpkeep):
         served = [p.port for p in before_ports.values() if self._owns(p, app.name, environment)]
         actions = [a for a in plan.plan_release(desired, observed, served) if watch or not isinstance(a, plan.Monitor)]
         cleanup = [a for a in actions  # (a drain between two batches is part of the release)
-                   if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.StopContainer)
+                   if isinstance(a, plan.RemoveRoute | plan.RemovePort | plan.StopTasks)
                    or (isinstance(a, plan.Drain) and not a.batch)]
         started = control.started  # container id -> the container
         switched: list[ServiceSpec] = []
@@ -288,17 +287,13 @@ class Releaser(RouteUpkeep):
                     self.proxy.remove_route(route_id)
             except DockyardError:
                 continue  # the proxy is down: restore_routes puts the live routes back when it returns
-        for c in started.values():
-            try:
-                self.orchestrator.stop(c)
-            except DockyardError:
-                continue  # labelled: the next deploy's plan stops it
-        for c in halted:  # after the new ones are gone: their volume is free again
-            try:
-                self.orchestrator.resume(c)
-            except DockyardError:
-                continue
-            self._stale.add((app, environment))  # it may come back under another address: routes are checked
+        if started:
+            with contextlib.suppress(DockyardError):  # labelled: the next deploy's plan stops what is left
+                self.orchestrator.stop(list(started.values()))
+        if halted:  # after the new ones are gone: their volume is free again
+            self._stale.add((app, environment))  # they may come back under other addresses: routes are checked
+            with contextlib.suppress(DockyardError):
+                self.orchestrator.resume(halted)
 
     def _apply(
         self, release: Release, actions: list[plan.Action], started: dict[str, RunningService],
@@ -318,11 +313,12 @@ class Releaser(RouteUpkeep):
             match action:
                 case plan.EnsureNetwork(app=app, environment=environment):
                     self.orchestrator.ensure_network(app, environment)
-                case plan.KeepService(service=service, container=container):
-                    running.setdefault(service.name, {})[container.replica] = container
-                    say(f"-----> {_named(service, container.replica)}: unchanged, keeping {container.id[:12]}")
-                case plan.StartService(service=service, replica=replica):
-                    say(f"-----> Starting {_named(service, replica)} ({service.image.rsplit('/', 1)[-1][:60]})")
+                case plan.KeepService(service=service, tasks=tasks):
+                    running.setdefault(service.name, {}).update((t.replica, t) for t in tasks)
+                    say(f"-----> {_named(service, [t.replica for t in tasks])}: unchanged, keeping "
+                        + ", ".join(t.id[:12] for t in tasks))
+                case plan.StartService(service=service, replicas=indexes):
+                    say(f"-----> Starting {_named(service, indexes)} ({service.image.rsplit('/', 1)[-1][:60]})")
                     if service.direct_ports:
                         direct = ", ".join(f"{h}/{p}" for h, _, p, _ in service.direct_ports)
                         say(f"       {service.name}: Docker publishes its host port{'s' if ',' in direct else ''} "
@@ -330,16 +326,18 @@ class Releaser(RouteUpkeep):
                             "released stop-first")
                     starting = service if self.prepare is None else self.prepare(release.app, release.environment,
                                                                                    service)
-                    c = self.orchestrator.start(release.app, release.id, release.environment, starting, replica)
-                    started[c.id] = running.setdefault(service.name, {})[replica] = c
-                case plan.AwaitReady(service=service, replica=replica):
-                    say(f"       waiting for {_named(service, replica)} to "
+                    for task in self.orchestrator.start(release.app, release.id, release.environment, starting,
+                                                        indexes):
+                        started[task.id] = running.setdefault(service.name, {})[task.replica] = task
+                case plan.AwaitReady(service=service, replicas=indexes):
+                    say(f"       waiting for {_named(service, indexes)} to "
                         + ("complete" if service.one_shot else f"pass GET {service.http_check}" if service.http_check
                            else "answer" if service.is_web
                            else f"accept connections on port {service.ready_port}" if service.ready_port
                            else "be ready"))
                     timeout = control.remaining(self.ready_timeout) if control is not None else self.ready_timeout
-                    self.orchestrator.wait_ready(running[service.name][replica], timeout, service.health)
+                    self.orchestrator.wait_ready([running[service.name][i] for i in indexes], timeout,
+                                                 service.health)
                     ready_at = time.monotonic()
                 case plan.RouteTraffic(service=service, also=also):
                     upstreams = upstreams_of(running.get(service.name, {}).values())
@@ -386,29 +384,38 @@ class Releaser(RouteUpkeep):
                     else:
                         say(f"-----> {len(containers)} old container{many} drained in "
                             f"{time.monotonic() - begun:.2f}s")
-                case plan.StopContainer(container=container):
-                    say(f"-----> Stopping {container.service} of release {container.release}")
-                    self.orchestrator.stop(container)
-                case plan.HaltContainer(container=container, ports=direct, batch=batch):
-                    spec = next((s for s in release.services if s.name == container.service), None)
+                case plan.StopTasks(service=name, tasks=tasks):
+                    say(f"-----> Stopping {_old(name, tasks)}")
+                    self.orchestrator.stop(tasks)
+                case plan.HaltTasks(service=name, tasks=tasks, ports=direct, batch=batch):
+                    spec = next((s for s in release.services if s.name == name), None)
                     why = (f"Docker binds its host ports ({', '.join(direct)}), which one container holds at a time"
                            if direct else f"replaced in batch {batch} (kept until the release is live)"
                            if batch and spec is not None and not spec.stop_first
                            else "it keeps data in a volume, which one container uses at a time"
                            if spec is None or spec.stateful else "it is released stop-first (declared stateful, or "
                            "deploy.update_config.order)")
-                    say(f"-----> Stopping {_named(spec, container.replica) if spec else container.service} of "
-                        f"release {container.release}{' first' if not batch or spec is None or spec.stop_first else ''}:"
-                        f" {why}")
-                    self.orchestrator.halt(container)
+                    say(f"-----> Stopping {_old(name, tasks, spec)}"
+                        f"{' first' if not batch or spec is None or spec.stop_first else ''}: {why}")
                     if halted is not None:
-                        halted.append(container)
+                        halted.extend(tasks)  # before: one the orchestrator stopped and then failed on is started again
+                    self.orchestrator.halt(tasks)
         if not switching:
             before_switch()
 
-def _named(service: ServiceSpec, replica: int) -> str:
-    """How a release names one container of a service: its name, with its replica when it runs several."""
-    return service.name if service.replicas <= 1 and replica == 0 else f"{service.name} #{replica}"
+def _named(service: ServiceSpec, replicas: Sequence[int]) -> str:
+    """How a release names tasks of a service: its name, with their replicas when it runs several."""
+    if service.replicas <= 1 and list(replicas) == [0]:
+        return service.name
+    return f"{service.name} " + ", ".join(f"#{i}" for i in replicas)
+
+
+def _old(name: str, tasks: Sequence[RunningService], spec: ServiceSpec | None = None) -> str:
+    """Old tasks of a service, with the releases they belong to: "web #0, #1 of release 4"."""
+    several = len(tasks) > 1 or any(t.replica for t in tasks) or (spec is not None and spec.replicas > 1)
+    which = (" " + ", ".join(f"#{t.replica}" for t in tasks)) if several else ""
+    releases = sorted({t.release for t in tasks})
+    return f"{name}{which} of release{'s' if len(releases) > 1 else ''} {', '.join(map(str, releases))}"
 
 
 INTERRUPTED_PREFIX = "interrupted:"  # the error of a release dockyard stopped in the middle of (services/recovery.py)

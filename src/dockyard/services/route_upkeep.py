@@ -139,8 +139,8 @@ class RouteUpkeep:
                         self.proxy.remove_port(self.port_id(action.port))
                     elif isinstance(action, plan.RemoveRoute):
                         self.proxy.remove_route(self.route_id(app, action.service, action.environment))
-                    elif isinstance(action, plan.StopContainer):
-                        self.orchestrator.stop(action.container)
+                    elif isinstance(action, plan.StopTasks):
+                        self.orchestrator.stop(action.tasks)
                 self.orchestrator.remove_network(app, env)
 
 

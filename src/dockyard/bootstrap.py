@@ -31,6 +31,7 @@ from dockyard.services.apps import Apps
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
+from dockyard.services.events import Events
 from dockyard.services.gc import Collector
 from dockyard.services.jobs import Handler, JobRunner, Jobs
 from dockyard.services.plan import Planner
@@ -68,6 +69,7 @@ class Platform:
     pushes: PushChecks
     system: System
     gc: Collector
+    events: Events
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -119,9 +121,10 @@ def bootstrap(settings: Settings) -> Platform:
         progress_deadline=settings.progress_deadline,
     )
     handlers: dict[str, Handler] = {"deploy": deployer.deploy_job}
+    events = Events()  # the audit log and webhooks listen (services/events.py)
     runner = JobRunner(store, handlers, workers=settings.workers,
                        max_attempts=settings.max_job_attempts, when_idle=give_back_memory,
-                       redactor=configuration.redactor)
+                       redactor=configuration.redactor, events=events)
     environments = Environments(store, repos, engine, deployer, runner.submit, settings.base_domain,
                                 settings.proxy_port, settings.url, registry.address, configuration)
     planner = Planner(store, repos, deployer, registry.address, settings.url)
@@ -139,6 +142,7 @@ def bootstrap(settings: Settings) -> Platform:
         system=System(plane, engine, registry, proxy, settings.proxy_port, names.address),
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),
+        events=events,
     )
 
 

@@ -854,6 +854,10 @@ class FakeStore:
             if job is not None:  # as an UPDATE of no row: nothing
                 self._jobs[job_id] = replace(job, status=status, error=error, finished_at=_now())
 
+    def release_of_job(self, job_id: int) -> int | None:
+        with self._lock:
+            return max((i for i, r in self._releases.items() if r["job_id"] == job_id), default=None)
+
     def append_log(self, job_id: int, line: str) -> None:
         with self._lock:
             self._logs[_next_id(iter(self._logs))] = (job_id, line)

@@ -128,11 +128,40 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
         db.execute("DROP TABLE variables")
         db.execute("ALTER TABLE releases DROP COLUMN config")
         db.execute("DROP TABLE collected_images")  # (0006)
+        undo_0007(db)
         db.execute("UPDATE alembic_version SET version_num = '0002'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
     assert upgraded.list_releases("shop")[0].config == {}
     assert upgraded.add_secret("shop", "production", "token", sealer("x")).version == 1
+
+
+def undo_0007(db: sqlite3.Connection) -> None:
+    """Back to the schema before users, protected environments, the audit log and webhooks."""
+    for table in ("users", "audit_log", "webhooks", "webhook_deliveries"):
+        db.execute(f"DROP TABLE {table}")
+    db.execute('ALTER TABLE tokens DROP COLUMN "user"')
+    if db.execute("SELECT name FROM sqlite_master WHERE name = 'environments'").fetchone():
+        db.execute("ALTER TABLE environments DROP COLUMN protected")
+
+
+def test_a_database_from_before_users_gets_a_user_per_token(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = SqlStore(f"sqlite:///{path}")
+    old.migrate()
+    old.create_app(App("shop"))
+    token = old.create_token("ci", "admin")
+    with sqlite3.connect(path) as db:
+        undo_0007(db)
+        db.execute("UPDATE alembic_version SET version_num = '0006'")
+    upgraded = SqlStore(f"sqlite:///{path}")
+    upgraded.migrate()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT name, role FROM users").fetchall() == [("ci", "admin")]
+        assert db.execute('SELECT name, "user" FROM tokens').fetchall() == [("ci", "ci")]
+        assert db.execute("SELECT protected FROM environments").fetchall() == [(0,)]
+    found = upgraded.verify_token(token)
+    assert found is not None and (found.name, found.role) == ("ci", "admin")
 
 
 def test_a_database_from_before_environments_gets_production_for_every_app(tmp_path: Path) -> None:
@@ -149,6 +178,7 @@ def test_a_database_from_before_environments_gets_production_for_every_app(tmp_p
         db.execute("ALTER TABLE jobs DROP COLUMN environment")
         db.execute("ALTER TABLE releases DROP COLUMN artifact")
         db.execute("DROP TABLE collected_images")  # (0006)
+        undo_0007(db)
         db.execute("UPDATE alembic_version SET version_num = '0003'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
@@ -166,6 +196,7 @@ def test_a_database_from_before_scale_is_upgraded(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:  # back to the schema of 0004: environments keep no replica counts
         db.execute("ALTER TABLE environments DROP COLUMN replicas")
         db.execute("DROP TABLE collected_images")  # (0006)
+        undo_0007(db)
         db.execute("UPDATE alembic_version SET version_num = '0004'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()

@@ -337,6 +337,11 @@ class SqlStore:
             c.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(status=status, error=error,
                                                                            finished_at=now()))
 
+    def release_of_job(self, job_id: int) -> int | None:
+        with self.engine.connect() as c:
+            found = c.execute(select(func.max(t.releases.c.id)).where(t.releases.c.job_id == job_id)).scalar()
+        return int(found) if found is not None else None
+
     def append_log(self, job_id: int, line: str) -> None:
         with self.engine.begin() as c:
             c.execute(insert(t.job_logs).values(job_id=job_id, line=line, at=now()))

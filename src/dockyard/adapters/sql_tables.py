@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -28,6 +29,14 @@ tokens = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True)),
+    Column("user", String(64)),  # its holder (users.name)
+)
+
+users = Table(
+    "users", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 apps = Table(
@@ -48,6 +57,7 @@ environments = Table(
     Column("branch", String(200)),  # pushes to it deploy here; NULL for production: the app's deploy branch
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("replicas", Text, nullable=False, server_default="{}"),  # `dockyard scale`: {"service": count}
+    Column("protected", Boolean, nullable=False, server_default="0"),  # developers may not deploy or roll back
     UniqueConstraint("app", "name", name="uq_environments_name"),
 )
 
@@ -150,4 +160,44 @@ collected_images = Table(
     Column("built_at", DateTime(timezone=True)),
     Column("collected_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("repository", "tag", "digest", name="uq_collected_images_tag"),
+)
+
+audit_log = Table(  # append-only: each row's hash covers its fields and the row before's hash
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", String(40), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("action", String(64), nullable=False, index=True),
+    Column("app", String(64), index=True),
+    Column("environment", String(64)),
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app", String(64), nullable=False, index=True),
+    Column("environment", String(64)),
+    Column("url", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("events", Text, nullable=False, server_default="[]"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook", Integer, nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("response", Integer),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
 )

@@ -14,6 +14,7 @@ from dockyard.domain import names
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, Job, JobStatus
 from dockyard.ports import JobStore, Store
+from dockyard.services.events import SERVER, Event, Events
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Job, Callable[[str], None]], None]
@@ -23,8 +24,9 @@ Redactor = Callable[[str], Callable[[str], str]]  # app -> what cleans a line of
 class JobRunner:
     def __init__(self, store: JobStore, handlers: dict[str, Handler], workers: int = 2,
                  max_attempts: int = 3, when_idle: Callable[[], None] | None = None,
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, events: Events | None = None) -> None:
         self.store = store
+        self.events = events  # told when a job ends: ``deploy.succeeded``, ``rollback.failed``...
         self.redactor = redactor  # every line a job says is cleaned of the app's secret values
         self.when_idle = when_idle  # e.g. give memory back to the system once no job runs
         self.max_attempts = max_attempts
@@ -97,8 +99,26 @@ class JobRunner:
                 log.warning("job %s interrupted by shutdown (%s); it resumes at the next start", job.id, clean(str(exc)))
                 return
             self._fail(job, exc, say, clean)
+            self._ended(job, JobStatus.FAILED, clean(exc.message if isinstance(exc, DockyardError) else repr(exc)))
         else:
             self.store.finish_job(job.id, JobStatus.SUCCEEDED)
+            self._ended(job, JobStatus.SUCCEEDED)
+
+    def _ended(self, job: Job, status: JobStatus, error: str = "") -> None:
+        """``KIND.succeeded`` or ``KIND.failed``, by whoever asked for the job, with its release."""
+        if self.events is None:
+            return
+        detail: dict[str, object] = {"job": job.id}
+        detail.update({k: job.payload[k] for k in ("commit", "branch") if k in job.payload})
+        if "release" in job.payload:  # a rollback's: the release it returns to
+            detail["to"] = int(job.payload["release"])
+        release = self.store.release_of_job(job.id)
+        if release is not None:
+            detail["release"] = release
+        if error:
+            detail["error"] = _cut(error)
+        self.events.publish(Event(f"{job.kind}.{status.value}", job.payload.get("actor") or SERVER, SERVER, job.app,
+                                  job.environment, detail))
 
     def _fail(self, job: Job, exc: Exception, say: Callable[[str], None],
               clean: Callable[[str], str] | None = None) -> None:

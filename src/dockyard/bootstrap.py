@@ -23,11 +23,14 @@ from dockyard.adapters.registry import DistributionRegistry
 from dockyard.adapters.secret_box import KeyFile
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.adapters.upstream_dns import UpstreamNames
+from dockyard.adapters.webhook_http import HttpWebhookTransport
 from dockyard.config import Settings
+from dockyard.domain.webhooks import Backoff
 from dockyard.ports import ImageBuilder, Orchestrator, OrchestratorEvents, Proxy, Registry, SourceRepos, Store
 from dockyard.services import inspect, rollback, scale
 from dockyard.services.access import Access
 from dockyard.services.apps import Apps
+from dockyard.services.audit import Audit
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
@@ -40,6 +43,7 @@ from dockyard.services.recovery import Recovery
 from dockyard.services.rollback import Rollbacks
 from dockyard.services.scale import Scaling
 from dockyard.services.system import System
+from dockyard.services.webhooks import Webhooks
 
 log = logging.getLogger("dockyard")
 
@@ -70,6 +74,8 @@ class Platform:
     system: System
     gc: Collector
     events: Events
+    audit: Audit  # records every event (subscribed to ``events``)
+    webhooks: Webhooks  # sends the events apps' webhooks subscribe to (subscribed to ``events``)
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -122,6 +128,13 @@ def bootstrap(settings: Settings) -> Platform:
     )
     handlers: dict[str, Handler] = {"deploy": deployer.deploy_job}
     events = Events()  # the audit log and webhooks listen (services/events.py)
+    audit = Audit(store)
+    events.subscribe(audit.record)
+    webhooks = Webhooks(store, configuration.keys, HttpWebhookTransport(),
+                        backoff=Backoff(first=settings.webhook_backoff, attempts=settings.webhook_attempts),
+                        api_url=settings.url, timeout=settings.webhook_timeout)
+    events.subscribe(webhooks.on_event)  # stores deliveries only: the senders POST them
+    configuration.also_reseal.append(webhooks.reseal)  # webhook secrets follow a rotation of the key
     runner = JobRunner(store, handlers, workers=settings.workers,
                        max_attempts=settings.max_job_attempts, when_idle=give_back_memory,
                        redactor=configuration.redactor, events=events)
@@ -142,7 +155,7 @@ def bootstrap(settings: Settings) -> Platform:
         system=System(plane, engine, registry, proxy, settings.proxy_port, names.address),
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),
-        events=events,
+        events=events, audit=audit, webhooks=webhooks,
     )
 
 
@@ -182,6 +195,7 @@ def start(platform: Platform) -> None:
                      name="engine-events", daemon=True).start()
     threading.Thread(target=_keep_routes, args=(platform,), name="routes", daemon=True).start()
     platform.gc.schedule(platform.stopping)  # every DOCKYARD_GC_INTERVAL seconds
+    platform.webhooks.start()  # deliveries left pending by the last run first
     log.info("dockyard is up: API %s, proxy :%s, registry %s", platform.settings.url,
              platform.settings.proxy_port, platform.registry.address)
     give_back_memory()
@@ -252,4 +266,5 @@ def stop(platform: Platform) -> None:
     """Stop the control plane. The proxy, the registry and the apps go on serving."""
     platform.stopping.set()
     platform.runner.stop()
+    platform.webhooks.stop()  # pending deliveries are sent after the next start
     inspect.shutdown()

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     secrets_key_file: Path | None = None  # the key secrets are sealed with; default HOME/secrets.key
     keep_releases: int = 10  # images of each environment's newest releases kept by garbage collection (at least 1)
     gc_interval: float = 86400.0  # seconds between scheduled garbage collections; 0: none
+    webhook_attempts: int = 8  # attempts of a webhook delivery before it is marked failed
+    webhook_backoff: float = 10.0  # seconds before a delivery's second attempt, doubled for each next (1 h at most)
+    webhook_timeout: float = 5.0  # seconds a receiver has to answer
 
     @property
     def url(self) -> str:

@@ -38,6 +38,7 @@ from dockyard.domain.model import (
     SecretVersion,
     ServiceSpec,
     Token,
+    User,
     Volume,
 )
 from dockyard.domain.published_ports import PortRoute
@@ -613,7 +614,8 @@ class FakeStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._installation: str | None = None
-        self._tokens: dict[int, dict[str, Any]] = {}  # id -> name, hash, role, created_at, last_used_at
+        self._tokens: dict[int, dict[str, Any]] = {}  # id -> name, hash, user, created_at, last_used_at
+        self._users: dict[str, User] = {}
         self._apps: dict[str, App] = {}
         self._environments: dict[tuple[str, str], Environment] = {}
         self._jobs: dict[int, Job] = {}
@@ -643,13 +645,20 @@ class FakeStore:
         with self._lock:
             return len(self._tokens)
 
-    def create_token(self, name: str, role: str = "admin") -> str:
+    def create_token(self, name: str, role: str = "admin", user: str | None = None) -> str:
         token = "dy_" + secrets.token_urlsafe(32)
+        holder = user or name
         with self._lock:
+            if holder not in self._users:
+                if user is not None:
+                    raise NotFound(f"no user named {user!r}", "list them with: dockyard users list")
+                self._users[holder] = User(holder, role, _now())
+            elif user is None and self._users[holder].role != role:
+                raise Conflict(f"user {holder!r} exists with role {self._users[holder].role}")
             if any(t["name"] == name for t in self._tokens.values()):
                 raise Conflict(f"a token named {name!r} exists", "pick another name or revoke it first")
             self._tokens[_next_id(iter(self._tokens))] = {
-                "name": name, "hash": hashlib.sha256(token.encode()).hexdigest(), "role": role,
+                "name": name, "hash": hashlib.sha256(token.encode()).hexdigest(), "user": holder,
                 "created_at": _now(), "last_used_at": None}
         return token
 
@@ -661,12 +670,13 @@ class FakeStore:
                     used = t["last_used_at"]
                     if used is None or (_now() - used).total_seconds() > 60:
                         t["last_used_at"] = _now()
-                    return Token(str(t["name"]), str(t["role"]))
+                    return Token(str(t["name"]), self._users[t["user"]].role, user=str(t["user"]))
         return None
 
     def list_tokens(self) -> list[Token]:
         with self._lock:
-            return [Token(t["name"], t["role"], t["created_at"], t["last_used_at"]) for _, t in sorted(self._tokens.items())]
+            return [Token(t["name"], self._users[t["user"]].role, t["created_at"], t["last_used_at"], t["user"])
+                    for _, t in sorted(self._tokens.items())]
 
     def revoke_token(self, name: str) -> None:
         with self._lock:
@@ -674,6 +684,39 @@ class FakeStore:
             if not found:
                 raise NotFound(f"no token named {name!r}", "list them with: dockyard tokens list")
             for i in found:
+                del self._tokens[i]
+
+    def create_user(self, name: str, role: str) -> User:
+        with self._lock:
+            if name in self._users:
+                raise Conflict(f"a user named {name!r} exists", "pick another name")
+            self._users[name] = User(name, role, _now())
+        return self._users[name]
+
+    def list_users(self) -> list[User]:
+        with self._lock:
+            return [replace(u, tokens=sum(t["user"] == u.name for t in self._tokens.values()))
+                    for _, u in sorted(self._users.items())]
+
+    def _last_admin(self, name: str) -> bool:
+        if name not in self._users:
+            raise NotFound(f"no user named {name!r}", "list them with: dockyard users list")
+        admins = [u for u in self._users.values() if u.role == "admin"]
+        return [u.name for u in admins] == [name]
+
+    def set_user_role(self, name: str, role: str) -> User:
+        with self._lock:
+            if self._last_admin(name) and role != "admin":
+                raise Conflict(f"{name} is the last admin", "make another user admin first")
+            self._users[name] = replace(self._users[name], role=role)
+            return self._users[name]
+
+    def remove_user(self, name: str) -> None:
+        with self._lock:
+            if self._last_admin(name):
+                raise Conflict(f"{name} is the last admin", "make another user admin first")
+            del self._users[name]
+            for i in [i for i, t in self._tokens.items() if t["user"] == name]:
                 del self._tokens[i]
 
     # -- apps -----------------------------------------------------------------------------
@@ -760,6 +803,11 @@ class FakeStore:
     def set_environment_branch(self, app: str, name: str, branch: str | None) -> Environment:
         with self._lock:
             self._environments[(app, name)] = replace(self.get_environment(app, name), branch=branch)
+            return self._environments[(app, name)]
+
+    def set_environment_protected(self, app: str, name: str, protected: bool) -> Environment:
+        with self._lock:
+            self._environments[(app, name)] = replace(self.get_environment(app, name), protected=protected)
             return self._environments[(app, name)]
 
     def set_environment_replicas(self, app: str, name: str, replicas: Mapping[str, int]) -> Environment:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import IO, Protocol
 
+from dockyard.domain.audit import AuditEntry
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
     App,
@@ -26,11 +28,13 @@ from dockyard.domain.model import (
     SecretVersion,
     ServiceSpec,
     Token,
+    User,
     Volume,
 )
 from dockyard.domain.published_ports import PortRoute
 from dockyard.domain.records import ReleaseRecord
 from dockyard.domain.retention import Swept
+from dockyard.domain.webhooks import Delivery, Reply, Webhook
 
 Progress = Callable[[str], None]
 
@@ -216,17 +220,28 @@ class TokenStore(Protocol):
     """API and git tokens, kept hashed."""
 
     def token_count(self) -> int: ...
-    def create_token(self, name: str, role: str = "admin") -> str:
-        """A new token (shown only in this answer); Conflict when the name is taken."""
+    def create_token(self, name: str, role: str = "admin", user: str | None = None) -> str:
+        """A new token of ``user`` (default: a user named as the token, created with ``role`` when
+        new), shown only in this answer; Conflict when the name is taken."""
         ...
     def verify_token(self, token: str) -> Token | None:
-        """(name, role) of the token, or None when no token is this one."""
+        """(name, role, user) of the token, or None when no token is this one."""
         ...
     def list_tokens(self) -> list[Token]:
         """Each token's name, role, created_at and last_used_at (never the token)."""
         ...
     def revoke_token(self, name: str) -> None:
         """NotFound when no token has this name."""
+        ...
+    def create_user(self, name: str, role: str) -> User:
+        """Conflict when the name is taken."""
+        ...
+    def list_users(self) -> list[User]: ...
+    def set_user_role(self, name: str, role: str) -> User:
+        """NotFound for an unknown user; Conflict for the last admin's."""
+        ...
+    def remove_user(self, name: str) -> None:
+        """The user and their tokens; NotFound for an unknown user, Conflict for the last admin."""
         ...
 
 
@@ -237,6 +252,7 @@ class EnvironmentStore(Protocol):
     def get_environment(self, app: str, name: str) -> Environment: ...
     def add_environment(self, environment: Environment) -> Environment: ...
     def set_environment_branch(self, app: str, name: str, branch: str | None) -> Environment: ...
+    def set_environment_protected(self, app: str, name: str, protected: bool) -> Environment: ...
     def set_environment_replicas(self, app: str, name: str, replicas: Mapping[str, int]) -> Environment:
         """The replica counts set with ``dockyard scale`` (service -> count), replacing the last ones."""
         ...
@@ -392,6 +408,71 @@ class OrchestratorEvents(Protocol):
         ``on_change(None)`` when anything may have changed unseen; returns when ``stop`` is set."""
         ...
 
+
+class AuditLog(Protocol):
+    """The audit log: entries appended, each chained to the one before (``domain/audit.py``),
+    never changed."""
+
+    def append_audit(self, at: str, actor: str, source: str, action: str, app: str | None,
+                     environment: str | None, detail: Mapping[str, object]) -> AuditEntry:
+        """The entry, hashed with the newest entry's hash, stored last: one chain, whoever appends."""
+        ...
+    def audit_entries(self, app: str | None = None, limit: int = 100, before: int | None = None) -> list[AuditEntry]:
+        """Newest first (of one app, or all), with ids below ``before`` when given."""
+        ...
+    def all_audit_entries(self) -> Iterator[AuditEntry]:
+        """Every entry, oldest first."""
+        ...
+
+
+class WebhookStore(AppStore, EnvironmentStore, Protocol):
+    """Each app's outgoing webhooks (their secrets sealed: ``seal(id)`` gives the column's bytes)
+    and their deliveries, claimed by one sender at a time (adapters/sql_webhooks.py)."""
+
+    def add_webhook(self, app: str, environment: str | None, url: str, events: Sequence[str],
+                    seal: Callable[[int], bytes]) -> Webhook: ...
+    def webhooks(self, app: str) -> list[Webhook]:
+        """Oldest first."""
+        ...
+    def get_webhook(self, app: str, webhook_id: int) -> Webhook:
+        """Raises NotFound when the app has no such webhook."""
+        ...
+    def sealed_webhook_secret(self, webhook_id: int) -> tuple[Webhook, bytes] | None: ...
+    def reseal_webhooks(self, reseal: Callable[[Webhook, bytes], bytes]) -> int:
+        """Every webhook's sealed secret replaced by ``reseal(webhook, sealed)``, in one transaction."""
+        ...
+    def remove_webhook(self, app: str, webhook_id: int) -> None:
+        """The webhook and its deliveries (those pending are never sent)."""
+        ...
+    def add_deliveries(self, deliveries: Sequence[tuple[int, str, str]], next_at: datetime) -> list[Delivery]:
+        """(webhook id, event, payload) each as a pending delivery, tried first at ``next_at``."""
+        ...
+    def deliveries(self, app: str, webhook_id: int | None = None, limit: int = 50) -> list[Delivery]:
+        """Newest first."""
+        ...
+    def claim_delivery(self, now: datetime, lease_until: datetime) -> Delivery | None:
+        """A pending delivery due at ``now``, its next try moved to ``lease_until`` (so that no other
+        sender takes it, and it is tried again then if this one never records its attempt)."""
+        ...
+    def next_delivery_at(self) -> datetime | None:
+        """When the next pending delivery is due."""
+        ...
+    def record_attempt(self, delivery_id: int, status: str, response: int | None, error: str | None,
+                       next_at: datetime | None) -> Delivery | None:
+        """One more attempt, its outcome; None when the delivery is gone (its webhook removed)."""
+        ...
+    def prune_deliveries(self, before: datetime) -> int:
+        """Deliveries delivered or failed, created before ``before``, forgotten."""
+        ...
+
+
+class WebhookTransport(Protocol):
+    """Sends a delivery (adapters/webhook_http.py: the standard library's HTTP client)."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Reply:
+        """The receiver's answer (redirects are not followed); raises Unreachable when there is
+        none within ``timeout`` seconds."""
+        ...
 
 class Store(ReleaseStore, AppRecords, ImageStore, JobStore, JobHistory, TokenStore, ConfigStore, Protocol):
     """dockyard's state, as the services use it (SQL now: adapters/sql_store.py)."""

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.adapters.sql_store import SqlStore, hash_token
+from dockyard.adapters.sql_store import SqlStore
+from dockyard.adapters.sql_users import hash_token
 from dockyard.domain.errors import Conflict, DockyardError, NotFound
 from dockyard.domain.model import App, Job, JobStatus, Token
 from dockyard.services.jobs import JobRunner
@@ -49,8 +50,8 @@ def test_tokens_create_verify_revoke(store: SqlStore) -> None:
     assert token.startswith("dy_") and len(token) > 40 and token != ci
     assert store.token_count() == 2
 
-    assert store.verify_token(token) == Token("admin", "admin")
-    assert store.verify_token(ci) == Token("ci", "deployer")
+    assert store.verify_token(token) == Token("admin", "admin", user="admin")
+    assert store.verify_token(ci) == Token("ci", "deployer", user="ci")
     assert store.verify_token(token + "x") is None
     assert store.verify_token("") is None
     listed = {t.name: t for t in store.list_tokens()}
@@ -62,9 +63,23 @@ def test_tokens_create_verify_revoke(store: SqlStore) -> None:
         store.create_token("admin")
     store.revoke_token("admin")
     assert store.verify_token(token) is None
-    assert store.verify_token(ci) == Token("ci", "deployer")
+    assert store.verify_token(ci) == Token("ci", "deployer", user="ci")
     with pytest.raises(NotFound):
         store.revoke_token("admin")
+
+
+def test_the_last_admin_cannot_be_demoted_or_removed(store: SqlStore) -> None:
+    store.create_token("root")
+    with pytest.raises(Conflict, match="last admin"):
+        store.set_user_role("root", "developer")
+    with pytest.raises(Conflict, match="last admin"):
+        store.remove_user("root")
+    store.create_user("second", "admin")
+    store.set_user_role("root", "developer")  # another admin is left
+    with pytest.raises(Conflict, match="last admin"):
+        store.remove_user("second")
+    with pytest.raises(NotFound):
+        store.set_user_role("ghost", "admin")
 
 
 def test_tokens_are_stored_hashed(store: SqlStore, db_path: Path) -> None:

@@ -344,8 +344,8 @@ def test_tokens_create_verify_revoke(store: AnyStore) -> None:
     ci = store.create_token("ci", role="deployer")
     assert token.startswith("dy_") and len(token) > 40 and token != ci
     assert store.token_count() == 2
-    assert store.verify_token(token) == Token("admin", "admin")
-    assert store.verify_token(ci) == Token("ci", "deployer")
+    assert store.verify_token(token) == Token("admin", "admin", user="admin")
+    assert store.verify_token(ci) == Token("ci", "deployer", user="ci")
     assert store.verify_token(token + "x") is None and store.verify_token("") is None
 
     listed = store.list_tokens()
@@ -357,10 +357,34 @@ def test_tokens_create_verify_revoke(store: AnyStore) -> None:
     with pytest.raises(Conflict, match="a token named 'admin' exists"):
         store.create_token("admin")
     store.revoke_token("admin")
-    assert store.verify_token(token) is None and store.verify_token(ci) == Token("ci", "deployer")
+    assert store.verify_token(token) is None and store.verify_token(ci) == Token("ci", "deployer", user="ci")
     assert store.token_count() == 1
     with pytest.raises(NotFound, match="no token named 'admin'"):
         store.revoke_token("admin")
+
+
+def test_users_hold_tokens_and_the_last_admin_stays(store: AnyStore) -> None:
+    store.create_token("root")  # the first admin: user root
+    assert store.create_user("alice", "developer").name == "alice"
+    laptop = store.create_token("alice-laptop", user="alice")
+    assert store.verify_token(laptop) == Token("alice-laptop", "developer", user="alice")
+    assert {u.name: (u.role, u.tokens) for u in store.list_users()} == {"alice": ("developer", 1), "root": ("admin", 1)}
+    store.set_user_role("alice", "approver")
+    assert store.verify_token(laptop) == Token("alice-laptop", "approver", user="alice")
+    with pytest.raises(NotFound):
+        store.create_token("x", user="nobody")
+    with pytest.raises(Conflict):
+        store.create_user("alice", "admin")
+    with pytest.raises(Conflict, match="exists with role approver"):  # a token never promotes its user
+        store.create_token("alice", "admin")
+    with pytest.raises(Conflict, match="last admin"):
+        store.remove_user("root")
+    with pytest.raises(Conflict, match="last admin"):
+        store.set_user_role("root", "developer")
+    store.remove_user("alice")
+    assert store.verify_token(laptop) is None and [t.name for t in store.list_tokens()] == ["root"]
+    with pytest.raises(NotFound):
+        store.set_user_role("alice", "admin")
 
 
 def test_installation_id_is_kept(store: AnyStore) -> None:

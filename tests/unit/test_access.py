@@ -56,7 +56,47 @@ def test_refusals_say_what_to_do() -> None:
     assert "hook token may only check its push to shop, queue its deploys" in message
     assert "dockyard tokens create" in hint
     message, hint = access.refusal(Principal("bob", "viewer"), Action.DEPLOY)
-    assert message == "token 'bob' (role viewer) may not queue a deploy" and "admin" in hint
+    assert message == "bob (role viewer) may not deploy, roll back or scale an environment, or act on its release"
+    assert "dockyard users set-role" in hint
+    message, hint = access.refusal(Principal("dev", "developer"), Action.DEPLOY, protected=True)
+    assert message.startswith("the environment is protected: dev (role developer) may not deploy") and "admin" in hint
+
+
+# -- roles and protected environments ----------------------------------------------------------
+DEVELOPER = Principal("dev", "developer")
+APPROVER = Principal("ann", "approver")
+DEVELOPER_ACTIONS = {Action.READ, Action.READ_JOB_LOG, Action.PUSH, Action.DEPLOY, Action.CONFIGURE}
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_a_developer_pushes_deploys_and_configures_what_is_not_protected(action: Action) -> None:
+    assert access.allowed(DEVELOPER, action, "shop") is (action in DEVELOPER_ACTIONS)
+    assert access.allowed(APPROVER, action, "shop") is (action in DEVELOPER_ACTIONS | {Action.APPROVE})
+
+
+@pytest.mark.parametrize("action", sorted(access.PROTECTED))
+def test_a_protected_environment_takes_deploys_and_configuration_from_admins_only(action: Action) -> None:
+    assert access.allowed(ADMIN, action, "shop", protected=True)
+    assert not access.allowed(DEVELOPER, action, "shop", protected=True)
+    assert not access.allowed(APPROVER, action, "shop", protected=True)  # approvers approve; they do not deploy
+    assert access.allowed(DEVELOPER, action, "shop", protected=False)
+
+
+def test_protection_changes_nothing_for_other_actions() -> None:
+    for action in set(Action) - set(access.PROTECTED):
+        for who in (ADMIN, DEVELOPER, APPROVER, HOOK):
+            assert access.allowed(who, action, "shop", True) is access.allowed(who, action, "shop", False)
+
+
+def test_a_push_deploys_a_protected_environment_only_as_far_as_its_pusher_may() -> None:
+    by_developer = Principal("dev", "hook", app="shop", pusher_role="developer")
+    by_admin = Principal("root", "hook", app="shop", pusher_role="admin")
+    assert access.allowed(by_developer, Action.DEPLOY, "shop") and access.allowed(by_admin, Action.DEPLOY, "shop")
+    assert not access.allowed(by_developer, Action.DEPLOY, "shop", protected=True)
+    assert access.allowed(by_admin, Action.DEPLOY, "shop", protected=True)
+    assert not access.allowed(by_admin, Action.DEPLOY, "blog", protected=True)  # still its app only
+    assert not access.allowed(by_admin, Action.CONFIGURE, "shop", protected=True)  # still the hook's actions only
+    assert not access.allowed(Principal("x", "hook", app="shop"), Action.DEPLOY, "shop", protected=True)
 
 
 # -- push tokens ------------------------------------------------------------------------------
@@ -75,6 +115,7 @@ def test_a_push_token_is_bound_to_its_app_and_pusher() -> None:
     token = tokens.mint("shop", "alice")
     assert token.startswith(PREFIX) and len(token) > len(PREFIX) + 40
     assert tokens.verify(token) == Principal("alice", "hook", app="shop")
+    assert tokens.verify(tokens.mint("shop", "bob", "developer")) == Principal("bob", "hook", "shop", "developer")
     assert tokens.verify(token + "x") is None
     assert tokens.verify(token[:-1]) is None
     assert tokens.verify("") is None

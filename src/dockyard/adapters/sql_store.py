@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import subprocess
@@ -18,6 +17,9 @@ from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func,
 from sqlalchemy.exc import IntegrityError
 
 from dockyard.adapters import sql_tables as t
+from dockyard.adapters.sql_audit import SqlAuditLog
+from dockyard.adapters.sql_users import SqlUsers
+from dockyard.adapters.sql_webhooks import SqlWebhooks
 from dockyard.domain.errors import Conflict, NotFound, Unavailable
 from dockyard.domain.model import (
     DEFAULT_ENVIRONMENT,
@@ -30,7 +32,6 @@ from dockyard.domain.model import (
     SealedSecret,
     SecretVersion,
     ServiceSpec,
-    Token,
 )
 from dockyard.domain.records import ReleaseRecord, release_from_row
 
@@ -43,11 +44,8 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-class SqlStore:
+# users and tokens: adapters/sql_users.py; the audit log: sql_audit.py; outgoing webhooks: sql_webhooks.py
+class SqlStore(SqlUsers, SqlAuditLog, SqlWebhooks):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -87,7 +85,7 @@ class SqlStore:
                 return None
             return c.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
-    # -- installation & tokens ------------------------------------------------------------
+    # -- installation ------------------------------------------------------------
     def installation_id(self) -> str:
         with self.engine.begin() as c:
             value = c.execute(select(t.meta.c.value).where(t.meta.c.key == "installation")).scalar()
@@ -95,42 +93,6 @@ class SqlStore:
                 value = secrets.token_hex(6)
                 c.execute(insert(t.meta).values(key="installation", value=value))
             return str(value)
-
-    def token_count(self) -> int:
-        with self.engine.connect() as c:
-            return int(c.execute(select(func.count()).select_from(t.tokens)).scalar() or 0)
-
-    def create_token(self, name: str, role: str = "admin") -> str:
-        token = "dy_" + secrets.token_urlsafe(32)
-        try:
-            with self.engine.begin() as c:
-                c.execute(insert(t.tokens).values(name=name, hash=hash_token(token), role=role, created_at=now()))
-        except IntegrityError:
-            raise Conflict(f"a token named {name!r} exists", "pick another name or revoke it first") from None
-        return token
-
-    def verify_token(self, token: str) -> Token | None:
-        with self.engine.connect() as c:
-            row = c.execute(select(t.tokens.c.name, t.tokens.c.role, t.tokens.c.last_used_at)
-                            .where(t.tokens.c.hash == hash_token(token))).first()
-        if row is None:
-            return None
-        used = _utc(row.last_used_at)
-        if used is None or (now() - used).total_seconds() > 60:  # a write per minute, not per request
-            with self.engine.begin() as c:
-                c.execute(update(t.tokens).where(t.tokens.c.name == row.name).values(last_used_at=now()))
-        return Token(str(row.name), str(row.role))
-
-    def list_tokens(self) -> list[Token]:
-        with self.engine.connect() as c:
-            rows = c.execute(select(t.tokens.c.name, t.tokens.c.role, t.tokens.c.created_at,
-                                    t.tokens.c.last_used_at).order_by(t.tokens.c.id))
-            return [Token(r.name, r.role, _utc(r.created_at), _utc(r.last_used_at)) for r in rows]
-
-    def revoke_token(self, name: str) -> None:
-        with self.engine.begin() as c:
-            if c.execute(delete(t.tokens).where(t.tokens.c.name == name)).rowcount == 0:
-                raise NotFound(f"no token named {name!r}", "list them with: dockyard tokens list")
 
     # -- apps -----------------------------------------------------------------------------
     @staticmethod
@@ -182,6 +144,7 @@ class SqlStore:
             c.execute(delete(t.job_logs).where(t.job_logs.c.job_id.in_(job_ids)))
             for table in (t.jobs, t.releases, t.images, t.variables, t.secrets, t.environments):
                 c.execute(delete(table).where(table.c.app == name))
+            self._forget_webhooks(c, name)
             c.execute(delete(t.apps).where(t.apps.c.name == name))
 
     # -- environments ---------------------------------------------------------------------
@@ -189,7 +152,8 @@ class SqlStore:
     def _environment(row: Any) -> Environment:
         return Environment(app=row.app, name=row.name, target=row.target, branch=row.branch,
                            created_at=_utc(row.created_at),
-                           replicas=tuple(sorted(json.loads(row.replicas or "{}").items())))
+                           replicas=tuple(sorted(json.loads(row.replicas or "{}").items())),
+                           protected=bool(row.protected))
 
     def environments(self, app: str) -> list[Environment]:
         """The app's environments, production first, then by name."""
@@ -237,12 +201,21 @@ class SqlStore:
                 self.get_environment(app, name)  # raises NotFound
         return self.get_environment(app, name)
 
+    def set_environment_protected(self, app: str, name: str, protected: bool) -> Environment:
+        e = t.environments.c
+        with self.engine.begin() as c:
+            if c.execute(update(t.environments).where(e.app == app, e.name == name)
+                         .values(protected=protected)).rowcount == 0:
+                self.get_environment(app, name)  # raises NotFound
+        return self.get_environment(app, name)
+
     def remove_environment(self, app: str, name: str) -> None:
         """The environment and what belongs to it alone: its releases, variables and secrets."""
         self.get_environment(app, name)
         with self.engine.begin() as c:
             for table in (t.releases, t.variables, t.secrets):
                 c.execute(delete(table).where(table.c.app == app, table.c.environment == name))
+            self._forget_webhooks(c, app, name)
             c.execute(delete(t.environments).where(t.environments.c.app == app, t.environments.c.name == name))
 
     # -- jobs -----------------------------------------------------------------------------

@@ -30,13 +30,24 @@ class App:
 
 @dataclass(frozen=True)
 class Token:
-    """An API and git token as the store keeps it: its holder's name and role, never the token
-    (only its hash is stored)."""
+    """An API and git token as the store keeps it: its name, its holder (a user) and the holder's
+    role, never the token (only its hash is stored)."""
 
     name: str
     role: str
     created_at: datetime | None = None
     last_used_at: datetime | None = None
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class User:
+    """Someone who acts on dockyard, with a role (domain/access.py) and any number of tokens."""
+
+    name: str
+    role: str
+    created_at: datetime | None = None
+    tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class Environment:
     created_at: datetime | None = None
     # Replica counts set with `dockyard scale` (service, count), sorted: over compose's and dockyard.yml's
     replicas: tuple[tuple[str, int], ...] = ()
+    protected: bool = False  # developers may not deploy, roll back, scale or configure it (domain/access.py)
 
     @property
     def is_production(self) -> bool:

@@ -8,13 +8,27 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from dockyard import __version__, bootstrap
 from dockyard.config import Settings
-from dockyard.domain.errors import DockyardError
+from dockyard.domain.errors import DockyardError, Forbidden
 from dockyard.entrypoints import git_http
-from dockyard.entrypoints.deps import ErrorOut
-from dockyard.entrypoints.routes import apps, configuration, deploys, environments, gc, jobs, system, tokens, volumes
+from dockyard.entrypoints.deps import ErrorOut, denied
+from dockyard.entrypoints.routes import (
+    apps,
+    audit,
+    configuration,
+    deploys,
+    environments,
+    gc,
+    jobs,
+    system,
+    tokens,
+    users,
+    volumes,
+    webhooks,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,10 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     @api.exception_handler(DockyardError)
-    async def dockyard_error(_: Request, exc: DockyardError) -> JSONResponse:
+    async def dockyard_error(request: Request, exc: DockyardError) -> JSONResponse:
+        if isinstance(exc, Forbidden):  # every denial is audited
+            await run_in_threadpool(denied, request, exc)
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status)
 
-    for module in (system, apps, environments, deploys, jobs, tokens, volumes, configuration, gc):
+    for module in (system, apps, environments, deploys, jobs, tokens, users, volumes, configuration, gc,
+                   audit, webhooks):
         api.include_router(module.router)
     api.include_router(configuration.key_router)
     git_http.mount(api, settings)

@@ -13,22 +13,27 @@ import typer
 from dockyard import __version__
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.replicas import counts_from_words
+from dockyard.entrypoints.cli_audit import audit
 from dockyard.entrypoints.cli_envs import envs_cli
 from dockyard.entrypoints.cli_gc import gc
 from dockyard.entrypoints.cli_http import CONFIG, EnvOpt, JsonOpt, call, fail, q, stream, table
+from dockyard.entrypoints.cli_users import tokens_cli, users_cli
+from dockyard.entrypoints.cli_webhooks import webhooks_cli
 
 cli = typer.Typer(help="dockyard: git push to production on Docker.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 apps_cli = typer.Typer(help="Create, list and delete apps.", invoke_without_command=True)
-tokens_cli = typer.Typer(help="API and git tokens.", no_args_is_help=True)
 domains_cli = typer.Typer(help="Domains an app answers at.", no_args_is_help=True)
 jobs_cli = typer.Typer(help="Builds and deploys, as persisted jobs.", invoke_without_command=True)
 cli.add_typer(apps_cli, name="apps")
 cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(users_cli, name="users")
 cli.add_typer(domains_cli, name="domains")
 cli.add_typer(jobs_cli, name="jobs")
 cli.add_typer(envs_cli, name="envs")
+cli.add_typer(webhooks_cli, name="webhooks")
 cli.command("gc")(gc)
+cli.command("audit")(audit)
 
 
 
@@ -430,25 +435,6 @@ def domains_remove(app: str, domain: str) -> None:
     current = call("GET", f"/api/v1/apps/{q(app)}")["app"]["domains"]
     out = call("PUT", f"/api/v1/apps/{q(app)}/domains", json={"domains": [d for d in current if d != domain]})
     typer.echo(" ".join(out["domains"]) or "(none)")
-
-
-@tokens_cli.command("create")
-def tokens_create(name: str) -> None:
-    """Create a token (shown once)."""
-    typer.echo(call("POST", "/api/v1/tokens", json={"name": name})["token"])
-
-
-@tokens_cli.command("list")
-def tokens_list() -> None:
-    """List tokens (names only; tokens are stored hashed)."""
-    table(call("GET", "/api/v1/tokens"), ["name", "role", "created_at", "last_used_at"])
-
-
-@tokens_cli.command("revoke")
-def tokens_revoke(name: str) -> None:
-    """Revoke a token."""
-    call("DELETE", f"/api/v1/tokens/{q(name)}")
-    typer.echo(f"revoked {name}")
 
 
 # -- variables and secrets -------------------------------------------------------------------------

@@ -24,8 +24,9 @@ def envs_list(app: str, as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table([dict(r, branch=r["branch"] or "(on demand)", created_at=str(r["created_at"])[:19]) for r in rows],
-          ["name", "target", "branch", "site", "created_at"])
+    table([dict(r, branch=r["branch"] or "(on demand)", created_at=str(r["created_at"])[:19],
+                protected="yes" if r.get("protected") else "") for r in rows],
+          ["name", "target", "branch", "protected", "site", "created_at"])
 
 
 BranchOpt = Annotated[str | None, typer.Option(
@@ -49,6 +50,21 @@ def envs_set_branch(app: str, name: str,
     """Make pushes to BRANCH deploy to environment NAME (no BRANCH: stop deploying pushes there)."""
     env = call("PUT", f"/api/v1/apps/{q(app)}/environments/{q(name)}/branch", json={"branch": branch})
     typer.echo(f"{app}'s {env['name']} deploys " + (f"pushes to {env['branch']}" if env["branch"] else "on demand"))
+
+
+@envs_cli.command("protect")
+def envs_protect(app: str, name: str) -> None:
+    """Protect an environment: only admins deploy, roll back, scale or configure it, and a
+    developer's push does not deploy it (admin only)."""
+    call("PUT", f"/api/v1/apps/{q(app)}/environments/{q(name)}/protection", json={"protected": True})
+    typer.echo(f"{app}/{name} is protected")
+
+
+@envs_cli.command("unprotect")
+def envs_unprotect(app: str, name: str) -> None:
+    """Let developers deploy, roll back, scale and configure the environment again (admin only)."""
+    call("PUT", f"/api/v1/apps/{q(app)}/environments/{q(name)}/protection", json={"protected": False})
+    typer.echo(f"{app}/{name} is no longer protected")
 
 
 @envs_cli.command("remove")

@@ -23,6 +23,7 @@ from dockyard.config import Settings
 from dockyard.domain import access
 from dockyard.domain.access import Action
 from dockyard.domain.errors import DockyardError
+from dockyard.services.events import ACCESS_DENIED, Event
 
 if TYPE_CHECKING:
     from dockyard.bootstrap import Platform
@@ -72,9 +73,12 @@ def mount(api: FastAPI, settings: Settings) -> None:
         service = request.query_params.get("service") if path == "info/refs" else path
         if service not in SERVICES or path not in ("info/refs", *SERVICES):
             return PlainTextResponse("dockyard: only git's smart HTTP protocol is served\n", status_code=404)
-        action = Action.DEPLOY if service == "git-receive-pack" else Action.READ
+        action = Action.PUSH if service == "git-receive-pack" else Action.READ
         if not access.allowed(pusher, action, app.name):
             message, hint = access.refusal(pusher, action)
+            await run_in_threadpool(p.events.publish, Event(  # audited, as the API's denials are
+                ACCESS_DENIED, pusher.name, request.client.host if request.client else "unknown", app.name,
+                detail={"action": action.value, "reason": message, "request": f"git {service}"}))
             return PlainTextResponse(f"dockyard: {message}\n  hint: {hint}\n", status_code=403)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > hard_limit:
@@ -120,7 +124,7 @@ def mount(api: FastAPI, settings: Settings) -> None:
         env["CONTENT_LENGTH"] = str(total)
         # The push's hooks call the API with a token good for this app and this pusher only,
         # revoked when the request ends (or expiring, if it never ends cleanly).
-        hook_token = p.access.mint_hook_token(app.name, pusher.name) if path == "git-receive-pack" else ""
+        hook_token = p.access.mint_hook_token(app.name, pusher.name, pusher.role) if path == "git-receive-pack" else ""
         if hook_token:
             env["DOCKYARD_HOOK_TOKEN"] = hook_token
         try:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dockyard.domain import names
-from dockyard.domain.access import ADMIN, Principal
-from dockyard.domain.errors import Unauthorized
-from dockyard.domain.model import Token
+from dockyard.domain.access import ADMIN, USER_ROLES, Principal
+from dockyard.domain.errors import DockyardError, Unauthorized
+from dockyard.domain.model import Token, User
 from dockyard.ports import TokenStore
 from dockyard.services.push_tokens import PREFIX as PUSH_TOKEN_PREFIX
 from dockyard.services.push_tokens import PushTokens
@@ -36,19 +36,37 @@ class Access:
     def verify(self, token: str) -> Principal | None:
         """The API token's holder, or None (a hook token is no API token: git refuses it)."""
         found = self.store.verify_token(token)
-        return Principal(name=found.name, role=found.role) if found is not None else None
+        return Principal(name=found.user or found.name, role=found.role) if found is not None else None
 
     # -- API and git tokens ---------------------------------------------------------------
     def tokens(self) -> list[Token]:
         """Each token's name, role and dates; never the token."""
         return self.store.list_tokens()
 
-    def create(self, name: str, role: str = ADMIN) -> str:
-        """A new token; the answer is the only time it is shown."""
-        return self.store.create_token(names.token_name(name), role)
+    def create(self, name: str, role: str = ADMIN, user: str | None = None) -> str:
+        """A new token, for ``user`` (default: a user named as the token, with ``role``); the answer
+        is the only time it is shown."""
+        return self.store.create_token(names.token_name(name), _role(role), names.token_name(user) if user else None)
 
     def revoke(self, name: str) -> None:
         self.store.revoke_token(name)
+
+    # -- users ----------------------------------------------------------------------------
+    def users(self) -> list[User]:
+        return self.store.list_users()
+
+    def add_user(self, name: str, role: str) -> tuple[User, str]:
+        """A new user and a first token of theirs (named as the user), shown only now."""
+        user = self.store.create_user(names.token_name(name), _role(role))
+        return user, self.store.create_token(user.name, user.role, user.name)
+
+    def set_role(self, name: str, role: str) -> User:
+        """Refused for the last admin: an installation always keeps one."""
+        return self.store.set_user_role(names.token_name(name), _role(role))
+
+    def remove_user(self, name: str) -> None:
+        """The user and their tokens; refused for the last admin."""
+        self.store.remove_user(names.token_name(name))
 
     def first_admin(self) -> str | None:
         """At the first start, the admin token (created); None once any token exists."""
@@ -57,9 +75,16 @@ class Access:
         return self.store.create_token(ADMIN, ADMIN)
 
     # -- a push's hooks -------------------------------------------------------------------
-    def mint_hook_token(self, app: str, pusher: str) -> str:
-        """A token good for this push's hooks only (its app, its pusher), until revoked or expired."""
-        return self.push_tokens.mint(app, pusher)
+    def mint_hook_token(self, app: str, pusher: str, role: str = "") -> str:
+        """A token good for this push's hooks only (its app, its pusher and the pusher's role),
+        until revoked or expired."""
+        return self.push_tokens.mint(app, pusher, role)
 
     def revoke_hook_token(self, token: str) -> None:
         self.push_tokens.revoke(token)
+
+
+def _role(role: str) -> str:
+    if role not in USER_ROLES:
+        raise DockyardError(f"unknown role {role[:32]!r}", f"a user's role is one of: {', '.join(USER_ROLES)}")
+    return role

@@ -22,6 +22,9 @@ class Configuration:
     store: ConfigStore
     keys: SecretKeys
     files: SecretFiles | None = None  # None: no secret files (tests without an engine)
+    # others sealed under the key (webhook secrets): told (old, new) as it rotates, before the new
+    # key replaces the old one; each keeps what it sealed readable under both until then
+    also_reseal: list[Callable[[SecretCipher, SecretCipher], int]] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _generation: int = field(default=0, init=False, repr=False)  # bumped by every change of a secret
     _redaction: dict[str, tuple[int, list[tuple[str, str]]]] = field(default_factory=dict, init=False, repr=False)
@@ -100,6 +103,8 @@ class Configuration:
                     data = cfg.associated_data(sealed.app, sealed.environment, sealed.name, sealed.version)
                     return new.key_id, new.seal(self._cipher(sealed.key_id).open(sealed.ciphertext, data), data)
 
+                for other in self.also_reseal:
+                    other(old, new)
                 count = self.store.reseal_secrets(reseal)
             except BaseException:
                 self.keys.discard()

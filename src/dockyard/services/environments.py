@@ -90,6 +90,19 @@ class Environments:
             names.branch_name(branch)
         return self.store.set_environment_branch(found.app, found.name, branch)
 
+    def set_protected(self, app: str, env: str, protected: bool) -> Environment:
+        """A protected environment takes deploys, rollbacks, scaling and configuration from admins
+        only (domain/access.py); a developer's push does not deploy it."""
+        found = self.get(app, env)
+        return self.store.set_environment_protected(found.app, found.name, protected)
+
+    def is_protected(self, app: str, env: str) -> bool:
+        """False for an environment (or app) that does not exist: the route answers 404 then."""
+        try:
+            return self.get(app, env).protected
+        except DockyardError:
+            return False
+
     def remove(self, app: str, env: str) -> None:
         """Take the environment off its target (routes, containers, network) and forget its
         releases, variables and secrets. Its volumes stay, listed by `dockyard volumes`."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 SERVER = "dockyard"  # the source of what the server does on its own (a job it runs)
+GIT_PUSH = "git push"  # the source of what dockyard's git hooks ask, during a push
+ACCESS_DENIED = "access.denied"  # a request refused (403): its action and why
 
 
 @dataclass(frozen=True)

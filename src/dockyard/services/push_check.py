@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dockyard.domain import dockyard_file, names
+from dockyard.domain import access, dockyard_file, names
+from dockyard.domain.access import Action, Principal
 from dockyard.domain.declared import with_health, with_replicas, with_stateful
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
@@ -69,8 +70,11 @@ class PushChecks:
     environments: Environments
     jobs: Jobs
 
-    def check(self, app: str, updates: list[RefUpdate], incoming: str, actor: str) -> PushVerdict:
-        """Check a push (``incoming``: its quarantine folder); queue its deploys when accepted."""
+    def check(self, app: str, updates: list[RefUpdate], incoming: str, actor: str,
+              who: Principal | None = None) -> PushVerdict:
+        """Check a push (``incoming``: its quarantine folder); queue its deploys when accepted,
+        but not to a protected environment the pusher may not deploy (``who``: the hook's principal,
+        which carries the pusher's role)."""
         owner = self.store.get_app(names.app_name(app))
         targets = branch_targets(self.store, owner)
         wanted: list[tuple[str, str, str, str]] = []  # (branch, commit, environment, declared target)
@@ -82,7 +86,7 @@ class PushChecks:
         except DockyardError as refusal:
             self.jobs.record_refused_push(owner.name, ref, str(refusal), actor)
             return PushVerdict(refusal)
-        return self._queue(owner.name, wanted, actor)
+        return self._queue(owner.name, wanted, actor, who)
 
     def _check_update(self, owner: App, targets: dict[str, list[str]], update: RefUpdate,
                       incoming: str) -> list[tuple[str, str, str, str]]:
@@ -124,12 +128,18 @@ class PushChecks:
             with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
         return [(name, update.new, env, target) for env, target in environments]
 
-    def _queue(self, app: str, wanted: list[tuple[str, str, str, str]], actor: str) -> PushVerdict:
+    def _queue(self, app: str, wanted: list[tuple[str, str, str, str]], actor: str,
+               who: Principal | None) -> PushVerdict:
         """Queue the accepted push's deploys, each waiting for its ref; an environment
         dockyard.yml declares is added with its first deploy."""
         deploys, said = [], []
         for branch, commit, environment, target in wanted:
             job = None
+            if who is not None and self.environments.is_protected(app, environment) and not access.allowed(
+                    who, Action.DEPLOY, app, protected=True):
+                said.append(f" !     {environment} is protected: a push by {who.name} (role {who.pusher_role or who.role}) "
+                            f"does not deploy it. An admin deploys it: dockyard deploy {app} --env {environment}")
+                continue
             try:
                 if target:
                     self.environments.declare(app, environment, target, branch)

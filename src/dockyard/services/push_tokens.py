@@ -24,6 +24,7 @@ class _Grant:
     app: str
     pusher: str
     expires: float
+    role: str = ""  # the pusher's
 
 
 def _key(token: str) -> str:
@@ -37,13 +38,13 @@ class PushTokens:
         self._grants: dict[str, _Grant] = {}
         self._lock = threading.Lock()
 
-    def mint(self, app: str, pusher: str) -> str:
+    def mint(self, app: str, pusher: str, role: str = "") -> str:
         token = PREFIX + secrets.token_urlsafe(32)
         now = self._clock()
         with self._lock:
             for key in [k for k, g in self._grants.items() if g.expires <= now]:
                 del self._grants[key]
-            self._grants[_key(token)] = _Grant(app, pusher, now + self.ttl)
+            self._grants[_key(token)] = _Grant(app, pusher, now + self.ttl, role)
         return token
 
     def verify(self, token: str) -> Principal | None:
@@ -52,7 +53,7 @@ class PushTokens:
             grant = self._grants.get(_key(token))
         if grant is None or grant.expires <= self._clock():
             return None
-        return Principal(name=grant.pusher, role=HOOK, app=grant.app)
+        return Principal(name=grant.pusher, role=HOOK, app=grant.app, pusher_role=grant.role)
 
     def revoke(self, token: str) -> None:
         with self._lock:

@@ -12,9 +12,10 @@ from pydantic import BaseModel, Field
 from dockyard import bootstrap
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, HOST_ACCESS_KEYS, App
-from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, can
+from dockyard.entrypoints.deps import AppManager, Origin, PlatformDep, Reader, require
 from dockyard.entrypoints.routes.environments import environment_out, stream_lines
 from dockyard.entrypoints.routes.jobs import job_out
+from dockyard.services.events import Event
 
 router = APIRouter(prefix="/api/v1/apps")
 
@@ -55,9 +56,12 @@ def list_apps(p: PlatformDep, _: Reader) -> list[AppOut]:
 
 
 @router.post("", status_code=201, tags=["apps"])
-def create_app_route(body: AppIn, p: PlatformDep, _: AppManager) -> AppOut:
+def create_app_route(body: AppIn, p: PlatformDep, who: AppManager, source: Origin) -> AppOut:
     """Create an app: a bare git repo to push to, an app network, a host name."""
-    return app_out(p, p.apps.create(body.name, body.deploy_branch, body.domains))
+    app = p.apps.create(body.name, body.deploy_branch, body.domains)
+    p.events.publish(Event("app.created", who.name, source, app.name,
+                           detail={"deploy_branch": app.deploy_branch, "domains": list(app.domains)}))
+    return app_out(p, app)
 
 
 @router.get("/{name}", tags=["apps"])
@@ -79,25 +83,34 @@ def status(name: str, p: PlatformDep, _: Reader) -> dict[str, Any]:
 
 
 @router.delete("/{name}", status_code=204, tags=["apps"])
-def delete_app(name: str, p: PlatformDep, _: AppManager) -> None:
+def delete_app(name: str, p: PlatformDep, who: AppManager, source: Origin) -> None:
     """Stop the containers of every environment, remove their routes and networks, the repo and
     the records of the app. Volumes stay (dockyard volumes)."""
     p.apps.delete(name)
+    p.events.publish(Event("app.deleted", who.name, source, name))
 
 
 @router.put("/{name}/domains", tags=["apps"])
-def set_domains(name: str, body: DomainsIn, p: PlatformDep, _: AppManager) -> AppOut:
+def set_domains(name: str, body: DomainsIn, p: PlatformDep, who: AppManager, source: Origin) -> AppOut:
     """Domains the app answers at, besides APP.<base domain>; applied at the next deploy. Hosts
     under the base domain belong to the app of that name: only APP may claim X.APP.<base domain>."""
-    return app_out(p, p.apps.set_domains(name, body.domains))
+    app = p.apps.set_domains(name, body.domains)
+    p.events.publish(Event("app.domains_set", who.name, source, app.name, detail={"domains": list(app.domains)}))
+    return app_out(p, app)
 
 
 @router.put("/{name}/host-access", tags=["apps"])
 def set_host_access(name: str, body: HostAccessIn, p: PlatformDep,
-                    _: Annotated[Principal, can(Action.GRANT_HOST_ACCESS)]) -> AppOut:
+                    who: Annotated[Principal, require(Action.GRANT_HOST_ACCESS)], source: Origin) -> AppOut:
     """Compose keys that hand the app's containers the host (admin only); applied at the next
     push. The list replaces the previous one; an empty list allows none."""
-    return app_out(p, p.apps.set_host_access(name, body.keys))
+    before = set(p.apps.get(name).host_access)
+    app = p.apps.set_host_access(name, body.keys)
+    for kind, keys in (("host_access.granted", set(app.host_access) - before),
+                       ("host_access.revoked", before - set(app.host_access))):
+        if keys:
+            p.events.publish(Event(kind, who.name, source, app.name, detail={"keys": sorted(keys)}))
+    return app_out(p, app)
 
 
 @router.get("/{name}/images", tags=["images"])

@@ -12,13 +12,16 @@ from pydantic import BaseModel, Field
 from dockyard import bootstrap
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.model import SecretVersion
-from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, can
+from dockyard.entrypoints.deps import Origin, PlatformDep, Reader, require
+from dockyard.services.events import Event
 
 router = APIRouter(prefix="/api/v1/apps/{name}/environments/{environment}")
 key_router = APIRouter(prefix="/api/v1/secrets-key", tags=["secrets"])
+# developers configure the environments that are not protected; admins every one
+Configurer = Annotated[Principal, require(Action.CONFIGURE)]
 
 # Rotating the key touches every app's secrets: only who may manage tokens (an admin) may.
-KeyManager = Annotated[Principal, can(Action.MANAGE_TOKENS, app_param=None)]
+KeyManager = Annotated[Principal, require(Action.MANAGE_TOKENS, app_param=None)]
 
 Variables = Annotated[dict[str, str | None], Body(
     description="KEY: VALUE sets a variable, KEY: null unsets it; the others are left as they are",
@@ -58,6 +61,15 @@ def _app(p: bootstrap.Platform, name: str) -> str:
     return p.apps.get(name).name
 
 
+def _variables_changed(p: bootstrap.Platform, who: Principal, source: str, app: str, environment: str,
+                       changes: dict[str, str | None]) -> None:
+    """The change told to the audit log: the variables' names, never their values."""
+    for kind, keys in (("variable.set", [k for k, v in changes.items() if v is not None]),
+                       ("variable.unset", [k for k, v in changes.items() if v is None])):
+        if keys:
+            p.events.publish(Event(kind, who.name, source, app, environment, {"names": sorted(keys)}))
+
+
 # -- variables ------------------------------------------------------------------------------------
 @router.get("/variables", tags=["variables"])
 def list_variables(name: str, environment: str, p: PlatformDep, _: Reader) -> dict[str, str]:
@@ -68,23 +80,28 @@ def list_variables(name: str, environment: str, p: PlatformDep, _: Reader) -> di
 
 @router.patch("/variables", tags=["variables"])
 def change_variables(name: str, environment: str, body: Variables, p: PlatformDep,
-                     _: AppManager) -> dict[str, str]:
+                     who: Configurer, source: Origin) -> dict[str, str]:
     """Set and unset variables at once; applied at the next deploy. Answers the variables after
     the change."""
-    return p.configuration.change_variables(_app(p, name), environment, body)
+    after = p.configuration.change_variables(_app(p, name), environment, body)
+    _variables_changed(p, who, source, name, environment, body)
+    return after
 
 
 @router.put("/variables/{key}", tags=["variables"])
 def set_variable(name: str, environment: str, key: str, body: VariableIn, p: PlatformDep,
-                 _: AppManager) -> dict[str, str]:
+                 who: Configurer, source: Origin) -> dict[str, str]:
     """Set one variable; applied at the next deploy."""
-    return p.configuration.change_variables(_app(p, name), environment, {key: body.value})
+    after = p.configuration.change_variables(_app(p, name), environment, {key: body.value})
+    _variables_changed(p, who, source, name, environment, {key: body.value})
+    return after
 
 
 @router.delete("/variables/{key}", status_code=204, tags=["variables"])
-def unset_variable(name: str, environment: str, key: str, p: PlatformDep, _: AppManager) -> None:
+def unset_variable(name: str, environment: str, key: str, p: PlatformDep, who: Configurer, source: Origin) -> None:
     """Unset one variable (nothing happens if it is not set); applied at the next deploy."""
     p.configuration.change_variables(_app(p, name), environment, {key: None})
+    _variables_changed(p, who, source, name, environment, {key: None})
 
 
 # -- secrets --------------------------------------------------------------------------------------
@@ -96,23 +113,29 @@ def list_secrets(name: str, environment: str, p: PlatformDep, _: Reader) -> list
 
 @router.put("/secrets/{secret}", tags=["secrets"])
 def set_secret(name: str, environment: str, secret: str, body: SecretIn, p: PlatformDep,
-               _: AppManager) -> SecretOut:
+               who: Configurer, source: Origin) -> SecretOut:
     """A new version of the secret, from the value in the body, sealed with AES-256-GCM; applied
     at the next deploy (as the environment variable NAME and the file /run/secrets/NAME)."""
-    return secret_out(p.configuration.set_secret(_app(p, name), environment, secret, body.value))
+    version = p.configuration.set_secret(_app(p, name), environment, secret, body.value)
+    p.events.publish(Event("secret.set", who.name, source, name, environment,
+                           {"name": version.name, "version": version.version}))
+    return secret_out(version)
 
 
 @router.delete("/secrets/{secret}", status_code=204, tags=["secrets"])
-def remove_secret(name: str, environment: str, secret: str, p: PlatformDep, _: AppManager) -> None:
+def remove_secret(name: str, environment: str, secret: str, p: PlatformDep, who: Configurer, source: Origin) -> None:
     """Remove the secret and every version of it; services lose it at the next deploy."""
     p.configuration.remove_secret(_app(p, name), environment, secret)
+    p.events.publish(Event("secret.removed", who.name, source, name, environment, {"name": secret}))
 
 
 @key_router.post("/rotate", summary="Rotate the secrets key")
-def rotate_key(p: PlatformDep, _: KeyManager) -> KeyRotationOut:
+def rotate_key(p: PlatformDep, who: KeyManager, source: Origin) -> KeyRotationOut:
     """Seal every secret again under a new key, in one transaction; the key file is replaced once
     the database committed (admin only)."""
-    return KeyRotationOut.model_validate(p.configuration.rotate_key())
+    rotated = KeyRotationOut.model_validate(p.configuration.rotate_key())
+    p.events.publish(Event("secrets_key.rotated", who.name, source, detail=rotated.model_dump()))
+    return rotated
 
 
 @key_router.get("", summary="The secrets key's id")

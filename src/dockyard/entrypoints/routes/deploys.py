@@ -9,11 +9,13 @@ from pydantic import BaseModel, Field
 
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.model import DEFAULT_ENVIRONMENT
-from dockyard.entrypoints.deps import PlatformDep, Reader, actor, can
-from dockyard.entrypoints.routes.jobs import JobOut, job_out
+from dockyard.entrypoints.deps import Origin, PlatformDep, Reader, actor, require
+from dockyard.entrypoints.routes.jobs import JobOut, job_out, queued
+from dockyard.services.events import GIT_PUSH, Event
 from dockyard.services.push_check import RefUpdate
 
 router = APIRouter(prefix="/api/v1/apps/{name}", tags=["deploys"])
+MAX_REFS_TOLD, MAX_REASON_TOLD = 50, 500  # what a push's audit entry keeps of its refs and of a refusal
 
 
 class DeployIn(BaseModel):
@@ -58,24 +60,30 @@ class RejectedPushIn(BaseModel):
 
 
 @router.post("/deploys", status_code=202)
-def deploy(name: str, body: DeployIn, p: PlatformDep, who: Annotated[Principal, can(Action.DEPLOY)]) -> JobOut:
+def deploy(name: str, body: DeployIn, p: PlatformDep, who: Annotated[Principal, require(Action.DEPLOY)],
+           source: Origin) -> JobOut:
     """Queue a build and release of a commit to production (default: the deploy branch's head).
     Another environment: /environments/{env}/deploys."""
     job = p.environments.queue_deploy(name, DEFAULT_ENVIRONMENT, actor(who, name, body.pusher), body.commit,
                                       body.branch, body.await_push)
-    return job_out(job)
+    return queued(p, job, GIT_PUSH if body.pusher is not None else source)
 
 
 @router.post("/push-checks")
 def check_push(name: str, body: PushCheckIn, p: PlatformDep,
-               who: Annotated[Principal, can(Action.CHECK_PUSH)]) -> PushCheckOut:
+               who: Annotated[Principal, require(Action.CHECK_PUSH)]) -> PushCheckOut:
     """Check a push git is receiving (used by dockyard's pre-receive hook): ref names, and the
     commit's Dockerfiles, compose file and dockyard.yml for each environment its branch deploys
     to. Accepted: its deploys are queued, each waiting for the push to land. Refused: recorded as a
     failed job, and nothing is queued."""
     by = actor(who, name, body.pusher)
-    verdict = p.pushes.check(name, [RefUpdate(u.old, u.new, u.ref) for u in body.updates], body.incoming, by)
+    verdict = p.pushes.check(name, [RefUpdate(u.old, u.new, u.ref) for u in body.updates], body.incoming, by, who)
     refusal = verdict.refusal
+    refs = [{"ref": u.ref, "old": u.old, "new": u.new} for u in body.updates[:MAX_REFS_TOLD]]
+    told = ({"refs": refs, "deploys": [{"environment": d.environment, "commit": d.commit, "job": d.job}
+                                       for d in verdict.deploys]}
+            if refusal is None else {"refs": refs, "reason": refusal.message[:MAX_REASON_TOLD]})
+    p.events.publish(Event("push.accepted" if refusal is None else "push.refused", by, GIT_PUSH, name, detail=told))
     return PushCheckOut(
         accepted=verdict.accepted, message=refusal.message if refusal else "", hint=refusal.hint if refusal else "",
         said=list(verdict.said),
@@ -85,10 +93,15 @@ def check_push(name: str, body: PushCheckIn, p: PlatformDep,
 
 @router.post("/rejected-pushes", status_code=201)
 def rejected_push(name: str, body: RejectedPushIn, p: PlatformDep,
-                  who: Annotated[Principal, can(Action.RECORD_REJECTED_PUSH)]) -> JobOut:
+                  who: Annotated[Principal, require(Action.RECORD_REJECTED_PUSH)]) -> JobOut:
     """Record a push the git hook refused, so the API shows why (used by dockyard's hook)."""
     app = p.apps.get(name)
-    return job_out(p.jobs.record_refused_push(app.name, body.ref, body.reason, actor(who, app.name, body.pusher)))
+    by = actor(who, app.name, body.pusher)
+    job = p.jobs.record_refused_push(app.name, body.ref, body.reason, by)
+    p.events.publish(Event("push.refused", by, GIT_PUSH, app.name,
+                           detail={"refs": [{"ref": body.ref[:200]}], "reason": body.reason[:MAX_REASON_TOLD],
+                                   "job": job.id}))
+    return job_out(job)
 
 
 @router.get("/releases")

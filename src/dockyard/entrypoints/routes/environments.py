@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.model import LOCAL_TARGET, Environment
-from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader, actor, can
-from dockyard.entrypoints.routes.jobs import JobOut, job_out
+from dockyard.entrypoints.deps import AppManager, Origin, PlatformDep, Reader, actor, require
+from dockyard.entrypoints.routes.jobs import JobOut, job_out, queued
+from dockyard.services.events import GIT_PUSH, Event
 
 router = APIRouter(prefix="/api/v1/apps/{name}/environments", tags=["environments"])
 
@@ -37,6 +38,11 @@ class EnvironmentOut(BaseModel):
     branch: str | None = Field(description="pushes to it deploy here (production: the app's deploy branch)")
     site: str = Field(description="the host its first web service answers at")
     created_at: datetime | None
+    protected: bool = Field(False, description="deployed, rolled back, scaled and configured by admins only")
+
+
+class ProtectionIn(BaseModel):
+    protected: bool
 
 
 class DeclaredIn(BaseModel):
@@ -68,7 +74,7 @@ def environment_out(p: PlatformDep, env: Environment) -> EnvironmentOut:
     app = p.apps.get(env.app)
     status = p.environments
     return EnvironmentOut(name=env.name, target=env.target, branch=status.branch_of(app, env),
-                          site=status.site(env.app, env.name), created_at=env.created_at)
+                          site=status.site(env.app, env.name), created_at=env.created_at, protected=env.protected)
 
 
 @router.get("")
@@ -78,10 +84,14 @@ def list_environments(name: str, p: PlatformDep, _: Reader) -> list[EnvironmentO
 
 
 @router.post("", status_code=201)
-def create_environment(name: str, body: EnvironmentIn, p: PlatformDep, _: AppManager) -> EnvironmentOut:
+def create_environment(name: str, body: EnvironmentIn, p: PlatformDep, who: AppManager,
+                       source: Origin) -> EnvironmentOut:
     """Add an environment (its own network, containers, volumes, routes, releases, variables and
     secrets); it runs nothing until its first deploy."""
-    return environment_out(p, p.environments.create(name, body.name, body.target, body.branch))
+    made = p.environments.create(name, body.name, body.target, body.branch)
+    p.events.publish(Event("environment.created", who.name, source, made.app, made.name,
+                           {"target": made.target, "branch": body.branch}))
+    return environment_out(p, made)
 
 
 @router.get("/{env}")
@@ -95,53 +105,72 @@ def environment_status(name: str, env: str, p: PlatformDep, _: Reader) -> dict[s
 
 
 @router.put("/{env}/branch")
-def set_branch(name: str, env: str, body: BranchIn, p: PlatformDep, _: AppManager) -> EnvironmentOut:
+def set_branch(name: str, env: str, body: BranchIn, p: PlatformDep, who: AppManager,
+               source: Origin) -> EnvironmentOut:
     """The branch whose pushes deploy to the environment."""
-    return environment_out(p, p.environments.set_branch(name, env, body.branch))
+    changed = p.environments.set_branch(name, env, body.branch)
+    p.events.publish(Event("environment.branch_set", who.name, source, changed.app, changed.name,
+                           {"branch": body.branch}))
+    return environment_out(p, changed)
+
+
+@router.put("/{env}/protection")
+def set_protection(name: str, env: str, body: ProtectionIn, p: PlatformDep, who: AppManager,
+                   source: Origin) -> EnvironmentOut:
+    """Protect an environment (or not): a protected one takes deploys, rollbacks, scaling and
+    configuration from admins only, and a developer's push does not deploy it."""
+    changed = p.environments.set_protected(name, env, body.protected)
+    p.events.publish(Event("environment.protected" if changed.protected else "environment.unprotected", who.name,
+                           source, changed.app, changed.name))
+    return environment_out(p, changed)
 
 
 @router.delete("/{env}", status_code=204)
-def remove_environment(name: str, env: str, p: PlatformDep, _: AppManager) -> None:
+def remove_environment(name: str, env: str, p: PlatformDep, who: AppManager, source: Origin) -> None:
     """Stop the environment's containers, remove its routes and network, forget its releases,
     variables and secrets. Its volumes stay (dockyard volumes APP --env ENV). Not production."""
     p.environments.remove(name, env)
+    p.events.publish(Event("environment.removed", who.name, source, name, env))
 
 
 @router.post("/{env}/deploys", status_code=202)
 def deploy(name: str, env: str, body: DeployIn, p: PlatformDep,
-           who: Annotated[Principal, can(Action.DEPLOY)]) -> JobOut:
+           who: Annotated[Principal, require(Action.DEPLOY)], source: Origin) -> JobOut:
     """Queue a build and release of a commit to the environment."""
     by = actor(who, name, body.pusher)
     if body.declared is not None:
         p.environments.declare(name, env, body.declared.target, body.declared.branch)
     job = p.environments.queue_deploy(name, env, by, body.commit, body.branch, body.await_push, body.force)
-    return job_out(job)
+    return queued(p, job, GIT_PUSH if body.pusher is not None else source)
 
 
 @router.post("/{env}/rollbacks", status_code=202)
 def rollback(name: str, env: str, body: RollbackIn, p: PlatformDep,
-             who: Annotated[Principal, can(Action.DEPLOY)]) -> JobOut:
+             who: Annotated[Principal, require(Action.DEPLOY)], source: Origin) -> JobOut:
     """Queue a return to an earlier release of the environment: its images by digest, its stack and
     configuration, through the same gates as a deploy; nothing is built. Recorded as a new release."""
-    return job_out(p.rollbacks.queue(name, env, actor(who, name, None), body.release))
+    return queued(p, p.rollbacks.queue(name, env, actor(who, name, None), body.release), source)
 
 
 @router.post("/{env}/release/{action}")
 def act_on_release(name: str, env: str, action: Literal["abort", "pause", "resume"], p: PlatformDep,
-                   who: Annotated[Principal, can(Action.DEPLOY)]) -> dict[str, Any]:
+                   who: Annotated[Principal, require(Action.DEPLOY)], source: Origin) -> dict[str, Any]:
     """Act on the release running in the environment: ``abort`` fails it at its next step (before
     the switch its new containers stop at once) and rolls it back; ``pause`` holds it between two
     steps, its deadline stopped; ``resume`` lets it go on. 409 when none is running."""
-    return p.environments.act_on_release(name, env, action, actor(who, name, None))
+    done = p.environments.act_on_release(name, env, action, actor(who, name, None))
+    kind = {"abort": "release.aborted", "pause": "release.paused", "resume": "release.resumed"}[action]
+    p.events.publish(Event(kind, who.name, source, name, env, {"release": done.get("release")}))
+    return done
 
 
 @router.post("/{env}/scale", status_code=202)
 def scale(name: str, env: str, body: ScaleIn, p: PlatformDep,
-          who: Annotated[Principal, can(Action.DEPLOY)]) -> JobOut:
+          who: Annotated[Principal, require(Action.DEPLOY)], source: Origin) -> JobOut:
     """Set how many containers run services of the environment (kept over the compose file's and
     dockyard.yml's counts), and queue the live release again with them: the replicas that stay keep
     running. Refused, changing nothing, for a service the live release lacks or cannot run that many of."""
-    return job_out(p.scaling.set(name, env, actor(who, name, None), body.replicas))
+    return queued(p, p.scaling.set(name, env, actor(who, name, None), body.replicas), source)
 
 
 @router.get("/{env}/plan")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -11,9 +12,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from dockyard import bootstrap
 from dockyard.domain.access import Action
 from dockyard.domain.model import Job
 from dockyard.entrypoints.deps import Authenticated, PlatformDep, Reader, authorize
+from dockyard.services.events import Event
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -37,6 +40,18 @@ def job_out(job: Job) -> JobOut:
                   payload=job.payload,
                   error=job.error, attempts=job.attempts, created_at=job.created_at,
                   started_at=job.started_at, finished_at=job.finished_at)
+
+
+def queued(p: bootstrap.Platform, job: Job, source: str) -> JobOut:
+    """A job just queued, told to the audit log (``deploy.queued``, ``rollback.queued``,
+    ``scale.queued``: by whoever asked, from ``source``), and answered."""
+    detail: dict[str, object] = {"job": job.id}
+    detail.update({k: job.payload[k] for k in ("commit", "branch", "release", "force") if k in job.payload})
+    if "counts" in job.payload:
+        detail["replicas"] = json.loads(job.payload["counts"])
+    p.events.publish(Event(f"{job.kind}.queued", job.payload.get("actor", ""), source, job.app, job.environment,
+                           detail))
+    return job_out(job)
 
 
 @router.get("")

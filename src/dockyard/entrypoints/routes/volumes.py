@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from dockyard.entrypoints.deps import AppManager, PlatformDep, Reader
+from dockyard.entrypoints.deps import AppManager, Origin, PlatformDep, Reader
+from dockyard.services.events import Event
 
 router = APIRouter(prefix="/api/v1/apps/{name}/environments/{env}/volumes", tags=["volumes"])
 
@@ -18,7 +19,9 @@ def list_volumes(name: str, env: str, p: PlatformDep, _: Reader) -> list[dict[st
 
 
 @router.delete("/{volume}", status_code=204)
-def remove_volume(name: str, env: str, volume: str, p: PlatformDep, _: AppManager, confirm: str = "") -> None:
+def remove_volume(name: str, env: str, volume: str, p: PlatformDep, who: AppManager, source: Origin,
+                  confirm: str = "") -> None:
     """Remove a volume and its data for good; `confirm` must repeat its name. Refused while a
     container mounts it."""
     p.environments.remove_volume(name, env, volume, confirm)
+    p.events.publish(Event("volume.removed", who.name, source, name, env, {"volume": volume}))

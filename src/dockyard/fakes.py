@@ -14,6 +14,7 @@ import json
 import secrets
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
@@ -519,6 +520,7 @@ class FakeRepos:
     def __init__(self) -> None:
         self.trees: dict[str, dict[str, dict[str, str]]] = {}
         self.heads: dict[str, dict[str, str]] = {}
+        self.parents: dict[str, tuple[str, int]] = {}  # commit -> (its parent, its time)
 
     def create(self, app: str) -> None:
         self.trees.setdefault(app, {})
@@ -539,7 +541,16 @@ class FakeRepos:
         commit = _sha256(parent, *sorted(f"{p}\0{t}" for p, t in files.items()))[:40]
         self.trees[app][commit] = dict(files)
         self.heads[app][branch] = commit
+        self.parents[commit] = (parent, int(time.time()))
         return commit
+
+    def commits(self, app: str, commit: str, since: str | None = None, limit: int = 100) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        while commit and commit != since and commit in self.parents and len(out) < limit:
+            parent, when = self.parents[commit]
+            out.append((commit, when))
+            commit = parent
+        return out
 
     def _tree(self, app: str, commit: str) -> dict[str, str]:
         tree = self.trees.get(app, {}).get(commit)
@@ -942,7 +953,7 @@ class FakeStore:
             self._releases[release_id] = {
                 "id": release_id, "app": app, "environment": environment, "commit": commit,
                 "status": ReleaseStatus.PENDING.value, "services": "[]", "job_id": job_id, "error": None,
-                "created_at": _now(), "finished_at": None, "config": "{}", "artifact": "[]"}
+                "created_at": _now(), "finished_at": None, "config": "{}", "artifact": "[]", "timeline": "{}"}
             return release_id
 
     def set_release(self, release_id: int, status: ReleaseStatus, services: tuple[ServiceSpec, ...] | None = None,
@@ -975,6 +986,12 @@ class FakeStore:
             row = self._releases.get(release_id)
             if row is not None:
                 row["artifact"] = json.dumps([asdict(s) for s in services])
+
+    def set_release_timeline(self, release_id: int, timeline: Mapping[str, object]) -> None:
+        with self._lock:
+            row = self._releases.get(release_id)
+            if row is not None:
+                row["timeline"] = json.dumps(timeline)
 
     def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
         with self._lock:

@@ -61,6 +61,9 @@ class SourceRepos(Protocol):
         """A tar of the commit's tree, or of its folder ``path`` (as the tar's root)."""
         ...
     def head(self, app: str, branch: str) -> str | None: ...
+    def commits(self, app: str, commit: str, since: str | None = None, limit: int = 100) -> list[tuple[str, int]]:
+        """The commits ``commit`` brings that ``since`` has not, newest first: (id, Unix commit time)."""
+        ...
 
 
 class ImageBuilder(Protocol):
@@ -296,6 +299,9 @@ class ReleaseStore(AppStore, EnvironmentStore, Protocol):
         ...
     def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
         """What configuration the release used: variable names and secret versions, never values."""
+        ...
+    def set_release_timeline(self, release_id: int, timeline: Mapping[str, object]) -> None:
+        """The moments of the release's value stream (domain/value_stream.py)."""
         ...
 
 

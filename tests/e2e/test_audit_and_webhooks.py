@@ -75,6 +75,17 @@ def test_releases_reach_a_signed_webhook_and_the_audit_log_verifies(
     deliveries = server.cli("webhooks", "deliveries", app_name, "--json").stdout
     assert [d["status"] for d in json.loads(deliveries)] == ["delivered"] * 3
 
+    # each release's value stream: its commits, when they were pushed, built and live
+    releases = sorted(json.loads(server.cli("releases", app_name, "--json").stdout), key=lambda r: r["id"])
+    pushed = [r["timeline"] for r in releases[:2]]
+    assert [t["commits"] for t in pushed] == [1, 1]
+    for t in pushed:
+        assert t["first_committed_at"] <= t["pushed_at"] <= t["build_started_at"] <= t["built_at"] <= t["live_at"]
+        assert t["lead_time_seconds"] is not None and t["lead_time_seconds"] >= 0
+    assert releases[2]["timeline"]["commits"] == 0 and releases[2]["timeline"]["pushed_at"] is None  # the rollback
+    shown = server.cli("releases", app_name, "--timeline").stdout
+    assert "lead_time" in shown and "first_committed_at" in shown, shown
+
     # the audit log: who did what, from where, for this app
     entries = json.loads(server.cli("audit", "--app", app_name, "--json").stdout)
     kinds = [e["action"] for e in reversed(entries)]  # oldest first

@@ -128,7 +128,7 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
         db.execute("DROP TABLE variables")
         db.execute("ALTER TABLE releases DROP COLUMN config")
         db.execute("DROP TABLE collected_images")  # (0006)
-        undo_0007(db)
+        undo_since_0007(db)
         db.execute("UPDATE alembic_version SET version_num = '0002'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
@@ -136,13 +136,31 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
     assert upgraded.add_secret("shop", "production", "token", sealer("x")).version == 1
 
 
-def undo_0007(db: sqlite3.Connection) -> None:
-    """Back to the schema before users, protected environments, the audit log and webhooks."""
+def undo_since_0007(db: sqlite3.Connection) -> None:
+    """Back to the schema before users, protected environments, the audit log and webhooks (0007)
+    and release timelines (0008)."""
+    db.execute("ALTER TABLE releases DROP COLUMN timeline")
     for table in ("users", "audit_log", "webhooks", "webhook_deliveries"):
         db.execute(f"DROP TABLE {table}")
     db.execute('ALTER TABLE tokens DROP COLUMN "user"')
     if db.execute("SELECT name FROM sqlite_master WHERE name = 'environments'").fetchone():
         db.execute("ALTER TABLE environments DROP COLUMN protected")
+
+
+def test_a_database_from_before_timelines_keeps_its_releases(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = SqlStore(f"sqlite:///{path}")
+    old.migrate()
+    old.create_app(App("shop"))
+    release = old.create_release("shop", "production", "a" * 40, None)
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE releases DROP COLUMN timeline")
+        db.execute("UPDATE alembic_version SET version_num = '0007'")
+    upgraded = SqlStore(f"sqlite:///{path}")
+    upgraded.migrate()
+    assert upgraded.get_release(release).timeline == {}
+    upgraded.set_release_timeline(release, {"pushed_at": "2026-11-28T10:00:00Z"})
+    assert upgraded.get_release(release).timeline == {"pushed_at": "2026-11-28T10:00:00Z"}
 
 
 def test_a_database_from_before_users_gets_a_user_per_token(tmp_path: Path) -> None:
@@ -152,7 +170,7 @@ def test_a_database_from_before_users_gets_a_user_per_token(tmp_path: Path) -> N
     old.create_app(App("shop"))
     token = old.create_token("ci", "admin")
     with sqlite3.connect(path) as db:
-        undo_0007(db)
+        undo_since_0007(db)
         db.execute("UPDATE alembic_version SET version_num = '0006'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
@@ -178,7 +196,7 @@ def test_a_database_from_before_environments_gets_production_for_every_app(tmp_p
         db.execute("ALTER TABLE jobs DROP COLUMN environment")
         db.execute("ALTER TABLE releases DROP COLUMN artifact")
         db.execute("DROP TABLE collected_images")  # (0006)
-        undo_0007(db)
+        undo_since_0007(db)
         db.execute("UPDATE alembic_version SET version_num = '0003'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()
@@ -196,7 +214,7 @@ def test_a_database_from_before_scale_is_upgraded(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:  # back to the schema of 0004: environments keep no replica counts
         db.execute("ALTER TABLE environments DROP COLUMN replicas")
         db.execute("DROP TABLE collected_images")  # (0006)
-        undo_0007(db)
+        undo_since_0007(db)
         db.execute("UPDATE alembic_version SET version_num = '0004'")
     upgraded = SqlStore(f"sqlite:///{path}")
     upgraded.migrate()

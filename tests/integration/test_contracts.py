@@ -525,6 +525,21 @@ def test_repos_create_exists_delete(repos_side: ReposSide) -> None:
     repos.delete("contract-app")  # again: harmless
 
 
+def test_repos_commits_lists_what_a_commit_brings_newest_first(repos_side: ReposSide) -> None:
+    repos = repos_side.repos
+    repos.create("contract-app")
+    first = repos_side.push("contract-app", FILES)
+    second = repos_side.push("contract-app", {**FILES, "README.md": "two\n"})
+    third = repos_side.push("contract-app", {**FILES, "README.md": "three\n"})
+    assert [c for c, _ in repos.commits("contract-app", third, first)] == [third, second]
+    assert [c for c, _ in repos.commits("contract-app", third)] == [third, second, first]
+    assert [c for c, _ in repos.commits("contract-app", third, limit=1)] == [third]
+    assert repos.commits("contract-app", third, third) == []
+    times = [t for _, t in repos.commits("contract-app", third)]
+    assert all(abs(t - time.time()) < 600 for t in times)  # Unix seconds, the commits' own
+    assert [c for c, _ in repos.commits("contract-app", second, "f" * 40)][:1] == [second]  # unknown: itself
+
+
 def test_repos_new_repository_has_no_head(repos_side: ReposSide) -> None:
     repos_side.repos.create("contract-app")
     assert repos_side.repos.head("contract-app", "main") is None

@@ -536,6 +536,18 @@ class GitRepos:
     def read(self, app: str, commit: str, path: str, limit: int = MAX_READ_BYTES, incoming: str = "") -> str | None:
         return read_file(self.path(app), commit, path, limit, self.incoming(app, incoming) if incoming else None)
 
+    def commits(self, app: str, commit: str, since: str | None = None, limit: int = 100) -> list[tuple[str, int]]:
+        """The commits ``commit`` brings that ``since`` has not (all its history without it), newest
+        first, at most ``limit``: (id, commit time in Unix seconds). Only ``commit`` when ``since``
+        is unknown here."""
+        args = ["log", f"--max-count={max(1, min(limit, 1000))}", "--format=%H %ct", _commit(commit)]
+        try:
+            out = run_git([*args, "--not", _commit(since)] if since else args, cwd=self.path(app))
+        except GitError:
+            out = run_git([*args[:1], "--max-count=1", *args[2:]], cwd=self.path(app))
+        found = [line.split() for line in out.decode().splitlines()]
+        return [(sha, int(when)) for sha, when in found]
+
     def archive(self, app: str, commit: str, out: IO[bytes], path: str = "") -> None:
         listed = self._listed
         entries = listed[1] if listed is not None and listed[0] == (app, commit) and not path else None

@@ -399,6 +399,10 @@ class SqlStore(SqlUsers, SqlAuditLog, SqlWebhooks):
             c.execute(update(t.releases).where(t.releases.c.id == release_id)
                       .values(artifact=json.dumps([asdict(s) for s in services])))
 
+    def set_release_timeline(self, release_id: int, timeline: Mapping[str, object]) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(t.releases).where(t.releases.c.id == release_id).values(timeline=json.dumps(timeline)))
+
     def set_release_config(self, release_id: int, config: Mapping[str, object]) -> None:
         with self.engine.begin() as c:
             c.execute(update(t.releases).where(t.releases.c.id == release_id).values(config=json.dumps(config)))

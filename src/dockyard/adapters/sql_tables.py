@@ -116,6 +116,8 @@ releases = Table(
     # JSON: the artifact, the commit's services pinned by digest before any environment's
     # configuration (hosts, variables, secrets): what a promotion releases elsewhere
     Column("artifact", Text, nullable=False, default="[]", server_default="[]"),
+    # JSON: the moments of its value stream (domain/value_stream.py): commits, push, build
+    Column("timeline", Text, nullable=False, default="{}", server_default="{}"),
 )
 
 variables = Table(

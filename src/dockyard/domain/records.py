@@ -3,6 +3,7 @@ their stored JSON: what the services get from the store, never rows or dicts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -38,6 +39,7 @@ class ReleaseRecord:
     services: tuple[ServiceSpec, ...] = ()
     artifact: tuple[ServiceSpec, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
+    timeline: Mapping[str, Any] = field(default_factory=dict)  # domain/value_stream.py: commits, push, build
     job_id: int | None = None
     error: str | None = None
     created_at: datetime | None = None
@@ -65,4 +67,5 @@ def release_from_row(row: Mapping[str, Any], services: list[Any], artifact: list
         status=ReleaseStatus(row["status"]), services=tuple(service_from_dict(s) for s in services),
         artifact=tuple(service_from_dict(s) for s in artifact), config=dict(config), job_id=row.get("job_id"),
         error=row.get("error"), created_at=row.get("created_at"), finished_at=row.get("finished_at"),
+        timeline=json.loads(row.get("timeline") or "{}"),
     )

@@ -308,7 +308,10 @@ RELEASE_ACTIONS = ("abort", "pause", "resume")
 @cli.command()
 def releases(app: Annotated[str, typer.Argument(help="the app; or abort, pause, resume, then the app")],
              running: Annotated[str | None, typer.Argument(help="with abort/pause/resume: the app")] = None,
-             env: AnyEnvOpt = None, as_json: JsonOpt = False) -> None:
+             env: AnyEnvOpt = None, as_json: JsonOpt = False,
+             timeline: Annotated[bool, typer.Option("--timeline", help="when each release's commits were made, "
+                                                                        "pushed, built and live, and its lead time")]
+             = False) -> None:
     """List an app's releases (with --env, one environment's), newest first. `dockyard releases
     abort|pause|resume APP [--env ENV]` acts on the release running there: an abort rolls it back,
     a pause holds it between two steps until resumed."""
@@ -324,9 +327,27 @@ def releases(app: Annotated[str, typer.Argument(help="the app; or abort, pause, 
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    if timeline:
+        moments = ("first_committed_at", "pushed_at", "built_at", "live_at")
+        table([{"id": r["id"], "environment": r["environment"], "status": r["status"],
+                "commits": r["timeline"]["commits"], **{m: _clock(r["timeline"][m]) for m in moments},
+                "lead_time": _duration(r["timeline"]["lead_time_seconds"])} for r in rows],
+              ["id", "environment", "status", "commits", *moments, "lead_time"])
+        return
     table([dict(r, commit=r["commit"][:10], created_at=str(r["created_at"])[:19],
                 services=",".join(s["name"] for s in r["services"])) for r in rows],
           ["id", "environment", "status", "commit", "services", "created_at", "error"])
+
+
+def _clock(moment: str | None) -> str:
+    return moment.replace("T", " ").removesuffix("Z") if moment else "-"
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def _follow(job: dict[str, Any]) -> None:

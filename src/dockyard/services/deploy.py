@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from dockyard.domain import declared as decl
-from dockyard.domain import hosts, replicas, volumes
+from dockyard.domain import hosts, replicas, value_stream, volumes
 from dockyard.domain import images as img
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, Job, ServiceSpec
@@ -77,6 +78,7 @@ class Deployer:
             self._await_push(app.name, job.payload.get("branch", app.deploy_branch), commit)
         where = "" if env == DEFAULT_ENVIRONMENT else f" to {env}"
         say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')}){where}")
+        build_started = datetime.now(UTC)
         with ThreadPoolExecutor(max_workers=1) as pushes:
             try:
                 with Contexts(self.repos, app.name, commit) as contexts:
@@ -90,6 +92,7 @@ class Deployer:
                         say(f" !     warning: {warning}")
                     with self._build_lock(app.name):
                         built = self.builds.build_all(app, commit, list(found.images), say, pushes, contexts)
+                    built_at = datetime.now(UTC)
             except Exception:
                 say(" !     Nothing was released; the previous release keeps serving.")
                 raise
@@ -107,10 +110,23 @@ class Deployer:
             # Containers start while the images are pushed; traffic moves once both are done.
             try:
                 self.releaser.release(app, env, commit, services, job.id, say, pinned=pinned, config=config,
-                                      artifact=lambda: pinned(commit_services), force=job.payload.get("force") == "true")
+                                      artifact=lambda: pinned(commit_services), force=job.payload.get("force") == "true",
+                                      timeline=self._timeline(job, app.name, env, commit, build_started, built_at))
             finally:
                 if self.configuration is not None:
                     self.configuration.prune(app.name)  # secret files of stopped containers
+
+    def _timeline(self, job: Job, app: str, env: str, commit: str, build_started: datetime,
+                  built_at: datetime) -> dict[str, object]:
+        """The value stream's moments this deploy knows (domain/value_stream.py): the commits it
+        brings over the environment's live release, when they were pushed and built."""
+        live = self.store.live_release(app, env)
+        try:
+            commits = self.repos.commits(app, commit, live.commit if live is not None else None)
+        except DockyardError:
+            commits = []
+        pushed = job.created_at if job.payload.get("await_push") else None  # queued by the push itself
+        return value_stream.recorded(commits, pushed, build_started, built_at)
 
     def resolve_images(self, services: tuple[ServiceSpec, ...], say: Say | None = None,
                        pull: bool = True) -> tuple[ServiceSpec, ...]:

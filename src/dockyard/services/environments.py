@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.domain import hosts, names, published_ports
+from dockyard.domain import hosts, names, published_ports, value_stream
 from dockyard.domain.errors import Conflict, DockyardError, InvalidName
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, LOCAL_TARGET, App, Environment, Job, RunningService, Volume
 from dockyard.domain.records import ReleaseRecord
@@ -30,7 +30,8 @@ def redacted(record: ReleaseRecord) -> dict[str, Any]:
     def hide(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [dict(s, environment=[[pair[0], REDACTED] for pair in s.get("environment") or []]) for s in services]
 
-    return dict(release, services=hide(release.get("services") or []), artifact=hide(release.get("artifact") or []))
+    return dict(release, services=hide(release.get("services") or []), artifact=hide(release.get("artifact") or []),
+                timeline=value_stream.timeline(record))
 
 
 # What queues a job: JobRunner.submit (kind, app, payload, environment) -> Job

@@ -69,7 +69,7 @@ class Releaser(RouteUpkeep):
         self, app: App, environment: str, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None,
         say: Say, pinned: Callable[[], tuple[ServiceSpec, ...]] | None = None,
         config: Mapping[str, object] | None = None, artifact: Callable[[], tuple[ServiceSpec, ...]] | None = None,
-        watch: bool = True, force: bool = False,
+        watch: bool = True, force: bool = False, timeline: Mapping[str, object] | None = None,
     ) -> int:
         """Start, wait, switch, watch, drain, stop. ``pinned`` gives the services with their images'
         digests: it is awaited before traffic moves, and the release records what it returns.
@@ -84,7 +84,7 @@ class Releaser(RouteUpkeep):
                 if not force:
                     self._refuse_repeat(app.name, environment, commit, services)
                 return self._release(app, environment, commit, services, job_id, say, pinned, config, artifact,
-                                     watch)
+                                     watch, timeline)
         finally:
             if (app.name, environment) in self._stale:  # a container changed under the release
                 self._restore_locked(app.name, environment, True)
@@ -191,10 +191,13 @@ class Releaser(RouteUpkeep):
         self, app: App, environment: str, commit: str, services: tuple[ServiceSpec, ...], job_id: int | None,
         say: Say, pinned: Callable[[], tuple[ServiceSpec, ...]] | None, config: Mapping[str, object] | None = None,
         artifact: Callable[[], tuple[ServiceSpec, ...]] | None = None, watch: bool = True,
+        timeline: Mapping[str, object] | None = None,
     ) -> int:
         self.check_hosts(app.name, environment, services)
         release_id = self.store.create_release(app.name, environment, commit, job_id)
         self.store.set_release(release_id, ReleaseStatus.PENDING, services)
+        if timeline:
+            self.store.set_release_timeline(release_id, timeline)
         if config is not None:
             self.store.set_release_config(release_id, config)
         desired = Release(id=release_id, app=app.name, commit=commit, services=services, environment=environment)

@@ -27,7 +27,7 @@ from dockyard.adapters.webhook_http import HttpWebhookTransport
 from dockyard.config import Settings
 from dockyard.domain.webhooks import Backoff
 from dockyard.ports import ImageBuilder, Orchestrator, OrchestratorEvents, Proxy, Registry, SourceRepos, Store
-from dockyard.services import inspect, rollback, scale
+from dockyard.services import inspect, promotion, rollback, scale
 from dockyard.services.access import Access
 from dockyard.services.apps import Apps
 from dockyard.services.audit import Audit
@@ -38,6 +38,7 @@ from dockyard.services.events import Events
 from dockyard.services.gc import Collector
 from dockyard.services.jobs import Handler, JobRunner, Jobs
 from dockyard.services.plan import Planner
+from dockyard.services.promotion import Promotions
 from dockyard.services.push_check import PushChecks
 from dockyard.services.recovery import Recovery
 from dockyard.services.rollback import Rollbacks
@@ -76,6 +77,7 @@ class Platform:
     events: Events
     audit: Audit  # records every event (subscribed to ``events``)
     webhooks: Webhooks  # sends the events apps' webhooks subscribe to (subscribed to ``events``)
+    promotions: Promotions
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -145,6 +147,9 @@ def bootstrap(settings: Settings) -> Platform:
     handlers[rollback.KIND] = rollbacks.rollback_job
     scaling = Scaling(store, deployer.releaser, runner.submit, after=configuration.prune)
     handlers[scale.KIND] = scaling.scale_job
+    promotions = Promotions(store, deployer, environments, runner.submit, events)
+    handlers[promotion.KIND] = promotions.promote_job
+    events.subscribe(promotions.on_event)  # a release live upstream: a candidate downstream
     jobs = Jobs(store)
     return Platform(
         settings=settings, store=store, repos=repos, registry=registry, proxy=proxy, engine=engine,
@@ -155,7 +160,7 @@ def bootstrap(settings: Settings) -> Platform:
         system=System(plane, engine, registry, proxy, settings.proxy_port, names.address),
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),
-        events=events, audit=audit, webhooks=webhooks,
+        events=events, audit=audit, webhooks=webhooks, promotions=promotions,
     )
 
 
@@ -196,9 +201,19 @@ def start(platform: Platform) -> None:
     threading.Thread(target=_keep_routes, args=(platform,), name="routes", daemon=True).start()
     platform.gc.schedule(platform.stopping)  # every DOCKYARD_GC_INTERVAL seconds
     platform.webhooks.start()  # deliveries left pending by the last run first
+    threading.Thread(target=_promote_when_soaked, args=(platform,), name="promotions", daemon=True).start()
     log.info("dockyard is up: API %s, proxy :%s, registry %s", platform.settings.url,
              platform.settings.proxy_port, platform.registry.address)
     give_back_memory()
+
+
+def _promote_when_soaked(platform: Platform, every: float = 5.0) -> None:
+    """Candidates waiting for their soak time upstream are promoted once it passed."""
+    while not platform.stopping.wait(every):
+        try:
+            platform.promotions.tick()
+        except Exception:  # the store was busy: the next tick tries again
+            log.exception("promotions")
 
 
 def few_malloc_arenas() -> None:

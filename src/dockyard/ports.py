@@ -31,6 +31,7 @@ from dockyard.domain.model import (
     User,
     Volume,
 )
+from dockyard.domain.promotion import Approval, Gate, Promotion
 from dockyard.domain.published_ports import PortRoute
 from dockyard.domain.records import ReleaseRecord
 from dockyard.domain.retention import Swept
@@ -482,3 +483,26 @@ class WebhookTransport(Protocol):
 
 class Store(ReleaseStore, AppRecords, ImageStore, JobStore, JobHistory, TokenStore, ConfigStore, Protocol):
     """dockyard's state, as the services use it (SQL now: adapters/sql_store.py)."""
+
+
+class PromotionStore(Store, Protocol):
+    """The store, with the stage graph's candidates and their approvals (adapters/sql_promotions.py)."""
+
+    def create_promotion(self, app: str, environment: str, source_release: int, source_environment: str,
+                         commit: str, gate: Gate, pusher: str) -> Promotion:
+        """A new candidate (awaiting); the one of this release and environment when it exists."""
+        ...
+    def get_promotion(self, promotion_id: int) -> Promotion: ...
+    def promotion_of(self, environment: str, source_release: int) -> Promotion:
+        """NotFound when the release is no candidate there."""
+        ...
+    def promotions(self, app: str | None = None, environment: str | None = None, status: str | None = None,
+                   limit: int = 100) -> list[Promotion]: ...
+    def set_promotion(self, promotion_id: int, status: str, reason: str = "", release: int | None = None,
+                      expected: str | None = None) -> bool:
+        """Its new state; with ``expected``, only if it is in that state still (False otherwise)."""
+        ...
+    def add_approval(self, promotion_id: int, approval: Approval) -> None:
+        """Conflict when that user decided already."""
+        ...
+    def approvals_of(self, promotion_id: int) -> list[Approval]: ...

@@ -69,7 +69,8 @@ def test_bad_compose_file_is_rejected(server: Server, app_name: str, tmp_path: P
      ["deploy"], ["jobs"], ["jobs", "show"], ["domains", "add"], ["tokens", "create"], ["server"], ["server", "down"], ["login"],
      ["system"], ["apps", "allow"], ["apps", "deny"], ["rollback"], ["plan"], ["scale"], ["users"],
      ["users", "add"], ["users", "set-role"], ["users", "remove"], ["envs", "protect"], ["envs", "unprotect"],
-     ["audit"], ["webhooks"], ["webhooks", "add"], ["webhooks", "deliveries"], ["webhooks", "ping"]],
+     ["audit"], ["webhooks"], ["webhooks", "add"], ["webhooks", "deliveries"], ["webhooks", "ping"],
+     ["approvals"], ["approve"], ["reject"], ["releases"]],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     out = subprocess.run([str(BIN / "dockyard"), *command, "--help"], capture_output=True, text=True, timeout=30)
@@ -83,7 +84,8 @@ def test_openapi_schema_lists_the_routes(server: Server) -> None:
                  "/api/v1/jobs/{job_id}/logs", "/api/v1/tokens", "/api/v1/system", "/api/v1/health",
                  "/git/{repo}/{path}", "/api/v1/users", "/api/v1/users/{user}/role",
                  "/api/v1/apps/{name}/environments/{env}/protection", "/api/v1/audit", "/api/v1/audit/verify",
-                 "/api/v1/apps/{name}/webhooks"]:
+                 "/api/v1/apps/{name}/webhooks", "/api/v1/approvals",
+                 "/api/v1/apps/{name}/environments/{env}/candidates/{release}/approve"]:
         assert path in paths
 
 

@@ -136,9 +136,15 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
     assert upgraded.add_secret("shop", "production", "token", sealer("x")).version == 1
 
 
+def undo_0009(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE promotions")
+    db.execute("DROP TABLE approvals")
+
+
 def undo_since_0007(db: sqlite3.Connection) -> None:
-    """Back to the schema before users, protected environments, the audit log and webhooks (0007)
-    and release timelines (0008)."""
+    """Back to the schema before users, protected environments, the audit log and webhooks (0007),
+    release timelines (0008) and promotions (0009)."""
+    undo_0009(db)
     db.execute("ALTER TABLE releases DROP COLUMN timeline")
     for table in ("users", "audit_log", "webhooks", "webhook_deliveries"):
         db.execute(f"DROP TABLE {table}")
@@ -154,6 +160,7 @@ def test_a_database_from_before_timelines_keeps_its_releases(tmp_path: Path) -> 
     old.create_app(App("shop"))
     release = old.create_release("shop", "production", "a" * 40, None)
     with sqlite3.connect(path) as db:
+        undo_0009(db)
         db.execute("ALTER TABLE releases DROP COLUMN timeline")
         db.execute("UPDATE alembic_version SET version_num = '0007'")
     upgraded = SqlStore(f"sqlite:///{path}")

@@ -125,6 +125,8 @@ def test_the_bus_events_a_webhook_is_sent() -> None:
     assert wh.FROM_BUS == {
         "deploy.succeeded": "release.succeeded",
         "deploy.failed": "release.failed",
+        "promote.succeeded": "release.succeeded",
+        "promote.failed": "release.failed",
         "rollback.succeeded": "release.rolled_back",
         "rollback.failed": "rollback.failed",
         "approval.needed": "approval.needed",

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.adapters import sql_tables as t
 from dockyard.adapters.sql_audit import SqlAuditLog
+from dockyard.adapters.sql_promotions import SqlPromotions
 from dockyard.adapters.sql_users import SqlUsers
 from dockyard.adapters.sql_webhooks import SqlWebhooks
 from dockyard.domain.errors import Conflict, NotFound, Unavailable
@@ -45,7 +46,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 # users and tokens: adapters/sql_users.py; the audit log: sql_audit.py; outgoing webhooks: sql_webhooks.py
-class SqlStore(SqlUsers, SqlAuditLog, SqlWebhooks):
+class SqlStore(SqlUsers, SqlAuditLog, SqlWebhooks, SqlPromotions):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -203,3 +203,32 @@ webhook_deliveries = Table(
     Column("next_at", DateTime(timezone=True)),
     Column("delivered_at", DateTime(timezone=True)),
 )
+
+promotions = Table(  # a release waiting to enter the next environment of its stage graph
+    "promotions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app", String(64), nullable=False, index=True),
+    Column("environment", String(64), nullable=False),
+    Column("source_release", Integer, nullable=False),
+    Column("source_environment", String(64), nullable=False),
+    Column("commit", String(64), nullable=False),
+    Column("gate", Text, nullable=False),
+    Column("pusher", String(128), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("release", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    UniqueConstraint("environment", "source_release", name="uq_promotions_source"),
+)
+
+approvals = Table(
+    "approvals", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("promotion", Integer, nullable=False, index=True),
+    Column("user", String(64), nullable=False),
+    Column("approve", Boolean, nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("promotion", "user", name="uq_approvals_user"),
+)

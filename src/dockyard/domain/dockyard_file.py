@@ -47,6 +47,7 @@ DEFAULT_STATUS = 0  # any 2xx or 3xx
 DEFAULT_INTERVAL = datetime.timedelta(seconds=10)
 DEFAULT_TIMEOUT = datetime.timedelta(seconds=5)
 MAX_DURATION = datetime.timedelta(hours=1)
+MAX_SOAK = datetime.timedelta(days=7)
 MAX_DURATION_CHARS = 32
 MAX_PATH_CHARS = 1024
 
@@ -108,6 +109,18 @@ class ServiceDecl:
 
 
 @dataclass(frozen=True)
+class PromotionDecl:
+    """An environment that takes the releases of another (``source``) once its gates pass: a soak
+    time upstream, approvals by its approvers (domain/promotion.py)."""
+
+    source: str
+    soak: datetime.timedelta = datetime.timedelta(0)
+    approvals: int = 0
+    approvers: tuple[str, ...] = ()
+    self_approval: bool = False
+
+
+@dataclass(frozen=True)
 class EnvironmentDecl:
     """One environment as declared, in file order. ``secrets`` are names only."""
 
@@ -118,6 +131,7 @@ class EnvironmentDecl:
     secrets: tuple[str, ...] = ()
     routes: tuple[RouteDecl, ...] = ()
     services: tuple[ServiceDecl, ...] = ()
+    promotion: PromotionDecl | None = None
 
     def service(self, name: str) -> ServiceDecl | None:
         return next((s for s in self.services if s.name == name), None)
@@ -232,6 +246,7 @@ def _declarations(doc: dict[str, Any], source: str, lines: KeyLines) -> Dockyard
         raise _Refused(("environments",), "declares no environment",
                        "declare at least one, e.g. `environments: {production: {branch: main}}`")
     declared = tuple(_environment(name, body or {}, {t.name for t in targets}) for name, body in envs.items())
+    _check_stages(declared)
     _check_hosts(declared, lines)
     _check_published_ports(declared, lines)
     return DockyardFile(environments=declared, targets=targets, source=source, lines=lines)
@@ -274,12 +289,55 @@ def _environment(name: str, body: dict[str, Any], targets: set[str]) -> Environm
         if any(key == secret for key, _ in variables):
             raise _Refused((*at, "variables", secret), f"{secret} is both a variable and a secret here",
                            "keep it in one place: a secret's value is set with `dockyard secrets set`")
+    promotion = _promotion((*at, "promotion"), body["promotion"]) if body.get("promotion") is not None else None
+    if promotion is not None and branch is not None:
+        raise _Refused((*at, "branch"), f"{name} is promoted from {promotion.source}: no branch deploys it",
+                       "remove `branch:` (its releases come from the upstream environment), or remove `promotion:`")
     return EnvironmentDecl(
-        name=name, target=target, branch=branch, variables=variables, secrets=secrets,
+        name=name, target=target, branch=branch, variables=variables, secrets=secrets, promotion=promotion,
         routes=tuple(_route((*at, "routes", host), host, value) for host, value in (body.get("routes") or {}).items()),
         services=tuple(_service((*at, "services", service), service, spec)
                        for service, spec in (body.get("services") or {}).items()),
     )
+
+
+def _promotion(at: Parts, body: dict[str, Any]) -> PromotionDecl:
+    source = _named((*at, "from"), names.environment_name, body["from"])
+    soak = datetime.timedelta(0)
+    if body.get("soak") is not None:
+        try:
+            soak = duration(body["soak"])
+        except ValueError:
+            soak = MAX_SOAK * 2
+        if not datetime.timedelta(0) <= soak <= MAX_SOAK:
+            raise _Refused((*at, "soak"), f"{shown(body['soak'], 40)} is not a duration up to 7 days",
+                           "write a number and a unit (s, m, h), e.g. '30m' or '24h'")
+    approvers = tuple(_named((*at, "approvers", i), names.token_name, a) for i, a in enumerate(body.get("approvers") or ()))
+    if len(set(approvers)) != len(approvers):
+        raise _Refused((*at, "approvers"), "an approver is listed twice", "list each user once")
+    approvals = int(body.get("approvals", 0))
+    if approvers and approvals > len(approvers):
+        raise _Refused((*at, "approvals"), f"{approvals} approvals needed, but only {len(approvers)} approvers listed",
+                       "list more approvers, or need fewer approvals")
+    return PromotionDecl(source, soak, approvals, approvers, bool(body.get("self_approval", False)))
+
+
+def _check_stages(declared: tuple[EnvironmentDecl, ...]) -> None:
+    """Each promotion names an environment of the file, and the stages form no cycle."""
+    upstream = {e.name: e.promotion.source for e in declared if e.promotion is not None}
+    known = {e.name for e in declared}
+    for name, source in upstream.items():
+        at: Parts = ("environments", name, "promotion", "from")
+        if source not in known:
+            raise _Refused(at, f"unknown environment {source!r}",
+                           f"promote from an environment this file declares: {', '.join(sorted(known))}")
+        seen = [name]
+        while source in upstream or source == name:
+            if source in seen:
+                raise _Refused(at, "the stages form a cycle: " + " <- ".join([*seen, source]),
+                               "an environment cannot be promoted, even indirectly, from itself")
+            seen.append(source)
+            source = upstream[source]
 
 
 def _variables(at: Parts, variables: dict[str, str]) -> tuple[tuple[str, str], ...]:

@@ -31,6 +31,8 @@ EVENTS = (RELEASE_SUCCEEDED, RELEASE_FAILED, RELEASE_ROLLED_BACK, ROLLBACK_FAILE
 FROM_BUS = {  # the bus's event (services/events.py) -> the webhook event it is sent as
     "deploy.succeeded": RELEASE_SUCCEEDED,
     "deploy.failed": RELEASE_FAILED,
+    "promote.succeeded": RELEASE_SUCCEEDED,  # a promotion is a release of the environment it enters
+    "promote.failed": RELEASE_FAILED,
     "rollback.succeeded": RELEASE_ROLLED_BACK,
     "rollback.failed": ROLLBACK_FAILED,
     "approval.needed": APPROVAL_NEEDED,

@@ -16,6 +16,7 @@ from dockyard.domain.errors import DockyardError, Forbidden
 from dockyard.entrypoints import git_http
 from dockyard.entrypoints.deps import ErrorOut, denied
 from dockyard.entrypoints.routes import (
+    approvals,
     apps,
     audit,
     configuration,
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(denied, request, exc)
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status)
 
-    for module in (system, apps, environments, deploys, jobs, tokens, users, volumes, configuration, gc,
+    for module in (system, apps, environments, approvals, deploys, jobs, tokens, users, volumes, configuration, gc,
                    audit, webhooks):
         api.include_router(module.router)
     api.include_router(configuration.key_router)

@@ -13,6 +13,7 @@ import typer
 from dockyard import __version__
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.replicas import counts_from_words
+from dockyard.entrypoints.cli_approvals import approvals, approve, reject
 from dockyard.entrypoints.cli_audit import audit
 from dockyard.entrypoints.cli_envs import envs_cli
 from dockyard.entrypoints.cli_gc import gc
@@ -34,6 +35,9 @@ cli.add_typer(envs_cli, name="envs")
 cli.add_typer(webhooks_cli, name="webhooks")
 cli.command("gc")(gc)
 cli.command("audit")(audit)
+cli.command("approvals")(approvals)
+cli.command("approve")(approve)
+cli.command("reject")(reject)
 
 
 
@@ -270,6 +274,9 @@ def status(app: str, env: EnvOpt = "production", as_json: JsonOpt = False) -> No
         typer.echo("release  none yet: push to deploy")
     for url in data["urls"]:
         typer.echo(f"url      {url}")
+    for w in data.get("waiting", []):
+        typer.echo(f"waiting  release {w['release']} from {w['from']} (commit {w['commit'][:10]}): "
+                   f"{w['waiting_for'] or 'promoting'}")
     if data["last_job"]:
         job = data["last_job"]
         typer.echo(f"last job {job['id']} {job['kind']} {job['status']}" + (f": {job['error']}" if job["error"] else ""))

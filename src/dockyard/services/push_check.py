@@ -33,6 +33,9 @@ from dockyard.services.jobs import Jobs
 ZERO = "0" * 40
 
 
+PROMOTED = "promoted-from:"  # a wanted deploy's target: the environment takes promotions, not pushes
+
+
 @dataclass(frozen=True)
 class RefUpdate:
     """One line of pre-receive's input."""
@@ -114,19 +117,23 @@ class PushChecks:
                     f"dockyard apps delete {app}")
             return []
         files = self.repos.files(app, update.new, incoming)
+        promoted: dict[str, str] = {}  # environment -> the one it is promoted from: no push deploys it
         if dockyard_file.SOURCE in files:  # environments it declares for this branch
             text = self.repos.read(app, update.new, dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES, incoming)
             declared = dockyard_file.load(text) if text is not None else None
             known = {e.name for e in self.store.environments(app)}
             environments += [(e.name, e.target) for e in (declared.environments if declared else ())
                              if e.branch == name and e.name not in known]
+            promoted = {e.name: e.promotion.source for e in (declared.environments if declared else ())
+                        if e.promotion is not None}
         for environment, _ in environments:  # each with its own variables and secrets
             found = self.deployer.inspect(owner, update.new, environment, incoming)
             # refuses a count the service cannot run, a health check of a service without a port,
             # a stateful service with replicas
             counted = with_replicas(found.services, found.declared, environment)
             with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
-        return [(name, update.new, env, target) for env, target in environments]
+        return [(name, update.new, env, f"{PROMOTED}{promoted[env]}" if env in promoted else target)
+                for env, target in environments]
 
     def _queue(self, app: str, wanted: list[tuple[str, str, str, str]], actor: str,
                who: Principal | None) -> PushVerdict:
@@ -135,6 +142,10 @@ class PushChecks:
         deploys, said = [], []
         for branch, commit, environment, target in wanted:
             job = None
+            if target.startswith(PROMOTED):
+                said.append(f"-----> {environment}: promoted from {target.removeprefix(PROMOTED)} once its gates pass, "
+                            f"not deployed by the push (dockyard approvals {app})")
+                continue
             if who is not None and self.environments.is_protected(app, environment) and not access.allowed(
                     who, Action.DEPLOY, app, protected=True):
                 said.append(f" !     {environment} is protected: a push by {who.name} (role {who.pusher_role or who.role}) "

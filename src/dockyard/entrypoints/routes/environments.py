@@ -99,6 +99,7 @@ def environment_status(name: str, env: str, p: PlatformDep, _: Reader) -> dict[s
     """The environment, its live release (environment values shown as "<redacted>"), the
     containers that run it, where it answers and its last job."""
     status = p.environments.status(name, env)
+    status["waiting"] = [w for w in p.promotions.waiting(name) if w["environment"] == env]
     job = status.pop("last_job")
     status["last_job"] = job_out(job).model_dump(mode="json") if job is not None else None
     return status
@@ -184,8 +185,12 @@ def plan(name: str, env: str, p: PlatformDep, _: Reader, commit: str | None = No
 
 @router.get("/{env}/releases")
 def list_releases(name: str, env: str, p: PlatformDep, _: Reader, limit: int = 20) -> list[dict[str, Any]]:
-    """The environment's releases, newest first; environment values are shown as "<redacted>"."""
-    return p.environments.releases(name, env, max(1, min(limit, 500)))
+    """The environment's releases, newest first, after the ones waiting to enter it (status
+    "awaiting", with what they wait for as their error); environment values are "<redacted>"."""
+    waiting = [{"id": w["release"], "environment": env, "status": "awaiting", "commit": w["commit"], "services": [],
+                "created_at": w["created_at"], "error": f"from {w['from']}: waiting for {w['waiting_for']}"}
+               for w in p.promotions.waiting(name) if w["environment"] == env]
+    return waiting + p.environments.releases(name, env, max(1, min(limit, 500)))
 
 
 @router.get("/{env}/images")

@@ -130,6 +130,7 @@ def bootstrap(settings: Settings) -> Platform:
     )
     handlers: dict[str, Handler] = {"deploy": deployer.deploy_job}
     events = Events()  # the audit log and webhooks listen (services/events.py)
+    deployer.events = events
     audit = Audit(store)
     events.subscribe(audit.record)
     webhooks = Webhooks(store, configuration.keys, HttpWebhookTransport(),

@@ -107,6 +107,14 @@ def test_main_deploys_recette_and_production_waits_for_an_approver(
     assert waiting(server, app) == []
     assert server.body(f"{app}.localhost") == "v1\n"  # production kept what was approved
 
+    # a direct deploy into production overrides the stage graph: refused to a developer, an admin's is said
+    bypass = as_user(server, dev, "deploy", app)
+    assert bypass.returncode == 1 and "production takes its releases from recette" in bypass.stdout + bypass.stderr
+    assert server.body(f"{app}.localhost") == "v1\n"
+    overridden = server.cli("deploy", app)
+    assert "this deploy by an admin overrides the stage graph" in overridden.stdout + overridden.stderr
+    assert server.body(f"{app}.localhost") == "v3\n"
+
     # every event reached the webhook, signed; the audit chain has the decisions and verifies
     wanted = {"approval.needed", "release.succeeded"}
     wait_until(lambda: wanted <= set(sink.events()), 30, f"webhook events {wanted} (got {sink.events()})")
@@ -117,7 +125,8 @@ def test_main_deploys_recette_and_production_waits_for_an_approver(
     assert any(p["event"] == "release.succeeded" for p in production)
     entries = json.loads(server.cli("audit", "--app", app, "--json").stdout)
     decided = {(e["action"], e["actor"]) for e in entries}
-    assert {("release.approved", ann_name), ("release.rejected", bob_name), ("access.denied", dev_name)} <= decided
+    assert {("release.approved", ann_name), ("release.rejected", bob_name), ("access.denied", dev_name),
+            ("promotion.overridden", "admin")} <= decided
     assert "audit log verified" in server.cli("audit", "--verify").stdout
 
 
@@ -139,3 +148,20 @@ def test_stage_graphs_that_cannot_run_are_refused_and_nothing_deploys(
         assert push.returncode != 0 and words in push.stderr, push.stderr
     assert server.get(f"{app_name}.localhost").status_code != 200
     assert json.loads(server.cli("releases", app_name, "--json").stdout) == []
+
+
+def test_a_stage_without_approvers_promotes_by_itself_after_its_soak_time(
+    server: Server, app_name: str, tmp_path: Path
+) -> None:
+    stages = "environments:\n  recette: {branch: main}\n  production: {promotion: {from: recette, soak: 3s}}\n"
+    server.cli("apps", "create", app_name)
+    server.cli("envs", "create", app_name, "recette", "--branch", "main")
+    repo = make_repo(tmp_path / "src", site("soaked", stages))
+    assert server.push(repo, app_name).returncode == 0
+    assert server.body(f"recette.{app_name}.localhost") == "soaked\n"
+    [candidate] = waiting(server, app_name)
+    assert candidate["waiting_for"].endswith("more in recette")
+    wait_until(lambda: server.body(f"{app_name}.localhost") == "soaked\n", 60, "production to take recette's release")
+    assert images(server, app_name, "production") == images(server, app_name, "recette", candidate["release"])
+    promoted = json.loads(server.cli("jobs", "--app", app_name, "--json").stdout)
+    assert any(j["kind"] == "promote" and j["status"] == "succeeded" for j in promoted)

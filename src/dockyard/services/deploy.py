@@ -21,6 +21,7 @@ from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRe
 from dockyard.services import inspect
 from dockyard.services.build import Builds, Contexts
 from dockyard.services.configuration import Configuration
+from dockyard.services.events import SERVER, Event, Events
 from dockyard.services.release import Releaser
 
 Say = Callable[[str], None]
@@ -49,6 +50,7 @@ class Deployer:
     drain_timeout: float = 30.0  # DOCKYARD_DRAIN_TIMEOUT, DOCKYARD_MONITOR_SECONDS, DOCKYARD_PROGRESS_DEADLINE
     monitor_seconds: float = 5.0
     progress_deadline: float = 900.0
+    events: Events | None = None  # told of an admin's override of the stage graph
     builds: Builds = field(init=False)
     releaser: Releaser = field(init=False)
     # one build of an app at a time (two environments deploying one commit build it once: the
@@ -87,6 +89,7 @@ class Deployer:
                         # commit is inspected (in the pushes' thread: the first push follows the first build)
                         contexts.ahead("", pushes)
                     found = self.inspect(app, commit, env)
+                    self._check_stage(found, job, app.name, env, say)
                     branch = app.deploy_branch if environment.is_production else environment.branch
                     for warning in (*found.warnings, *decl.setting_conflicts(found.declared, environment, branch)):
                         say(f" !     warning: {warning}")
@@ -115,6 +118,22 @@ class Deployer:
             finally:
                 if self.configuration is not None:
                     self.configuration.prune(app.name)  # secret files of stopped containers
+
+    def _check_stage(self, found: inspect.Inspection, job: Job, app: str, env: str, say: Say) -> None:
+        """An environment that takes its releases from another (dockyard.yml ``promotion``) gets a
+        direct deploy only from an admin: an override of the stage graph, said and published."""
+        declared = found.declared.environment(env) if found.declared is not None else None
+        if declared is None or declared.promotion is None:
+            return
+        source = declared.promotion.source
+        if job.payload.get("override") != "true":
+            raise DockyardError(f"{env} takes its releases from {source} (dockyard.yml promotion): a direct deploy "
+                                "overrides the stage graph, which only an admin may do",
+                                f"approve the release waiting for {env}: dockyard approvals {app}")
+        say(f" !     {env} takes its releases from {source}: this deploy by an admin overrides the stage graph")
+        if self.events is not None:
+            self.events.publish(Event("promotion.overridden", job.payload.get("actor") or SERVER, SERVER, app, env,
+                                      {"job": job.id, "commit": job.payload.get("commit", ""), "from": source}))
 
     def _timeline(self, job: Job, app: str, env: str, commit: str, build_started: datetime,
                   built_at: datetime) -> dict[str, object]:

@@ -129,9 +129,10 @@ class Environments:
         return app.deploy_branch if env.is_production else env.branch
 
     def queue_deploy(self, app: str, env: str, actor: str, commit: str | None = None, branch: str | None = None,
-                     await_push: bool = False, force: bool = False) -> Job:
+                     await_push: bool = False, force: bool = False, override: bool = False) -> Job:
         """Queue a build and release of a commit to an environment (default: the head of the
-        environment's branch). A deploy of that commit already queued or running is returned."""
+        environment's branch). A deploy of that commit already queued or running is returned.
+        ``override``: an admin's deploy, which may enter an environment that takes promotions."""
         found = self.get(app, env)
         owner = self.store.get_app(found.app)
         wanted = branch or self.branch_of(owner, found)
@@ -155,6 +156,8 @@ class Environments:
                 payload["await_push"] = "true"
             if force:  # release it even if the same release failed last time
                 payload["force"] = "true"
+            if override:
+                payload["override"] = "true"
             job: Job = self.submit("deploy", found.app, payload, found.name)
             return job
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from dockyard.domain.access import Action, Principal
+from dockyard.domain.access import ADMIN, Action, Principal
 from dockyard.domain.model import DEFAULT_ENVIRONMENT
 from dockyard.entrypoints.deps import Origin, PlatformDep, Reader, actor, require
 from dockyard.entrypoints.routes.jobs import JobOut, job_out, queued
@@ -65,7 +65,7 @@ def deploy(name: str, body: DeployIn, p: PlatformDep, who: Annotated[Principal, 
     """Queue a build and release of a commit to production (default: the deploy branch's head).
     Another environment: /environments/{env}/deploys."""
     job = p.environments.queue_deploy(name, DEFAULT_ENVIRONMENT, actor(who, name, body.pusher), body.commit,
-                                      body.branch, body.await_push)
+                                      body.branch, body.await_push, override=who.role == ADMIN and body.pusher is None)
     return queued(p, job, GIT_PUSH if body.pusher is not None else source)
 
 

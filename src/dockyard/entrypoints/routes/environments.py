@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from dockyard.domain.access import Action, Principal
+from dockyard.domain.access import ADMIN, Action, Principal
 from dockyard.domain.model import LOCAL_TARGET, Environment
 from dockyard.entrypoints.deps import AppManager, Origin, PlatformDep, Reader, actor, require
 from dockyard.entrypoints.routes.jobs import JobOut, job_out, queued
@@ -141,7 +141,8 @@ def deploy(name: str, env: str, body: DeployIn, p: PlatformDep,
     by = actor(who, name, body.pusher)
     if body.declared is not None:
         p.environments.declare(name, env, body.declared.target, body.declared.branch)
-    job = p.environments.queue_deploy(name, env, by, body.commit, body.branch, body.await_push, body.force)
+    job = p.environments.queue_deploy(name, env, by, body.commit, body.branch, body.await_push, body.force,
+                                      override=who.role == ADMIN and body.pusher is None)
     return queued(p, job, GIT_PUSH if body.pusher is not None else source)
 
 

@@ -115,6 +115,14 @@ def test_main_deploys_recette_and_production_waits_for_an_approver(
     assert "this deploy by an admin overrides the stage graph" in overridden.stdout + overridden.stderr
     assert server.body(f"{app}.localhost") == "v3\n"
 
+    # a file without the stage does not open it: production's live release keeps it promoted from recette
+    make_repo(repo, {"dockyard.yml": "environments:\n  recette: {branch: main}\n"})
+    loosened = push_as(server, dev, repo, app, "main")
+    assert loosened.returncode == 0 and "production: promoted from recette" in loosened.stderr, loosened.stderr
+    bypass = as_user(server, dev, "deploy", app)
+    assert bypass.returncode == 1 and "production takes its releases from recette" in bypass.stdout + bypass.stderr
+    assert waiting(server, app) == []  # the new file promotes nothing: no candidate either
+
     # every event reached the webhook, signed; the audit chain has the decisions and verifies
     wanted = {"approval.needed", "release.succeeded"}
     wait_until(lambda: wanted <= set(sink.events()), 30, f"webhook events {wanted} (got {sink.events()})")
@@ -163,5 +171,8 @@ def test_a_stage_without_approvers_promotes_by_itself_after_its_soak_time(
     assert candidate["waiting_for"].endswith("more in recette")
     wait_until(lambda: server.body(f"{app_name}.localhost") == "soaked\n", 60, "production to take recette's release")
     assert images(server, app_name, "production") == images(server, app_name, "recette", candidate["release"])
-    promoted = json.loads(server.cli("jobs", "--app", app_name, "--json").stdout)
-    assert any(j["kind"] == "promote" and j["status"] == "succeeded" for j in promoted)
+    def promoted() -> bool:  # the job ends a little after traffic moved (its monitor window, the old one's drain)
+        jobs = json.loads(server.cli("jobs", "--app", app_name, "--json").stdout)
+        return any(j["kind"] == "promote" and j["status"] == "succeeded" for j in jobs)
+
+    wait_until(promoted, 60, "the promote job to succeed")

@@ -76,3 +76,28 @@ def test_who_may_approve() -> None:
     assert may_approve(Gate("recette", approvers=("ann",), self_approval=True), "approver", "ann", "ann", []) == ""
     assert "decided on this release already" in may_approve(GATE, "approver", "ann", "dev", [Approval("ann", True)])
     assert may_approve(Gate("recette"), "approver", "anyone", "dev", []) == ""  # none listed: any approver
+    # a protected environment: nobody approves their own push, whatever the file says
+    lenient = Gate("recette", approvers=("ann",), self_approval=True)
+    assert "the environment is protected" in may_approve(lenient, "approver", "ann", "ann", [], protected=True)
+    assert may_approve(lenient, "approver", "ann", "dev", [], protected=True) == ""
+
+
+def test_an_environment_stays_promoted_while_its_live_release_says_so() -> None:
+    from dockyard.domain.model import App, ReleaseStatus
+    from dockyard.fakes import FakeRepos, FakeStore
+    from dockyard.services.stages import promoted_from
+
+    store, repos = FakeStore(), FakeRepos()
+    store.create_app(App("shop"))
+    repos.create("shop")
+    staged = repos.commit("shop", {"dockyard.yml": "environments:\n  recette: {branch: main}\n"
+                                                   "  production: {promotion: {from: recette}}\n"})
+    plain = repos.commit("shop", {"dockyard.yml": "environments:\n  recette: {branch: main}\n"})
+    none = repos.commit("shop", {"Dockerfile": "FROM scratch\n"})
+    assert promoted_from(store, repos, "shop", "production", staged) == "recette"
+    assert promoted_from(store, repos, "shop", "production", plain) is None  # nothing live yet
+    assert promoted_from(store, repos, "shop", "recette", staged) is None
+    live = store.create_release("shop", "production", staged, None)
+    store.set_release(live, ReleaseStatus.LIVE)
+    assert promoted_from(store, repos, "shop", "production", plain) == "recette"  # the live release's file
+    assert promoted_from(store, repos, "shop", "production", none) == "recette"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,9 @@ def _now() -> datetime:
 
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+_ROLES_LOCK = threading.Lock()  # the last admin's check and the change it allows, one at a time
 
 
 class SqlUsers:
@@ -109,7 +113,7 @@ class SqlUsers:
             return [User(r.name, r.role, _utc(r.created_at), int(counts.get(r.name, 0))) for r in rows]
 
     def set_user_role(self, name: str, role: str) -> User:
-        with self.engine.begin() as c:
+        with _ROLES_LOCK, self.engine.begin() as c:
             current = self._role(c, name)
             if current == ADMIN and role != ADMIN and self._admins(c) <= 1:
                 raise Conflict(f"{name} is the last admin", "make another user admin first")
@@ -119,7 +123,7 @@ class SqlUsers:
 
     def remove_user(self, name: str) -> None:
         """The user and every token of theirs."""
-        with self.engine.begin() as c:
+        with _ROLES_LOCK, self.engine.begin() as c:
             if self._role(c, name) == ADMIN and self._admins(c) <= 1:
                 raise Conflict(f"{name} is the last admin", "make another user admin first")
             c.execute(delete(t.tokens).where(t.tokens.c.user == name))

@@ -73,15 +73,17 @@ def verdict(gate: Gate, protected: bool, upstream_live_since: datetime.datetime 
     return Verdict(not waits, "; ".join(waits))
 
 
-def may_approve(gate: Gate, role: str, user: str, pusher: str, approvals: Sequence[Approval]) -> str:
-    """Why ``user`` (with ``role``) may not approve or reject this candidate; "" when they may."""
+def may_approve(gate: Gate, role: str, user: str, pusher: str, approvals: Sequence[Approval],
+                protected: bool = False) -> str:
+    """Why ``user`` (with ``role``) may not approve or reject this candidate; "" when they may. In
+    a protected environment nobody approves their own push, whatever the file says."""
     if role not in (APPROVER, ADMIN):
         return f"{user} (role {role}) is no approver"
     if gate.approvers and user not in gate.approvers:
         return f"{user} is not among the approvers of this environment ({', '.join(gate.approvers)})"
-    if user == pusher and not gate.self_approval:
-        return (f"{user} pushed this release and may not approve it (dockyard.yml: promotion.self_approval is "
-                "false)")
+    if user == pusher and (protected or not gate.self_approval):
+        why = "the environment is protected" if protected else "dockyard.yml: promotion.self_approval is false"
+        return f"{user} pushed this release and may not approve it ({why})"
     if any(a.user == user for a in approvals):
         return f"{user} decided on this release already"
     return ""

@@ -18,7 +18,7 @@ from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, Job, ServiceSpec
 from dockyard.domain.records import service_from_dict
 from dockyard.planning.changes import UNBUILT
 from dockyard.ports import ImageBuilder, Orchestrator, Proxy, Registry, SourceRepos, Store
-from dockyard.services import inspect
+from dockyard.services import inspect, stages
 from dockyard.services.build import Builds, Contexts
 from dockyard.services.configuration import Configuration
 from dockyard.services.events import SERVER, Event, Events
@@ -89,7 +89,7 @@ class Deployer:
                         # commit is inspected (in the pushes' thread: the first push follows the first build)
                         contexts.ahead("", pushes)
                     found = self.inspect(app, commit, env)
-                    self._check_stage(found, job, app.name, env, say)
+                    self._check_stage(job, app.name, env, commit, say)
                     branch = app.deploy_branch if environment.is_production else environment.branch
                     for warning in (*found.warnings, *decl.setting_conflicts(found.declared, environment, branch)):
                         say(f" !     warning: {warning}")
@@ -119,13 +119,12 @@ class Deployer:
                 if self.configuration is not None:
                     self.configuration.prune(app.name)  # secret files of stopped containers
 
-    def _check_stage(self, found: inspect.Inspection, job: Job, app: str, env: str, say: Say) -> None:
-        """An environment that takes its releases from another (dockyard.yml ``promotion``) gets a
-        direct deploy only from an admin: an override of the stage graph, said and published."""
-        declared = found.declared.environment(env) if found.declared is not None else None
-        if declared is None or declared.promotion is None:
+    def _check_stage(self, job: Job, app: str, env: str, commit: str, say: Say) -> None:
+        """An environment that takes its releases from another (services/stages.py) gets a direct
+        deploy only from an admin: an override of the stage graph, said and published."""
+        source = stages.promoted_from(self.store, self.repos, app, env, commit)
+        if source is None:
             return
-        source = declared.promotion.source
         if job.payload.get("override") != "true":
             raise DockyardError(f"{env} takes its releases from {source} (dockyard.yml promotion): a direct deploy "
                                 "overrides the stage graph, which only an admin may do",

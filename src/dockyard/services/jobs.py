@@ -109,7 +109,7 @@ class JobRunner:
         if self.events is None:
             return
         detail: dict[str, object] = {"job": job.id}
-        detail.update({k: job.payload[k] for k in ("commit", "branch") if k in job.payload})
+        detail.update({k: job.payload[k] for k in ("commit", "branch", "pusher") if k in job.payload})
         if "release" in job.payload:  # a rollback's: the release it returns to
             detail["to"] = int(job.payload["release"])
         release = self.store.release_of_job(job.id)

@@ -17,11 +17,13 @@ from datetime import UTC
 from typing import Any
 
 from dockyard.domain import promotion as gates
+from dockyard.domain import value_stream
 from dockyard.domain.access import Principal
 from dockyard.domain.dockyard_file import EnvironmentDecl
 from dockyard.domain.errors import Conflict, DeployFailed, DockyardError, Forbidden, NotFound
 from dockyard.domain.model import App, Job, ReleaseStatus
 from dockyard.domain.promotion import Approval, Gate, Promotion
+from dockyard.domain.records import ReleaseRecord
 from dockyard.ports import PromotionStore
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments, Submit
@@ -83,7 +85,11 @@ class Promotions:
 
     def evaluate(self, candidate: Promotion) -> gates.Verdict:
         """Queue its promotion once its gates pass; what it waits for otherwise."""
-        upstream = self.store.get_release(candidate.source_release)
+        try:
+            upstream = self.store.get_release(candidate.source_release)
+        except NotFound:  # its environment or app went
+            self.store.set_promotion(candidate.id, gates.SUPERSEDED, "its release is gone", expected=gates.AWAITING)
+            return gates.Verdict(False, "its release is gone")
         still = upstream.status == ReleaseStatus.LIVE
         verdict = gates.verdict(candidate.gate, self.environments.is_protected(candidate.app, candidate.environment),
                                 upstream.finished_at, still, self.store.approvals_of(candidate.id), self.clock())
@@ -94,7 +100,8 @@ class Promotions:
                 self._tell("promotion.superseded", SERVER, candidate)
         elif verdict.ready and self.store.set_promotion(candidate.id, gates.PROMOTING, expected=gates.AWAITING):
             self.submit(KIND, candidate.app, {"promotion": str(candidate.id), "commit": candidate.commit,
-                                              "actor": self._deciders(candidate) or candidate.pusher},
+                                              "actor": self._deciders(candidate) or candidate.pusher,
+                                              "pusher": candidate.pusher},  # who pushed, for the next stage
                         candidate.environment)
         return verdict
 
@@ -112,7 +119,11 @@ class Promotions:
         out = []
         for c in self.store.promotions(app, status=gates.AWAITING):
             protected = self.environments.is_protected(c.app, c.environment)
-            upstream = self.store.get_release(c.source_release)
+            try:
+                upstream = self.store.get_release(c.source_release)
+            except NotFound:  # its environment or app went
+                self.store.set_promotion(c.id, gates.SUPERSEDED, "its release is gone", expected=gates.AWAITING)
+                continue
             approvals = self.store.approvals_of(c.id)
             verdict = gates.verdict(c.gate, protected, upstream.finished_at, upstream.status == ReleaseStatus.LIVE,
                                     approvals, self.clock())
@@ -136,15 +147,17 @@ class Promotions:
         if candidate.status != gates.AWAITING:
             raise Conflict(f"release {release} is {candidate.status} for {env} already")
         why = gates.may_approve(candidate.gate, who.role, who.name, candidate.pusher,
-                                self.store.approvals_of(candidate.id))
+                                self.store.approvals_of(candidate.id),
+                                self.environments.is_protected(candidate.app, candidate.environment))
         if why:
             raise Forbidden(why, "an approver listed in dockyard.yml (promotion.approvers) decides")
+        if not approve and not self.store.set_promotion(
+                candidate.id, gates.REJECTED, f"rejected by {who.name}" + (f": {comment[:500]}" if comment else ""),
+                expected=gates.AWAITING):
+            raise Conflict(f"release {release} is {self.store.get_promotion(candidate.id).status} for {env} already")
         self.store.add_approval(candidate.id, Approval(who.name, approve, comment[:1000], self.clock()))
         self._tell("release.approved" if approve else "release.rejected", who.name, candidate, source, comment=comment)
-        if not approve:
-            self.store.set_promotion(candidate.id, gates.REJECTED, f"rejected by {who.name}"
-                                     + (f": {comment[:500]}" if comment else ""), expected=gates.AWAITING)
-        else:
+        if approve:
             self.evaluate(candidate)
         return self.shown(self.store.get_promotion(candidate.id))
 
@@ -153,6 +166,13 @@ class Promotions:
         candidate = self.store.get_promotion(int(job.payload["promotion"]))
         upstream = self.store.get_release(candidate.source_release)
         app = self.store.get_app(candidate.app)
+        if candidate.status != gates.PROMOTING or upstream.status != ReleaseStatus.LIVE:
+            if self.store.set_promotion(candidate.id, gates.SUPERSEDED, f"its release no longer runs in "
+                                        f"{upstream.environment}", expected=gates.PROMOTING):
+                self._tell("promotion.superseded", SERVER, candidate)
+            say(f" !     release {upstream.id} no longer runs in {upstream.environment} ({upstream.status}): "
+                f"not promoted to {candidate.environment}")
+            return
         deciders = self._deciders(candidate)
         say(f"-----> Promoting release {upstream.id} of {upstream.environment} (commit {upstream.commit[:10]}) to "
             f"{candidate.environment}: the same images, by digest; nothing is built"
@@ -168,12 +188,24 @@ class Promotions:
                 tuple(replace(s, image=ran[s.name].image, image_id="") for s in found.services), say)
             services, config = self.deployer.configure(app, candidate.environment, commit_services, found)
             release = self.deployer.releaser.release(app, candidate.environment, candidate.commit, services, job.id,
-                                                     say, config=config, artifact=lambda: upstream.artifact)
+                                                     say, config=config, artifact=lambda: upstream.artifact,
+                                                     timeline=self._timeline(candidate, upstream))
         except Exception as exc:
             reason = exc.message if isinstance(exc, DockyardError) else repr(exc)
             self.store.set_promotion(candidate.id, gates.FAILED, reason[:2000])
             raise
         self.store.set_promotion(candidate.id, gates.PROMOTED, release=release)
+
+    def _timeline(self, candidate: Promotion, upstream: ReleaseRecord) -> dict[str, object]:
+        """The promoted release's value stream: the commits it brings over the target's live
+        release, pushed and built when the upstream release was (domain/value_stream.py)."""
+        live = self.store.live_release(candidate.app, candidate.environment)
+        try:
+            commits = self.deployer.repos.commits(candidate.app, candidate.commit, live.commit if live else None)
+        except DockyardError:
+            commits = []
+        kept = value_stream.recorded(commits, None, None, None)
+        return kept | {k: upstream.timeline.get(k) for k in ("pushed_at", "build_started_at", "built_at")}
 
     # -- telling --------------------------------------------------------------------------
     def _deciders(self, candidate: Promotion) -> str:

@@ -25,6 +25,7 @@ from dockyard.domain.errors import DockyardError
 from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
 from dockyard.domain.model import App
 from dockyard.ports import SourceRepos, Store
+from dockyard.services import stages
 from dockyard.services.apps import branch_targets
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
@@ -132,6 +133,10 @@ class PushChecks:
             # a stateful service with replicas
             counted = with_replicas(found.services, found.declared, environment)
             with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
+        for env, _ in environments:  # an environment whose live release takes promotions keeps taking them
+            source = promoted.get(env) or stages.promoted_from(self.store, self.repos, app, env, update.new, incoming)
+            if source is not None:
+                promoted[env] = source
         return [(name, update.new, env, f"{PROMOTED}{promoted[env]}" if env in promoted else target)
                 for env, target in environments]
 

@@ -14,20 +14,12 @@ from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.audit import GENESIS, first_broken
 from dockyard.services.audit import Audit
 from dockyard.services.events import Event, Events
+from tests.integration.test_store_and_jobs import db_path as db_path  # the fixtures, re-exported
+from tests.integration.test_store_and_jobs import store as store
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "dockyard.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> SqlStore:
-    s = SqlStore(f"sqlite:///{db_path}")
-    s.migrate()
-    return s
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from dockyard.domain.model import App, Job, ReleaseStatus
 from dockyard.domain.promotion import Approval, Gate, Promotion
 from dockyard.domain.records import ReleaseRecord
 from dockyard.ports import PromotionStore
+from dockyard.services import stages
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments, Submit
 from dockyard.services.events import SERVER, Event, Events
@@ -60,7 +61,7 @@ class Promotions:
         if record.status != ReleaseStatus.LIVE or not record.artifact:
             return
         app = self.store.get_app(record.app)
-        declared = self.deployer.inspect(app, record.commit, record.environment).declared
+        declared = stages.declared(self.deployer.repos, app.name, record.commit)
         for env in declared.environments if declared is not None else ():
             if env.promotion is not None and env.promotion.source == record.environment:
                 self._candidate(app, env, record.id, record.environment, record.commit,

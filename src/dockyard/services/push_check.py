@@ -134,7 +134,7 @@ class PushChecks:
             counted = with_replicas(found.services, found.declared, environment)
             with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
         for env, _ in environments:  # an environment whose live release takes promotions keeps taking them
-            source = promoted.get(env) or stages.promoted_from(self.store, self.repos, app, env, update.new, incoming)
+            source = promoted.get(env) or stages.live_source(self.store, self.repos, app, env, update.new)
             if source is not None:
                 promoted[env] = source
         return [(name, update.new, env, f"{PROMOTED}{promoted[env]}" if env in promoted else target)

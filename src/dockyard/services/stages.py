@@ -9,28 +9,39 @@ commit whose file no longer promotes it."""
 from __future__ import annotations
 
 from dockyard.domain import dockyard_file
+from dockyard.domain.dockyard_file import DockyardFile
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
 from dockyard.ports import ReleaseStore, SourceRepos
 
 
-def declared_source(repos: SourceRepos, app: str, commit: str, env: str, incoming: str = "") -> str | None:
-    """The environment ``env`` is promoted from, as the commit's dockyard.yml says; None if not."""
+def declared(repos: SourceRepos, app: str, commit: str, incoming: str = "") -> DockyardFile | None:
+    """The commit's dockyard.yml, checked; None when it has none or it cannot be read (the push
+    check refuses such a file first)."""
     try:
         if dockyard_file.SOURCE not in repos.files(app, commit, incoming):
             return None
         text = repos.read(app, commit, dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES, incoming)
-        found = dockyard_file.load(text).environment(env) if text is not None else None
-    except DockyardError:  # an unreadable file declares nothing (the push check refuses it first)
+        return dockyard_file.load(text) if text is not None else None
+    except DockyardError:
         return None
-    return found.promotion.source if found is not None and found.promotion is not None else None
+
+
+def declared_source(repos: SourceRepos, app: str, commit: str, env: str, incoming: str = "") -> str | None:
+    """The environment ``env`` is promoted from, as the commit's dockyard.yml says; None if not."""
+    found = declared(repos, app, commit, incoming)
+    decl = found.environment(env) if found is not None else None
+    return decl.promotion.source if decl is not None and decl.promotion is not None else None
+
+
+def live_source(store: ReleaseStore, repos: SourceRepos, app: str, env: str, commit: str = "") -> str | None:
+    """The environment ``env`` is promoted from, as the dockyard.yml of its live release says
+    (None when nothing is live, or the live release is of ``commit``)."""
+    live = store.live_release(app, env)
+    return declared_source(repos, app, live.commit, env) if live is not None and live.commit != commit else None
 
 
 def promoted_from(store: ReleaseStore, repos: SourceRepos, app: str, env: str, commit: str,
                   incoming: str = "") -> str | None:
     """The environment ``env`` takes its releases from, by the commit's file or the live release's."""
-    source = declared_source(repos, app, commit, env, incoming)
-    if source is not None:
-        return source
-    live = store.live_release(app, env)
-    return declared_source(repos, app, live.commit, env) if live is not None and live.commit != commit else None
+    return declared_source(repos, app, commit, env, incoming) or live_source(store, repos, app, env, commit)

@@ -41,6 +41,7 @@ from dockyard.services.plan import Planner
 from dockyard.services.promotion import Promotions
 from dockyard.services.push_check import PushChecks
 from dockyard.services.recovery import Recovery
+from dockyard.services.repos import Repos
 from dockyard.services.rollback import Rollbacks
 from dockyard.services.scale import Scaling
 from dockyard.services.system import System
@@ -78,6 +79,7 @@ class Platform:
     audit: Audit  # records every event (subscribed to ``events``)
     webhooks: Webhooks  # sends the events apps' webhooks subscribe to (subscribed to ``events``)
     promotions: Promotions
+    app_repos: Repos  # an app's source repos and its deploy repo's name
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -162,6 +164,7 @@ def bootstrap(settings: Settings) -> Platform:
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),
         events=events, audit=audit, webhooks=webhooks, promotions=promotions,
+        app_repos=Repos(store, repos, settings.url),
     )
 
 

@@ -38,6 +38,7 @@ from dockyard.domain.model import (
     SealedSecret,
     SecretVersion,
     ServiceSpec,
+    SourceRepo,
     Token,
     User,
     Volume,
@@ -632,6 +633,7 @@ class FakeStore:
         self._jobs: dict[int, Job] = {}
         self._logs: dict[int, tuple[int, str]] = {}  # log id -> (job id, line)
         self._images: dict[int, BuiltImage] = {}
+        self._repos: dict[tuple[str, str], SourceRepo] = {}
         self._collected: dict[tuple[str, str], str] = {}  # (repository, tag) -> image id, once collected
         self._releases: dict[int, dict[str, Any]] = {}
         self._variables: dict[tuple[str, str], dict[str, str]] = {}
@@ -774,6 +776,8 @@ class FakeStore:
                 del self._releases[release_id]
             for image_id in [i for i, im in self._images.items() if im.app == name]:
                 del self._images[image_id]
+            for repo in [k for k in self._repos if k[0] == name]:
+                del self._repos[repo]
             for scope in [k for k in self._variables if k[0] == name]:
                 del self._variables[scope]
             for key in [k for k in self._secrets if k[0] == name]:
@@ -945,6 +949,32 @@ class FakeStore:
     def collected_image(self, repository: str, tag: str) -> str | None:
         with self._lock:
             return self._collected.get((repository, tag))
+
+    # -- repos ----------------------------------------------------------------------------
+    def add_repo(self, repo: SourceRepo) -> SourceRepo:
+        with self._lock:
+            if (repo.app, repo.name) in self._repos:
+                raise Conflict(f"{repo.app} has a repo named {repo.name!r} already",
+                               f"pick another name, or remove it first: dockyard repos remove {repo.app} {repo.name}")
+            if repo.role == "deploy" and any(r.role == "deploy" for k, r in self._repos.items() if k[0] == repo.app):
+                raise Conflict(f"{repo.app} has a deploy repo already", f"list them: dockyard repos list {repo.app}")
+            self._repos[(repo.app, repo.name)] = replace(repo, created_at=_now())
+            return self._repos[(repo.app, repo.name)]
+
+    def get_repo(self, app: str, name: str) -> SourceRepo:
+        with self._lock:
+            if (app, name) not in self._repos:
+                raise NotFound(f"{app} has no repo named {name!r}", f"list them: dockyard repos list {app}")
+            return self._repos[(app, name)]
+
+    def repos(self, app: str) -> list[SourceRepo]:
+        with self._lock:
+            return [r for (a, _), r in self._repos.items() if a == app]
+
+    def remove_repo(self, app: str, name: str) -> None:
+        self.get_repo(app, name)
+        with self._lock:
+            del self._repos[(app, name)]
 
     # -- releases -------------------------------------------------------------------------
     def create_release(self, app: str, environment: str, commit: str, job_id: int | None) -> int:

@@ -27,6 +27,7 @@ from dockyard.domain.model import (
     SealedSecret,
     SecretVersion,
     ServiceSpec,
+    SourceRepo,
     Token,
     User,
     Volume,
@@ -265,6 +266,16 @@ class EnvironmentStore(Protocol):
         ...
 
 
+class RepoStore(Protocol):
+    """An app's repositories besides its own (services/repos.py)."""
+
+    def add_repo(self, repo: SourceRepo) -> SourceRepo:
+        """Conflict when the app has one of that name, or a second deploy repo."""
+    def get_repo(self, app: str, name: str) -> SourceRepo: ...
+    def repos(self, app: str) -> list[SourceRepo]: ...
+    def remove_repo(self, app: str, name: str) -> None: ...
+
+
 class ImageStore(Protocol):
     def add_image(self, image: BuiltImage) -> None: ...
     def list_images(self, app: str) -> list[BuiltImage]:
@@ -481,7 +492,7 @@ class WebhookTransport(Protocol):
         none within ``timeout`` seconds."""
         ...
 
-class Store(ReleaseStore, AppRecords, ImageStore, JobStore, JobHistory, TokenStore, ConfigStore, Protocol):
+class Store(ReleaseStore, AppRecords, ImageStore, RepoStore, JobStore, JobHistory, TokenStore, ConfigStore, Protocol):
     """dockyard's state, as the services use it (SQL now: adapters/sql_store.py)."""
 
 

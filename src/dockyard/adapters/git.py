@@ -452,6 +452,10 @@ class GitRepos:
         self._listed: tuple[tuple[str, str], list[TreeEntry]] | None = None
 
     def path(self, app: str) -> Path:
+        """``app``: the app's own repository; ``APP/NAME``: another repo of the app (names.repo_key)."""
+        owner, _, repo = app.partition("/")
+        if repo:
+            return self.root / names.app_name(owner) / f"{names.repo_name(repo)}.git"
         return self.root / f"{names.app_name(app)}.git"
 
     def exists(self, app: str) -> bool:
@@ -460,7 +464,7 @@ class GitRepos:
     def create(self, app: str) -> None:
         path = self.path(app)
         if not self.exists(app):
-            self.root.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             run_git(["init", "--quiet", "--bare", "--initial-branch=main", str(path)])
         self.configure(app)
 
@@ -494,6 +498,8 @@ class GitRepos:
         import shutil  # here, as tarfile: not for the pre-receive hook
 
         shutil.rmtree(self.path(app), ignore_errors=True)
+        if "/" not in app:  # the app's other repos go with it
+            shutil.rmtree(self.root / names.app_name(app), ignore_errors=True)
 
     def accepts_branch(self, name: str) -> bool:
         return check_ref_format(name)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from dockyard.adapters import sql_tables as t
 from dockyard.adapters.sql_audit import SqlAuditLog
 from dockyard.adapters.sql_promotions import SqlPromotions
+from dockyard.adapters.sql_repos import SqlRepos
 from dockyard.adapters.sql_users import SqlUsers
 from dockyard.adapters.sql_webhooks import SqlWebhooks
 from dockyard.domain.errors import Conflict, NotFound, Unavailable
@@ -46,7 +47,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 # users and tokens: adapters/sql_users.py; the audit log: sql_audit.py; outgoing webhooks: sql_webhooks.py
-class SqlStore(SqlUsers, SqlAuditLog, SqlWebhooks, SqlPromotions):
+class SqlStore(SqlUsers, SqlAuditLog, SqlWebhooks, SqlPromotions, SqlRepos):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -143,7 +144,7 @@ class SqlStore(SqlUsers, SqlAuditLog, SqlWebhooks, SqlPromotions):
         with self.engine.begin() as c:
             job_ids = select(t.jobs.c.id).where(t.jobs.c.app == name)
             c.execute(delete(t.job_logs).where(t.job_logs.c.job_id.in_(job_ids)))
-            for table in (t.jobs, t.releases, t.images, t.variables, t.secrets, t.environments):
+            for table in (t.jobs, t.releases, t.images, t.variables, t.secrets, t.environments, t.repos):
                 c.execute(delete(table).where(table.c.app == name))
             self._forget_webhooks(c, name)
             c.execute(delete(t.apps).where(t.apps.c.name == name))

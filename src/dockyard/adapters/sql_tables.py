@@ -97,6 +97,20 @@ images = Table(
     Column("size", BigInteger, nullable=False),
     Column("dockerfile", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("name", String(255), nullable=False, server_default=""),  # the Dockerfile header's name
+    Column("source_version", String(128), nullable=False, server_default=""),
+    Column("repo", String(64), nullable=False, server_default=""),  # "": the app's own repository
+    Column("branch", String(255), nullable=False, server_default=""),
+)
+
+repos = Table(  # an app's repositories besides its own (services/repos.py)
+    "repos", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app", String(64), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("app", "name", name="uq_repos_name"),
 )
 
 releases = Table(

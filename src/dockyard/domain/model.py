@@ -83,6 +83,24 @@ class BuiltImage:
     size: int
     dockerfile: str
     created_at: datetime | None = None
+    name: str = ""  # the Dockerfile header's image name ("": none), which other repos' FROM and image: use
+    source_version: str = ""  # the version the source asked for (``version`` differs when that was taken)
+    repo: str = ""  # the app's repo it was built from ("": the app's own, its deploy repo)
+    branch: str = ""  # the branch whose push built it
+
+
+REPO_ROLES = ("source", "deploy")
+
+
+@dataclass(frozen=True)
+class SourceRepo:
+    """One of an app's git repositories besides its own: a source repo builds images, the deploy
+    repo (the app's own repository, under this name) holds the stack and dockyard.yml."""
+
+    app: str
+    name: str
+    role: str  # "source" or "deploy"
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dockyard.domain.model import HOST_ACCESS_KEYS
 
 # Always used with ``fullmatch``: ``match`` with ``$`` would accept a trailing newline.
 _APP = re.compile(r"[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?")
+_REPO = re.compile(r"[a-z0-9](?:[a-z0-9_.-]{0,62}[a-z0-9])?")
 _SERVICE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -34,6 +35,22 @@ def app_name(value: str) -> str:
             "and not ending with a dash (e.g. 'my-app')",
         )
     return value
+
+
+def repo_name(value: str) -> str:
+    """A repo of an app (besides the app's own): its git URL is /git/APP/NAME.git."""
+    if not _REPO.fullmatch(value) or ".." in value or value.endswith(".git"):
+        raise InvalidName(
+            f"invalid repo name {_shown(value)}",
+            "use 1-64 lowercase letters, digits, '-', '_' and '.', starting and ending with a letter or digit, "
+            "without '.git' (e.g. 'api' or 'base-container-images')",
+        )
+    return value
+
+
+def repo_key(app: str, repo: str = "") -> str:
+    """How SourceRepos names a repository: ``APP`` for the app's own, ``APP/NAME`` for another."""
+    return f"{app_name(app)}/{repo_name(repo)}" if repo else app_name(app)
 
 
 def service_name(value: str) -> str:

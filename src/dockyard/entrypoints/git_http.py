@@ -52,7 +52,8 @@ def mount(api: FastAPI, settings: Settings) -> None:
 
     @api.api_route("/git/{repo}/{path:path}", methods=["GET", "POST"], include_in_schema=True, tags=["git"])
     async def git(repo: str, path: str, request: Request) -> Response:
-        """Smart HTTP git endpoint: `git push http://HOST/git/APP.git main` (password: a token)."""
+        """Smart HTTP git endpoint: `git push http://HOST/git/APP.git main` (password: a token); an app's
+        other repos (dockyard repos) at `/git/APP/NAME.git`."""
         p: Platform = request.app.state.platform
         unauthorized = PlainTextResponse(
             "dockyard: a token is needed: use it as the password (any user name)\n",
@@ -64,12 +65,18 @@ def mount(api: FastAPI, settings: Settings) -> None:
         pusher = await run_in_threadpool(p.access.verify, token)
         if pusher is None:
             return unauthorized
-        if not repo.endswith(".git"):
+        own, _, rest = path.partition("/")  # /git/APP/NAME.git/...: another repo of the app
+        named = "" if repo.endswith(".git") or not own.endswith(".git") else own[:-4]
+        if not repo.endswith(".git") and not named:
             return PlainTextResponse("dockyard: repositories end in .git\n", status_code=404)
         try:
-            app = await run_in_threadpool(p.apps.get, repo[:-4])
+            app = await run_in_threadpool(p.apps.get, (named and repo) or repo[:-4])
+            other = await run_in_threadpool(p.app_repos.find, app.name, named) if named else None
         except DockyardError as exc:
             return PlainTextResponse(f"dockyard: {exc}\n", status_code=exc.status)
+        if named:
+            path = rest
+        where = f"/{app.name}/{other.name}.git" if other is not None else f"/{app.name}.git"
         service = request.query_params.get("service") if path == "info/refs" else path
         if service not in SERVICES or path not in ("info/refs", *SERVICES):
             return PlainTextResponse("dockyard: only git's smart HTTP protocol is served\n", status_code=404)
@@ -91,7 +98,7 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "HOME": os.environ.get("HOME", "/root"),
             "GIT_PROJECT_ROOT": str(settings.repos_dir),
             "GIT_HTTP_EXPORT_ALL": "1",
-            "PATH_INFO": f"/{app.name}.git/{path}",
+            "PATH_INFO": f"{where}/{path}",
             "REQUEST_METHOD": request.method,
             "QUERY_STRING": request.url.query,
             "CONTENT_TYPE": request.headers.get("content-type", ""),
@@ -101,6 +108,7 @@ def mount(api: FastAPI, settings: Settings) -> None:
             "DOCKYARD_URL": f"http://{hook_host}:{settings.api_port}",
             "DOCKYARD_APP": app.name,
             "DOCKYARD_PUSHER": pusher.name,
+            "DOCKYARD_REPO": other.name if other is not None else "",
         }
         if path == "git-receive-pack":  # for post-receive, when pre-receive could not hand its deploys over
             env["DOCKYARD_DEPLOYS"] = json.dumps(p.apps.branch_targets(app))

@@ -106,7 +106,7 @@ def pre_receive(lines: list[str]) -> int:
                for parts in (line.split() for line in lines) if len(parts) == 3]
     answer = _request("POST", f"/api/v1/apps/{app}/push-checks",
                       {"updates": updates, "incoming": os.environ.get("GIT_QUARANTINE_PATH", ""),
-                       "pusher": os.environ.get("DOCKYARD_PUSHER")})
+                       "pusher": os.environ.get("DOCKYARD_PUSHER"), "repo": os.environ.get("DOCKYARD_REPO", "")})
     text = answer.text()
     try:
         verdict = json.loads(text)
@@ -178,7 +178,8 @@ def post_receive(lines: list[str]) -> int:
     for (branch, new, environment, _target), queued_job in queued:
         if queued_job is None:  # pre-receive could not queue it: now
             r = _request("POST", f"/api/v1/apps/{app}/environments/{environment}/deploys",
-                         {"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER")})
+                         {"commit": new, "branch": branch, "pusher": os.environ.get("DOCKYARD_PUSHER"),
+                          "repo": os.environ.get("DOCKYARD_REPO", "")})
             answer = r.text()
             if r.status != 202:
                 say(f" !     dockyard could not queue the deploy to {environment}: {answer}")

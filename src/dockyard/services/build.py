@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO
 
+from dockyard.domain import builds, names
 from dockyard.domain import images as img
 from dockyard.domain.add_urls import local_host, url_host
 from dockyard.domain.errors import InvalidSource
@@ -29,6 +30,18 @@ from dockyard.domain.pinning import base_pins, pin_bases
 from dockyard.ports import ImageBuilder, ImageStore, Registry, SourceRepos
 
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a commit being built comes from: one of the app's repos ("": its own) and the branch
+    pushed ("": not known)."""
+
+    repo: str = ""
+    branch: str = ""
+
+
+OWN = Source()
 
 
 @dataclass(frozen=True)
@@ -155,30 +168,44 @@ class Builds:
     gate: PushGate = field(default_factory=PushGate)  # closed while the registry collects garbage
 
     def build_all(self, app: App, commit: str, specs: list[img.ImageSpec], say: Say,
-                  pushes: ThreadPoolExecutor, contexts: Contexts | None = None) -> list[Built]:
+                  pushes: ThreadPoolExecutor, contexts: Contexts | None = None, source: Source = OWN) -> list[Built]:
         """Build every image in dependency order; each is pushed in the background once built.
-        ``contexts``: the commit's, some written ahead (else the tars are written here)."""
+        ``contexts``: the commit's, some written ahead (else the tars are written here);
+        ``source``: the repo and branch the commit is of (the app's own repository by default)."""
+        if not specs:
+            say("-----> no image to build: the stack's images are built by the app's other repos, or pulled")
+            return []
         say(f"-----> {len(specs)} image(s) to build: " + ", ".join(described(s) for s in specs))
         built: list[Built] = []
         named = img.named_images(specs)  # what another Dockerfile's FROM means by a header name
         done: dict[str, tuple[img.ImageSpec, str]] = {}  # dockerfile -> (its named build, image id)
+        key = names.repo_key(app.name, source.repo)
+        records = self.store.list_images(app.name)  # bases another repo (or an earlier push) built
         with contextlib.ExitStack() as stack:
             if contexts is None:
-                contexts = stack.enter_context(Contexts(self.repos, app.name, commit))
+                contexts = stack.enter_context(Contexts(self.repos, key, commit))
             for spec in specs:
                 check_add_hosts(spec, self.resolve)
                 context = contexts.get(spec.context)
                 pins = base_pins(spec, done)
+                said = [f"       FROM {word}: the image built above ({image_id[7:19]})" for word, image_id in pins.items()]
+                for word, base in builds.bases_from_builds(spec, records, source.branch, self.registry.address).items():
+                    if word in pins or base.name == spec.declared_name:
+                        continue
+                    local = self.builder.image_id(base.image_id)
+                    pins[word] = local or builds.pinned(base, self.registry.address)
+                    said.append(f"       FROM {word}: {base.name or base.repository}:{base.version} built from "
+                                f"{base.repo or app.name} at {base.commit[:10]} ({base.digest[7:19]})")
                 text = None
                 if pins or spec.dockerfile_in_context is None:  # pinned, or sent beside its context
-                    text = pin_bases(self.repos.read(app.name, commit, spec.dockerfile) or "", pins)
-                    for word, image_id in pins.items():
-                        say(f"       FROM {word}: the image built above ({image_id[7:19]})")
+                    text = pin_bases(self.repos.read(key, commit, spec.dockerfile) or "", pins)
+                    for line in said:
+                        say(line)
                 image_id, version = self.build_one(app, commit, spec, context, say, text)
                 if named.get(spec.dockerfile) == spec:
                     done[spec.dockerfile] = (spec, image_id)
                 reference = f"{self.registry.address}/{spec.repository(app.name)}:{img.tag_for(version)}"
-                push = pushes.submit(self.push, app, commit, spec, image_id, version, reference, say)
+                push = pushes.submit(self.push, app, commit, spec, image_id, version, reference, say, source)
                 built.append(Built(spec, image_id, reference, push))
         return built
 
@@ -216,7 +243,8 @@ class Builds:
         return self.registry.config_digest(repository, tag) or self.store.collected_image(repository, tag)
 
     def push(
-        self, app: App, commit: str, spec: img.ImageSpec, image_id: str, version: str, reference: str, say: Say
+        self, app: App, commit: str, spec: img.ImageSpec, image_id: str, version: str, reference: str, say: Say,
+        source: Source = OWN,
     ) -> str:
         """Tag and push one image (in the background: the release runs the image by its id);
         record it; return its reference pinned by digest."""
@@ -228,7 +256,8 @@ class Builds:
             size = self.builder.size(image_id)
             self.store.add_image(BuiltImage(
                 app=app.name, repository=repository, version=version, tag=tag, digest=digest, image_id=image_id,
-                commit=commit, size=size, dockerfile=spec.dockerfile,
+                commit=commit, size=size, dockerfile=spec.dockerfile, name=spec.declared_name or "",
+                source_version=img.version_for(spec, commit), repo=source.repo, branch=source.branch,
             ))
         say(f"       {repository}:{tag} is {digest} ({size / 1e6:.1f} MB, version from {spec.version_source})")
         return f"{self.registry.address}/{repository}@{digest}"

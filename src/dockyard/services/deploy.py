@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from dockyard.domain import declared as decl
-from dockyard.domain import hosts, replicas, value_stream, volumes
+from dockyard.domain import hosts, names, replicas, value_stream, volumes
 from dockyard.domain import images as img
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, Job, ServiceSpec
@@ -23,6 +23,7 @@ from dockyard.services.build import Builds, Contexts
 from dockyard.services.configuration import Configuration
 from dockyard.services.events import SERVER, Event, Events
 from dockyard.services.release import Releaser
+from dockyard.services.sources import SourceBuilds
 
 Say = Callable[[str], None]
 Inspect = Callable[..., inspect.Inspection]  # inspect.inspect_source (a bounded child) or parse_source
@@ -52,6 +53,7 @@ class Deployer:
     progress_deadline: float = 900.0
     events: Events | None = None  # told of an admin's override of the stage graph
     builds: Builds = field(init=False)
+    sources: SourceBuilds = field(init=False)
     releaser: Releaser = field(init=False)
     # one build of an app at a time (two environments deploying one commit build it once: the
     # second finds every layer built); releases of its environments run side by side
@@ -60,6 +62,7 @@ class Deployer:
 
     def __post_init__(self) -> None:
         self.builds = Builds(self.store, self.repos, self.builder, self.registry, self.resolve)
+        self.sources = SourceBuilds(self.store, self.repos, self.builder, self.builds, self.images_of)
         self.releaser = Releaser(self.store, self.orchestrator, self.proxy, self.proxy_port, self.route_prefix,
                                  self.ready_timeout,
                                  prepare=self.configuration.resolve if self.configuration is not None else None,
@@ -76,13 +79,26 @@ class Deployer:
         environment = self.store.get_environment(app.name, job.environment)
         env = environment.name
         commit = job.payload["commit"]
+        repo = job.payload.get("repo", "")  # a push to a source repo: its images, then the deploy repo's stack
+        branch = job.payload.get("branch", app.deploy_branch)
         if job.payload.get("await_push") and job.attempts <= 1:  # a resumed job's push is long done
-            self._await_push(app.name, job.payload.get("branch", app.deploy_branch), commit)
+            self._await_push(names.repo_key(app.name, repo), branch, commit)
         where = "" if env == DEFAULT_ENVIRONMENT else f" to {env}"
-        say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')}){where}")
         build_started = datetime.now(UTC)
+        pushed = (names.repo_key(app.name, repo), commit, self.sources.last_built(app.name, repo, branch)) \
+            if repo else None
         with ThreadPoolExecutor(max_workers=1) as pushes:
             try:
+                if repo:
+                    with self._build_lock(app.name):
+                        self.sources.build(app, repo, commit, branch, say, pushes)
+                    stack = self._stack_head(app, branch, say)
+                    if stack is None:
+                        say(f"-----> {app.name}'s deploy repo has no branch {branch!r} nor {app.deploy_branch!r} yet: "
+                            f"the images are built, and the first push of the stack releases them")
+                        return
+                    commit = stack
+                say(f"-----> Deploying {app.name} at {commit[:10]} ({job.payload.get('branch', '?')}){where}")
                 with Contexts(self.repos, app.name, commit) as contexts:
                     if any(img.is_dockerfile(p) and "/" not in p for p in self.repos.files(app.name, commit)):
                         # a Dockerfile at the root builds there: its context's tar is written while the
@@ -90,8 +106,8 @@ class Deployer:
                         contexts.ahead("", pushes)
                     found = self.inspect(app, commit, env)
                     self._check_stage(job, app.name, env, commit, say)
-                    branch = app.deploy_branch if environment.is_production else environment.branch
-                    for warning in (*found.warnings, *decl.setting_conflicts(found.declared, environment, branch)):
+                    env_branch = app.deploy_branch if environment.is_production else environment.branch
+                    for warning in (*found.warnings, *decl.setting_conflicts(found.declared, environment, env_branch)):
                         say(f" !     warning: {warning}")
                     with self._build_lock(app.name):
                         built = self.builds.build_all(app, commit, list(found.images), say, pushes, contexts)
@@ -100,8 +116,9 @@ class Deployer:
                 say(" !     Nothing was released; the previous release keeps serving.")
                 raise
             services = inspect.with_references(found.services, {b.spec.key: b.reference for b in built})
+            services = self.sources.resolve(app, services, branch, say)  # images the app's repos built
             ids = {b.reference: b.image_id for b in built}
-            commit_services = self.resolve_images(tuple(replace(s, image_id=ids.get(s.image, "")) for s in services),
+            commit_services = self.resolve_images(tuple(replace(s, image_id=ids.get(s.image, s.image_id)) for s in services),
                                                   say)
             services, config = self.configure(app, env, commit_services, found)
 
@@ -114,7 +131,8 @@ class Deployer:
             try:
                 self.releaser.release(app, env, commit, services, job.id, say, pinned=pinned, config=config,
                                       artifact=lambda: pinned(commit_services), force=job.payload.get("force") == "true",
-                                      timeline=self._timeline(job, app.name, env, commit, build_started, built_at))
+                                      timeline=self._timeline(job, app.name, env, pushed or (app.name, commit, None),
+                                                              build_started, built_at))
             finally:
                 if self.configuration is not None:
                     self.configuration.prune(app.name)  # secret files of stopped containers
@@ -134,13 +152,17 @@ class Deployer:
             self.events.publish(Event("promotion.overridden", job.payload.get("actor") or SERVER, SERVER, app, env,
                                       {"job": job.id, "commit": job.payload.get("commit", ""), "from": source}))
 
-    def _timeline(self, job: Job, app: str, env: str, commit: str, build_started: datetime,
+    def _timeline(self, job: Job, app: str, env: str, source: tuple[str, str, str | None], build_started: datetime,
                   built_at: datetime) -> dict[str, object]:
         """The value stream's moments this deploy knows (domain/value_stream.py): the commits it
-        brings over the environment's live release, when they were pushed and built."""
-        live = self.store.live_release(app, env)
+        brings over the environment's live release (``source``: repo key, commit, and the commit it
+        brings commits since, None: the live release's), when they were pushed and built."""
+        key, commit, since = source
+        if key == app:
+            live = self.store.live_release(app, env)
+            since = live.commit if live is not None else None
         try:
-            commits = self.repos.commits(app, commit, live.commit if live is not None else None)
+            commits = self.repos.commits(key, commit, since)
         except DockyardError:
             commits = []
         pushed = job.created_at if job.payload.get("await_push") else None  # queued by the push itself
@@ -188,6 +210,23 @@ class Deployer:
             return services, None
         variables = inspect.declared_variables(declared, env, {})
         return self.configuration.apply(app.name, env, services, variables)
+
+    def _stack_head(self, app: App, branch: str, say: Say) -> str | None:
+        """The deploy repo's commit a source repo's push releases: the head of the same branch,
+        else of the app's deploy branch (None: nothing pushed to either yet)."""
+        for name in dict.fromkeys((branch, app.deploy_branch)):
+            head = self.repos.head(app.name, name)
+            if head is not None:
+                if name != branch:
+                    say(f"       the deploy repo has no branch {branch!r}: its stack is taken from {name!r}")
+                return head
+        return None
+
+    def images_of(self, app: App, key: str, commit: str) -> tuple[img.ImageSpec, ...]:
+        """A source repo's images at ``commit``, parsed within bounds (its Dockerfiles only)."""
+        return self.inspector(self.repos.files(key, commit), lambda path, limit: self.repos.read(key, commit, path, limit),
+                              app.name, base_domain=self.base_domain, registry=self.registry.address,
+                              images_only=True).images
 
     def _await_push(self, app: str, branch: str, commit: str, timeout: float = 60.0) -> None:
         """A job queued by the pre-receive hook starts as git finishes storing the push. The ref

@@ -129,10 +129,12 @@ class Environments:
         return app.deploy_branch if env.is_production else env.branch
 
     def queue_deploy(self, app: str, env: str, actor: str, commit: str | None = None, branch: str | None = None,
-                     await_push: bool = False, force: bool = False, override: bool = False) -> Job:
+                     await_push: bool = False, force: bool = False, override: bool = False, repo: str = "") -> Job:
         """Queue a build and release of a commit to an environment (default: the head of the
         environment's branch). A deploy of that commit already queued or running is returned.
-        ``override``: an admin's deploy, which may enter an environment that takes promotions."""
+        ``override``: an admin's deploy, which may enter an environment that takes promotions;
+        ``repo``: a source repo of the app (services/repos.py), whose commit is built, then
+        released with the deploy repo's stack."""
         found = self.get(app, env)
         owner = self.store.get_app(found.app)
         wanted = branch or self.branch_of(owner, found)
@@ -143,15 +145,20 @@ class Environments:
         names.branch_name(wanted)
         if commit is not None and not _COMMIT.fullmatch(commit):
             raise DockyardError(f"not a full commit id: {commit[:80]!r}", "give the 40-character commit id")
-        commit = commit or self.repos.head(found.app, wanted)
+        if repo and self.store.get_repo(found.app, names.repo_name(repo)).role != "source":
+            repo = ""  # the deploy repo's name: the app's own repository
+        key = names.repo_key(found.app, repo)
+        commit = commit or self.repos.head(key, wanted)
         if not commit:
-            raise DockyardError(f"nothing pushed to {found.app}'s branch {wanted!r} yet",
-                                f"push first: git push {self.git_url}/git/{found.app}.git {wanted}")
+            raise DockyardError(f"nothing pushed to {key}'s branch {wanted!r} yet",
+                                f"push first: git push {self.git_url}/git/{key}.git {wanted}")
         with self._guard:  # two calls for one push (the hooks) queue one job
             pending = self.store.pending_deploy(found.app, commit, found.name)
             if pending is not None:
                 return pending
             payload = {"commit": commit, "branch": wanted, "actor": actor}
+            if repo:
+                payload["repo"] = repo
             if await_push:
                 payload["await_push"] = "true"
             if force:  # release it even if the same release failed last time

@@ -123,9 +123,10 @@ def parse_source(
     files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
     registry: str = "", allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None,
     environment: str = DEFAULT_ENVIRONMENT, secret_names: Collection[str] | None = None,
-    folders: Collection[str] | None = None,
+    folders: Collection[str] | None = None, images_only: bool = False,
 ) -> Inspection:
-    """The parsing itself, in this process: ``files`` are the commit's paths (the Dockerfiles,
+    """The parsing itself, in this process (``images_only``: a source repo's commit, whose
+    Dockerfiles alone count): ``files`` are the commit's paths (the Dockerfiles,
     compose file, ``.env`` and ``dockyard.yml`` among them are enough, with ``folders``, the
     commit's folders; else derived from ``files``), ``read(path, limit)`` a file's text or None;
     ``variables`` those set for ``environment`` (by the CLI), which with
@@ -148,11 +149,16 @@ def parse_source(
         return read_within(path, MAX_COMPOSE_BYTES if compose else MAX_ENV_FILE_BYTES)
 
     paths = set(files)
+    if images_only:
+        found_images = images.discover({p: read_within(p, MAX_DOCKERFILE_BYTES) or ""
+                                        for p in images.find_dockerfiles(paths)}, app, registry)
+        return Inspection(tuple(found_images), ())
     declared_text = read_within(dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES) if dockyard_file.SOURCE in paths else None
     variables = declared_variables(dockyard_file.load(declared_text) if declared_text is not None else None,
                                    environment, variables or {}, secret_names)
     texts = {p: read_within(p, MAX_DOCKERFILE_BYTES) or "" for p in images.find_dockerfiles(paths)}
-    specs = images.discover(texts, app, registry)
+    # a stack of images built elsewhere (another repo of the app, a public registry) builds none
+    specs = images.discover(texts, app, registry) if texts or not paths & set(stack.COMPOSE_FILES) else []
     found = stack.commit_stack(
         app, paths, read_compose_file, {s.dockerfile: s for s in specs}, Placeholders(), base_domain, domains,
         allowed, variables=variables, folders=folders,
@@ -209,25 +215,27 @@ def inspect_source(
     files: Collection[str], read: Read, app: str, *, base_domain: str, domains: tuple[str, ...] = (),
     registry: str = "", allowed: frozenset[str] = frozenset(), variables: Mapping[str, str] | None = None,
     limits: Limits | None = None, environment: str = DEFAULT_ENVIRONMENT, secret_names: Collection[str] | None = None,
+    images_only: bool = False,
 ) -> Inspection:
     """``parse_source`` in a bounded child process; ``read(path, limit)`` runs here, in the
     caller's process, and serves the child's reads."""
     limits = limits or Limits()
-    candidates = [p for p in files if images.is_dockerfile(p) or p in stack.COMPOSE_FILES]
-    if dockyard_file.SOURCE in files:
+    candidates = [p for p in files if images.is_dockerfile(p) or (p in stack.COMPOSE_FILES and not images_only)]
+    if dockyard_file.SOURCE in files and not images_only:
         candidates.append(dockyard_file.SOURCE)
     # Sent with the request, each within its limit: the child asks only for env files.
     texts = {p: read(p, MAX_DOCKERFILE_BYTES) for p in images.find_dockerfiles(candidates)}
     texts.update((p, read(p, MAX_COMPOSE_BYTES)) for p in candidates if p in stack.COMPOSE_FILES)
     if dockyard_file.SOURCE in candidates:
         texts[dockyard_file.SOURCE] = read(dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES)
-    if any(p in stack.COMPOSE_FILES for p in candidates) and DOTENV in files:  # the compose file's variables
+    if any(p in stack.COMPOSE_FILES for p in candidates) and DOTENV in files and not images_only:  # the compose file's variables
         candidates.append(DOTENV)
         texts[DOTENV] = read(DOTENV, MAX_ENV_FILE_BYTES)
     request = {"files": candidates, "texts": texts, "app": app, "base_domain": base_domain,
                "domains": list(domains), "registry": registry, "allowed": sorted(allowed),
                "variables": dict(variables or {}), "environment": environment,
                "secret_names": sorted(secret_names) if secret_names is not None else None,
+               "images_only": images_only,
                # where a compose file's build contexts may be: the child sees only the files above
                "folders": sorted(stack.folders_of(files)) if any(p in stack.COMPOSE_FILES for p in candidates)
                else None}
@@ -558,6 +566,7 @@ def child_main(argv: list[str]) -> None:
             variables=request.get("variables") or {}, environment=request.get("environment") or DEFAULT_ENVIRONMENT,
             secret_names=request.get("secret_names"),
             folders=set(request["folders"]) if request.get("folders") is not None else None,
+            images_only=bool(request.get("images_only")),
         )
         send({"ok": {"images": [asdict(s) for s in found.images], "services": [asdict(s) for s in found.services],
                      "warnings": list(found.warnings), "dockyard_yml": found.dockyard_yml}})

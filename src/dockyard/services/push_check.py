@@ -75,29 +75,28 @@ class PushChecks:
     jobs: Jobs
 
     def check(self, app: str, updates: list[RefUpdate], incoming: str, actor: str,
-              who: Principal | None = None) -> PushVerdict:
-        """Check a push (``incoming``: its quarantine folder); queue its deploys when accepted,
-        but not to a protected environment the pusher may not deploy (``who``: the hook's principal,
-        which carries the pusher's role)."""
+              who: Principal | None = None, repo: str = "") -> PushVerdict:
+        """Check a push (``incoming``: its quarantine folder; ``repo``: which of the app's repos,
+        "" for its own); queue its deploys when accepted, but not to a protected environment the
+        pusher may not deploy (``who``: the hook's principal, which carries the pusher's role)."""
         owner = self.store.get_app(names.app_name(app))
+        found = self.store.get_repo(owner.name, names.repo_name(repo)) if repo and repo != owner.name else None
+        source = found.name if found is not None and found.role == "source" else ""
         targets = branch_targets(self.store, owner)
         wanted: list[tuple[str, str, str, str]] = []  # (branch, commit, environment, declared target)
         ref = ""
         try:
             for update in updates:
                 ref = update.ref
-                wanted += self._check_update(owner, targets, update, incoming)
+                wanted += self._check_source(owner, source, targets, update, incoming) if source else \
+                    self._check_update(owner, targets, update, incoming)
         except DockyardError as refusal:
             self.jobs.record_refused_push(owner.name, ref, str(refusal), actor)
             return PushVerdict(refusal)
-        return self._queue(owner.name, wanted, actor, who)
+        return self._queue(owner.name, wanted, actor, who, source)
 
-    def _check_update(self, owner: App, targets: dict[str, list[str]], update: RefUpdate,
-                      incoming: str) -> list[tuple[str, str, str, str]]:
-        """Raise a DockyardError when this ref update must be refused; else the deploys it makes
-        (environments dockyard.yml declares for the branch, which the app does not have yet, among
-        them). Warnings are the deploy job's to give: the push streams its log."""
-        app = owner.name
+    def _branch(self, update: RefUpdate) -> str | None:
+        """The branch a ref update pushes (None: a tag); refused: another ref, a bad name."""
         if update.ref.startswith("refs/heads/"):
             kind, name = "branch", update.ref.removeprefix("refs/heads/")
         elif update.ref.startswith("refs/tags/"):
@@ -107,7 +106,36 @@ class PushChecks:
         names.branch_name(name)
         if not self.repos.accepts_branch(name):
             raise DockyardError(f"{kind} name {name!r} is not accepted by git")
-        if kind != "branch":
+        return name if kind == "branch" else None
+
+    def _check_source(self, owner: App, repo: str, targets: dict[str, list[str]], update: RefUpdate,
+                      incoming: str) -> list[tuple[str, str, str, str]]:
+        """A source repo's ref update: its Dockerfiles parsed within bounds; the environments its
+        branch deploys to get a deploy (the repo's images built, then the deploy repo's stack),
+        except those that take promotions."""
+        name = self._branch(update)
+        if name is None or update.new.strip("0") == "" or not targets.get(name):
+            return []  # a tag, a deleted branch, a branch that deploys nowhere: stored only
+        key = names.repo_key(owner.name, repo)
+        self.deployer.inspector(self.repos.files(key, update.new, incoming),
+                                lambda path, limit: self.repos.read(key, update.new, path, limit, incoming),
+                                owner.name, base_domain=self.deployer.base_domain,
+                                registry=self.deployer.registry.address, images_only=True)
+        stack = self.repos.head(owner.name, name) or self.repos.head(owner.name, owner.deploy_branch)
+        out = []
+        for env in targets[name]:
+            source = stages.promoted_from(self.store, self.repos, owner.name, env, stack) if stack else None
+            out.append((name, update.new, env, f"{PROMOTED}{source}" if source else ""))
+        return out
+
+    def _check_update(self, owner: App, targets: dict[str, list[str]], update: RefUpdate,
+                      incoming: str) -> list[tuple[str, str, str, str]]:
+        """Raise a DockyardError when this ref update must be refused; else the deploys it makes
+        (environments dockyard.yml declares for the branch, which the app does not have yet, among
+        them). Warnings are the deploy job's to give: the push streams its log."""
+        app = owner.name
+        name = self._branch(update)
+        if name is None:
             return []
         environments = [(env, "") for env in targets.get(name, [])]
         if update.new.strip("0") == "":
@@ -141,7 +169,7 @@ class PushChecks:
                 for env, target in environments]
 
     def _queue(self, app: str, wanted: list[tuple[str, str, str, str]], actor: str,
-               who: Principal | None) -> PushVerdict:
+               who: Principal | None, repo: str = "") -> PushVerdict:
         """Queue the accepted push's deploys, each waiting for its ref; an environment
         dockyard.yml declares is added with its first deploy."""
         deploys, said = [], []
@@ -161,7 +189,8 @@ class PushChecks:
                     self.environments.declare(app, environment, target, branch)
                     said.append(f"-----> {environment}: added, as dockyard.yml declares (target {target}, "
                                 f"branch {branch})")
-                job = self.environments.queue_deploy(app, environment, actor, commit, branch, await_push=True).id
+                job = self.environments.queue_deploy(app, environment, actor, commit, branch, await_push=True,
+                                                     repo=repo).id
             except DockyardError as exc:
                 said.append(f" !     the deploy to {environment} could not be queued yet: {exc.message}")
             deploys.append(QueuedDeploy(branch, commit, environment, target, job))

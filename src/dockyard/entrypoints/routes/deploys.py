@@ -35,6 +35,7 @@ class PushCheckIn(BaseModel):
     updates: list[RefUpdateIn] = Field(max_length=1000, description="pre-receive's input, a line each")
     incoming: str = Field(max_length=4096, description="the push's quarantine folder (GIT_QUARANTINE_PATH)")
     pusher: str | None = Field(None, description="set by dockyard's git hook only")
+    repo: str = Field("", max_length=64, description="which of the app's repos is pushed (\"\": its own)")
 
 
 class QueuedDeployOut(BaseModel):
@@ -77,9 +78,11 @@ def check_push(name: str, body: PushCheckIn, p: PlatformDep,
     to. Accepted: its deploys are queued, each waiting for the push to land. Refused: recorded as a
     failed job, and nothing is queued."""
     by = actor(who, name, body.pusher)
-    verdict = p.pushes.check(name, [RefUpdate(u.old, u.new, u.ref) for u in body.updates], body.incoming, by, who)
+    verdict = p.pushes.check(name, [RefUpdate(u.old, u.new, u.ref) for u in body.updates], body.incoming, by, who,
+                             body.repo)
     refusal = verdict.refusal
-    refs = [{"ref": u.ref, "old": u.old, "new": u.new} for u in body.updates[:MAX_REFS_TOLD]]
+    refs = [{"ref": u.ref, "old": u.old, "new": u.new, **({"repo": body.repo} if body.repo else {})}
+            for u in body.updates[:MAX_REFS_TOLD]]
     told = ({"refs": refs, "deploys": [{"environment": d.environment, "commit": d.commit, "job": d.job}
                                        for d in verdict.deploys]}
             if refusal is None else {"refs": refs, "reason": refusal.message[:MAX_REASON_TOLD]})

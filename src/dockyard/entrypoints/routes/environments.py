@@ -56,6 +56,8 @@ class DeployIn(BaseModel):
     pusher: str | None = Field(None, description="set by dockyard's git hook only")
     await_push: bool = Field(False, description="the commit is being pushed: wait for the branch to point at it")
     force: bool = Field(False, description="release even what failed last time with nothing changed since")
+    repo: str = Field("", max_length=64, description="a source repo of the app: build its commit (default: its "
+                      "branch's head), then release the deploy repo's stack (dockyard repos)")
     declared: DeclaredIn | None = Field(None, description="the environment as the commit's dockyard.yml declares "
                                                           "it: added first if the app does not have it yet")
 
@@ -142,7 +144,7 @@ def deploy(name: str, env: str, body: DeployIn, p: PlatformDep,
     if body.declared is not None:
         p.environments.declare(name, env, body.declared.target, body.declared.branch)
     job = p.environments.queue_deploy(name, env, by, body.commit, body.branch, body.await_push, body.force,
-                                      override=who.role == ADMIN and body.pusher is None)
+                                      override=who.role == ADMIN and body.pusher is None, repo=body.repo)
     return queued(p, job, GIT_PUSH if body.pusher is not None else source)
 
 

@@ -154,17 +154,18 @@ def bootstrap(settings: Settings) -> Platform:
     handlers[promotion.KIND] = promotions.promote_job
     events.subscribe(promotions.on_event)  # a release live upstream: a candidate downstream
     jobs = Jobs(store)
+    app_repos = Repos(store, repos, settings.url)
     return Platform(
         settings=settings, store=store, repos=repos, registry=registry, proxy=proxy, engine=engine,
         engine_events=engine, builder=builder, deployer=deployer, runner=runner, configuration=configuration,
         environments=environments, planner=planner, rollbacks=rollbacks, scaling=scaling,
         apps=Apps(store, repos, deployer.destroy, settings.base_domain),
-        access=Access(store), jobs=jobs, pushes=PushChecks(store, repos, deployer, environments, jobs),
+        access=Access(store), jobs=jobs, pushes=PushChecks(store, repos, deployer, environments, jobs, app_repos),
         system=System(plane, engine, registry, proxy, settings.proxy_port, names.address),
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),
         events=events, audit=audit, webhooks=webhooks, promotions=promotions,
-        app_repos=Repos(store, repos, settings.url),
+        app_repos=app_repos,
     )
 
 

@@ -142,6 +142,8 @@ def test_five_repos_like_the_seed_from_push_to_production(
     assert services(server, app, "production") == recette
     assert "GREETING=from-production" in server.body(f"api.{app}.localhost", "/env.txt")
     assert "GREETING=from-recette" in server.body(f"api.recette.{app}.localhost", "/env.txt")
+    promoted = json.loads(server.cli("releases", app, "--env", "production", "--json").stdout)[0]["timeline"]
+    assert promoted["approval_requested_at"] <= promoted["approved_at"] <= promoted["live_at"], promoted
 
     # a push to api's develop deploys dev only, with the stack's other images as they were
     make_repo(repos["api"], {"public/index.html": "api-2\n"})
@@ -223,3 +225,15 @@ def test_repos_refuse_what_they_cannot_be_and_a_bad_dockerfile_changes_nothing(
     server.cli("repos", "remove", app, "api")
     gone = subprocess.run(["git", "push", remote, "main"], cwd=repo, capture_output=True, text=True, timeout=300)
     assert gone.returncode != 0
+
+    # dockyard.yml declares source repos: a push of it adds those the app lacks, and says where to push them
+    stack = make_repo(tmp_path / "stack", {"dockyard.yml": "repos:\n  tools:\n  web: {role: source}\n"
+                                                           "environments:\n  production: {branch: main}\n"})
+    said = server.push(stack, app, "main:elsewhere")
+    assert said.returncode == 0, said.stderr
+    assert f"repo tools added, as dockyard.yml declares: push it to {server.url}/git/{app}/tools.git" in said.stderr
+    listed = [r["name"] for r in json.loads(server.cli("repos", "list", app, "--json").stdout)]
+    assert listed == ["stack", "tools", "web"]
+    bad = make_repo(tmp_path / "stack", {"dockyard.yml": "repos: {Tools: }\nenvironments:\n  production: {}\n"})
+    refused = server.push(bad, app, "main:elsewhere")
+    assert refused.returncode != 0 and "invalid repo name 'Tools'" in refused.stderr

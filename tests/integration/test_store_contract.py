@@ -19,6 +19,7 @@ from dockyard.domain.model import (
     ReleaseStatus,
     SealedSecret,
     ServiceSpec,
+    SourceRepo,
     Token,
 )
 from dockyard.domain.records import ReleaseRecord
@@ -279,6 +280,88 @@ def test_images_newest_first_per_app(store: AnyStore) -> None:
     assert all(i.created_at is not None and i.created_at.tzinfo is not None for i in listed)
     assert replace(listed[0], created_at=None) == image("shop", "0.2")
     assert store.list_images("nope") == []
+
+
+def test_images_keep_what_names_them_and_where_they_came_from(store: AnyStore) -> None:
+    plain = image("shop", "0.1")  # the app's own repo: no header name, no repo, no branch
+    built = replace(image("shop", "0.2+gabc"), tag="0.2_gabc", name="registry.example.com/crigen/api",
+                    source_version="0.2", repo="api", branch="feature/x")
+    store.add_image(plain)
+    store.add_image(built)
+    newest, oldest = store.list_images("shop")
+    assert replace(newest, created_at=None) == built
+    assert (newest.name, newest.source_version, newest.repo, newest.branch) == (
+        "registry.example.com/crigen/api", "0.2", "api", "feature/x")
+    assert replace(oldest, created_at=None) == plain
+    assert (oldest.name, oldest.source_version, oldest.repo, oldest.branch) == ("", "", "", "")
+
+
+# -- repos ----------------------------------------------------------------------------------------
+def test_repos_added_listed_in_order_and_removed(store: AnyStore) -> None:
+    store.create_app(App("shop"))
+    added = store.add_repo(SourceRepo("shop", "base-container-images", "source"))
+    assert (added.app, added.name, added.role) == ("shop", "base-container-images", "source")
+    assert added.created_at is not None and added.created_at.tzinfo is not None
+    assert store.get_repo("shop", "base-container-images") == added
+    store.add_repo(SourceRepo("shop", "api", "source"))
+    store.add_repo(SourceRepo("shop", "compose-containers", "deploy"))
+    store.add_repo(SourceRepo("shop", "vitrine", "source"))
+    assert [(r.name, r.role) for r in store.repos("shop")] == [  # in the order they were added
+        ("base-container-images", "source"), ("api", "source"), ("compose-containers", "deploy"),
+        ("vitrine", "source")]
+    assert store.repos("nope") == []
+
+    store.remove_repo("shop", "api")
+    assert [r.name for r in store.repos("shop")] == ["base-container-images", "compose-containers", "vitrine"]
+    with pytest.raises(NotFound, match="shop has no repo named 'api'"):
+        store.get_repo("shop", "api")
+    store.add_repo(SourceRepo("shop", "api", "source"))  # again, after the others
+    assert [r.name for r in store.repos("shop")] == ["base-container-images", "compose-containers", "vitrine", "api"]
+
+
+def test_repos_errors(store: AnyStore) -> None:
+    store.create_app(App("shop"))
+    store.create_app(App("blog"))
+    store.add_repo(SourceRepo("shop", "api", "source"))
+    store.add_repo(SourceRepo("shop", "stack", "deploy"))
+    with pytest.raises(Conflict, match="shop has a repo named 'api' already") as info:
+        store.add_repo(SourceRepo("shop", "api", "source"))
+    assert info.value.hint
+    with pytest.raises(Conflict):  # a name taken and a second deploy repo at once: refused either way
+        store.add_repo(SourceRepo("shop", "api", "deploy"))
+    with pytest.raises(Conflict, match="shop has a deploy repo already"):
+        store.add_repo(SourceRepo("shop", "stack2", "deploy"))
+    assert [(r.name, r.role) for r in store.repos("shop")] == [("api", "source"), ("stack", "deploy")]
+    store.add_repo(SourceRepo("blog", "api", "source"))  # names and the deploy repo are per app
+    with pytest.raises(Conflict, match="blog has a repo named 'api' already"):
+        store.add_repo(SourceRepo("blog", "api", "deploy"))  # a name taken, whatever the role
+    store.add_repo(SourceRepo("blog", "stack", "deploy"))
+    with pytest.raises(NotFound, match="shop has no repo named 'nope'"):
+        store.get_repo("shop", "nope")
+    with pytest.raises(NotFound, match="shop has no repo named 'nope'"):
+        store.remove_repo("shop", "nope")
+    with pytest.raises(NotFound, match="nope has no repo named 'api'"):
+        store.get_repo("nope", "api")
+    store.remove_repo("shop", "stack")
+    store.add_repo(SourceRepo("shop", "stack2", "deploy"))  # the deploy repo once the last is gone
+    assert [(r.name, r.role) for r in store.repos("shop")] == [("api", "source"), ("stack2", "deploy")]
+
+
+def test_deleting_an_app_takes_its_repos_and_no_one_elses(store: AnyStore) -> None:
+    for app in ("shop", "blog"):
+        store.create_app(App(app))
+        store.add_repo(SourceRepo(app, "api", "source"))
+        store.add_repo(SourceRepo(app, "stack", "deploy"))
+    store.delete_app("shop")
+    assert store.repos("shop") == []
+    with pytest.raises(NotFound):
+        store.get_repo("shop", "api")
+    assert [(r.app, r.name) for r in store.repos("blog")] == [("blog", "api"), ("blog", "stack")]
+
+    store.create_app(App("shop"))  # afresh: the names are free again
+    store.add_repo(SourceRepo("shop", "api", "source"))
+    store.add_repo(SourceRepo("shop", "stack", "deploy"))
+    assert [r.name for r in store.repos("shop")] == ["api", "stack"]
 
 
 # -- releases -------------------------------------------------------------------------------------

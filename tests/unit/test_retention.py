@@ -5,6 +5,7 @@ the newest N releases of its environment, used by a container or of a busy app i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -221,3 +222,17 @@ def test_more_retention_never_collects_more(
     images, releases, keep, in_use, busy = history
     fewer = {d.image for d in retention.plan(images, releases, keep + 1, in_use, busy).collected}
     assert fewer <= {d.image for d in retention.plan(images, releases, keep, in_use, busy).collected}
+
+
+def test_a_source_repo_s_newest_build_of_each_image_version_and_branch_stays() -> None:
+    """What the deploy repo's stack, or another repo's FROM, resolves to next is never collected."""
+    def built(n: int, version: str, branch: str, repo: str = "base") -> BuiltImage:
+        return replace(image(n), repository="shop/nodejs", name="x/nodejs", source_version=version, branch=branch,
+                       repo=repo, version=f"{version}+g{n}", tag=f"{version}-g{n}")
+
+    newest_first = [built(5, "0.2", "master"), built(4, "0.1", "master"), built(3, "0.1", "develop"),
+                    built(2, "0.1", "master"), image(1)]
+    got = retention.plan(newest_first, [], keep=1)
+    assert versions(got, keep=True) == ["0.1+g3", "0.1+g4", "0.2+g5"]
+    assert "the newest build of x/nodejs:0.1 by base on master" in got.kept[1].why
+    assert {d.image.version for d in got.collected} == {"0.1+g2", image(1).version}

@@ -30,9 +30,19 @@ def test_a_live_release_tells_its_moments_and_its_lead_time_from_the_first_commi
     assert got == {
         "commits": 2, "first_committed_at": "2026-11-28T09:00:00Z", "last_committed_at": "2026-11-28T09:05:00Z",
         "pushed_at": "2026-11-28T09:10:00Z", "build_started_at": "2026-11-28T09:11:00Z",
-        "built_at": "2026-11-28T09:19:00Z", "release_started_at": "2026-11-28T09:20:00Z",
+        "built_at": "2026-11-28T09:19:00Z", "approval_requested_at": None, "approved_at": None,
+        "release_started_at": "2026-11-28T09:20:00Z",
         "live_at": "2026-11-28T09:21:00Z", "failed_at": None, "lead_time_seconds": 21 * 60,
     }
+
+
+def test_a_promoted_release_tells_when_its_approval_was_asked_and_given() -> None:
+    kept = value_stream.recorded([("a" * 40, int(T0.timestamp()))], None, None, None) | value_stream.approval(
+        T0 + timedelta(minutes=20), [T0 + timedelta(minutes=50), T0 + timedelta(minutes=40)])
+    got = value_stream.timeline(record(ReleaseStatus.LIVE, kept, T0 + timedelta(minutes=52)))
+    assert got["approval_requested_at"] == "2026-11-28T09:20:00Z"
+    assert got["approved_at"] == "2026-11-28T09:50:00Z"  # the last approval it needed
+    assert value_stream.approval(T0, []) == {"approval_requested_at": "2026-11-28T09:00:00Z", "approved_at": None}
 
 
 def test_a_failed_release_has_no_lead_time_and_an_old_record_reads_as_empty() -> None:

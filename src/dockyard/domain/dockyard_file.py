@@ -152,6 +152,7 @@ class DockyardFile:
     environments: tuple[EnvironmentDecl, ...]
     targets: tuple[TargetDecl, ...] = (LOCAL,)
     source: str = SOURCE
+    repos: tuple[str, ...] = ()  # the app's source repos (services/repos.py), by name
     lines: KeyLines = field(default_factory=_no_lines, compare=False, repr=False)
 
     def environment(self, name: str) -> EnvironmentDecl | None:
@@ -249,7 +250,8 @@ def _declarations(doc: dict[str, Any], source: str, lines: KeyLines) -> Dockyard
     _check_stages(declared)
     _check_hosts(declared, lines)
     _check_published_ports(declared, lines)
-    return DockyardFile(environments=declared, targets=targets, source=source, lines=lines)
+    repos = tuple(_named(("repos", name), names.repo_name, name) for name in doc.get("repos") or {})
+    return DockyardFile(environments=declared, targets=targets, source=source, repos=repos, lines=lines)
 
 
 def _named(parts: Parts, check: Callable[[str], str], value: str) -> str:

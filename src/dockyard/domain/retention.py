@@ -3,7 +3,9 @@
 Kept, per app environment: the images of its live release, of its releases in progress, and of
 its ``keep`` newest releases that served (live or superseded; releases that ran the same images
 count once, so that a deploy that changed nothing does not push an image out); with a release,
-every image built from its commit (a base no service runs, a tools image). Kept everywhere: an
+every image built from its commit (a base no service runs, a tools image). Kept per source repo
+(services/repos.py): the newest build of each image, version and branch, which the next release
+or a build FROM it resolves to. Kept everywhere: an
 image a container of dockyard's uses (running or halted), and every image of an app with a job
 queued or running (a build may be between its push and its release). Every other image dockyard
 built may be collected: an image within retention never is, so a rollback to a kept release
@@ -123,6 +125,22 @@ def retained(releases: Iterable[ReleaseRecord], keep: int) -> dict[int, str]:
     return out
 
 
+def newest_of_sources(images: Sequence[BuiltImage]) -> set[int]:
+    """The ``id()`` of each source repo's newest build of each image, version and branch
+    (``images`` newest first, as the store lists them): what the deploy repo's stack, or another
+    repo's FROM, resolves to next (domain/builds.py)."""
+    seen: set[tuple[str, str, str, str, str]] = set()
+    out: set[int] = set()
+    for image in images:
+        if not image.repo:
+            continue
+        key = (image.app, image.repo, image.repository, image.source_version or image.version, image.branch)
+        if key not in seen:
+            seen.add(key)
+            out.add(id(image))
+    return out
+
+
 def plan(images: Sequence[BuiltImage], releases: Sequence[ReleaseRecord], keep: int,
          in_use: Iterable[str] = (), busy: Iterable[str] = ()) -> Plan:
     """Decide, for each image dockyard built, whether retention keeps it (and why) or it goes.
@@ -145,12 +163,16 @@ def plan(images: Sequence[BuiltImage], releases: Sequence[ReleaseRecord], keep: 
         by_key.setdefault(key, "a container uses it")
     busy_apps = set(busy)
     served = {k for r in releases if r.status in SERVED for k in release_keys(r)}
+    latest = newest_of_sources(images)
     decisions = []
     for image in images:
         keys = image_keys(image)
         why = next((by_key[k] for k in sorted(keys) if k in by_key), None)
         if why is None:
             why = commits.get((image.app, image.commit))
+        if why is None and id(image) in latest:
+            why = (f"the newest build of {image.name or image.repository}:{image.source_version or image.version} "
+                   f"by {image.repo} on {image.branch or 'its branch'}: the next release (or build FROM it) takes it")
         if why is None and image.app in busy_apps:
             why = f"a job of {image.app} is queued or running"
         if why is not None:

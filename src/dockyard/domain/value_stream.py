@@ -5,7 +5,9 @@ alone: when its commits were made, pushed, built, released and live. The metrics
 A deploy records ``commits`` (what the release brings that the environment's live release did
 not: id and commit time, newest first), ``pushed_at`` (when a push queued it; none for a deploy
 asked by hand), ``build_started_at`` and ``built_at``. The release's own record adds when it
-started (``created_at``) and when it went live or failed (``finished_at``)."""
+started (``created_at``) and when it went live or failed (``finished_at``). A promoted release
+adds when its approval was requested (``approval_requested_at``: it became a candidate) and given
+(``approved_at``: the approval that let it through; none when no approval was asked)."""
 
 from __future__ import annotations
 
@@ -38,6 +40,11 @@ def recorded(commits: Sequence[tuple[str, int]], pushed_at: datetime | None, bui
     }
 
 
+def approval(requested_at: datetime | None, approved: Sequence[datetime]) -> dict[str, Any]:
+    """What a promotion adds: when the candidate waited from, and the last approval it needed."""
+    return {"approval_requested_at": _iso(requested_at), "approved_at": _iso(max(approved)) if approved else None}
+
+
 def timeline(release: ReleaseRecord) -> dict[str, Any]:
     """The release's moments, in order, and its lead time (first commit → live) when it went live."""
     kept: Mapping[str, Any] = release.timeline
@@ -52,6 +59,8 @@ def timeline(release: ReleaseRecord) -> dict[str, Any]:
         "pushed_at": kept.get("pushed_at"),
         "build_started_at": kept.get("build_started_at"),
         "built_at": kept.get("built_at"),
+        "approval_requested_at": kept.get("approval_requested_at"),
+        "approved_at": kept.get("approved_at"),
         "release_started_at": _iso(release.created_at),
         "live_at": _iso(live_at),
         "failed_at": _iso(release.finished_at) if release.status == ReleaseStatus.FAILED else None,

@@ -337,7 +337,7 @@ def releases(app: Annotated[str, typer.Argument(help="the app; or abort, pause, 
         typer.echo(json.dumps(rows, indent=2))
         return
     if timeline:
-        moments = ("first_committed_at", "pushed_at", "built_at", "live_at")
+        moments = ("first_committed_at", "pushed_at", "built_at", "approved_at", "live_at")
         table([{"id": r["id"], "environment": r["environment"], "status": r["status"],
                 "commits": r["timeline"]["commits"], **{m: _clock(r["timeline"][m]) for m in moments},
                 "lead_time": _duration(r["timeline"]["lead_time_seconds"])} for r in rows],

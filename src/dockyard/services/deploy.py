@@ -115,8 +115,8 @@ class Deployer:
             except Exception:
                 say(" !     Nothing was released; the previous release keeps serving.")
                 raise
-            services = inspect.with_references(found.services, {b.spec.key: b.reference for b in built})
-            services = self.sources.resolve(app, services, branch, say)  # images the app's repos built
+            services = self.sources.resolve(app, found.services, branch, say)  # images the app's repos built
+            services = inspect.with_references(services, {b.spec.key: b.reference for b in built})
             ids = {b.reference: b.image_id for b in built}
             commit_services = self.resolve_images(tuple(replace(s, image_id=ids.get(s.image, s.image_id)) for s in services),
                                                   say)

@@ -206,7 +206,9 @@ class Promotions:
         except DockyardError:
             commits = []
         kept = value_stream.recorded(commits, None, None, None)
-        return kept | {k: upstream.timeline.get(k) for k in ("pushed_at", "build_started_at", "built_at")}
+        approved = [a.at for a in self.store.approvals_of(candidate.id) if a.approve and a.at is not None]
+        return kept | {k: upstream.timeline.get(k) for k in ("pushed_at", "build_started_at", "built_at")} \
+            | value_stream.approval(candidate.created_at, approved)
 
     # -- telling --------------------------------------------------------------------------
     def _deciders(self, candidate: Promotion) -> str:

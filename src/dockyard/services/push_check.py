@@ -16,7 +16,7 @@ again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dockyard.domain import access, dockyard_file, names
 from dockyard.domain.access import Action, Principal
@@ -30,6 +30,7 @@ from dockyard.services.apps import branch_targets
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
 from dockyard.services.jobs import Jobs
+from dockyard.services.repos import Repos
 
 ZERO = "0" * 40
 
@@ -73,6 +74,7 @@ class PushChecks:
     deployer: Deployer
     environments: Environments
     jobs: Jobs
+    app_repos: Repos | None = None  # adds the source repos a pushed dockyard.yml declares
 
     def check(self, app: str, updates: list[RefUpdate], incoming: str, actor: str,
               who: Principal | None = None, repo: str = "") -> PushVerdict:
@@ -93,7 +95,32 @@ class PushChecks:
         except DockyardError as refusal:
             self.jobs.record_refused_push(owner.name, ref, str(refusal), actor)
             return PushVerdict(refusal)
-        return self._queue(owner.name, wanted, actor, who, source)
+        added = () if source else self._add_declared_repos(owner, updates, incoming)
+        verdict = self._queue(owner.name, wanted, actor, who, source)
+        return replace(verdict, said=added + verdict.said)
+
+    def _add_declared_repos(self, owner: App, updates: list[RefUpdate], incoming: str) -> tuple[str, ...]:
+        """The source repos the pushed dockyard.yml declares (``repos:``) that the app lacks, added."""
+        if self.app_repos is None:
+            return ()
+        have = {r.name for r in self.store.repos(owner.name)}
+        said = []
+        for update in updates:
+            if not update.ref.startswith("refs/heads/") or update.new.strip("0") == "":
+                continue
+            found = stages.declared(self.repos, owner.name, update.new, incoming)
+            for name in (found.repos if found is not None else ()):
+                if name in have or name == owner.name:
+                    continue
+                try:
+                    self.app_repos.add(owner.name, name)
+                except DockyardError as exc:
+                    said.append(f" !     repo {name}, which dockyard.yml declares, could not be added: {exc.message}")
+                    continue
+                have.add(name)
+                said.append(f"-----> repo {name} added, as dockyard.yml declares: push it to "
+                            f"{self.app_repos.remote(owner.name, name)}")
+        return tuple(said)
 
     def _branch(self, update: RefUpdate) -> str | None:
         """The branch a ref update pushes (None: a tag); refused: another ref, a bad name."""

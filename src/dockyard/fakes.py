@@ -195,7 +195,8 @@ class FakeBuilder:
         self.references.pop(reference, None)
 
     def image_id(self, reference: str) -> str | None:
-        return self.references.get(reference)
+        """As the engine answers: an image by tag, or by its id while it exists."""
+        return self.references.get(reference) or (reference if reference in self.sizes else None)
 
     def push(self, reference: str, progress: Progress) -> str:
         image_id = self.references.get(reference)
@@ -953,11 +954,11 @@ class FakeStore:
     # -- repos ----------------------------------------------------------------------------
     def add_repo(self, repo: SourceRepo) -> SourceRepo:
         with self._lock:
+            if repo.role == "deploy" and any(r.role == "deploy" for k, r in self._repos.items() if k[0] == repo.app):
+                raise Conflict(f"{repo.app} has a deploy repo already", f"list them: dockyard repos list {repo.app}")
             if (repo.app, repo.name) in self._repos:
                 raise Conflict(f"{repo.app} has a repo named {repo.name!r} already",
                                f"pick another name, or remove it first: dockyard repos remove {repo.app} {repo.name}")
-            if repo.role == "deploy" and any(r.role == "deploy" for k, r in self._repos.items() if k[0] == repo.app):
-                raise Conflict(f"{repo.app} has a deploy repo already", f"list them: dockyard repos list {repo.app}")
             self._repos[(repo.app, repo.name)] = replace(repo, created_at=_now())
             return self._repos[(repo.app, repo.name)]
 

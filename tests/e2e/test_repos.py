@@ -142,8 +142,12 @@ def test_five_repos_like_the_seed_from_push_to_production(
     assert services(server, app, "production") == recette
     assert "GREETING=from-production" in server.body(f"api.{app}.localhost", "/env.txt")
     assert "GREETING=from-recette" in server.body(f"api.recette.{app}.localhost", "/env.txt")
-    promoted = json.loads(server.cli("releases", app, "--env", "production", "--json").stdout)[0]["timeline"]
-    assert promoted["approval_requested_at"] <= promoted["approved_at"] <= promoted["live_at"], promoted
+    def promoted() -> dict:
+        return json.loads(server.cli("releases", app, "--env", "production", "--json").stdout)[0]["timeline"]
+
+    wait_until(lambda: promoted()["live_at"] is not None, 60, "the promoted release to be live")
+    moments = promoted()
+    assert moments["approval_requested_at"] <= moments["approved_at"] <= moments["live_at"], moments
 
     # a push to api's develop deploys dev only, with the stack's other images as they were
     make_repo(repos["api"], {"public/index.html": "api-2\n"})

@@ -100,9 +100,15 @@ def test_releases_reach_a_signed_webhook_and_the_audit_log_verifies(
     assert "audit log verified" in verified.stdout
 
     # one row edited by hand: verification names it, and says so with exit 1
+    an_edited_row_breaks_the_chain(server, app_name, "rollback.queued")
+    assert server.cli("audit", "--verify").returncode == 0
+
+
+def an_edited_row_breaks_the_chain(server: Server, app: str, action: str) -> None:
+    """Edit the actor of the app's first ``action`` entry by hand: verification names that entry
+    and exits 1; the row is put back afterwards."""
     db = sqlite3.connect(server.home / "dockyard.db")
-    row, actor = db.execute("SELECT id, actor FROM audit_log WHERE action = 'rollback.queued' AND app = ?",
-                            (app_name,)).fetchone()
+    row, actor = db.execute("SELECT id, actor FROM audit_log WHERE action = ? AND app = ?", (action, app)).fetchone()
     try:
         with db:
             db.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = ?", (row,))
@@ -112,4 +118,3 @@ def test_releases_reach_a_signed_webhook_and_the_audit_log_verifies(
         with db:
             db.execute("UPDATE audit_log SET actor = ? WHERE id = ?", (actor, row))
         db.close()
-    assert server.cli("audit", "--verify").returncode == 0

@@ -7,14 +7,16 @@ signatures, and the audit chain."""
 from __future__ import annotations
 
 import json
-import sqlite3
+import subprocess
 from pathlib import Path
 
 import httpx
 
 from dockyard.domain.webhooks import verify
-from tests.e2e.test_audit_and_webhooks import Sink
+from tests.e2e.test_audit_and_webhooks import Sink, an_edited_row_breaks_the_chain
 from tests.e2e.test_audit_and_webhooks import sink as sink  # the fixture, re-exported
+from tests.e2e.test_promotion import images as services
+from tests.e2e.test_promotion import waiting
 from tests.e2e.test_roles import as_user
 from tests.support import BASE_IMAGE, Server, make_repo, wait_until
 
@@ -61,22 +63,10 @@ def deploy_repo(approver: str) -> dict[str, str]:
 
 def push(server: Server, token: str, repo: Path, path: str, *refspecs: str) -> str:
     """git push to /git/PATH.git as the token's user; the push's output (it follows the deploys)."""
-    import subprocess
-
     remote = f"http://dev:{token}@127.0.0.1:{server.api_port}/git/{path}.git"
     done = subprocess.run(["git", "push", remote, *refspecs], cwd=repo, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return done.stderr
-
-
-def services(server: Server, app: str, env: str, release: int | None = None) -> dict[str, str]:
-    rows = json.loads(server.cli("releases", app, "--env", env, "--json").stdout)
-    found = next(r for r in rows if r["status"] != "awaiting" and (release is None or r["id"] == release))
-    return {s["name"]: s["image"] for s in found["services"]}
-
-
-def waiting(server: Server, app: str) -> list[dict]:
-    return json.loads(server.cli("approvals", app, "--json").stdout)
 
 
 def test_five_repos_like_the_seed_from_push_to_production(
@@ -183,17 +173,7 @@ def test_five_repos_like_the_seed_from_push_to_production(
     assert {("release.approved", ann_name), ("release.rejected", ann_name), ("access.denied", dev_name),
             ("push.accepted", dev_name), ("repo.added", "admin")} <= done, done
     assert "audit log verified" in server.cli("audit", "--verify").stdout
-    db = sqlite3.connect(server.home / "dockyard.db")
-    row = db.execute("SELECT id FROM audit_log WHERE action = 'release.approved' AND app = ?", (app,)).fetchone()[0]
-    try:
-        with db:
-            db.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = ?", (row,))
-        broken = server.cli("audit", "--verify", check=False)
-        assert broken.returncode == 1 and f"audit log broken at entry {row}" in broken.stdout, broken.stdout
-    finally:
-        with db:
-            db.execute("UPDATE audit_log SET actor = ? WHERE id = ?", (ann_name, row))
-        db.close()
+    an_edited_row_breaks_the_chain(server, app, "release.approved")
 
 
 def test_repos_refuse_what_they_cannot_be_and_a_bad_dockerfile_changes_nothing(
@@ -216,8 +196,6 @@ def test_repos_refuse_what_they_cannot_be_and_a_bad_dockerfile_changes_nothing(
     # a push of a Dockerfile that cannot build is refused before git stores it; nothing is built
     repo = make_repo(tmp_path / "api", {"Dockerfile": "# x/api\n#\n# VERSION 1\nFROM\n"})
     remote = server.remote(app).replace(f"/git/{app}.git", f"/git/{app}/api.git")
-    import subprocess
-
     done = subprocess.run(["git", "push", remote, "main"], cwd=repo, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "Push rejected" in done.stderr, done.stderr
     assert json.loads(server.cli("repos", "list", app, "--json").stdout)[1]["images"] == []

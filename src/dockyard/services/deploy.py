@@ -222,9 +222,11 @@ class Deployer:
                 return head
         return None
 
-    def images_of(self, app: App, key: str, commit: str) -> tuple[img.ImageSpec, ...]:
-        """A source repo's images at ``commit``, parsed within bounds (its Dockerfiles only)."""
-        return self.inspector(self.repos.files(key, commit), lambda path, limit: self.repos.read(key, commit, path, limit),
+    def images_of(self, app: App, key: str, commit: str, incoming: str = "") -> tuple[img.ImageSpec, ...]:
+        """A source repo's images at ``commit``, parsed within bounds (its Dockerfiles only);
+        ``incoming``: the commit is being pushed (as for ``inspect``)."""
+        return self.inspector(self.repos.files(key, commit, incoming),
+                              lambda path, limit: self.repos.read(key, commit, path, limit, incoming),
                               app.name, base_domain=self.base_domain, registry=self.registry.address,
                               images_only=True).images
 

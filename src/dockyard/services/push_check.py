@@ -143,11 +143,7 @@ class PushChecks:
         name = self._branch(update)
         if name is None or update.new.strip("0") == "" or not targets.get(name):
             return []  # a tag, a deleted branch, a branch that deploys nowhere: stored only
-        key = names.repo_key(owner.name, repo)
-        self.deployer.inspector(self.repos.files(key, update.new, incoming),
-                                lambda path, limit: self.repos.read(key, update.new, path, limit, incoming),
-                                owner.name, base_domain=self.deployer.base_domain,
-                                registry=self.deployer.registry.address, images_only=True)
+        self.deployer.images_of(owner, names.repo_key(owner.name, repo), update.new, incoming)
         stack = self.repos.head(owner.name, name) or self.repos.head(owner.name, owner.deploy_branch)
         out = []
         for env in targets[name]:

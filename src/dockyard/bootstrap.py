@@ -19,6 +19,7 @@ from dockyard.adapters.docker_client import connect
 from dockyard.adapters.docker_orchestrator import DockerOrchestrator, Limits, Pool
 from dockyard.adapters.docker_secret_files import DockerSecretVolumes
 from dockyard.adapters.git import GitRepos
+from dockyard.adapters.local_http import proxy_smoke_check
 from dockyard.adapters.registry import DistributionRegistry
 from dockyard.adapters.secret_box import KeyFile
 from dockyard.adapters.sql_store import SqlStore
@@ -150,7 +151,8 @@ def bootstrap(settings: Settings) -> Platform:
     handlers[rollback.KIND] = rollbacks.rollback_job
     scaling = Scaling(store, deployer.releaser, runner.submit, after=configuration.prune)
     handlers[scale.KIND] = scaling.scale_job
-    promotions = Promotions(store, deployer, environments, runner.submit, events)
+    promotions = Promotions(store, deployer, environments, runner.submit, events,
+                            smoke_check=proxy_smoke_check(settings.proxy_port))
     handlers[promotion.KIND] = promotions.promote_job
     events.subscribe(promotions.on_event)  # a release live upstream: a candidate downstream
     jobs = Jobs(store)

@@ -176,3 +176,23 @@ def test_a_stage_without_approvers_promotes_by_itself_after_its_soak_time(
         return any(j["kind"] == "promote" and j["status"] == "succeeded" for j in jobs)
 
     wait_until(promoted, 60, "the promote job to succeed")
+
+
+def test_a_smoke_check_upstream_holds_the_release_until_it_answers(
+    server: Server, app_name: str, tmp_path: Path
+) -> None:
+    stages = "environments:\n  recette: {branch: main}\n  production: {promotion: {from: recette, smoke: /ready.txt}}\n"
+    server.cli("apps", "create", app_name)
+    server.cli("envs", "create", app_name, "recette", "--branch", "main")
+    files = site("smoked", stages)
+    slow = 'CMD ["sh", "-c", "(sleep 8; echo ready > /www/ready.txt) & exec httpd -f -p 8000 -h /www"]\n'
+    files["Dockerfile"] = files["Dockerfile"].replace(CMD, slow)
+    repo = make_repo(tmp_path / "src", files)
+    assert server.push(repo, app_name).returncode == 0
+    assert server.body(f"recette.{app_name}.localhost") == "smoked\n"
+    wait_until(lambda: "last: HTTP 404" in (waiting(server, app_name) or [{}])[0].get("waiting_for", ""), 30,
+               "the candidate to wait for its smoke check")
+    assert server.get(f"{app_name}.localhost").status_code != 200
+    wait_until(lambda: server.body(f"{app_name}.localhost") == "smoked\n", 60,
+               "production to take recette's release once /ready.txt answers")
+    assert server.body(f"recette.{app_name}.localhost", "/ready.txt") == "ready\n"

@@ -41,6 +41,9 @@ def test_dockyard_yml_declares_a_stage_with_its_gates() -> None:
     ("environments:\n  r: {}\n  production: {promotion: {from: r, approvers: [ann, ann]}}\n", "listed twice"),
     ("environments:\n  r: {}\n  production: {promotion: {soak: 1m}}\n", "from"),
     ("environments:\n  r: {}\n  production: {promotion: {from: r, approvals: 11}}\n", "approvals"),
+    ("environments:\n  r: {}\n  production: {promotion: {from: r, smoke: health}}\n",
+     "promotion/smoke: 'health' is not a URL path"),
+    ("environments:\n  r: {}\n  production: {promotion: {from: r, smoke: '/a b'}}\n", "is not a URL path"),
 ])
 def test_a_stage_graph_that_cannot_run_is_refused_with_its_line(text: str, words: str) -> None:
     with pytest.raises(InvalidSource) as caught:
@@ -101,3 +104,15 @@ def test_an_environment_stays_promoted_while_its_live_release_says_so() -> None:
     store.set_release(live, ReleaseStatus.LIVE)
     assert promoted_from(store, repos, "shop", "production", plain) == "recette"  # the live release's file
     assert promoted_from(store, repos, "shop", "production", none) == "recette"
+
+
+def test_a_smoke_check_upstream_holds_the_candidate_until_it_passes() -> None:
+    found = dockyard_file.load("environments:\n  r: {}\n  production: {promotion: {from: r, smoke: /health?deep=1}}\n")
+    assert found.environment("production").promotion.smoke == "/health?deep=1"  # type: ignore[union-attr]
+    gate = Gate("recette", smoke="/health")
+    live = NOW - datetime.timedelta(minutes=1)
+    assert verdict(gate, False, live, True, [], NOW).waiting_for == "a smoke check of /health in recette (not run yet)"
+    failed = verdict(gate, False, live, True, [], NOW, "last: HTTP 503")
+    assert not failed.ready and failed.waiting_for == "a smoke check of /health in recette (last: HTTP 503)"
+    assert verdict(gate, False, live, True, [], NOW, "").ready
+    assert verdict(Gate("recette"), False, live, True, [], NOW, None).ready  # no smoke check asked

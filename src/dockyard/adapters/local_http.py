@@ -8,6 +8,7 @@ import base64
 import http.client
 import json
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,3 +83,22 @@ class LocalHttp:
 
     def get(self, path: str, headers: dict[str, str] | None = None, timeout: float | None = None) -> Answer:
         return self.request("GET", path, headers=headers, timeout=timeout)
+
+
+def proxy_smoke_check(port: int, timeout: float = 5.0) -> Callable[[str, str], str]:
+    """A promotion's smoke check (services/promotion.py): GET ``path`` at ``host`` through the
+    proxy on this machine's ``port``; "" when it answered 2xx or 3xx, else what it answered."""
+
+    def check(host: str, path: str) -> str:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"Host": host, "User-Agent": "dockyard-smoke-check"})
+            response = conn.getresponse()
+            response.read(64 * 1024)  # the start of the body only: an answer is all it asks
+            return "" if 200 <= response.status < 400 else f"last: HTTP {response.status}"
+        except (OSError, http.client.HTTPException) as exc:
+            return f"last: no answer ({exc or type(exc).__name__})"
+        finally:
+            conn.close()
+
+    return check

@@ -23,7 +23,7 @@ def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
 def _gate(text: str) -> Gate:
     d = json.loads(text)
     return Gate(d["source"], datetime.timedelta(seconds=d.get("soak", 0)), int(d.get("approvals", 0)),
-                tuple(d.get("approvers", ())), bool(d.get("self_approval", False)))
+                tuple(d.get("approvers", ())), bool(d.get("self_approval", False)), str(d.get("smoke", "")))
 
 
 def _promotion(row: Any) -> Promotion:
@@ -40,7 +40,7 @@ class SqlPromotions:
                          commit: str, gate: Gate, pusher: str) -> Promotion:
         """A new candidate (awaiting); the one of this release and environment when it exists."""
         body = {"source": gate.source, "soak": gate.soak.total_seconds(), "approvals": gate.approvals,
-                "approvers": list(gate.approvers), "self_approval": gate.self_approval}
+                "approvers": list(gate.approvers), "self_approval": gate.self_approval, "smoke": gate.smoke}
         try:
             with self.engine.begin() as c:
                 found = c.execute(insert(t.promotions).values(

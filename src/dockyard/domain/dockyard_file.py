@@ -118,6 +118,7 @@ class PromotionDecl:
     approvals: int = 0
     approvers: tuple[str, ...] = ()
     self_approval: bool = False
+    smoke: str = ""  # a URL path of the upstream environment's site that must answer 2xx/3xx first
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,11 @@ def _promotion(at: Parts, body: dict[str, Any]) -> PromotionDecl:
     if approvers and approvals > len(approvers):
         raise _Refused((*at, "approvals"), f"{approvals} approvals needed, but only {len(approvers)} approvers listed",
                        "list more approvers, or need fewer approvals")
-    return PromotionDecl(source, soak, approvals, approvers, bool(body.get("self_approval", False)))
+    smoke = body.get("smoke") or ""
+    if smoke and (len(smoke) > MAX_PATH_CHARS or not _URL_PATH.fullmatch(smoke)):
+        raise _Refused((*at, "smoke"), f"{shown(smoke, 60)} is not a URL path",
+                       "give a path of the upstream environment's site, starting with '/', e.g. '/health'")
+    return PromotionDecl(source, soak, approvals, approvers, bool(body.get("self_approval", False)), smoke)
 
 
 def _check_stages(declared: tuple[EnvironmentDecl, ...]) -> None:

@@ -6,6 +6,8 @@ the same image digests, into an environment whose dockyard.yml says ``promotion:
 It enters once:
 
 - it has run upstream for the ``soak`` time, and still runs there;
+- its ``smoke`` path, when the file names one, answered 2xx or 3xx through the proxy on the
+  upstream environment's site (a live release there passed its health checks already);
 - it has ``approvals`` approvals by distinct users among ``approvers`` (any approver or admin when
   none are listed); a protected environment needs at least one, whatever the file says, so a
   change to dockyard.yml alone never opens it;
@@ -37,6 +39,7 @@ class Gate:
     approvals: int = 0
     approvers: tuple[str, ...] = ()
     self_approval: bool = False
+    smoke: str = ""  # a URL path upstream that must answer 2xx/3xx
 
     def needed(self, protected: bool) -> int:
         return max(self.approvals, 1 if protected else 0)
@@ -57,14 +60,17 @@ class Verdict:
 
 
 def verdict(gate: Gate, protected: bool, upstream_live_since: datetime.datetime | None, upstream_still_live: bool,
-            approvals: Sequence[Approval], now: datetime.datetime) -> Verdict:
-    """Whether a candidate may enter now, and what it waits for."""
+            approvals: Sequence[Approval], now: datetime.datetime, smoke: str | None = None) -> Verdict:
+    """Whether a candidate may enter now, and what it waits for. ``smoke``: the last smoke check's
+    outcome ("" passed, else why not; None: not checked yet), when the gate has one."""
     if not upstream_still_live or upstream_live_since is None:
         return Verdict(False, f"its release no longer runs in {gate.source}")
     waits = []
     left = gate.soak - (now - upstream_live_since)
     if left > datetime.timedelta(0):
         waits.append(f"{_span(left)} more in {gate.source}")
+    if gate.smoke and smoke != "":
+        waits.append(f"a smoke check of {gate.smoke} in {gate.source} ({smoke or 'not run yet'})")
     needed = gate.needed(protected)
     given = len({a.user for a in approvals if a.approve})
     if given < needed:

@@ -47,7 +47,10 @@ class Promotions:
     submit: Submit
     events: Events
     clock: Callable[[], datetime.datetime] = _now
+    # GET a URL path through the proxy at a host: "" when it answered 2xx/3xx, else why not
+    smoke_check: Callable[[str, str], str] | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _smoked: dict[int, str] = field(default_factory=dict, repr=False)  # candidate -> its last smoke check
 
     # -- candidates -----------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -72,7 +75,7 @@ class Promotions:
         p = env.promotion
         if env.name not in {e.name for e in self.store.environments(app.name)}:
             self.environments.create(app.name, env.name, env.target)
-        gate = Gate(p.source, p.soak, p.approvals, p.approvers, p.self_approval)
+        gate = Gate(p.source, p.soak, p.approvals, p.approvers, p.self_approval, p.smoke)
         with self._guard:
             for older in self.store.promotions(app.name, env.name, gates.AWAITING):
                 if older.source_release < release and self.store.set_promotion(
@@ -92,8 +95,11 @@ class Promotions:
             self.store.set_promotion(candidate.id, gates.SUPERSEDED, "its release is gone", expected=gates.AWAITING)
             return gates.Verdict(False, "its release is gone")
         still = upstream.status == ReleaseStatus.LIVE
+        if still and candidate.status == gates.AWAITING:
+            self._smoke(candidate, upstream)
         verdict = gates.verdict(candidate.gate, self.environments.is_protected(candidate.app, candidate.environment),
-                                upstream.finished_at, still, self.store.approvals_of(candidate.id), self.clock())
+                                upstream.finished_at, still, self.store.approvals_of(candidate.id), self.clock(),
+                                self._smoked.get(candidate.id))
         if candidate.status != gates.AWAITING:
             return verdict
         if not still:
@@ -106,13 +112,32 @@ class Promotions:
                         candidate.environment)
         return verdict
 
+    def _smoke(self, candidate: Promotion, upstream: ReleaseRecord) -> None:
+        """Run the candidate's smoke check upstream until it passes once (each evaluation, the
+        tick's included, tries again): GET the path at the upstream release's first site."""
+        if not candidate.gate.smoke or self._smoked.get(candidate.id) == "" or self.smoke_check is None:
+            return
+        host = next((h for s in upstream.services for h in s.hosts), None)
+        if host is None:
+            self._smoked[candidate.id] = f"{upstream.environment} serves no site to check"
+            return
+        found = self.smoke_check(host, candidate.gate.smoke)
+        if found != self._smoked.get(candidate.id):
+            log.info("promotion %s: smoke check of %s%s: %s", candidate.id, host, candidate.gate.smoke,
+                     found or "passed")
+        self._smoked[candidate.id] = found
+
     def tick(self) -> None:
-        """Candidates waiting for their soak time: promoted once it passed (a schedule calls this)."""
-        for candidate in self.store.promotions(status=gates.AWAITING, limit=500):
+        """Candidates waiting for their soak time or a passing smoke check: promoted once their gates
+        pass (a schedule calls this)."""
+        awaiting = self.store.promotions(status=gates.AWAITING, limit=500)
+        for candidate in awaiting:
             try:
                 self.evaluate(candidate)
             except DockyardError as exc:
                 log.warning("promotion %s: %s", candidate.id, exc.message)
+        for decided in set(self._smoked) - {c.id for c in awaiting}:
+            self._smoked.pop(decided, None)
 
     # -- approvals ------------------------------------------------------------------------
     def waiting(self, app: str | None = None) -> list[dict[str, Any]]:
@@ -127,7 +152,7 @@ class Promotions:
                 continue
             approvals = self.store.approvals_of(c.id)
             verdict = gates.verdict(c.gate, protected, upstream.finished_at, upstream.status == ReleaseStatus.LIVE,
-                                    approvals, self.clock())
+                                    approvals, self.clock(), self._smoked.get(c.id))
             out.append(self.shown(c) | {"waiting_for": verdict.waiting_for,
                                         "approved_by": [a.user for a in approvals if a.approve]})
         return out

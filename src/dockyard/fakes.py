@@ -522,6 +522,7 @@ class FakeRepos:
     def __init__(self) -> None:
         self.trees: dict[str, dict[str, dict[str, str]]] = {}
         self.heads: dict[str, dict[str, str]] = {}
+        self.tags: dict[str, dict[str, str]] = {}
         self.parents: dict[str, tuple[str, int]] = {}  # commit -> (its parent, its time)
 
     def create(self, app: str) -> None:
@@ -582,6 +583,12 @@ class FakeRepos:
 
     def head(self, app: str, branch: str) -> str | None:
         return self.heads.get(app, {}).get(branch)
+
+    def tag(self, app: str, name: str, oid: str = "", incoming: str = "") -> str | None:
+        """Tags as refs of their own (``tags[app][name] = commit``); an oid is its commit."""
+        if oid:
+            return oid if oid in self.trees.get(app, {}) else None
+        return self.tags.get(app, {}).get(name)
 
     def accepts_branch(self, name: str) -> bool:  # a few of git's rules
         return ".." not in name and "@{" not in name and not name.endswith((".lock", "/", "."))

@@ -63,6 +63,9 @@ class SourceRepos(Protocol):
         """A tar of the commit's tree, or of its folder ``path`` (as the tar's root)."""
         ...
     def head(self, app: str, branch: str) -> str | None: ...
+    def tag(self, app: str, name: str, oid: str = "", incoming: str = "") -> str | None:
+        """The commit tag ``name`` points at (an annotated tag peeled), or that ``oid`` being
+        pushed as it points at (``incoming``: the push's quarantine); None: no such commit."""
     def commits(self, app: str, commit: str, since: str | None = None, limit: int = 100) -> list[tuple[str, int]]:
         """The commits ``commit`` brings that ``since`` has not, newest first: (id, Unix commit time)."""
         ...

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from dockyard.domain import compose_schema, limits
+from dockyard.domain import compose_schema, dockyard_file, limits
 from dockyard.domain.compose_yaml import MAX_YAML_DEPTH, MAX_YAML_NODES
 from dockyard.domain.dockyard_file import (
     LOCAL,
@@ -734,3 +734,17 @@ def test_a_service_declared_stateful_is_released_stop_first_and_runs_one_contain
     assert with_stateful((db, web), declared, "recette") == (db, web)  # another environment: as it is
     with pytest.raises(InvalidSource, match="runs 2 replicas, and a stateful service runs one container at a time"):
         with_stateful((dataclasses.replace(db, replicas=2), web), declared, "production")
+
+
+def test_an_environment_takes_the_tags_its_pattern_matches() -> None:
+    found = dockyard_file.load("environments:\n  live: {tag: 'v*'}\n  beta: {branch: main, tag: 'v?.?-rc*'}\n")
+    live, beta = found.environment("live"), found.environment("beta")
+    assert live is not None and beta is not None
+    assert live.takes_tag("v1.0") and live.takes_tag("v") and not live.takes_tag("release-1")
+    assert beta.takes_tag("v1.2-rc3") and not beta.takes_tag("v1.2") and beta.branch == "main"
+    assert not found.environment("live").takes_tag("V1")  # type: ignore[union-attr]  # case counts
+    for text, words in (("environments:\n  live: {tag: 'v[0-9]*'}\n", "is not a tag pattern"),
+                        ("environments:\n  r: {}\n  live: {tag: 'v*', promotion: {from: r}}\n",
+                         "live is promoted from r: no tag deploys it")):
+        with pytest.raises(InvalidSource, match=re.escape(words)):
+            dockyard_file.load(text)

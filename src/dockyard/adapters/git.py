@@ -517,6 +517,18 @@ class GitRepos:
             return None
         return out.decode().strip() or None
 
+    def tag(self, app: str, name: str, oid: str = "", incoming: str = "") -> str | None:
+        rev = oid if oid and _is_oid(oid) else f"refs/tags/{names.branch_name(name)}"
+        proc = _popen(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], self.path(app),
+                      incoming=self.incoming(app, incoming) if incoming else None)
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode().strip()
+        try:
+            _finish(proc, ["rev-parse", rev])
+        except GitError:
+            return None
+        return out if _is_oid(out) else None
+
     def incoming(self, app: str, quarantine: str) -> Path:
         """The folder where git receive-pack keeps the objects of a push until its pre-receive
         hook accepts it (the hook's GIT_QUARANTINE_PATH): a folder of the app's repository only."""

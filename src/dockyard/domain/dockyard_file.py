@@ -25,6 +25,7 @@ A refusal names file, line and key path, as the compose file's do
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(us|µs|ms|s|m|h)")
 _MICROSECONDS = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
 _PORT = re.compile(r"[1-9][0-9]{0,4}")  # as written, so its text is its key
 _URL_PATH = re.compile(r"/[!-~]*")  # printable ASCII, no spaces
+_TAG_PATTERN = re.compile(r"[A-Za-z0-9._/*?-]{1,200}")  # a tag name, with fnmatch's * and ? (no [...])
 
 
 @dataclass(frozen=True)
@@ -133,9 +135,14 @@ class EnvironmentDecl:
     routes: tuple[RouteDecl, ...] = ()
     services: tuple[ServiceDecl, ...] = ()
     promotion: PromotionDecl | None = None
+    tag: str | None = None  # pushed tags matching this pattern (fnmatch: * and ?) deploy here
 
     def service(self, name: str) -> ServiceDecl | None:
         return next((s for s in self.services if s.name == name), None)
+
+    def takes_tag(self, name: str) -> bool:
+        """Whether a push of tag ``name`` deploys this environment."""
+        return self.tag is not None and fnmatch.fnmatchcase(name, self.tag)
 
 
 LOCAL = TargetDecl(LOCAL_TARGET, DOCKER)
@@ -296,8 +303,15 @@ def _environment(name: str, body: dict[str, Any], targets: set[str]) -> Environm
     if promotion is not None and branch is not None:
         raise _Refused((*at, "branch"), f"{name} is promoted from {promotion.source}: no branch deploys it",
                        "remove `branch:` (its releases come from the upstream environment), or remove `promotion:`")
+    tag = body.get("tag")
+    if tag is not None and not _TAG_PATTERN.fullmatch(tag):
+        raise _Refused((*at, "tag"), f"{shown(tag, 60)} is not a tag pattern",
+                       "use letters, digits, '.', '_', '/', '-' and the wildcards '*' and '?', e.g. 'v*'")
+    if promotion is not None and tag is not None:
+        raise _Refused((*at, "tag"), f"{name} is promoted from {promotion.source}: no tag deploys it",
+                       "remove `tag:` (its releases come from the upstream environment), or remove `promotion:`")
     return EnvironmentDecl(
-        name=name, target=target, branch=branch, variables=variables, secrets=secrets, promotion=promotion,
+        name=name, target=target, branch=branch, variables=variables, secrets=secrets, promotion=promotion, tag=tag,
         routes=tuple(_route((*at, "routes", host), host, value) for host, value in (body.get("routes") or {}).items()),
         services=tuple(_service((*at, "services", service), service, spec)
                        for service, spec in (body.get("services") or {}).items()),

@@ -82,7 +82,7 @@ class Deployer:
         repo = job.payload.get("repo", "")  # a push to a source repo: its images, then the deploy repo's stack
         branch = job.payload.get("branch", app.deploy_branch)
         if job.payload.get("await_push") and job.attempts <= 1:  # a resumed job's push is long done
-            self._await_push(names.repo_key(app.name, repo), branch, commit)
+            self._await_push(names.repo_key(app.name, repo), branch, commit, job.payload.get("tag") == "true")
         where = "" if env == DEFAULT_ENVIRONMENT else f" to {env}"
         build_started = datetime.now(UTC)
         pushed = (names.repo_key(app.name, repo), commit, self.sources.last_built(app.name, repo, branch)) \
@@ -230,16 +230,16 @@ class Deployer:
                               app.name, base_domain=self.base_domain, registry=self.registry.address,
                               images_only=True).images
 
-    def _await_push(self, app: str, branch: str, commit: str, timeout: float = 60.0) -> None:
-        """A job queued by the pre-receive hook starts as git finishes storing the push. The ref
+    def _await_push(self, app: str, branch: str, commit: str, tag: bool = False, timeout: float = 60.0) -> None:
+        """A job queued by the pre-receive hook starts as git finishes storing the push. A branch
         is read from its file (no git process), so it is polled often: a wait here is time the
-        push takes to go live."""
+        push takes to go live; a tag (``branch`` names it) is peeled by git, less often."""
         deadline = time.monotonic() + timeout
-        while self.repos.head(app, branch) != commit:
+        while (self.repos.tag(app, branch) if tag else self.repos.head(app, branch)) != commit:
             if time.monotonic() > deadline:
                 raise DockyardError(f"the push of {commit[:10]} to {branch!r} did not complete: nothing deployed",
                                     "push again")
-            time.sleep(0.002)
+            time.sleep(0.05 if tag else 0.002)
 
     def inspect(self, app: App, commit: str, environment: str = DEFAULT_ENVIRONMENT,
                 incoming: str = "") -> inspect.Inspection:

@@ -73,7 +73,7 @@ class Environments:
                            "every app has production: it deploys from the app's deploy branch")
         return self.store.add_environment(Environment(app_name, env_name, target, branch))
 
-    def declare(self, app: str, env: str, target: str, branch: str) -> Environment:
+    def declare(self, app: str, env: str, target: str, branch: str | None) -> Environment:
         """The environment as a commit's dockyard.yml declares it: added when the app does not
         have it yet; one the app has is left as it is (a deploy reports what differs)."""
         with self._guard:
@@ -129,12 +129,14 @@ class Environments:
         return app.deploy_branch if env.is_production else env.branch
 
     def queue_deploy(self, app: str, env: str, actor: str, commit: str | None = None, branch: str | None = None,
-                     await_push: bool = False, force: bool = False, override: bool = False, repo: str = "") -> Job:
+                     await_push: bool = False, force: bool = False, override: bool = False, repo: str = "",
+                     tag: bool = False) -> Job:
         """Queue a build and release of a commit to an environment (default: the head of the
         environment's branch). A deploy of that commit already queued or running is returned.
         ``override``: an admin's deploy, which may enter an environment that takes promotions;
         ``repo``: a source repo of the app (services/repos.py), whose commit is built, then
-        released with the deploy repo's stack."""
+        released with the deploy repo's stack; ``tag``: ``branch`` names the tag pushed, which
+        points at ``commit``."""
         found = self.get(app, env)
         owner = self.store.get_app(found.app)
         wanted = branch or self.branch_of(owner, found)
@@ -159,6 +161,8 @@ class Environments:
             payload = {"commit": commit, "branch": wanted, "actor": actor}
             if repo:
                 payload["repo"] = repo
+            if tag:
+                payload["tag"] = "true"
             if await_push:
                 payload["await_push"] = "true"
             if force:  # release it even if the same release failed last time

@@ -1,7 +1,8 @@
 """A push, checked before git stores it, and its deploys queued: what the pre-receive hook asks.
 
 For each ref update: only branches and tags, with names dockyard and git accept; a branch that
-deploys somewhere cannot be deleted. For each environment the pushed branch deploys to (those
+deploys somewhere cannot be deleted. A tag deploys the commit it points at (an annotated tag
+peeled) to the environments whose ``tag:`` pattern, in that commit's dockyard.yml, matches its name. For each environment the pushed branch deploys to (those
 the app has, and those the commit's dockyard.yml declares for that branch), the commit's
 Dockerfiles, compose file and dockyard.yml are parsed within bounds (``Deployer.inspect``: the
 server's warm, bounded parser child) with that environment's variables and secrets, and its
@@ -17,6 +18,7 @@ again.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from dockyard.domain import access, dockyard_file, names
 from dockyard.domain.access import Action, Principal
@@ -45,6 +47,18 @@ class RefUpdate:
     old: str
     new: str
     ref: str
+
+
+class Wanted(NamedTuple):
+    """A deploy an accepted push makes: of ``commit`` (pushed to ``ref``, a branch or, with
+    ``tag``, a tag) to ``environment``; ``target``: dockyard.yml declares the environment, which
+    this deploy adds, or PROMOTED: it takes promotions, and the push does not deploy it."""
+
+    ref: str
+    commit: str
+    environment: str
+    target: str
+    tag: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,7 @@ class PushChecks:
         found = self.store.get_repo(owner.name, names.repo_name(repo)) if repo and repo != owner.name else None
         source = found.name if found is not None and found.role == "source" else ""
         targets = branch_targets(self.store, owner)
-        wanted: list[tuple[str, str, str, str]] = []  # (branch, commit, environment, declared target)
+        wanted: list[Wanted] = []
         ref = ""
         try:
             for update in updates:
@@ -122,8 +136,8 @@ class PushChecks:
                             f"{self.app_repos.remote(owner.name, name)}")
         return tuple(said)
 
-    def _branch(self, update: RefUpdate) -> str | None:
-        """The branch a ref update pushes (None: a tag); refused: another ref, a bad name."""
+    def _ref(self, update: RefUpdate) -> tuple[str, str]:
+        """What a ref update pushes: ("branch" or "tag", its name); refused: another ref, a bad name."""
         if update.ref.startswith("refs/heads/"):
             kind, name = "branch", update.ref.removeprefix("refs/heads/")
         elif update.ref.startswith("refs/tags/"):
@@ -133,33 +147,33 @@ class PushChecks:
         names.branch_name(name)
         if not self.repos.accepts_branch(name):
             raise DockyardError(f"{kind} name {name!r} is not accepted by git")
-        return name if kind == "branch" else None
+        return kind, name
 
     def _check_source(self, owner: App, repo: str, targets: dict[str, list[str]], update: RefUpdate,
-                      incoming: str) -> list[tuple[str, str, str, str]]:
+                      incoming: str) -> list[Wanted]:
         """A source repo's ref update: its Dockerfiles parsed within bounds; the environments its
         branch deploys to get a deploy (the repo's images built, then the deploy repo's stack),
         except those that take promotions."""
-        name = self._branch(update)
-        if name is None or update.new.strip("0") == "" or not targets.get(name):
+        kind, name = self._ref(update)
+        if kind != "branch" or update.new.strip("0") == "" or not targets.get(name):
             return []  # a tag, a deleted branch, a branch that deploys nowhere: stored only
         self.deployer.images_of(owner, names.repo_key(owner.name, repo), update.new, incoming)
         stack = self.repos.head(owner.name, name) or self.repos.head(owner.name, owner.deploy_branch)
         out = []
         for env in targets[name]:
             source = stages.promoted_from(self.store, self.repos, owner.name, env, stack) if stack else None
-            out.append((name, update.new, env, f"{PROMOTED}{source}" if source else ""))
+            out.append(Wanted(name, update.new, env, f"{PROMOTED}{source}" if source else ""))
         return out
 
     def _check_update(self, owner: App, targets: dict[str, list[str]], update: RefUpdate,
-                      incoming: str) -> list[tuple[str, str, str, str]]:
+                      incoming: str) -> list[Wanted]:
         """Raise a DockyardError when this ref update must be refused; else the deploys it makes
         (environments dockyard.yml declares for the branch, which the app does not have yet, among
         them). Warnings are the deploy job's to give: the push streams its log."""
         app = owner.name
-        name = self._branch(update)
-        if name is None:
-            return []
+        kind, name = self._ref(update)
+        if kind == "tag":
+            return self._check_tag(owner, name, update, incoming)
         environments = [(env, "") for env in targets.get(name, [])]
         if update.new.strip("0") == "":
             if environments:
@@ -168,35 +182,57 @@ class PushChecks:
                     "give the environment another branch first (dockyard envs set-branch), or delete the app: "
                     f"dockyard apps delete {app}")
             return []
-        files = self.repos.files(app, update.new, incoming)
         promoted: dict[str, str] = {}  # environment -> the one it is promoted from: no push deploys it
-        if dockyard_file.SOURCE in files:  # environments it declares for this branch
-            text = self.repos.read(app, update.new, dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES, incoming)
-            declared = dockyard_file.load(text) if text is not None else None
+        declared = self._declared(app, update.new, incoming)
+        if declared is not None:  # environments it declares for this branch
             known = {e.name for e in self.store.environments(app)}
-            environments += [(e.name, e.target) for e in (declared.environments if declared else ())
-                             if e.branch == name and e.name not in known]
-            promoted = {e.name: e.promotion.source for e in (declared.environments if declared else ())
-                        if e.promotion is not None}
-        for environment, _ in environments:  # each with its own variables and secrets
-            found = self.deployer.inspect(owner, update.new, environment, incoming)
-            # refuses a count the service cannot run, a health check of a service without a port,
-            # a stateful service with replicas
-            counted = with_replicas(found.services, found.declared, environment)
-            with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
+            environments += [(e.name, e.target) for e in declared.environments if e.branch == name and e.name not in known]
+            promoted = {e.name: e.promotion.source for e in declared.environments if e.promotion is not None}
+        self._inspect_each(owner, update.new, [env for env, _ in environments], incoming)
         for env, _ in environments:  # an environment whose live release takes promotions keeps taking them
             source = promoted.get(env) or stages.live_source(self.store, self.repos, app, env, update.new)
             if source is not None:
                 promoted[env] = source
-        return [(name, update.new, env, f"{PROMOTED}{promoted[env]}" if env in promoted else target)
+        return [Wanted(name, update.new, env, f"{PROMOTED}{promoted[env]}" if env in promoted else target)
                 for env, target in environments]
 
-    def _queue(self, app: str, wanted: list[tuple[str, str, str, str]], actor: str,
+    def _check_tag(self, owner: App, name: str, update: RefUpdate, incoming: str) -> list[Wanted]:
+        """A tag pushed: the environments whose ``tag:`` pattern in the tagged commit's
+        dockyard.yml matches get a deploy of that commit (an annotated tag peeled). A deleted
+        tag, or one of no commit, is stored only."""
+        if update.new.strip("0") == "":
+            return []
+        commit = self.repos.tag(owner.name, name, update.new, incoming)
+        if commit is None:
+            return []
+        declared = self._declared(owner.name, commit, incoming)
+        chosen = [e for e in (declared.environments if declared is not None else ()) if e.takes_tag(name)]
+        known = {e.name for e in self.store.environments(owner.name)}
+        self._inspect_each(owner, commit, [e.name for e in chosen], incoming)
+        return [Wanted(name, commit, e.name, "" if e.name in known else e.target, tag=True) for e in chosen]
+
+    def _declared(self, app: str, commit: str, incoming: str) -> dockyard_file.DockyardFile | None:
+        """The pushed commit's dockyard.yml, checked (a file dockyard refuses refuses the push)."""
+        if dockyard_file.SOURCE not in self.repos.files(app, commit, incoming):
+            return None
+        text = self.repos.read(app, commit, dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES, incoming)
+        return dockyard_file.load(text) if text is not None else None
+
+    def _inspect_each(self, owner: App, commit: str, environments: list[str], incoming: str) -> None:
+        """The commit parsed for each environment, with its own variables and secrets: refuses what
+        it cannot run there (a count the service cannot run, a health check of a service without a
+        port, a stateful service with replicas)."""
+        for environment in environments:
+            found = self.deployer.inspect(owner, commit, environment, incoming)
+            counted = with_replicas(found.services, found.declared, environment)
+            with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
+
+    def _queue(self, app: str, wanted: list[Wanted], actor: str,
                who: Principal | None, repo: str = "") -> PushVerdict:
         """Queue the accepted push's deploys, each waiting for its ref; an environment
         dockyard.yml declares is added with its first deploy."""
         deploys, said = [], []
-        for branch, commit, environment, target in wanted:
+        for branch, commit, environment, target, tag in wanted:
             job = None
             if target.startswith(PROMOTED):
                 said.append(f"-----> {environment}: promoted from {target.removeprefix(PROMOTED)} once its gates pass, "
@@ -209,11 +245,11 @@ class PushChecks:
                 continue
             try:
                 if target:
-                    self.environments.declare(app, environment, target, branch)
+                    self.environments.declare(app, environment, target, None if tag else branch)
                     said.append(f"-----> {environment}: added, as dockyard.yml declares (target {target}, "
-                                f"branch {branch})")
+                                + (f"tags {branch!r} and the like)" if tag else f"branch {branch})"))
                 job = self.environments.queue_deploy(app, environment, actor, commit, branch, await_push=True,
-                                                     repo=repo).id
+                                                     repo=repo, tag=tag).id
             except DockyardError as exc:
                 said.append(f" !     the deploy to {environment} could not be queued yet: {exc.message}")
             deploys.append(QueuedDeploy(branch, commit, environment, target, job))

@@ -139,12 +139,18 @@ def test_five_repos_like_the_seed_from_push_to_production(
     moments = promoted()
     assert moments["approval_requested_at"] <= moments["approved_at"] <= moments["live_at"], moments
 
+    # the plan of recette resolves the images as a deploy would: nothing to change
+    planned = json.loads(server.cli("plan", app, "--env", "recette", "--json").stdout)
+    assert {c["service"]: c["action"] for c in planned["changes"]} == dict.fromkeys(recette, "keep"), planned
+
     # a push to api's develop deploys dev only, with the stack's other images as they were
     make_repo(repos["api"], {"public/index.html": "api-2\n"})
     push(server, dev, repos["api"], f"{app}/api", "main:develop")
     assert server.body(f"api.dev.{app}.localhost") == "api-2\n"
     assert server.body(f"api.recette.{app}.localhost") == "api-1\n"
     assert services(server, app, "dev")["vitrine"] == recette["vitrine"]
+    again = server.cli("deploy", app, "--env", "dev", "--repo", "vitrine")  # on demand: its branch's head, built again
+    assert "Building vitrine at" in again.stdout and services(server, app, "dev")["api"] != recette["api"]
 
     # a new base on master rebuilds every repo FROM it, in order; recette takes them, production waits
     make_repo(repos["base-container-images"], {"nodejs/base.txt": "base-2\n"})

@@ -372,9 +372,12 @@ def deploy(app: str, commit: Annotated[str | None, typer.Option(help="full commi
            env: EnvOpt = "production",
            branch: Annotated[str | None, typer.Option(help="default: the environment's branch")] = None,
            force: Annotated[bool, typer.Option(help="release even what failed last time with nothing changed")] = False,
+           repo: Annotated[str, typer.Option(help="a source repo of the app: build its branch's head (or --commit), "
+                                                  "then release the deploy repo's stack")] = "",
            ) -> None:
     """Build and release to an environment the head of its branch again (or a given commit)."""
-    job = call("POST", f"{_env_path(app, env)}/deploys", json={"commit": commit, "branch": branch, "force": force})
+    job = call("POST", f"{_env_path(app, env)}/deploys",
+               json={"commit": commit, "branch": branch, "force": force, "repo": repo})
     typer.echo(f"queued job {job['id']} ({env})")
     if follow:
         _follow(job)

@@ -47,8 +47,10 @@ class Planner:
                               if s.key in built else f"{UNBUILT}{s.key}@{commit}")
                       for s in found.images}
         ids = {references[k]: b.image_id for k, b in built.items()}
-        services = tuple(replace(s, image_id=ids.get(s.image, ""))
-                         for s in inspect.with_references(found.services, references))
+        # images the app's other repos built: their newest builds, as a deploy resolves them
+        resolved = self.deployer.sources.resolve(owner, found.services, wanted or "", lambda _: None)
+        services = tuple(replace(s, image_id=ids.get(s.image, s.image_id))
+                         for s in inspect.with_references(resolved, references))
         services = self.deployer.resolve_images(services, pull=False)  # never pulls
         services, config = self.deployer.configure(owner, environment.name, services, found)
         self.deployer.releaser.check_hosts(owner.name, environment.name, services)

@@ -77,3 +77,27 @@ def test_a_bad_repo_name_in_a_key_is_refused(repos: GitRepos, key: str) -> None:
 def test_a_bad_app_name_in_a_key_is_refused(repos: GitRepos, key: str) -> None:
     with pytest.raises(InvalidName, match="invalid app name"):
         repos.create(key)
+
+
+def test_a_tag_is_peeled_to_its_commit_annotated_or_lightweight(repos: GitRepos, tmp_path: Path) -> None:
+    repos.create("app/api")
+    work = tmp_path / "work"
+    work.mkdir()
+    ident = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
+    run_git(["init", "-q", "-b", "main", str(work)])
+    (work / "f").write_text("one\n")
+    run_git(["add", "f"], cwd=work)
+    run_git([*ident, "commit", "-q", "-m", "one"], cwd=work)
+    commit = run_git(["rev-parse", "HEAD"], cwd=work).decode().strip()
+    run_git([*ident, "tag", "-a", "v1", "-m", "annotated"], cwd=work)
+    run_git(["tag", "v1-light"], cwd=work)
+    tag_object = run_git(["rev-parse", "v1"], cwd=work).decode().strip()
+    assert tag_object != commit
+    run_git(["fetch", "-q", str(work), "refs/heads/main:refs/heads/main", "refs/tags/*:refs/tags/*"],
+            cwd=repos.path("app/api"))  # (a fetch: no hook calls dockyard)
+
+    assert repos.tag("app/api", "v1") == commit  # peeled
+    assert repos.tag("app/api", "v1-light") == commit
+    assert repos.tag("app/api", "v2") is None
+    assert repos.tag("app/api", "", tag_object) == commit  # the object a push brings, peeled
+    assert repos.tag("app/api", "", "0" * 40) is None

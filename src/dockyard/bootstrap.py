@@ -26,6 +26,7 @@ from dockyard.adapters.sql_store import SqlStore
 from dockyard.adapters.upstream_dns import UpstreamNames
 from dockyard.adapters.webhook_http import HttpWebhookTransport
 from dockyard.config import Settings
+from dockyard.domain.names import repo_key
 from dockyard.domain.webhooks import Backoff
 from dockyard.ports import ImageBuilder, Orchestrator, OrchestratorEvents, Proxy, Registry, SourceRepos, Store
 from dockyard.services import inspect, promotion, rollback, scale
@@ -198,6 +199,8 @@ def start(platform: Platform) -> None:
     platform.proxy.ensure_running()
     for app in platform.store.list_apps():
         platform.repos.create(app.name)  # rewrites hooks: the interpreter path may have moved
+        for repo in platform.app_repos.sources(app.name):  # and the app's source repos'
+            platform.repos.create(repo_key(app.name, repo.name))
     # a release dockyard stopped in the middle of: records, halted containers, routes, then strays
     Recovery(platform.store, platform.engine).recover(platform.deployer.restore_routes)
     inspect.warm()  # a parser child waits, ready: the first push does not pay a Python start

@@ -530,8 +530,12 @@ class FakeRepos:
         self.heads.setdefault(app, {})
 
     def delete(self, app: str) -> None:
-        self.trees.pop(app, None)
-        self.heads.pop(app, None)
+        """As GitRepos: the app's own repository takes its other repos (``APP/NAME``) with it."""
+        for key in [k for k in (*self.trees, *self.heads, *self.tags) if k == app or
+                    ("/" not in app and k.startswith(f"{app}/"))]:
+            self.trees.pop(key, None)
+            self.heads.pop(key, None)
+            self.tags.pop(key, None)
 
     def exists(self, app: str) -> bool:
         return app in self.trees

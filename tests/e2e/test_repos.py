@@ -18,7 +18,7 @@ from tests.e2e.test_audit_and_webhooks import sink as sink  # the fixture, re-ex
 from tests.e2e.test_promotion import images as services
 from tests.e2e.test_promotion import waiting
 from tests.e2e.test_roles import as_user
-from tests.support import BASE_IMAGE, Server, make_repo, wait_until
+from tests.support import BASE_IMAGE, Server, make_repo, static_site, wait_until
 
 REGISTRY = "dockyard.test/crigen"
 SERVE = 'CMD ["sh", "-c", "env > /www/env.txt; cat /base.txt > /www/base.txt; exec httpd -f -p 8000 -h /www"]\n'
@@ -214,14 +214,22 @@ def test_repos_refuse_what_they_cannot_be_and_a_bad_dockerfile_changes_nothing(
     gone = subprocess.run(["git", "push", remote, "main"], cwd=repo, capture_output=True, text=True, timeout=300)
     assert gone.returncode != 0
 
-    # dockyard.yml declares source repos: a push of it adds those the app lacks, and says where to push them
-    stack = make_repo(tmp_path / "stack", {"dockyard.yml": "repos:\n  tools:\n  web: {role: source}\n"
-                                                           "environments:\n  production: {branch: main}\n"})
-    said = server.push(stack, app, "main:elsewhere")
+    # dockyard.yml declares source repos: an admin's push of it (to a branch that deploys) adds those the app
+    # lacks, and says where to push them; a developer's push names the command an admin runs
+    stack = make_repo(tmp_path / "stack", {**static_site("stack"), "dockyard.yml": (
+        "repos:\n  tools:\n  web: {role: source}\nenvironments:\n  recette: {branch: trunk}\n")})
+    assert "repo tools added" not in server.push(stack, app, "main:elsewhere").stderr  # deploys nowhere
+    dev = server.cli("users", "add", f"dev-{app}", "--role", "developer").stdout.strip()
+    by_dev = subprocess.run(["git", "push", f"http://dev:{dev}@127.0.0.1:{server.api_port}/git/{app}.git",
+                             "main:trunk"], cwd=stack, capture_output=True, text=True, timeout=300)
+    assert f"an admin adds it: dockyard repos add {app} tools" in by_dev.stderr, by_dev.stderr
+    make_repo(stack, {"public/index.html": "stack 2\n"})
+    said = server.push(stack, app, "main:trunk")
     assert said.returncode == 0, said.stderr
     assert f"repo tools added, as dockyard.yml declares: push it to {server.url}/git/{app}/tools.git" in said.stderr
     listed = [r["name"] for r in json.loads(server.cli("repos", "list", app, "--json").stdout)]
     assert listed == ["stack", "tools", "web"]
+    assert {"repo.added"} <= {e["action"] for e in json.loads(server.cli("audit", "--app", app, "--json").stdout)}
     bad = make_repo(tmp_path / "stack", {"dockyard.yml": "repos: {Tools: }\nenvironments:\n  production: {}\n"})
     refused = server.push(bad, app, "main:elsewhere")
     assert refused.returncode != 0 and "invalid repo name 'Tools'" in refused.stderr

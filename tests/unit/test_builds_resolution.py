@@ -193,20 +193,21 @@ def test_bases_from_builds_takes_the_branchs_build() -> None:
         f"{NODEJS}:0.1": feature}
 
 
-def test_depends_on_names_by_header_name_and_version() -> None:
-    api = spec(API_DOCKERFILE)
-    assert builds.depends_on_names(api, [build(NODEJS, "0.1")])
-    assert builds.depends_on_names(api, [build(API, "0.2"), build(NODEJS, "0.1+gabc", source_version="0.1")])
-    assert not builds.depends_on_names(api, [build(NODEJS, "0.2")])  # another version
-    assert not builds.depends_on_names(api, [build(API, "0.2")])  # itself is no base
-    assert not builds.depends_on_names(api, [])
-    assert not builds.depends_on_names(api, [build("", "0.1", repository=f"{APP}/nodejs")])  # no name
+def test_dependents_are_rebuilt_after_every_base_they_take_whatever_order_they_were_added_in() -> None:
+    web = spec(f"# dockyard.test/crigen/web\n#\n# VERSION 1\nFROM {API}:0.2\nFROM {NODEJS}:0.1\n")
+    api, other = spec(API_DOCKERFILE), spec("# x/other\nFROM python:3.11\n")
+    repos = {"web": (web,), "other": (other,), "api": (api,)}  # web listed before the api it builds FROM
+    assert builds.rebuild_order([NODEJS], repos) == ["api", "web"]
+    assert builds.rebuild_order([API], repos) == ["web"]
+    assert builds.rebuild_order(["dockyard.test/crigen/unrelated"], repos) == []
+    untagged = spec(f"# {API}\nFROM {NODEJS}\n")  # a FROM without a tag names it too
+    assert builds.rebuild_order([NODEJS], {"api": (untagged,)}) == ["api"]
 
 
-def test_depends_on_names_with_an_untagged_from() -> None:
-    untagged = spec(f"# {API}\nFROM {NODEJS}\n")
-    assert builds.depends_on_names(untagged, [build(NODEJS, "0.7")])
-    assert not builds.depends_on_names(spec("FROM python:3.11\n"), [build(NODEJS, "0.7")])
+def test_repos_that_take_bases_from_each_other_are_rebuilt_once_in_the_order_listed() -> None:
+    a = spec("# x/a\nFROM x/b\nFROM x/base\n")
+    b = spec("# x/b\nFROM x/a\n")
+    assert builds.rebuild_order(["x/base"], {"a": (a,), "b": (b,)}) == ["a", "b"]
 
 
 # -- repo names -----------------------------------------------------------------------------------

@@ -236,3 +236,17 @@ def test_a_source_repo_s_newest_build_of_each_image_version_and_branch_stays() -
     assert versions(got, keep=True) == ["0.1+g3", "0.1+g4", "0.2+g5"]
     assert "the newest build of x/nodejs:0.1 by base on master" in got.kept[1].why
     assert {d.image.version for d in got.collected} == {"0.1+g2", image(1).version}
+
+
+def test_builds_versioned_by_their_commit_keep_only_the_newest_and_a_removed_repo_keeps_none() -> None:
+    def built(n: int, repo: str = "api") -> BuiltImage:
+        commit = f"{n:08x}" + "0" * 32
+        version = f"g{commit[:8]}"  # no VERSION header: the commit's
+        return replace(image(n, commit=commit), repository="shop/api", source_version=version, version=version,
+                       tag=version, branch="main", repo=repo)
+
+    newest_first = [built(3), built(2), built(1)]
+    assert versions(retention.plan(newest_first, [], keep=1), keep=True) == [newest_first[0].version]
+    assert versions(retention.plan(newest_first, [], keep=1, repos={("shop", "api")}), keep=True) == [
+        newest_first[0].version]
+    assert versions(retention.plan(newest_first, [], keep=1, repos={("shop", "web")}), keep=True) == []

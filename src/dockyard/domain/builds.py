@@ -11,7 +11,7 @@ means the build pushed under that repository and tag. A reference pinned by dige
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from dockyard.domain.images import ImageSpec
 from dockyard.domain.model import BuiltImage
@@ -58,7 +58,39 @@ def bases_from_builds(spec: ImageSpec, images: Sequence[BuiltImage], branch: str
     return out
 
 
-def depends_on_names(spec: ImageSpec, built: Iterable[BuiltImage]) -> bool:
-    """True when a FROM of ``spec`` names one of the ``built`` images (by header name and version)."""
-    builds = [b for b in built if b.name]
-    return any(newest_build(builds, base) is not None for base in spec.bases)
+def rebuild_order(built: Iterable[str], repos: Mapping[str, Sequence[ImageSpec]]) -> list[str]:
+    """The repos to rebuild once images named ``built`` (Dockerfile header names) were built, in
+    order: every repo one of whose Dockerfiles builds FROM one of them, or FROM an image of a repo
+    so rebuilt, each after every rebuilt repo it takes a base from (``repos``: each other repo's
+    images at the head of the branch, in the order to list them). Names are compared without
+    their versions: a repo that may take a new base is rebuilt. Repos that take bases from each
+    other (a cycle) are rebuilt in the order listed."""
+    names_of = {repo: {s.declared_name for s in specs if s.declared_name} for repo, specs in repos.items()}
+    bases_of = {repo: _base_names(specs) for repo, specs in repos.items()}
+    chosen: list[str] = []
+    reach = set(built)
+    grown = True
+    while grown:
+        grown = False
+        for repo in repos:
+            if repo not in chosen and bases_of[repo] & reach:
+                chosen.append(repo)
+                reach |= names_of[repo]
+                grown = True
+    order: list[str] = []
+    while len(order) < len(chosen):
+        left = [r for r in chosen if r not in order]
+        ready = [r for r in left if not any(o != r and names_of[o] & bases_of[r] for o in left)] or left[:1]
+        order += ready
+    return order
+
+
+def _base_names(specs: Sequence[ImageSpec]) -> set[str]:
+    out = set()
+    for spec in specs:
+        for base in spec.bases:
+            try:
+                out.add(parse_reference(base).name)
+            except ValueError:
+                continue
+    return out

@@ -4,8 +4,8 @@ Kept, per app environment: the images of its live release, of its releases in pr
 its ``keep`` newest releases that served (live or superseded; releases that ran the same images
 count once, so that a deploy that changed nothing does not push an image out); with a release,
 every image built from its commit (a base no service runs, a tools image). Kept per source repo
-(services/repos.py): the newest build of each image, version and branch, which the next release
-or a build FROM it resolves to. Kept everywhere: an
+(services/repos.py, while it exists): the newest build of each image and branch, and of each
+version a Dockerfile header names, which the next release or a build FROM it resolves to. Kept everywhere: an
 image a container of dockyard's uses (running or halted), and every image of an app with a job
 queued or running (a build may be between its push and its release). Every other image dockyard
 built may be collected: an image within retention never is, so a rollback to a kept release
@@ -16,9 +16,10 @@ Pure: the store's records in, decisions out (services/gc.py applies them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from dockyard.domain.images import commit_version
 from dockyard.domain.model import BuiltImage, ReleaseStatus, ServiceSpec
 from dockyard.domain.records import ReleaseRecord
 from dockyard.domain.references import parse_reference
@@ -125,29 +126,36 @@ def retained(releases: Iterable[ReleaseRecord], keep: int) -> dict[int, str]:
     return out
 
 
-def newest_of_sources(images: Sequence[BuiltImage]) -> set[int]:
-    """The ``id()`` of each source repo's newest build of each image, version and branch
-    (``images`` newest first, as the store lists them): what the deploy repo's stack, or another
-    repo's FROM, resolves to next (domain/builds.py)."""
+def newest_of_sources(images: Sequence[BuiltImage], repos: Collection[tuple[str, str]] | None = None) -> set[int]:
+    """The ``id()`` of each source repo's newest build of each image and branch, and of each
+    version its Dockerfile header names (``images`` newest first, as the store lists them): what
+    the deploy repo's stack, or another repo's FROM, resolves to next (domain/builds.py). A version
+    taken from the commit names one build only: the image's newest counts. ``repos``: the (app,
+    repo) that exist (None: all); a removed repo's builds are not kept for it."""
     seen: set[tuple[str, str, str, str, str]] = set()
     out: set[int] = set()
     for image in images:
-        if not image.repo:
+        if not image.repo or (repos is not None and (image.app, image.repo) not in repos):
             continue
-        key = (image.app, image.repo, image.repository, image.source_version or image.version, image.branch)
-        if key not in seen:
-            seen.add(key)
-            out.add(id(image))
+        version = image.source_version or image.version
+        declared = "" if version == commit_version(image.commit) else version
+        for key in {(image.app, image.repo, image.repository, image.branch, declared),
+                    (image.app, image.repo, image.repository, image.branch, "")}:
+            if key not in seen:
+                seen.add(key)
+                out.add(id(image))
     return out
 
 
 def plan(images: Sequence[BuiltImage], releases: Sequence[ReleaseRecord], keep: int,
-         in_use: Iterable[str] = (), busy: Iterable[str] = ()) -> Plan:
+         in_use: Iterable[str] = (), busy: Iterable[str] = (), repos: Collection[tuple[str, str]] | None = None,
+         ) -> Plan:
     """Decide, for each image dockyard built, whether retention keeps it (and why) or it goes.
 
     ``releases``: every release of the images' apps; ``keep``: how many releases that served are
     kept per environment (at least 1: the live one); ``in_use``: the images (ids or references)
-    containers use; ``busy``: apps with a job queued or running."""
+    containers use; ``busy``: apps with a job queued or running; ``repos``: the apps' source repos
+    that exist, as (app, repo)."""
     keep = max(1, keep)
     wanted = retained(releases, keep)
     by_key: dict[str, str] = {}
@@ -163,7 +171,7 @@ def plan(images: Sequence[BuiltImage], releases: Sequence[ReleaseRecord], keep: 
         by_key.setdefault(key, "a container uses it")
     busy_apps = set(busy)
     served = {k for r in releases if r.status in SERVED for k in release_keys(r)}
-    latest = newest_of_sources(images)
+    latest = newest_of_sources(images, repos)
     decisions = []
     for image in images:
         keys = image_keys(image)

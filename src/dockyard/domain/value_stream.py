@@ -7,7 +7,7 @@ not: id and commit time, newest first), ``pushed_at`` (when a push queued it; no
 asked by hand), ``build_started_at`` and ``built_at``. The release's own record adds when it
 started (``created_at``) and when it went live or failed (``finished_at``). A promoted release
 adds when its approval was requested (``approval_requested_at``: it became a candidate) and given
-(``approved_at``: the approval that let it through; none when no approval was asked)."""
+(``approved_at``: its last approval; none when nobody approved it)."""
 
 from __future__ import annotations
 

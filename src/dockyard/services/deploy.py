@@ -115,7 +115,9 @@ class Deployer:
             except Exception:
                 say(" !     Nothing was released; the previous release keeps serving.")
                 raise
-            services = self.sources.resolve(app, found.services, branch, say)  # images the app's repos built
+            # images the app's repos built: of the pushed branch first (a tag's: the environment's)
+            builds_of = (env_branch or app.deploy_branch) if job.payload.get("tag") == "true" else branch
+            services = self.sources.resolve(app, found.services, builds_of, say)
             services = inspect.with_references(services, {b.spec.key: b.reference for b in built})
             ids = {b.reference: b.image_id for b in built}
             commit_services = self.resolve_images(tuple(replace(s, image_id=ids.get(s.image, s.image_id)) for s in services),

@@ -147,7 +147,7 @@ class Environments:
         names.branch_name(wanted)
         if commit is not None and not _COMMIT.fullmatch(commit):
             raise DockyardError(f"not a full commit id: {commit[:80]!r}", "give the 40-character commit id")
-        if repo and self.store.get_repo(found.app, names.repo_name(repo)).role != "source":
+        if repo == found.app or (repo and self.store.get_repo(found.app, names.repo_name(repo)).role != "source"):
             repo = ""  # the deploy repo's name: the app's own repository
         key = names.repo_key(found.app, repo)
         commit = commit or self.repos.head(key, wanted)

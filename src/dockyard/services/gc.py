@@ -80,7 +80,8 @@ class Collector:
                 if any(not j.status.finished for j in self.store.list_jobs(a.name, limit=RECENT_JOBS))}
         releases = [r for a in apps for r in self.store.list_releases(a.name, limit=ALL_RELEASES)]
         in_use = [c.image for c in self.orchestrator.observe()]
-        return retention.plan(images, releases, self.keep_releases, in_use, busy)
+        repos = {(a.name, r.name) for a in apps for r in self.store.repos(a.name)}
+        return retention.plan(images, releases, self.keep_releases, in_use, busy, repos)
 
     def run(self, dry_run: bool = False) -> Report:
         """Collect (or, ``dry_run``, only say what would go). Pushes wait meanwhile."""

@@ -119,13 +119,15 @@ class Promotions:
             return
         host = next((h for s in upstream.services for h in s.hosts), None)
         if host is None:
-            self._smoked[candidate.id] = f"{upstream.environment} serves no site to check"
+            with self._guard:
+                self._smoked[candidate.id] = f"{upstream.environment} serves no site to check"
             return
         found = self.smoke_check(host, candidate.gate.smoke)
-        if found != self._smoked.get(candidate.id):
-            log.info("promotion %s: smoke check of %s%s: %s", candidate.id, host, candidate.gate.smoke,
-                     found or "passed")
-        self._smoked[candidate.id] = found
+        with self._guard:
+            if found != self._smoked.get(candidate.id):
+                log.info("promotion %s: smoke check of %s%s: %s", candidate.id, host, candidate.gate.smoke,
+                         found or "passed")
+            self._smoked[candidate.id] = found
 
     def tick(self) -> None:
         """Candidates waiting for their soak time or a passing smoke check: promoted once their gates
@@ -136,8 +138,9 @@ class Promotions:
                 self.evaluate(candidate)
             except DockyardError as exc:
                 log.warning("promotion %s: %s", candidate.id, exc.message)
-        for decided in set(self._smoked) - {c.id for c in awaiting}:
-            self._smoked.pop(decided, None)
+        with self._guard:
+            for decided in set(self._smoked) - {c.id for c in awaiting}:
+                self._smoked.pop(decided, None)
 
     # -- approvals ------------------------------------------------------------------------
     def waiting(self, app: str | None = None) -> list[dict[str, Any]]:

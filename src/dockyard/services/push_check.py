@@ -59,6 +59,7 @@ class Wanted(NamedTuple):
     environment: str
     target: str
     tag: bool = False
+    branch: str | None = None  # a tag's: the branch dockyard.yml gives the environment it adds
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class PushVerdict:
     refusal: DockyardError | None
     deploys: tuple[QueuedDeploy, ...] = ()
     said: tuple[str, ...] = ()  # for the pusher, one line each
+    repos_added: tuple[str, ...] = ()  # source repos the pushed dockyard.yml declared, added
 
     @property
     def accepted(self) -> bool:
@@ -100,41 +102,54 @@ class PushChecks:
         source = found.name if found is not None and found.role == "source" else ""
         targets = branch_targets(self.store, owner)
         wanted: list[Wanted] = []
+        notes: list[str] = []  # for the pusher, before the deploys' lines
         ref = ""
         try:
             for update in updates:
                 ref = update.ref
                 wanted += self._check_source(owner, source, targets, update, incoming) if source else \
-                    self._check_update(owner, targets, update, incoming)
+                    self._check_update(owner, targets, update, incoming, notes)
         except DockyardError as refusal:
             self.jobs.record_refused_push(owner.name, ref, str(refusal), actor)
             return PushVerdict(refusal)
-        added = () if source else self._add_declared_repos(owner, updates, incoming)
+        added = () if source else self._add_declared_repos(owner, targets, updates, incoming, who, notes)
         verdict = self._queue(owner.name, wanted, actor, who, source)
-        return replace(verdict, said=added + verdict.said)
+        return replace(verdict, said=(*notes, *verdict.said), repos_added=added)
 
-    def _add_declared_repos(self, owner: App, updates: list[RefUpdate], incoming: str) -> tuple[str, ...]:
-        """The source repos the pushed dockyard.yml declares (``repos:``) that the app lacks, added."""
+    def _add_declared_repos(self, owner: App, targets: dict[str, list[str]], updates: list[RefUpdate],
+                            incoming: str, who: Principal | None, notes: list[str]) -> tuple[str, ...]:
+        """The source repos the pushed dockyard.yml of a branch that deploys declares (``repos:``)
+        and the app lacks: added when the pusher may manage apps (an admin), else named with the
+        command an admin runs. Returns those added (the route publishes them)."""
         if self.app_repos is None:
             return ()
-        have = {r.name for r in self.store.repos(owner.name)}
-        said = []
+        have = {r.name for r in self.store.repos(owner.name)} | {owner.name}
+        role = (who.pusher_role if who.role == access.HOOK else who.role) if who is not None else access.ADMIN
+        may = Action.MANAGE_APPS in access.ROLES.get(role or "", frozenset())
+        added: list[str] = []
         for update in updates:
-            if not update.ref.startswith("refs/heads/") or update.new.strip("0") == "":
+            branch = update.ref.removeprefix("refs/heads/")
+            if branch == update.ref or update.new.strip("0") == "":
                 continue
             found = stages.declared(self.repos, owner.name, update.new, incoming)
-            for name in (found.repos if found is not None else ()):
-                if name in have or name == owner.name:
+            if found is None or not (targets.get(branch) or branch == owner.deploy_branch
+                                     or any(e.branch == branch for e in found.environments)):
+                continue
+            for name in (n for n in found.repos if n not in have):
+                have.add(name)
+                if not may:
+                    notes.append(f" !     dockyard.yml declares the repo {name}, which {owner.name} lacks: an admin adds "
+                                 f"it: dockyard repos add {owner.name} {name}")
                     continue
                 try:
                     self.app_repos.add(owner.name, name)
                 except DockyardError as exc:
-                    said.append(f" !     repo {name}, which dockyard.yml declares, could not be added: {exc.message}")
+                    notes.append(f" !     repo {name}, which dockyard.yml declares, could not be added: {exc.message}")
                     continue
-                have.add(name)
-                said.append(f"-----> repo {name} added, as dockyard.yml declares: push it to "
-                            f"{self.app_repos.remote(owner.name, name)}")
-        return tuple(said)
+                added.append(name)
+                notes.append(f"-----> repo {name} added, as dockyard.yml declares: push it to "
+                             f"{self.app_repos.remote(owner.name, name)}")
+        return tuple(added)
 
     def _ref(self, update: RefUpdate) -> tuple[str, str]:
         """What a ref update pushes: ("branch" or "tag", its name); refused: another ref, a bad name."""
@@ -166,14 +181,14 @@ class PushChecks:
         return out
 
     def _check_update(self, owner: App, targets: dict[str, list[str]], update: RefUpdate,
-                      incoming: str) -> list[Wanted]:
+                      incoming: str, notes: list[str]) -> list[Wanted]:
         """Raise a DockyardError when this ref update must be refused; else the deploys it makes
         (environments dockyard.yml declares for the branch, which the app does not have yet, among
         them). Warnings are the deploy job's to give: the push streams its log."""
         app = owner.name
         kind, name = self._ref(update)
         if kind == "tag":
-            return self._check_tag(owner, name, update, incoming)
+            return self._check_tag(owner, name, update, incoming, notes)
         environments = [(env, "") for env in targets.get(name, [])]
         if update.new.strip("0") == "":
             if environments:
@@ -196,20 +211,27 @@ class PushChecks:
         return [Wanted(name, update.new, env, f"{PROMOTED}{promoted[env]}" if env in promoted else target)
                 for env, target in environments]
 
-    def _check_tag(self, owner: App, name: str, update: RefUpdate, incoming: str) -> list[Wanted]:
+    def _check_tag(self, owner: App, name: str, update: RefUpdate, incoming: str, notes: list[str]) -> list[Wanted]:
         """A tag pushed: the environments whose ``tag:`` pattern in the tagged commit's
         dockyard.yml matches get a deploy of that commit (an annotated tag peeled). A deleted
-        tag, or one of no commit, is stored only."""
+        tag, one of no commit, or one whose commit's dockyard.yml cannot be read (an old tag, a
+        file of another time) is stored only, and the last is said."""
         if update.new.strip("0") == "":
             return []
         commit = self.repos.tag(owner.name, name, update.new, incoming)
         if commit is None:
             return []
-        declared = self._declared(owner.name, commit, incoming)
+        try:
+            declared = self._declared(owner.name, commit, incoming)
+        except DockyardError as exc:
+            notes.append(f" !     tag {name}: its commit's dockyard.yml cannot be read, so it deploys nothing "
+                         f"({exc.message.splitlines()[0][:300]})")
+            return []
         chosen = [e for e in (declared.environments if declared is not None else ()) if e.takes_tag(name)]
         known = {e.name for e in self.store.environments(owner.name)}
         self._inspect_each(owner, commit, [e.name for e in chosen], incoming)
-        return [Wanted(name, commit, e.name, "" if e.name in known else e.target, tag=True) for e in chosen]
+        return [Wanted(name, commit, e.name, "" if e.name in known else e.target, tag=True, branch=e.branch)
+                for e in chosen]
 
     def _declared(self, app: str, commit: str, incoming: str) -> dockyard_file.DockyardFile | None:
         """The pushed commit's dockyard.yml, checked (a file dockyard refuses refuses the push)."""
@@ -232,7 +254,7 @@ class PushChecks:
         """Queue the accepted push's deploys, each waiting for its ref; an environment
         dockyard.yml declares is added with its first deploy."""
         deploys, said = [], []
-        for branch, commit, environment, target, tag in wanted:
+        for branch, commit, environment, target, tag, declared_branch in wanted:
             job = None
             if target.startswith(PROMOTED):
                 said.append(f"-----> {environment}: promoted from {target.removeprefix(PROMOTED)} once its gates pass, "
@@ -240,12 +262,13 @@ class PushChecks:
                 continue
             if who is not None and self.environments.is_protected(app, environment) and not access.allowed(
                     who, Action.DEPLOY, app, protected=True):
+                again = f" --repo {repo} --commit {commit}" if repo else ""
                 said.append(f" !     {environment} is protected: a push by {who.name} (role {who.pusher_role or who.role}) "
-                            f"does not deploy it. An admin deploys it: dockyard deploy {app} --env {environment}")
+                            f"does not deploy it. An admin deploys it: dockyard deploy {app} --env {environment}{again}")
                 continue
             try:
                 if target:
-                    self.environments.declare(app, environment, target, None if tag else branch)
+                    self.environments.declare(app, environment, target, declared_branch if tag else branch)
                     said.append(f"-----> {environment}: added, as dockyard.yml declares (target {target}, "
                                 + (f"tags {branch!r} and the like)" if tag else f"branch {branch})"))
                 job = self.environments.queue_deploy(app, environment, actor, commit, branch, await_push=True,

@@ -2,9 +2,10 @@
 
 A push to a source repo builds that repo's images at the pushed commit (services/build.py, the
 Dockerfiles parsed in the bounded child: services/inspect.py). Then every other source repo of
-the app whose Dockerfiles, at the head of the same branch, build FROM an image just built is
-rebuilt, in order: a repo after the bases it takes from this round (the seed's
-base-container-images, then api, vitrine and supervision). Dependents are rebuilt, not marked
+the app whose Dockerfiles, at the head of the same branch, build FROM an image just built (or
+FROM an image of a repo so rebuilt) is rebuilt, in order: a repo after every rebuilt repo it takes
+a base from (domain/builds.py ``rebuild_order``; the seed's base-container-images, then api,
+vitrine and supervision). Dependents are rebuilt, not marked
 stale: a release never runs an image built on a base the app has since replaced.
 
 The deploy repo's stack names those images by their Dockerfile headers' names and versions:
@@ -38,32 +39,28 @@ class SourceBuilds:
 
     def build(self, app: App, repo: str, commit: str, branch: str, say: Say,
               pushes: ThreadPoolExecutor) -> list[BuiltImage]:
-        """Build ``repo``'s images at ``commit``, then rebuild its dependents; return every build
-        recorded, once pushed."""
+        """Build ``repo``'s images at ``commit``, then rebuild its dependents in order; return
+        every build recorded, once pushed."""
         specs = self.images_of(app, names.repo_key(app.name, repo), commit)
         say(f"-----> Building {repo} at {commit[:10]} ({branch})")
         made = self._build(app, repo, commit, branch, specs, say, pushes)
-        done = {repo}
-        heads: dict[str, tuple[str, tuple[ImageSpec, ...]] | None] = {}
-        progress = True
-        while progress:
-            progress = False
-            for other in self.store.repos(app.name):
-                if other.role != "source" or other.name in done:
-                    continue
-                if other.name not in heads:
-                    heads[other.name] = self._head(app, other.name, branch, say)
-                found = heads[other.name]
-                if found is None or not any(builds.depends_on_names(s, made) for s in found[1]):
-                    continue
-                head, specs = found
-                say(f"-----> {other.name} builds FROM an image just built: rebuilding it at {head[:10]} ({branch})")
-                made += self._build(app, other.name, head, branch, specs, say, pushes)
-                done.add(other.name)
-                progress = True
+        heads: dict[str, tuple[str, tuple[ImageSpec, ...]]] = {}  # the other source repos at the branch's head
+        for source in self.store.repos(app.name):
+            if source.role == "source" and source.name != repo:
+                found = self._head(app, source.name, branch, say)
+                if found is not None:
+                    heads[source.name] = found
+        order = builds.rebuild_order({s.declared_name for s in specs if s.declared_name},
+                                     {name: found[1] for name, found in heads.items()})
+        for other in order:
+            head, other_specs = heads[other]
+            say(f"-----> {other} builds FROM an image just built: rebuilding it at {head[:10]} ({branch})")
+            made += self._build(app, other, head, branch, other_specs, say, pushes)
         return made
 
     def _head(self, app: App, repo: str, branch: str, say: Say) -> tuple[str, tuple[ImageSpec, ...]] | None:
+        """The repo's head of ``branch`` and its images there; None when it has no such branch
+        (or its Dockerfiles there cannot be read, which is said)."""
         key = names.repo_key(app.name, repo)
         head = self.repos.head(key, branch)
         if head is None:

@@ -23,6 +23,8 @@ class DeployIn(BaseModel):
     branch: str | None = None
     pusher: str | None = Field(None, description="set by dockyard's git hook only")
     await_push: bool = Field(False, description="the commit is being pushed: wait for the branch to point at it")
+    repo: str = Field("", max_length=64, description="a source repo of the app: build its commit (default: its "
+                      "branch's head), then release the deploy repo's stack (dockyard repos)")
 
 
 class RefUpdateIn(BaseModel):
@@ -66,7 +68,8 @@ def deploy(name: str, body: DeployIn, p: PlatformDep, who: Annotated[Principal, 
     """Queue a build and release of a commit to production (default: the deploy branch's head).
     Another environment: /environments/{env}/deploys."""
     job = p.environments.queue_deploy(name, DEFAULT_ENVIRONMENT, actor(who, name, body.pusher), body.commit,
-                                      body.branch, body.await_push, override=who.role == ADMIN and body.pusher is None)
+                                      body.branch, body.await_push, override=who.role == ADMIN and body.pusher is None,
+                                      repo=body.repo)
     return queued(p, job, GIT_PUSH if body.pusher is not None else source)
 
 
@@ -87,6 +90,9 @@ def check_push(name: str, body: PushCheckIn, p: PlatformDep,
                                        for d in verdict.deploys]}
             if refusal is None else {"refs": refs, "reason": refusal.message[:MAX_REASON_TOLD]})
     p.events.publish(Event("push.accepted" if refusal is None else "push.refused", by, GIT_PUSH, name, detail=told))
+    for repo in verdict.repos_added:  # declared by the pushed dockyard.yml
+        p.events.publish(Event("repo.added", by, GIT_PUSH, name, detail={"repo": repo, "role": "source",
+                                                                         "declared": "dockyard.yml"}))
     return PushCheckOut(
         accepted=verdict.accepted, message=refusal.message if refusal else "", hint=refusal.hint if refusal else "",
         said=list(verdict.said),

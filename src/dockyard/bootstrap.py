@@ -29,7 +29,7 @@ from dockyard.config import Settings
 from dockyard.domain.names import repo_key
 from dockyard.domain.webhooks import Backoff
 from dockyard.ports import ImageBuilder, Orchestrator, OrchestratorEvents, Proxy, Registry, SourceRepos, Store
-from dockyard.services import inspect, promotion, rollback, scale
+from dockyard.services import inspect, oneoff, promotion, rollback, scale
 from dockyard.services.access import Access
 from dockyard.services.apps import Apps
 from dockyard.services.audit import Audit
@@ -39,6 +39,7 @@ from dockyard.services.environments import Environments
 from dockyard.services.events import Events
 from dockyard.services.gc import Collector
 from dockyard.services.jobs import Handler, JobRunner, Jobs
+from dockyard.services.oneoff import OneOffs
 from dockyard.services.plan import Planner
 from dockyard.services.promotion import Promotions
 from dockyard.services.push_check import PushChecks
@@ -82,6 +83,7 @@ class Platform:
     webhooks: Webhooks  # sends the events apps' webhooks subscribe to (subscribed to ``events``)
     promotions: Promotions
     app_repos: Repos  # an app's source repos and its deploy repo's name
+    oneoffs: OneOffs  # dockyard run and exec
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -155,6 +157,8 @@ def bootstrap(settings: Settings) -> Platform:
     promotions = Promotions(store, deployer, environments, runner.submit, events,
                             smoke_check=proxy_smoke_check(settings.proxy_port))
     handlers[promotion.KIND] = promotions.promote_job
+    handlers[oneoff.RUN] = handlers[oneoff.EXEC] = oneoff.interrupted  # a run is its caller's: never resumed
+    oneoffs = OneOffs(store, engine, engine, registry.address, configuration, events)
     events.subscribe(promotions.on_event)  # a release live upstream: a candidate downstream
     jobs = Jobs(store)
     app_repos = Repos(store, repos, settings.url)
@@ -168,7 +172,7 @@ def bootstrap(settings: Settings) -> Platform:
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),
         events=events, audit=audit, webhooks=webhooks, promotions=promotions,
-        app_repos=app_repos,
+        app_repos=app_repos, oneoffs=oneoffs,
     )
 
 

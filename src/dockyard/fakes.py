@@ -31,6 +31,7 @@ from dockyard.domain.model import (
     HttpCheck,
     Job,
     JobStatus,
+    OneOffResult,
     ReleaseStatus,
     ResolvedImage,
     Route,
@@ -273,6 +274,8 @@ class FakeOrchestrator:
         self.names: dict[tuple[str, str], dict[str, set[str]]] = {}  # (app, env) -> name -> container ids
         self._kinds: dict[str, str] = {}  # container id -> "once" | "health"
         self.volume_store: dict[tuple[str, str, str], set[str]] = {}
+        self.oneoffs: list[tuple[str, ServiceSpec | RunningService, tuple[str, ...]]] = []  # (kind, where, command)
+        self.exit_codes: dict[str, int] = {}  # a command's first word -> the exit code a run or exec gives
         self.image_volumes: dict[str, tuple[str, ...]] = {}  # image (reference or id) -> its VOLUMEs
         self.registry_digests: dict[str, str] = {}  # reference -> the registry digest it came with
         self.missing: set[str] = set()  # references not on the host  # (app, env, name) -> containers mounting it
@@ -413,6 +416,25 @@ class FakeOrchestrator:
                 "check that it listens on 0.0.0.0 and on the EXPOSEd port",
             )
         self.events.append(f"ready {container.service} r{container.release} {container.id[:12]}")
+
+    def run_once(self, app: str, environment: str, service: ServiceSpec, command: Sequence[str], *, job: int,
+                 stdin: bytes | None, tty: bool, output: Callable[[str, bytes], None], timeout: float) -> OneOffResult:
+        """Says its command, then its input back; exits as ``exit_codes`` says (else 0)."""
+        return self._oneoff("run", service, command, stdin, output)
+
+    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | None, tty: bool,
+                output: Callable[[str, bytes], None], timeout: float) -> OneOffResult:
+        if task.id not in self.containers:
+            raise DeployFailed(f"cannot run a command in {task.service}: no such container")
+        return self._oneoff("exec", task, command, stdin, output)
+
+    def _oneoff(self, kind: str, where: ServiceSpec | RunningService, command: Sequence[str], stdin: bytes | None,
+                output: Callable[[str, bytes], None]) -> OneOffResult:
+        self.oneoffs.append((kind, where, tuple(command)))
+        output("stdout", (" ".join(command) + "\n").encode())
+        if stdin:
+            output("stderr", stdin)
+        return OneOffResult(self.exit_codes.get(command[0], 0))
 
     def observe(self, app: str | None = None) -> list[RunningService]:
         found = [c for c in self.containers.values() if c.app and (app is None or c.app == app)]
@@ -865,6 +887,14 @@ class FakeStore:
         with self._lock:
             job = Job(id=_next_id(iter(self._jobs)), kind=kind, app=app, status=JobStatus.QUEUED,
                       payload=json.loads(json.dumps(payload)), attempts=0, created_at=_now(),
+                      environment=environment)
+            self._jobs[job.id] = job
+            return self._copy(job)
+
+    def start_job(self, kind: str, app: str, payload: dict[str, str], environment: str = DEFAULT_ENVIRONMENT) -> Job:
+        with self._lock:
+            job = Job(id=_next_id(iter(self._jobs)), kind=kind, app=app, status=JobStatus.RUNNING,
+                      payload=json.loads(json.dumps(payload)), attempts=1, created_at=_now(), started_at=_now(),
                       environment=environment)
             self._jobs[job.id] = job
             return self._copy(job)

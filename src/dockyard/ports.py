@@ -20,6 +20,7 @@ from dockyard.domain.model import (
     HttpCheck,
     Job,
     JobStatus,
+    OneOffResult,
     ReleaseStatus,
     ResolvedImage,
     Route,
@@ -179,6 +180,23 @@ class Orchestrator(Protocol):
         """The output of the app's environment, line by line; ends when ``stop`` is set (the
         reader went away)."""
         ...
+
+
+Output = Callable[[str, bytes], None]  # a one-off's output as it comes: ("stdout" or "stderr", bytes)
+
+
+class OneOffRunner(Protocol):
+    """One-off containers of an environment, and commands in its running containers
+    (adapters/docker_oneoff.py; services/oneoff.py)."""
+
+    def run_once(self, app: str, environment: str, service: ServiceSpec, command: Sequence[str], *, job: int,
+                 stdin: bytes | None, tty: bool, output: Output, timeout: float) -> OneOffResult:
+        """A container as ``service``'s are made (network, volumes, variables, secrets) running
+        ``command`` once; ``stdin`` written then closed (None: no input); killed after ``timeout``
+        seconds; always removed."""
+    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | None, tty: bool,
+                output: Output, timeout: float) -> OneOffResult:
+        """``command`` run in the running container ``task``; cut off after ``timeout`` seconds."""
 
 
 class Proxy(Protocol):
@@ -347,6 +365,8 @@ class JobHistory(Protocol):
     def job_logs(self, job_id: int, after: int = 0) -> list[tuple[int, str]]:
         """(line id, line) of the job's log after line id ``after``, oldest first."""
         ...
+    def start_job(self, kind: str, app: str, payload: dict[str, str], environment: str = DEFAULT_ENVIRONMENT) -> Job:
+        """A job made running, that no worker claims: it runs where it was asked (dockyard run)."""
     def record_failed_job(self, kind: str, app: str, payload: dict[str, str], error: str, line: str) -> Job:
         """A job that failed before it could run, with ``line`` as its log."""
         ...

@@ -23,6 +23,7 @@ import docker.errors
 import requests.exceptions
 
 from dockyard.adapters.docker_client import LABEL, each, explain, labels, patiently
+from dockyard.adapters.docker_oneoff import ONEOFF_LABEL, OneOffContainers
 from dockyard.adapters.docker_watch import ONE_SHOT_LABEL, READY_PORT_LABEL, ContainerWatch
 from dockyard.domain import networks
 from dockyard.domain.errors import Conflict, DeployFailed, DockyardError, NotFound, Unavailable
@@ -50,7 +51,7 @@ class Pool:
     prefix: int = networks.DEFAULT_PREFIX
 
 
-class DockerOrchestrator(ContainerWatch):
+class DockerOrchestrator(OneOffContainers, ContainerWatch):
     """Orchestrator for a single Docker host."""
 
     def __init__(self, client: Any, installation: str, prefix: str, registry_auth: dict[str, str],
@@ -152,51 +153,10 @@ class DockerOrchestrator(ContainerWatch):
             self.installation, app=app, environment=environment, service=service.name, release=str(release),
             spec=service.spec_hash, port=str(service.port or ""), replica=str(replica),
         )
-        network = self.network_name(app, environment)
-        # another mode only where an admin allowed it, or another service's of the same app
-        mode = self._mode(app, environment, service.network_mode) or network
-        # The proxy runs on the host's network and dials the container's address on the app
-        # network directly: a host port is published by Docker only where the service asks for
-        # it (ServiceSpec.direct_ports: UDP, or not HTTP); the proxy serves the others.
-        bindings, exposed = _port_bindings(service)
-        host_config = self.api.create_host_config(
-            restart_policy=_restart_policy(service),
-            network_mode=mode,
-            port_bindings=bindings or None,
-            init=True,  # a tiny init as PID 1 forwards signals: apps stop on SIGTERM, not after the timeout
-            mem_limit=service.memory or self.limits.memory or None,
-            pids_limit=service.pids or self.limits.pids or None,
-            nano_cpus=round(service.cpus * 1e9) if service.cpus else None,
-            log_config=docker.types.LogConfig(type="json-file", config={
-                "max-size": self.limits.log_max_size, "max-file": str(self.limits.log_max_files)}),
-            security_opt=["no-new-privileges:true", *service.security_opt],
-            privileged=service.privileged,
-            cap_add=list(service.cap_add) or None,
-            devices=list(service.devices) or None,
-            binds=list(service.binds) or None,
-            pid_mode=self._mode(app, environment, service.pid) or None,
-            ipc_mode=self._mode(app, environment, service.ipc) or None,
-            userns_mode=service.userns_mode or None,
-            mounts=self._volume_mounts(app, environment, service) or None,
-        )
-        networking = self.api.create_networking_config(
-            {network: self.api.create_endpoint_config(aliases=[service.name, *service.aliases])}
-        ) if mode == network else None
-        # On one host the image dockyard built is here already: run it by its content id, which
-        # needs no pull and no wait for the registry push.
-        image = service.image_id or service.image
+        image, args = self.container_args(app, environment, service, replica, _container_labels(service, container_labels))
 
         def create() -> dict[str, Any]:
-            return dict(self.api.create_container(
-                image, name=name, labels=_container_labels(service, container_labels), host_config=host_config,
-                networking_config=networking, environment=dict(service.environment),
-                command=list(service.command) if service.command is not None else None,
-                hostname=_hostname(service, replica) if mode == network else None,
-                entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
-                user=service.user or None, working_dir=service.working_dir or None,
-                stop_signal=service.stop_signal or None, stop_timeout=service.stop_grace_period,
-                healthcheck=_healthcheck(service), ports=exposed or None,
-            ))
+            return dict(self.api.create_container(image, name=name, **args))
 
         def create_across_restarts() -> dict[str, Any]:
             """``create``; when the engine stops answering meanwhile, the container it may have made."""
@@ -231,6 +191,55 @@ class DockerOrchestrator(ContainerWatch):
                 patiently(lambda: self.api.remove_container(created["Id"], force=True), what="removing a container")
             reason = explain(exc) if isinstance(exc, docker.errors.APIError) else exc.message
             raise DeployFailed(f"cannot start {service.name}: {reason}") from None
+
+    def container_args(self, app: str, environment: str, service: ServiceSpec, replica: int,
+                       container_labels: dict[str, str], routed: bool = True) -> tuple[str, dict[str, Any]]:
+        """What ``create_container`` is given for a container of ``service`` (the image, then its
+        keyword arguments): its network, limits, volumes, environment, command. ``routed`` False
+        for a one-off container of it: no restart policy, published ports, health check, or
+        names on the network."""
+        network = self.network_name(app, environment)
+        # another mode only where an admin allowed it, or another service's of the same app
+        mode = self._mode(app, environment, service.network_mode) or network
+        # The proxy runs on the host's network and dials the container's address on the app
+        # network directly: a host port is published by Docker only where the service asks for
+        # it (ServiceSpec.direct_ports: UDP, or not HTTP); the proxy serves the others.
+        bindings, exposed = _port_bindings(service) if routed else ({}, [])
+        host_config = self.api.create_host_config(
+            restart_policy=_restart_policy(service) if routed else None,
+            network_mode=mode,
+            port_bindings=bindings or None,
+            init=True,  # a tiny init as PID 1 forwards signals: apps stop on SIGTERM, not after the timeout
+            mem_limit=service.memory or self.limits.memory or None,
+            pids_limit=service.pids or self.limits.pids or None,
+            nano_cpus=round(service.cpus * 1e9) if service.cpus else None,
+            log_config=docker.types.LogConfig(type="json-file", config={
+                "max-size": self.limits.log_max_size, "max-file": str(self.limits.log_max_files)}),
+            security_opt=["no-new-privileges:true", *service.security_opt],
+            privileged=service.privileged,
+            cap_add=list(service.cap_add) or None,
+            devices=list(service.devices) or None,
+            binds=list(service.binds) or None,
+            pid_mode=self._mode(app, environment, service.pid) or None,
+            ipc_mode=self._mode(app, environment, service.ipc) or None,
+            userns_mode=service.userns_mode or None,
+            mounts=self._volume_mounts(app, environment, service) or None,
+        )
+        networking = self.api.create_networking_config(
+            {network: self.api.create_endpoint_config(aliases=[service.name, *service.aliases] if routed else None)}
+        ) if mode == network else None
+        # On one host the image dockyard built is here already: run it by its content id, which
+        # needs no pull and no wait for the registry push.
+        return service.image_id or service.image, {
+            "labels": container_labels, "host_config": host_config, "networking_config": networking,
+            "environment": dict(service.environment),
+            "command": list(service.command) if service.command is not None else None,
+            "hostname": _hostname(service, replica) if mode == network and routed else None,
+            "entrypoint": list(service.entrypoint) if service.entrypoint is not None else None,
+            "user": service.user or None, "working_dir": service.working_dir or None,
+            "stop_signal": service.stop_signal or None, "stop_timeout": service.stop_grace_period,
+            "healthcheck": _healthcheck(service) if routed else None, "ports": exposed or None,
+        }
 
     def _mode(self, app: str, environment: str, value: str) -> str:
         """Compose's ``service:NAME`` (share that service's namespace) as Docker's ``container:ID``."""
@@ -279,6 +288,8 @@ class DockerOrchestrator(ContainerWatch):
             filters.append(f"{LABEL}.app={app}")
         out = []
         for summary in self.api.containers(all=True, filters={"label": filters}):
+            if ONEOFF_LABEL in (summary.get("Labels") or {}):
+                continue  # dockyard run's: never one of a service's tasks
             try:
                 out.append(self._running(self.api.inspect_container(summary["Id"])))
             except docker.errors.NotFound:

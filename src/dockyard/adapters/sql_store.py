@@ -236,6 +236,16 @@ class SqlStore(SqlUsers, SqlAuditLog, SqlWebhooks, SqlPromotions, SqlRepos):
         assert job_id is not None
         return self.get_job(int(job_id[0]))
 
+    def start_job(self, kind: str, app: str, payload: dict[str, str], environment: str = DEFAULT_ENVIRONMENT) -> Job:
+        """A job that runs where it was asked (a one-off container, attached to its caller): made
+        running, never claimed by a worker."""
+        with self.engine.begin() as c:
+            key = c.execute(insert(t.jobs).values(kind=kind, app=app, status=JobStatus.RUNNING, payload=json.dumps(payload),
+                                                  attempts=1, created_at=now(), started_at=now(),
+                                                  environment=environment)).inserted_primary_key
+        assert key is not None
+        return self.get_job(int(key[0]))
+
     def record_failed_job(self, kind: str, app: str, payload: dict[str, str], error: str, line: str) -> Job:
         """A job that failed before it could run (a refused push): never seen queued by a worker."""
         with self.engine.begin() as c:

@@ -288,6 +288,15 @@ class Release:
 
 
 @dataclass(frozen=True)
+class OneOffResult:
+    """How a one-off container, or a command in a running one, ended: its exit code (None: not
+    known, it was cut off), and whether its deadline cut it off."""
+
+    exit_code: int | None
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
 class RunningService:
     """What the orchestrator reports it runs for an app."""
 

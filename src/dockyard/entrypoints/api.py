@@ -24,6 +24,7 @@ from dockyard.entrypoints.routes import (
     environments,
     gc,
     jobs,
+    oneoff,
     repos,
     system,
     tokens,
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status)
 
     for module in (system, apps, environments, approvals, deploys, jobs, tokens, users, volumes, configuration, gc,
-                   audit, webhooks, repos):
+                   audit, webhooks, repos, oneoff):
         api.include_router(module.router)
     api.include_router(configuration.key_router)
     git_http.mount(api, settings)

@@ -18,6 +18,7 @@ from dockyard.entrypoints.cli_audit import audit
 from dockyard.entrypoints.cli_envs import envs_cli
 from dockyard.entrypoints.cli_gc import gc
 from dockyard.entrypoints.cli_http import CONFIG, EnvOpt, JsonOpt, call, fail, q, stream, table
+from dockyard.entrypoints.cli_oneoff import exec_cmd, run
 from dockyard.entrypoints.cli_repos import repos_cli
 from dockyard.entrypoints.cli_users import tokens_cli, users_cli
 from dockyard.entrypoints.cli_webhooks import webhooks_cli
@@ -35,6 +36,8 @@ cli.add_typer(jobs_cli, name="jobs")
 cli.add_typer(envs_cli, name="envs")
 cli.add_typer(webhooks_cli, name="webhooks")
 cli.add_typer(repos_cli, name="repos")
+cli.command("run")(run)
+cli.command("exec")(exec_cmd)
 cli.command("gc")(gc)
 cli.command("audit")(audit)
 cli.command("approvals")(approvals)

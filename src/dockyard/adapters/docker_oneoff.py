@@ -1,0 +1,159 @@
+"""One-off containers and commands in running ones, on one Docker host (a mixin of
+DockerOrchestrator): ``dockyard run`` and ``dockyard exec`` (services/oneoff.py).
+
+A one-off container is made as a container of its service is (``container_args``: the app
+environment's network, volumes, limits, variables and secrets), without a restart policy,
+published ports, health check or names on the network, and labelled ``dockyard.oneoff`` (so that
+``observe`` never takes it for one of the service's tasks). It is attached before it starts: its
+input is written, then closed; its output is read as the engine multiplexes it (a TTY's comes
+as it is), and handed over as it comes. Past its deadline it is killed. It is always removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import struct
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import docker
+
+from dockyard.adapters.docker_client import LABEL, explain, labels
+from dockyard.domain.errors import DeployFailed, DockyardError
+from dockyard.domain.model import DEFAULT_ENVIRONMENT, OneOffResult, RunningService, ServiceSpec
+
+ONEOFF_LABEL = f"{LABEL}.oneoff"
+Output = Callable[[str, bytes], None]  # ("stdout" or "stderr", bytes)
+_STREAMS = {1: "stdout", 2: "stderr"}
+
+
+class OneOffContainers:
+    api: Any
+    installation: str
+    prefix: str
+    container_args: Callable[..., tuple[str, dict[str, Any]]]  # DockerOrchestrator's
+
+    def run_once(self, app: str, environment: str, service: ServiceSpec, command: Sequence[str], *, job: int,
+                 stdin: bytes | None, tty: bool, output: Output, timeout: float) -> OneOffResult:
+        scope = app if environment == DEFAULT_ENVIRONMENT else f"{app}--{environment}"
+        name = f"{self.prefix}-{self.installation}-{scope}-run-{service.name}-{job}-{secrets.token_hex(2)}"
+        container_labels = labels(self.installation, app=app, environment=environment, oneoff=str(job))
+        image, args = self.container_args(app, environment, service, 0, container_labels, routed=False)
+        args.update(command=list(command), stdin_open=stdin is not None, tty=tty)
+        try:
+            created = self.api.create_container(image, name=name, **args)
+        except docker.errors.APIError as exc:
+            raise DeployFailed(f"cannot create a one-off container of {service.name}: {explain(exc)}") from None
+        cid = created["Id"]
+        try:
+            attached = self.api.attach_socket(cid, params={"stdin": 1 if stdin is not None else 0, "stdout": 1,
+                                                           "stderr": 1, "stream": 1})
+            try:
+                self.api.start(cid)
+                killed = self._deadline(timeout, lambda: self.api.kill(cid))
+                _pump(_raw(attached), stdin, tty, output)
+                code = int(self.api.wait(cid)["StatusCode"])
+                killed.cancel()
+            finally:
+                with contextlib.suppress(OSError):
+                    attached.close()
+            return OneOffResult(code, killed.fired)
+        except docker.errors.APIError as exc:
+            raise DeployFailed(f"the one-off container of {service.name} failed: {explain(exc)}") from None
+        finally:
+            with contextlib.suppress(docker.errors.APIError, DockyardError):
+                self.api.remove_container(cid, force=True)
+
+    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | None, tty: bool,
+                output: Output, timeout: float) -> OneOffResult:
+        try:
+            made = self.api.exec_create(task.id, list(command), stdin=stdin is not None, tty=tty)
+            attached = self.api.exec_start(made["Id"], socket=True, tty=tty)
+        except docker.errors.APIError as exc:
+            raise DeployFailed(f"cannot run a command in {task.service}: {explain(exc)}") from None
+        raw = _raw(attached)
+        late = self._deadline(timeout, lambda: raw.shutdown(socket.SHUT_RDWR))
+        try:
+            _pump(raw, stdin, tty, output)
+        finally:
+            late.cancel()
+            with contextlib.suppress(OSError):
+                attached.close()
+        found = self.api.exec_inspect(made["Id"])
+        code = found.get("ExitCode")
+        return OneOffResult(int(code) if code is not None and not found.get("Running") else None, late.fired)
+
+    @staticmethod
+    def _deadline(seconds: float, act: Callable[[], None]) -> _Deadline:
+        deadline = _Deadline(seconds, act)
+        deadline.start()
+        return deadline
+
+
+class _Deadline(threading.Thread):
+    """Calls ``act`` once ``seconds`` passed, unless cancelled first."""
+
+    def __init__(self, seconds: float, act: Callable[[], None]) -> None:
+        super().__init__(daemon=True, name="oneoff-deadline")
+        self.seconds, self.act = seconds, act
+        self.fired = False
+        self._cancelled = threading.Event()
+
+    def run(self) -> None:
+        if not self._cancelled.wait(self.seconds):
+            self.fired = True
+            with contextlib.suppress(Exception):
+                self.act()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
+def _raw(attached: Any) -> socket.socket:
+    """The socket under what the SDK's attach gives (a SocketIO, or the socket itself)."""
+    found: socket.socket = getattr(attached, "_sock", attached)
+    return found
+
+
+def _pump(sock: socket.socket, stdin: bytes | None, tty: bool, output: Output) -> None:
+    """Write ``stdin`` (then close the container's input), and hand over its output until it ends."""
+    if stdin is not None:
+        def write() -> None:
+            with contextlib.suppress(OSError):
+                sock.sendall(stdin)
+                sock.shutdown(socket.SHUT_WR)
+        threading.Thread(target=write, daemon=True, name="oneoff-stdin").start()
+    if tty:
+        while chunk := _recv(sock, 65536):
+            output("stdout", chunk)
+        return
+    while True:
+        header = _exactly(sock, 8)
+        if len(header) < 8:
+            return
+        kind, size = header[0], struct.unpack(">I", header[4:])[0]
+        body = _exactly(sock, size)
+        if body:
+            output(_STREAMS.get(kind, "stdout"), body)
+        if len(body) < size:
+            return
+
+
+def _recv(sock: socket.socket, size: int) -> bytes:
+    try:
+        return sock.recv(size)
+    except OSError:
+        return b""
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes:
+    out = b""
+    while len(out) < size:
+        chunk = _recv(sock, size - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out

@@ -123,13 +123,31 @@ class Registry(Protocol):
         ...
 
 
-class Orchestrator(Protocol):
+Output = Callable[[str, bytes], None]  # a one-off's output as it comes: ("stdout" or "stderr", bytes)
+
+
+class OneOffRunner(Protocol):
+    """One-off containers of an environment, and commands in its running containers
+    (adapters/docker_oneoff.py; services/oneoff.py)."""
+
+    def run_once(self, app: str, environment: str, service: ServiceSpec, command: Sequence[str], *, job: int,
+                 stdin: bytes | None, tty: bool, output: Output, timeout: float) -> OneOffResult:
+        """A container as ``service``'s are made (network, volumes, variables, secrets) running
+        ``command`` once; ``stdin`` written then closed (None: no input); killed after ``timeout``
+        seconds; always removed."""
+    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | None, tty: bool,
+                output: Output, timeout: float) -> OneOffResult:
+        """``command`` run in the running container ``task``; cut off after ``timeout`` seconds."""
+
+
+class Orchestrator(OneOffRunner, Protocol):
     """Where apps run: one Docker host now, a Swarm cluster later. Each (app, environment) has
     its own network; everything the orchestrator creates is labelled with both.
 
     Its unit is a service's set of tasks (``RunningService``: a container on one host, a task on a
     cluster), never one container's steps: a release's plan (planning/deploy.py) starts, awaits,
-    halts and stops tasks of a service together, and the orchestrator decides how."""
+    halts and stops tasks of a service together, and the orchestrator decides how. It runs
+    one-off commands too (``OneOffRunner``: dockyard run and exec, release commands)."""
 
     def ensure_network(self, app: str, environment: str) -> None: ...
     def start(self, app: str, release: int, environment: str, service: ServiceSpec,
@@ -180,23 +198,6 @@ class Orchestrator(Protocol):
         """The output of the app's environment, line by line; ends when ``stop`` is set (the
         reader went away)."""
         ...
-
-
-Output = Callable[[str, bytes], None]  # a one-off's output as it comes: ("stdout" or "stderr", bytes)
-
-
-class OneOffRunner(Protocol):
-    """One-off containers of an environment, and commands in its running containers
-    (adapters/docker_oneoff.py; services/oneoff.py)."""
-
-    def run_once(self, app: str, environment: str, service: ServiceSpec, command: Sequence[str], *, job: int,
-                 stdin: bytes | None, tty: bool, output: Output, timeout: float) -> OneOffResult:
-        """A container as ``service``'s are made (network, volumes, variables, secrets) running
-        ``command`` once; ``stdin`` written then closed (None: no input); killed after ``timeout``
-        seconds; always removed."""
-    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | None, tty: bool,
-                output: Output, timeout: float) -> OneOffResult:
-        """``command`` run in the running container ``task``; cut off after ``timeout`` seconds."""
 
 
 class Proxy(Protocol):

@@ -748,3 +748,22 @@ def test_an_environment_takes_the_tags_its_pattern_matches() -> None:
                          "live is promoted from r: no tag deploys it")):
         with pytest.raises(InvalidSource, match=re.escape(words)):
             dockyard_file.load(text)
+
+
+def test_release_commands_are_read_with_their_deadlines_and_bad_ones_refused() -> None:
+    found = dockyard_file.load("release:\n  before:\n    - {service: api, command: \"sh -c 'echo a b'\", timeout: 2m}\n"
+                               "  after: [{service: web, command: [notify, --all]}]\n"
+                               "environments:\n  production: {branch: main}\n")
+    assert [(c.service, c.command, c.timeout) for c in found.before] == [
+        ("api", ("sh", "-c", "echo a b"), datetime.timedelta(minutes=2))]
+    assert [(c.service, c.command, c.timeout.total_seconds()) for c in found.after] == [
+        ("web", ("notify", "--all"), 600)]
+    for text, words in (
+        ("release: {before: [{service: api, command: 'x', timeout: 25h}]}\n", "release/before/0/timeout"),
+        ("release: {before: [{service: api, command: 'a \"b'}]}\n", "cannot split"),
+        ("release: {before: [{service: api, command: []}]}\n", "is empty"),
+        ("release: {before: [{command: x}]}\n", "service"),
+        ("release: {during: []}\n", "during"),
+    ):
+        with pytest.raises(InvalidSource, match=re.escape(words)):
+            dockyard_file.load(text + "environments:\n  production: {branch: main}\n")

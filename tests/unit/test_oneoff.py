@@ -128,3 +128,39 @@ def test_a_run_the_server_stopped_in_the_middle_of_is_not_run_again(deployer: De
     prepared = oneoffs.prepare_run(APP, "production", "ann", ["sleep", "600"])
     with pytest.raises(DockyardError, match="dockyard stopped while this run ran"):
         interrupted(prepared.job, lambda line: None)
+
+
+RELEASE = ("release:\n  before: [{service: api, command: 'migrate --all', timeout: 1m}]\n"
+           "  after: [{service: worker, command: [notify]}]\nenvironments:\n  production: {branch: main}\n")
+
+
+def test_release_commands_run_before_the_switch_and_after_it(deployer: Deployer) -> None:
+    fake = deployer.orchestrator
+    assert isinstance(fake, FakeOrchestrator)
+    fake.exit_codes["notify"] = 1
+    assert isinstance(deployer.repos, FakeRepos)
+    commit = deployer.repos.commit(APP, {**TREE, "dockyard.yml": RELEASE})
+    said: list[str] = []
+    deployer.deploy_job(deployer.store.enqueue("deploy", APP, {"commit": commit, "branch": "main"}), said.append)
+    assert [(k, c) for k, _, c in fake.oneoffs] == [("run", ("migrate", "--all")), ("run", ("notify",))]
+    before = said.index("-----> Release command (before the switch) in api: migrate --all")
+    assert said[before + 1] == "       migrate --all"  # its output
+    assert before < next(i for i, line in enumerate(said) if "is live" in line)
+    assert any("the release command 'notify' in worker failed (exit code 1); the release stays live" in line
+               for line in said)
+    assert deployer.store.live_release(APP, "production") is not None
+
+
+def test_a_failing_command_before_the_switch_aborts_the_release(deployer: Deployer) -> None:
+    fake = deployer.orchestrator
+    assert isinstance(fake, FakeOrchestrator)
+    deploy(deployer)
+    live = deployer.store.live_release(APP, "production")
+    fake.exit_codes["migrate"] = 2
+    assert isinstance(deployer.repos, FakeRepos)
+    commit = deployer.repos.commit(APP, {**TREE, "api/v2.txt": "2\n", "dockyard.yml": RELEASE})
+    with pytest.raises(DockyardError, match="the release command 'migrate --all' in api failed \\(exit code 2\\)"):
+        deployer.deploy_job(deployer.store.enqueue("deploy", APP, {"commit": commit, "branch": "main"}),
+                            lambda line: None)
+    assert deployer.store.live_release(APP, "production") == live  # the old one keeps serving
+    assert [c for k, _, c in fake.oneoffs] == [("migrate", "--all")]  # nothing after it ran

@@ -38,6 +38,7 @@ from dockyard.domain.compose_yaml import KeyLines, load_located
 from dockyard.domain.errors import DockyardError, InvalidSource, shown
 from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
 from dockyard.domain.model import LOCAL_TARGET
+from dockyard.domain.shell_words import split_words
 
 SOURCE = "dockyard.yml"
 SCHEMA_FILE = "dockyard.schema.json"
@@ -49,6 +50,8 @@ DEFAULT_INTERVAL = datetime.timedelta(seconds=10)
 DEFAULT_TIMEOUT = datetime.timedelta(seconds=5)
 MAX_DURATION = datetime.timedelta(hours=1)
 MAX_SOAK = datetime.timedelta(days=7)
+MAX_COMMAND_TIMEOUT = datetime.timedelta(hours=24)  # a release command's deadline
+MAX_COMMAND_CHARS = 4096
 MAX_DURATION_CHARS = 32
 MAX_PATH_CHARS = 1024
 
@@ -124,6 +127,15 @@ class PromotionDecl:
 
 
 @dataclass(frozen=True)
+class CommandDecl:
+    """A release command: ``command`` run in a one-off container of ``service``'s new image."""
+
+    service: str
+    command: tuple[str, ...]
+    timeout: datetime.timedelta = datetime.timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
 class EnvironmentDecl:
     """One environment as declared, in file order. ``secrets`` are names only."""
 
@@ -161,6 +173,8 @@ class DockyardFile:
     targets: tuple[TargetDecl, ...] = (LOCAL,)
     source: str = SOURCE
     repos: tuple[str, ...] = ()  # the app's source repos (services/repos.py), by name
+    before: tuple[CommandDecl, ...] = ()  # release commands: before the switch
+    after: tuple[CommandDecl, ...] = ()  # and after it
     lines: KeyLines = field(default_factory=_no_lines, compare=False, repr=False)
 
     def environment(self, name: str) -> EnvironmentDecl | None:
@@ -259,7 +273,34 @@ def _declarations(doc: dict[str, Any], source: str, lines: KeyLines) -> Dockyard
     _check_hosts(declared, lines)
     _check_published_ports(declared, lines)
     repos = tuple(_named(("repos", name), names.repo_name, name) for name in doc.get("repos") or {})
-    return DockyardFile(environments=declared, targets=targets, source=source, repos=repos, lines=lines)
+    phases = doc.get("release") or {}
+    before, after = (tuple(_command(("release", phase, i), c) for i, c in enumerate(phases.get(phase) or ()))
+                     for phase in ("before", "after"))
+    return DockyardFile(environments=declared, targets=targets, source=source, repos=repos, before=before,
+                        after=after, lines=lines)
+
+
+def _command(parts: Parts, body: dict[str, Any]) -> CommandDecl:
+    service = _named((*parts, "service"), names.service_name, body["service"])
+    words = body["command"]
+    if isinstance(words, str):
+        try:
+            words = split_words(words)
+        except ValueError as exc:
+            raise _Refused((*parts, "command"), f"cannot split {shown(words, 60)} into words ({exc})",
+                           "balance the quotes, or give the command as a list") from None
+    if not words or sum(len(w) for w in words) > MAX_COMMAND_CHARS:
+        raise _Refused((*parts, "command"), "is empty or longer than 4 KiB", "give a command, or a script of the image")
+    timeout = datetime.timedelta(minutes=10)
+    if body.get("timeout") is not None:
+        try:
+            timeout = duration(body["timeout"])
+        except ValueError:
+            timeout = datetime.timedelta(0)
+        if not datetime.timedelta(0) < timeout <= MAX_COMMAND_TIMEOUT:
+            raise _Refused((*parts, "timeout"), f"{shown(body['timeout'], 40)} is not a duration up to 24h",
+                           "write a number and a unit (s, m, h), e.g. '10m'")
+    return CommandDecl(service, tuple(words), timeout)
 
 
 def _named(parts: Parts, check: Callable[[str], str], value: str) -> str:

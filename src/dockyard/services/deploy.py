@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from dockyard.domain import declared as decl
 from dockyard.domain import hosts, names, replicas, value_stream, volumes
 from dockyard.domain import images as img
+from dockyard.domain.dockyard_file import DockyardFile
 from dockyard.domain.errors import DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, App, Job, ServiceSpec
 from dockyard.domain.records import service_from_dict
@@ -23,6 +24,7 @@ from dockyard.services.build import Builds, Contexts
 from dockyard.services.configuration import Configuration
 from dockyard.services.events import SERVER, Event, Events
 from dockyard.services.release import Releaser
+from dockyard.services.release_commands import AFTER, BEFORE, run_commands
 from dockyard.services.sources import SourceBuilds
 
 Say = Callable[[str], None]
@@ -131,10 +133,12 @@ class Deployer:
 
             # Containers start while the images are pushed; traffic moves once both are done.
             try:
+                self.release_commands(app.name, env, services, found.declared, BEFORE, job.id, say)
                 self.releaser.release(app, env, commit, services, job.id, say, pinned=pinned, config=config,
                                       artifact=lambda: pinned(commit_services), force=job.payload.get("force") == "true",
                                       timeline=self._timeline(job, app.name, env, pushed or (app.name, commit, None),
                                                               build_started, built_at))
+                self.release_commands(app.name, env, services, found.declared, AFTER, job.id, say)
             finally:
                 if self.configuration is not None:
                     self.configuration.prune(app.name)  # secret files of stopped containers
@@ -212,6 +216,13 @@ class Deployer:
             return services, None
         variables = inspect.declared_variables(declared, env, {})
         return self.configuration.apply(app.name, env, services, variables)
+
+    def release_commands(self, app: str, env: str, services: tuple[ServiceSpec, ...],
+                         declared: DockyardFile | None, phase: str, job: int, say: Say) -> None:
+        """dockyard.yml's release commands of ``phase`` (services/release_commands.py)."""
+        commands = (declared.before if phase == BEFORE else declared.after) if declared is not None else ()
+        if commands:
+            run_commands(self.orchestrator, self.configuration, app, env, services, commands, phase, job, say)
 
     def _stack_head(self, app: App, branch: str, say: Say) -> str | None:
         """The deploy repo's commit a source repo's push releases: the head of the same branch,

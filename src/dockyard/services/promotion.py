@@ -29,6 +29,7 @@ from dockyard.services import stages
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments, Submit
 from dockyard.services.events import SERVER, Event, Events
+from dockyard.services.release_commands import AFTER, BEFORE
 
 log = logging.getLogger(__name__)
 KIND = "promote"
@@ -216,9 +217,11 @@ class Promotions:
             commit_services = self.deployer.resolve_images(
                 tuple(replace(s, image=ran[s.name].image, image_id="") for s in found.services), say)
             services, config = self.deployer.configure(app, candidate.environment, commit_services, found)
+            self.deployer.release_commands(app.name, candidate.environment, services, found.declared, BEFORE, job.id, say)
             release = self.deployer.releaser.release(app, candidate.environment, candidate.commit, services, job.id,
                                                      say, config=config, artifact=lambda: upstream.artifact,
                                                      timeline=self._timeline(candidate, upstream))
+            self.deployer.release_commands(app.name, candidate.environment, services, found.declared, AFTER, job.id, say)
         except Exception as exc:
             reason = exc.message if isinstance(exc, DockyardError) else repr(exc)
             self.store.set_promotion(candidate.id, gates.FAILED, reason[:2000])

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from dockyard.domain import access, dockyard_file, names
 from dockyard.domain.access import Action, Principal
 from dockyard.domain.declared import with_health, with_replicas, with_stateful
-from dockyard.domain.errors import DockyardError
+from dockyard.domain.errors import DockyardError, InvalidSource
 from dockyard.domain.limits import MAX_DOCKYARD_FILE_BYTES
 from dockyard.domain.model import App
 from dockyard.ports import SourceRepos, Store
@@ -248,6 +248,13 @@ class PushChecks:
             found = self.deployer.inspect(owner, commit, environment, incoming)
             counted = with_replicas(found.services, found.declared, environment)
             with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
+            declared = found.declared
+            known = {s.name for s in found.services}
+            for phase, commands in ((("before", declared.before), ("after", declared.after)) if declared else ()):
+                for i, command in enumerate(commands):
+                    if command.service not in known:
+                        raise InvalidSource(f"dockyard.yml: release/{phase}/{i}/service: {command.service!r} is not a "
+                                            "service of the stack", f"name one of: {', '.join(sorted(known))}")
 
     def _queue(self, app: str, wanted: list[Wanted], actor: str,
                who: Principal | None, repo: str = "") -> PushVerdict:

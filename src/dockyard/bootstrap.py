@@ -18,6 +18,7 @@ from dockyard.adapters.docker_builder import DockerBuilder
 from dockyard.adapters.docker_client import connect
 from dockyard.adapters.docker_orchestrator import DockerOrchestrator, Limits, Pool
 from dockyard.adapters.docker_secret_files import DockerSecretVolumes
+from dockyard.adapters.docker_volume_archives import DockerVolumeArchives
 from dockyard.adapters.git import GitRepos
 from dockyard.adapters.local_http import proxy_smoke_check
 from dockyard.adapters.registry import DistributionRegistry
@@ -33,6 +34,7 @@ from dockyard.services import inspect, oneoff, promotion, rollback, scale
 from dockyard.services.access import Access
 from dockyard.services.apps import Apps
 from dockyard.services.audit import Audit
+from dockyard.services.backups import Backups
 from dockyard.services.configuration import Configuration
 from dockyard.services.deploy import Deployer
 from dockyard.services.environments import Environments
@@ -84,6 +86,7 @@ class Platform:
     promotions: Promotions
     app_repos: Repos  # an app's source repos and its deploy repo's name
     oneoffs: OneOffs  # dockyard run and exec
+    backups: Backups  # volume backups, restores and copies
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -159,6 +162,9 @@ def bootstrap(settings: Settings) -> Platform:
     handlers[promotion.KIND] = promotions.promote_job
     handlers[oneoff.RUN] = handlers[oneoff.EXEC] = oneoff.interrupted  # a run is its caller's: never resumed
     oneoffs = OneOffs(store, engine, engine, registry.address, configuration, events)
+    backups = Backups(store, engine, DockerVolumeArchives(client, installation, settings.name_prefix, plane,
+                                                          engine.volume_name),
+                      settings.home / "backups", deployer.lock, events)
     events.subscribe(promotions.on_event)  # a release live upstream: a candidate downstream
     jobs = Jobs(store)
     app_repos = Repos(store, repos, settings.url)
@@ -172,7 +178,7 @@ def bootstrap(settings: Settings) -> Platform:
         gc=Collector(store, builder, registry, engine, deployer.builds.gate, settings.keep_releases,
                      settings.gc_interval),
         events=events, audit=audit, webhooks=webhooks, promotions=promotions,
-        app_repos=app_repos, oneoffs=oneoffs,
+        app_repos=app_repos, oneoffs=oneoffs, backups=backups,
     )
 
 

@@ -1173,3 +1173,23 @@ class FakeStore:
 def _is_a_store(s: FakeStore) -> Store:
     """mypy checks here that FakeStore has every method of the Store port, with its signature."""
     return s
+
+
+class FakeVolumeArchives:
+    """Volumes' files as tar streams in a dict: ``files[(app, env, volume)] = bytes``. Events go to
+    ``log`` (services/backups.py's VolumeArchiver)."""
+
+    def __init__(self, log: list[str] | None = None) -> None:
+        self.files: dict[tuple[str, str, str], bytes] = {}
+        self.log: list[str] = log if log is not None else []
+
+    def export(self, app: str, environment: str, volume: str, write: Callable[[bytes], object]) -> None:
+        self.log.append(f"export {environment}/{volume}")
+        write(self.files.get((app, environment, volume), b""))
+
+    def import_(self, app: str, environment: str, volume: str, read: Callable[[int], bytes]) -> None:
+        self.log.append(f"import {environment}/{volume}")
+        data = bytearray()
+        while chunk := read(65536):
+            data += chunk
+        self.files[(app, environment, volume)] = bytes(data)

@@ -50,13 +50,13 @@ def test_a_volume_keeps_its_data_across_releases_and_is_removed_only_when_asked(
     assert volume.attrs["Labels"]["dockyard.environment"] == "production"
     assert volume.attrs["Labels"]["dockyard.installation"] == server.installation
     assert listed[0]["size"] is None or listed[0]["size"] > 0
-    out = server.cli("volumes", app_name).stdout
+    out = server.cli("volumes", "list", app_name).stdout
     assert "data" in out and "store" in out
 
     # removal: refused unconfirmed, and while a container mounts it
     refused = server.api("DELETE", f"/api/v1/apps/{app_name}/environments/production/volumes/data")
     assert refused.status_code == 400 and "not confirmed" in refused.json()["error"]
-    busy = server.cli("volumes", app_name, "--remove", "data", "--yes", check=False)
+    busy = server.cli("volumes", "rm", app_name, "data", "--yes", check=False)
     assert busy.returncode != 0 and "in use" in busy.stderr
     assert server.body(host, "/first") == "v1\n"
 
@@ -68,6 +68,6 @@ def test_a_volume_keeps_its_data_across_releases_and_is_removed_only_when_asked(
     assert server.body(host, "/first") == "v1\n"  # the app's data came back with it
     server.cli("apps", "delete", app_name, "--yes")
     server.cli("apps", "create", app_name)
-    gone = server.cli("volumes", app_name, "--remove", "data", "--yes")
+    gone = server.cli("volumes", "rm", app_name, "data", "--yes")
     assert "removed volume data" in gone.stdout
     assert not engine.volumes.list(filters={"name": listed[0]["volume"]})

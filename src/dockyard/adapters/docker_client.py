@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import docker
@@ -73,3 +75,32 @@ def each(items: Iterable[T], call: Callable[[T], object]) -> None:
             failure = failure or exc
     if failure is not None:
         raise failure
+
+
+def frames(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
+    """An attached container's output as the engine multiplexes it (no TTY): (stream, bytes), 1 for
+    stdout and 2 for stderr, until it ends."""
+    while True:
+        header = read_exactly(sock, 8)
+        if len(header) < 8:
+            return
+        size = struct.unpack(">I", header[4:])[0]
+        body = read_exactly(sock, size)
+        if body:
+            yield header[0], body
+        if len(body) < size:
+            return
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes, or fewer when the stream ends (or breaks) first."""
+    out = bytearray()
+    while len(out) < size:
+        try:
+            chunk = sock.recv(min(size - len(out), 1024 * 1024))
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
-import struct
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import docker
 
-from dockyard.adapters.docker_client import LABEL, explain, labels
+from dockyard.adapters.docker_client import LABEL, explain, frames, labels, read_exactly
 from dockyard.domain.errors import DeployFailed, DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, OneOffResult, RunningService, ServiceSpec
 
@@ -113,8 +112,10 @@ class _Deadline(threading.Thread):
 
 
 def _raw(attached: Any) -> socket.socket:
-    """The socket under what the SDK's attach gives (a SocketIO, or the socket itself)."""
+    """The socket under what the SDK's attach gives (a SocketIO, or the socket itself), without the
+    client's timeout: a command may say nothing for longer (its own deadline stops it)."""
     found: socket.socket = getattr(attached, "_sock", attached)
+    found.settimeout(None)
     return found
 
 
@@ -127,33 +128,16 @@ def _pump(sock: socket.socket, stdin: bytes | None, tty: bool, output: Output) -
                 sock.shutdown(socket.SHUT_WR)
         threading.Thread(target=write, daemon=True, name="oneoff-stdin").start()
     if tty:
-        while chunk := _recv(sock, 65536):
-            output("stdout", chunk)
+        while chunk := read_exactly(sock, 1):
+            output("stdout", chunk + _available(sock))
         return
-    while True:
-        header = _exactly(sock, 8)
-        if len(header) < 8:
-            return
-        kind, size = header[0], struct.unpack(">I", header[4:])[0]
-        body = _exactly(sock, size)
-        if body:
-            output(_STREAMS.get(kind, "stdout"), body)
-        if len(body) < size:
-            return
+    for kind, body in frames(sock):
+        output(_STREAMS.get(kind, "stdout"), body)
 
 
-def _recv(sock: socket.socket, size: int) -> bytes:
+def _available(sock: socket.socket) -> bytes:
+    """What else a TTY's stream holds now, without waiting."""
     try:
-        return sock.recv(size)
+        return sock.recv(65536, socket.MSG_DONTWAIT)
     except OSError:
         return b""
-
-
-def _exactly(sock: socket.socket, size: int) -> bytes:
-    out = b""
-    while len(out) < size:
-        chunk = _recv(sock, size - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return out

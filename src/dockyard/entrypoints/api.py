@@ -64,5 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    audit, webhooks, repos, oneoff):
         api.include_router(module.router)
     api.include_router(configuration.key_router)
+    api.include_router(volumes.backups_router)
     git_http.mount(api, settings)
     return api

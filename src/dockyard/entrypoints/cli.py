@@ -21,6 +21,7 @@ from dockyard.entrypoints.cli_http import CONFIG, EnvOpt, JsonOpt, call, fail, q
 from dockyard.entrypoints.cli_oneoff import exec_cmd, run
 from dockyard.entrypoints.cli_repos import repos_cli
 from dockyard.entrypoints.cli_users import tokens_cli, users_cli
+from dockyard.entrypoints.cli_volumes import volumes_cli
 from dockyard.entrypoints.cli_webhooks import webhooks_cli
 
 cli = typer.Typer(help="dockyard: git push to production on Docker.", no_args_is_help=True,
@@ -36,6 +37,7 @@ cli.add_typer(jobs_cli, name="jobs")
 cli.add_typer(envs_cli, name="envs")
 cli.add_typer(webhooks_cli, name="webhooks")
 cli.add_typer(repos_cli, name="repos")
+cli.add_typer(volumes_cli, name="volumes")
 cli.command("run")(run)
 cli.command("exec")(exec_cmd)
 cli.command("gc")(gc)
@@ -187,33 +189,6 @@ def apps_delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="do n
         raise typer.Exit(1)
     call("DELETE", f"/api/v1/apps/{q(name)}")
     typer.echo(f"deleted {name}")
-
-
-@cli.command()
-def volumes(
-    app: str, env: EnvOpt = "production", as_json: JsonOpt = False,
-    remove: Annotated[str | None, typer.Option("--remove", metavar="VOLUME",
-                                               help="remove this volume and its data for good")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="with --remove: do not ask")] = False,
-) -> None:
-    """List an environment's named volumes with their sizes, or remove one (--remove). No deploy
-    and no failed release removes a volume: only this command does, once confirmed."""
-    base = f"/api/v1/apps/{q(app)}/environments/{q(env)}/volumes"
-    if remove is not None:
-        if not yes:
-            typed = typer.prompt(f"this deletes the data of volume {remove} of {app} ({env}) for good; "
-                                 "type its name to confirm")
-            if typed != remove:
-                fail("not confirmed: nothing was removed")
-        call("DELETE", f"{base}/{q(remove)}", params={"confirm": remove})
-        typer.echo(f"removed volume {remove} of {app} ({env})")
-        return
-    rows = call("GET", base)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    table([{**r, "size": "?" if r["size"] is None else f"{r['size'] / 1e6:.1f} MB",
-            "used_by": ", ".join(r["used_by"]) or "-"} for r in rows], ["name", "size", "used_by", "volume"])
 
 
 # What each host-access compose key hands a container (dockyard refuses them unless allowed).

@@ -1,0 +1,118 @@
+"""Volume backups on the fakes: archives with checksums, listed; a restore checks the checksum and
+stops the services on the volume meanwhile; a copy between environments; what is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dockyard.adapters.sql_store import SqlStore
+from dockyard.domain.errors import Conflict, DockyardError, NotFound
+from dockyard.domain.model import App, Environment, JobStatus
+from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos, FakeVolumeArchives
+from dockyard.services.backups import Backups
+from dockyard.services.deploy import Deployer
+from dockyard.services.inspect import parse_source
+
+APP = "shop"
+TREE = {
+    "Dockerfile": "FROM python\nEXPOSE 8000\n",
+    "docker-compose.yml": "services:\n  web:\n    build: .\n    ports: ['8000']\n    volumes: [data:/data]\n"
+                          "  other:\n    build: .\nvolumes:\n  data:\n",
+}
+
+
+@pytest.fixture
+def deployer(tmp_path: Path) -> Deployer:
+    store = SqlStore(f"sqlite:///{tmp_path / 'dockyard.db'}")
+    store.migrate()
+    repos, registry = FakeRepos(), FakeRegistry()
+    deployer = Deployer(store=store, repos=repos, builder=FakeBuilder(registry), registry=registry,
+                        orchestrator=FakeOrchestrator([]), proxy=FakeProxy([]), base_domain="dockyard.test",
+                        proxy_port=8080, route_prefix="dy-unit", ready_timeout=5, inspector=parse_source)
+    store.create_app(App(APP))
+    repos.create(APP)
+    for env in ("production", "recette"):
+        if env != "production":
+            store.add_environment(Environment(APP, env))
+        commit = repos.commit(APP, TREE)
+        deployer.deploy_job(store.enqueue("deploy", APP, {"commit": commit, "branch": "main"}, env), lambda line: None)
+    return deployer
+
+
+@pytest.fixture
+def archives() -> FakeVolumeArchives:
+    return FakeVolumeArchives()
+
+
+@pytest.fixture
+def backups(deployer: Deployer, archives: FakeVolumeArchives, tmp_path: Path) -> Backups:
+    return Backups(deployer.store, deployer.orchestrator, archives, tmp_path / "backups", deployer.lock)
+
+
+def test_a_backup_is_an_archive_with_its_checksum_and_says_what_ran(backups: Backups, archives: FakeVolumeArchives,
+                                                                   tmp_path: Path) -> None:
+    archives.files[(APP, "production", "data")] = b"tar of the data"
+    taken = backups.backup(APP, "production", "data", "ann")
+    path = Path(taken.path)
+    assert path.parent == tmp_path / "backups" / APP / "production" / "data" and path.name.endswith(".tar.gz")
+    assert taken.running == ("web",) and taken.by == "ann" and taken.bytes == path.stat().st_size
+    assert json.loads((path.parent / f"{taken.id}.json").read_text())["sha256"] == taken.sha256
+    assert backups.archived(APP) == [taken]
+    assert backups.archived(APP, "recette") == [] and backups.archived(APP, volume="data") == [taken]
+    job = backups.store.list_jobs(APP, environment="production")[0]
+    assert (job.kind, job.status) == ("backup", JobStatus.SUCCEEDED)
+
+
+def test_a_restore_stops_the_services_on_the_volume_and_starts_them_again(
+    backups: Backups, archives: FakeVolumeArchives, deployer: Deployer
+) -> None:
+    fake = deployer.orchestrator
+    assert isinstance(fake, FakeOrchestrator)
+    archives.files[(APP, "production", "data")] = b"good data"
+    taken = backups.backup(APP, "production", "data", "ann")
+    archives.files[(APP, "production", "data")] = b"destroyed"
+    fake.events.clear()
+    backups.restore(APP, "production", "data", taken.id, "ann")
+    assert archives.files[(APP, "production", "data")] == b"good data"
+    halted = [e for e in fake.events if e.startswith(("halt", "resume"))]
+    assert halted and all("web" in e for e in halted) and halted[0].startswith("halt") and halted[-1].startswith("resume")
+    running = [c for c in fake.observe(APP) if c.environment == "production" and c.state == "running"]
+    assert {c.service for c in running} == {"web", "other"}
+
+
+def test_a_copy_takes_one_environment_s_volume_into_another(backups: Backups, archives: FakeVolumeArchives) -> None:
+    archives.files[(APP, "production", "data")] = b"production's"
+    archives.files[(APP, "recette", "data")] = b"recette's"
+    copied = backups.copy(APP, "production", "recette", "data", "ann")
+    assert copied.environment == "production"
+    assert archives.files[(APP, "recette", "data")] == b"production's"
+    assert archives.files[(APP, "production", "data")] == b"production's"
+    assert [j.kind for j in backups.store.list_jobs(APP, environment="recette")][:1] == ["copy"]
+
+
+def test_what_cannot_be_restored_is_refused_and_nothing_changes(
+    backups: Backups, archives: FakeVolumeArchives, deployer: Deployer
+) -> None:
+    archives.files[(APP, "production", "data")] = b"good"
+    taken = backups.backup(APP, "production", "data", "ann")
+    archives.files[(APP, "production", "data")] = b"current"
+    Path(taken.path).write_bytes(b"tampered")
+    with pytest.raises(DockyardError, match="does not match its checksum"):
+        backups.restore(APP, "production", "data", taken.id, "ann")
+    good = backups.backup(APP, "production", "data", "ann")
+    lock = deployer.lock(APP, "production")
+    with lock, pytest.raises(Conflict, match="a release is running"):
+        backups.restore(APP, "production", "data", good.id, "ann")
+    for call, kind, words in (
+        (lambda: backups.restore(APP, "production", "nope", good.id, "ann"), DockyardError, "not 'nope'"),
+        (lambda: backups.restore(APP, "production", "data", "nope", "ann"), NotFound, "no backup 'nope'"),
+        (lambda: backups.backup(APP, "production", "nope", "ann"), NotFound, "its volumes: data"),
+        (lambda: backups.copy(APP, "production", "production", "data", "ann"), DockyardError, "two environments"),
+        (lambda: backups.backup(APP, "staging", "data", "ann"), NotFound, "staging"),
+    ):
+        with pytest.raises(kind, match=words):
+            call()
+    assert archives.files[(APP, "production", "data")] == b"current"

@@ -418,22 +418,25 @@ class FakeOrchestrator:
         self.events.append(f"ready {container.service} r{container.release} {container.id[:12]}")
 
     def run_once(self, app: str, environment: str, service: ServiceSpec, command: Sequence[str], *, job: int,
-                 stdin: bytes | None, tty: bool, output: Callable[[str, bytes], None], timeout: float) -> OneOffResult:
+                 stdin: bytes | Callable[[], bytes] | None, tty: bool, output: Callable[[str, bytes], None],
+                 timeout: float, size: tuple[int, int] | None = None) -> OneOffResult:
         """Says its command, then its input back; exits as ``exit_codes`` says (else 0)."""
         return self._oneoff("run", service, command, stdin, output)
 
-    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | None, tty: bool,
-                output: Callable[[str, bytes], None], timeout: float) -> OneOffResult:
+    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | Callable[[], bytes] | None,
+                tty: bool, output: Callable[[str, bytes], None], timeout: float,
+                size: tuple[int, int] | None = None) -> OneOffResult:
         if task.id not in self.containers:
             raise DeployFailed(f"cannot run a command in {task.service}: no such container")
         return self._oneoff("exec", task, command, stdin, output)
 
-    def _oneoff(self, kind: str, where: ServiceSpec | RunningService, command: Sequence[str], stdin: bytes | None,
-                output: Callable[[str, bytes], None]) -> OneOffResult:
+    def _oneoff(self, kind: str, where: ServiceSpec | RunningService, command: Sequence[str],
+                stdin: bytes | Callable[[], bytes] | None, output: Callable[[str, bytes], None]) -> OneOffResult:
         self.oneoffs.append((kind, where, tuple(command)))
         output("stdout", (" ".join(command) + "\n").encode())
-        if stdin:
-            output("stderr", stdin)
+        data = stdin if isinstance(stdin, bytes) or stdin is None else b"".join(iter(stdin, b""))
+        if data:
+            output("stderr", data)
         return OneOffResult(self.exit_codes.get(command[0], 0))
 
     def observe(self, app: str | None = None) -> list[RunningService]:

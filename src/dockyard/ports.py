@@ -124,6 +124,7 @@ class Registry(Protocol):
 
 
 Output = Callable[[str, bytes], None]  # a one-off's output as it comes: ("stdout" or "stderr", bytes)
+Input = Callable[[], bytes]  # a one-off's input as it comes: the next bytes, b"" at its end
 
 
 class OneOffRunner(Protocol):
@@ -131,12 +132,14 @@ class OneOffRunner(Protocol):
     (adapters/docker_oneoff.py; services/oneoff.py)."""
 
     def run_once(self, app: str, environment: str, service: ServiceSpec, command: Sequence[str], *, job: int,
-                 stdin: bytes | None, tty: bool, output: Output, timeout: float) -> OneOffResult:
+                 stdin: bytes | Input | None, tty: bool, output: Output, timeout: float,
+                 size: tuple[int, int] | None = None) -> OneOffResult:
         """A container as ``service``'s are made (network, volumes, variables, secrets) running
-        ``command`` once; ``stdin`` written then closed (None: no input); killed after ``timeout``
-        seconds; always removed."""
-    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | None, tty: bool,
-                output: Output, timeout: float) -> OneOffResult:
+        ``command`` once; ``stdin`` written (as it comes), then closed (None: no input); with
+        ``tty``, a terminal of ``size`` (rows, columns); killed after ``timeout`` seconds; always
+        removed."""
+    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | Input | None, tty: bool,
+                output: Output, timeout: float, size: tuple[int, int] | None = None) -> OneOffResult:
         """``command`` run in the running container ``task``; cut off after ``timeout`` seconds."""
 
 

@@ -137,3 +137,53 @@ def test_release_commands_run_before_the_switch_and_a_failing_one_aborts_the_rel
     assert server.body(f"{app}.localhost") == "web\n"
     releases = json.loads(server.cli("releases", app, "--json").stdout)
     assert [r["status"] for r in releases] == ["live"]  # the aborted one started nothing
+
+
+def test_from_a_terminal_run_gives_a_shell_its_input_and_its_exit_code(
+    server: Server, app_name: str, tmp_path: Path
+) -> None:
+    """The real CLI in a pseudo-terminal: keys reach a shell in the container, its answers come
+    back, and the CLI exits with the shell's code; exec does the same in the running container."""
+    import os
+    import pty
+    import select
+
+    app = app_name
+    server.cli("apps", "create", app)
+    assert server.push(make_repo(tmp_path / "src", stack()), app).returncode == 0
+
+    def session(*args: str, typed: list[bytes]) -> tuple[int, str]:
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([str(BIN / "dockyard"), *args], env=server.env, stdin=follower, stdout=follower,
+                                stderr=follower, close_fds=True)
+        os.close(follower)
+        seen = b""
+        deadline = time.monotonic() + 60
+        pending = list(typed)
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if pending and (seen or time.monotonic() > deadline - 55):  # a prompt came, or 5 s passed
+                time.sleep(0.5)
+                os.write(leader, pending.pop(0))
+            if proc.poll() is not None and not ready:
+                break
+        code = proc.wait(timeout=30)
+        os.close(leader)
+        return code, seen.decode(errors="replace")
+
+    code, seen = session("run", app, "--", "sh", typed=[b"echo $((6*7))\r", b"tty; exit 7\r"])
+    assert code == 7, seen
+    assert "42" in seen and "/dev/pts/" in seen, seen
+    code, seen = session("exec", app, "web", "--", "sh", typed=[b"cat /www/index.html; exit 0\r"])
+    assert code == 0 and "web" in seen, seen
+    jobs = json.loads(server.cli("jobs", "--app", app, "--json").stdout)
+    assert [(j["kind"], j["status"]) for j in jobs if j["kind"] in ("run", "exec")] == [
+        ("exec", "succeeded"), ("run", "failed")]

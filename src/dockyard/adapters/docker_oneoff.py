@@ -26,6 +26,7 @@ from dockyard.domain.model import DEFAULT_ENVIRONMENT, OneOffResult, RunningServ
 
 ONEOFF_LABEL = f"{LABEL}.oneoff"
 Output = Callable[[str, bytes], None]  # ("stdout" or "stderr", bytes)
+Input = Callable[[], bytes]  # the next bytes of input, b"" at its end
 _STREAMS = {1: "stdout", 2: "stderr"}
 
 
@@ -36,7 +37,8 @@ class OneOffContainers:
     container_args: Callable[..., tuple[str, dict[str, Any]]]  # DockerOrchestrator's
 
     def run_once(self, app: str, environment: str, service: ServiceSpec, command: Sequence[str], *, job: int,
-                 stdin: bytes | None, tty: bool, output: Output, timeout: float) -> OneOffResult:
+                 stdin: bytes | Input | None, tty: bool, output: Output, timeout: float,
+                 size: tuple[int, int] | None = None) -> OneOffResult:
         scope = app if environment == DEFAULT_ENVIRONMENT else f"{app}--{environment}"
         name = f"{self.prefix}-{self.installation}-{scope}-run-{service.name}-{job}-{secrets.token_hex(2)}"
         container_labels = labels(self.installation, app=app, environment=environment, oneoff=str(job))
@@ -52,6 +54,9 @@ class OneOffContainers:
                                                            "stderr": 1, "stream": 1})
             try:
                 self.api.start(cid)
+                if tty and size:
+                    with contextlib.suppress(docker.errors.APIError):
+                        self.api.resize(cid, height=size[0], width=size[1])
                 killed = self._deadline(timeout, lambda: self.api.kill(cid))
                 _pump(_raw(attached), stdin, tty, output)
                 code = int(self.api.wait(cid)["StatusCode"])
@@ -66,11 +71,14 @@ class OneOffContainers:
             with contextlib.suppress(docker.errors.APIError, DockyardError):
                 self.api.remove_container(cid, force=True)
 
-    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | None, tty: bool,
-                output: Output, timeout: float) -> OneOffResult:
+    def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | Input | None, tty: bool,
+                output: Output, timeout: float, size: tuple[int, int] | None = None) -> OneOffResult:
         try:
             made = self.api.exec_create(task.id, list(command), stdin=stdin is not None, tty=tty)
             attached = self.api.exec_start(made["Id"], socket=True, tty=tty)
+            if tty and size:
+                with contextlib.suppress(docker.errors.APIError):
+                    self.api.exec_resize(made["Id"], height=size[0], width=size[1])
         except docker.errors.APIError as exc:
             raise DeployFailed(f"cannot run a command in {task.service}: {explain(exc)}") from None
         raw = _raw(attached)
@@ -119,12 +127,17 @@ def _raw(attached: Any) -> socket.socket:
     return found
 
 
-def _pump(sock: socket.socket, stdin: bytes | None, tty: bool, output: Output) -> None:
-    """Write ``stdin`` (then close the container's input), and hand over its output until it ends."""
+def _pump(sock: socket.socket, stdin: bytes | Input | None, tty: bool, output: Output) -> None:
+    """Write ``stdin`` as it comes (then close the container's input), and hand over its output
+    until it ends."""
     if stdin is not None:
         def write() -> None:
             with contextlib.suppress(OSError):
-                sock.sendall(stdin)
+                if isinstance(stdin, bytes):
+                    sock.sendall(stdin)
+                else:
+                    while chunk := stdin():
+                        sock.sendall(chunk)
                 sock.shutdown(socket.SHUT_WR)
         threading.Thread(target=write, daemon=True, name="oneoff-stdin").start()
     if tty:

@@ -35,12 +35,18 @@ def _config() -> dict[str, str]:
         return {}
 
 
-def client() -> httpx.Client:
+def endpoint() -> tuple[str, str]:
+    """The API's URL and the token to call it with."""
     conf = _config()
     url = os.environ.get("DOCKYARD_URL") or conf.get("url") or "http://127.0.0.1:7700"
     token = os.environ.get("DOCKYARD_TOKEN") or conf.get("token")
     if not token:
         fail("no token", "set DOCKYARD_TOKEN, or run: dockyard login --url URL --token TOKEN")
+    return url, token
+
+
+def client() -> httpx.Client:
+    url, token = endpoint()
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
                         timeout=httpx.Timeout(60, read=None))
 

@@ -4,6 +4,7 @@ exit code as the CLI's own."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sys
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from dockyard.entrypoints.cli_http import EnvOpt, client, fail, q
+from dockyard.entrypoints.cli_http import EnvOpt, client, endpoint, fail, q
 
 MAX_STDIN = 16 * 1024 * 1024
 TIMED_OUT = 124  # as timeout(1) exits
@@ -50,6 +51,60 @@ def _attached(path: str, body: dict[str, Any]) -> None:
                     ended = item
     except httpx.HTTPError as exc:
         fail(f"dockyard's API does not answer ({exc})")
+    _ended(ended)
+
+
+def _terminal(app: str, env: str, asked: dict[str, Any]) -> None:
+    """From a terminal: the command in a TTY, over a WebSocket; the terminal in raw mode meanwhile
+    (keys go to the command as typed), then as it was; exit with the command's code."""
+    import os
+    import shutil
+    import termios
+    import threading
+    import tty
+
+    from websockets.exceptions import WebSocketException
+    from websockets.sync.client import connect
+
+    url, token = endpoint()
+    ws_url = url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    size = shutil.get_terminal_size()
+    asked = {**asked, "tty": True, "rows": size.lines, "cols": size.columns}
+    ended: dict[str, Any] = {}
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        with connect(f"{ws_url}/api/v1/apps/{q(app)}/environments/{q(env)}/runs/attach", max_size=None,
+                     additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            ws.send(json.dumps(asked))
+            first = json.loads(ws.recv())
+            if "error" in first:
+                fail(first["error"], first.get("hint", ""))
+            tty.setraw(fd)
+
+            def typed() -> None:
+                with contextlib.suppress(OSError, WebSocketException):
+                    while data := os.read(fd, 1024):
+                        ws.send(data)
+                    ws.send(json.dumps({"eof": True}))
+
+            threading.Thread(target=typed, daemon=True, name="stdin").start()
+            for message in ws:
+                if isinstance(message, bytes):
+                    out = sys.stderr if message[:1] == b"\x02" else sys.stdout
+                    out.buffer.write(message[1:])
+                    out.flush()
+                else:
+                    ended = json.loads(message)
+    except (OSError, WebSocketException) as exc:
+        fail(f"dockyard's API does not answer ({exc})")
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    _ended(ended)
+
+
+def _ended(ended: dict[str, Any]) -> None:
+    """Exit as the command did: its exit code, 124 past its deadline, 1 with dockyard's error."""
     if "error" in ended:
         fail(ended["error"], ended.get("hint") or f"see: dockyard jobs show {ended.get('job')}")
     if ended.get("timed_out"):
@@ -60,6 +115,13 @@ def _attached(path: str, body: dict[str, Any]) -> None:
     raise typer.Exit(ended["exit"] if isinstance(ended.get("exit"), int) else 1)
 
 
+def _interactive(no_tty: bool) -> bool:
+    return not no_tty and sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+NoTty = Annotated[bool, typer.Option("--no-tty", "-T", help="no terminal even when run from one (as docker exec -T)")]
+
+
 def run(
     app: str,
     command: Command,
@@ -68,6 +130,7 @@ def run(
     image: Annotated[str, typer.Option(help="or an image the release built that runs as no service (e.g. api-tools)")]
     = "",
     timeout: Timeout = 3600.0,
+    no_tty: NoTty = False,
 ) -> None:
     """Run a command in a one-off container of an environment's live release, then remove it.
 
@@ -77,7 +140,11 @@ def run(
     Each run is recorded as a job (dockyard jobs): who, the command (secret values redacted),
     the exit code and the output.
 
+    From a terminal, the command runs in one (a shell works: dockyard run shop -- sh).
+
     dockyard run shop --env recette --image api-tools -- /tools/restore.sh /data/export.json"""
+    if _interactive(no_tty):
+        _terminal(app, env, {"command": command, "service": service, "image": image, "timeout": timeout})
     _attached(f"/api/v1/apps/{q(app)}/environments/{q(env)}/runs",
               {"command": command, "service": service, "image": image, "stdin": _stdin(), "timeout": timeout})
 
@@ -89,9 +156,12 @@ def exec_cmd(
     env: EnvOpt = "production",
     replica: Annotated[int, typer.Option(help="which replica's container")] = 0,
     timeout: Timeout = 3600.0,
+    no_tty: NoTty = False,
 ) -> None:
     """Run a command in a running container of SERVICE (as `docker exec`), recorded as a job.
 
-    dockyard exec shop --env recette api -- ps aux"""
+    From a terminal, the command runs in one. dockyard exec shop --env recette api -- ps aux"""
+    if _interactive(no_tty):
+        _terminal(app, env, {"command": command, "exec": service, "replica": replica, "timeout": timeout})
     _attached(f"/api/v1/apps/{q(app)}/environments/{q(env)}/services/{q(service)}/exec",
               {"command": command, "replica": replica, "stdin": _stdin(), "timeout": timeout})

@@ -23,7 +23,7 @@ from dockyard.domain import builds, names
 from dockyard.domain.errors import DockyardError, NotFound
 from dockyard.domain.model import BuiltImage, Job, JobStatus, OneOffResult, RunningService, ServiceSpec
 from dockyard.domain.records import ReleaseRecord
-from dockyard.ports import OneOffRunner, Orchestrator, Output, Store
+from dockyard.ports import Input, OneOffRunner, Orchestrator, Output, Store
 from dockyard.services.configuration import Configuration
 from dockyard.services.events import Event, Events
 
@@ -148,8 +148,10 @@ class OneOffs:
         return self.configuration.redactor(app) if self.configuration is not None else (lambda line: line)
 
     # -- run --------------------------------------------------------------------------------
-    def run(self, prepared: Prepared, stdin: bytes | None, output: Output, tty: bool = False) -> OneOffResult:
-        """Start it; ``output`` gets its output as it comes; the job records how it ended."""
+    def run(self, prepared: Prepared, stdin: bytes | Input | None, output: Output, tty: bool = False,
+            size: tuple[int, int] | None = None) -> OneOffResult:
+        """Start it (``tty``: in a terminal of ``size``, rows and columns); ``stdin`` is its input
+        (as it comes), ``output`` gets its output as it comes; the job records how it ended."""
         job, app = prepared.job, prepared.job.app
         log = _JobLog(self.store, job.id, self._redact(app))
 
@@ -164,11 +166,11 @@ class OneOffs:
                 spec = (self.configuration.resolve(app, prepared.environment, prepared.spec)
                         if self.configuration is not None else prepared.spec)
                 result = self.runner.run_once(app, prepared.environment, spec, prepared.command, job=job.id,
-                                              stdin=stdin, tty=tty, output=both, timeout=prepared.timeout)
+                                              stdin=stdin, tty=tty, output=both, timeout=prepared.timeout, size=size)
             else:
                 assert prepared.task is not None
                 result = self.runner.exec_in(prepared.task, prepared.command, stdin=stdin, tty=tty, output=both,
-                                             timeout=prepared.timeout)
+                                             timeout=prepared.timeout, size=size)
         except Exception as exc:
             reason = exc.message if isinstance(exc, DockyardError) else repr(exc)
             log.close()

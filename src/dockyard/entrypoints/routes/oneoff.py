@@ -4,22 +4,28 @@ recorded as a job (services/oneoff.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from dockyard.domain.access import Action, Principal
-from dockyard.domain.errors import DockyardError
-from dockyard.entrypoints.deps import Origin, PlatformDep, require
+from dockyard.domain.errors import DockyardError, Forbidden, Unauthorized
+from dockyard.entrypoints.deps import Origin, PlatformDep, authorize, require
+from dockyard.services.events import ACCESS_DENIED, Event
 from dockyard.services.oneoff import MAX_TIMEOUT, OneOffs, Prepared
+
+if TYPE_CHECKING:
+    from dockyard.bootstrap import Platform
 
 router = APIRouter(prefix="/api/v1/apps/{name}/environments/{env}", tags=["run"])
 MAX_STDIN_BASE64 = 24 * 1024 * 1024  # 18 MiB of input
@@ -101,3 +107,116 @@ def exec_in(name: str, env: str, service: str, body: ExecIn, p: PlatformDep, who
     stdin = _input(body)
     prepared = p.oneoffs.prepare_exec(name, env, who.name, service, body.command, body.replica, body.timeout, source)
     return _streamed(p.oneoffs, prepared, stdin)
+
+
+# -- with a terminal: a WebSocket -------------------------------------------------------------------
+# The client sends one JSON text message first: {"command": [...], "service"|"image" (a run) or
+# "exec": SERVICE with "replica", "timeout", "tty": true, "rows", "cols"}. The server answers
+# {"job": ID} (or {"error", "hint"} and closes), then sends the output as binary messages whose
+# first byte is the stream (1 stdout, 2 stderr), and last {"exit": CODE, "timed_out": BOOL}. The
+# client sends its input as binary messages, and {"eof": true} when it ends.
+
+
+class AttachIn(BaseModel):
+    command: list[str] = Field(min_length=1, max_length=4096)
+    service: str = Field("", max_length=64)
+    image: str = Field("", max_length=255)
+    exec: str = Field("", max_length=64, description="run in a running container of this service instead")
+    replica: int = Field(0, ge=0, le=1000)
+    timeout: float = Field(3600.0, gt=0, le=MAX_TIMEOUT)
+    tty: bool = True
+    rows: int = Field(24, ge=1, le=1000)
+    cols: int = Field(80, ge=1, le=1000)
+
+
+@router.websocket("/runs/attach")
+async def attach(websocket: WebSocket, name: str, env: str) -> None:
+    """`dockyard run` and `dockyard exec` from a terminal: input, output and the exit code over a
+    WebSocket (the same checks, job and record as `POST /runs`)."""
+    p: Platform = websocket.app.state.platform
+    await websocket.accept()
+    source = websocket.client.host if websocket.client else "unknown"
+    try:
+        who = await run_in_threadpool(_allowed, p, websocket.headers.get("authorization", ""), name, env, source)
+        asked = AttachIn.model_validate(await websocket.receive_json())
+        if asked.exec:
+            prepared = await run_in_threadpool(p.oneoffs.prepare_exec, name, env, who.name, asked.exec, asked.command,
+                                               asked.replica, asked.timeout, source)
+        else:
+            prepared = await run_in_threadpool(p.oneoffs.prepare_run, name, env, who.name, asked.command,
+                                               asked.service, asked.image, asked.timeout, source)
+    except (DockyardError, ValidationError, ValueError) as exc:
+        message = exc.message if isinstance(exc, DockyardError) else str(exc)[:500]
+        await websocket.send_json({"error": message, "hint": exc.hint if isinstance(exc, DockyardError) else ""})
+        await websocket.close()
+        return
+    except WebSocketDisconnect:
+        return
+    await websocket.send_json({"job": prepared.job.id})
+    await _relay(websocket, p.oneoffs, prepared, asked)
+
+
+def _allowed(p: Platform, authorization: str, app: str, env: str, source: str) -> Principal:
+    """The caller, once allowed to run a command there (as `require(Action.DEPLOY)` checks a request)."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing token", "send 'Authorization: Bearer <token>' (set DOCKYARD_TOKEN)")
+    who = p.access.authenticate(token.strip())
+    protected = p.environments.is_protected(app, env)
+    try:
+        authorize(who, Action.DEPLOY, app, protected)
+    except Forbidden as exc:
+        p.events.publish(Event(ACCESS_DENIED, who.name, source, app, env,
+                               {"action": Action.DEPLOY.value, "reason": exc.message, "request": "run (terminal)"}))
+        raise
+    return who
+
+
+async def _relay(websocket: WebSocket, oneoffs: OneOffs, prepared: Prepared, asked: AttachIn) -> None:
+    loop = asyncio.get_running_loop()
+    out: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    given: queue.Queue[bytes] = queue.Queue()
+
+    def output(stream: str, data: bytes) -> None:
+        loop.call_soon_threadsafe(out.put_nowait, ("data", (b"\x02" if stream == "stderr" else b"\x01") + data))
+
+    def work() -> None:
+        try:
+            result = oneoffs.run(prepared, given.get, output, tty=asked.tty, size=(asked.rows, asked.cols))
+            ended: dict[str, Any] = {"exit": result.exit_code, "timed_out": result.timed_out, "job": prepared.job.id}
+        except DockyardError as exc:
+            ended = {"error": exc.message, "hint": exc.hint, "job": prepared.job.id}
+        except Exception as exc:  # the job records it too
+            ended = {"error": repr(exc), "job": prepared.job.id}
+        loop.call_soon_threadsafe(out.put_nowait, ("end", ended))
+
+    async def receive() -> None:
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("bytes"):
+                    given.put(message["bytes"])
+                elif message.get("text") and json.loads(message["text"]).get("eof"):
+                    break
+        except (WebSocketDisconnect, ValueError, RuntimeError):
+            pass
+        finally:
+            given.put(b"")  # the command's input ends
+
+    threading.Thread(target=work, daemon=True, name=f"{prepared.job.kind}-{prepared.job.id}").start()
+    receiving = asyncio.create_task(receive())
+    try:
+        while True:
+            kind, item = await out.get()
+            if kind == "end":
+                await websocket.send_json(item)
+                break
+            await websocket.send_bytes(item)
+        await websocket.close()
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        receiving.cancel()
+        given.put(b"")

@@ -30,7 +30,7 @@ from dockyard.config import Settings
 from dockyard.domain.names import repo_key
 from dockyard.domain.webhooks import Backoff
 from dockyard.ports import ImageBuilder, Orchestrator, OrchestratorEvents, Proxy, Registry, SourceRepos, Store
-from dockyard.services import inspect, oneoff, promotion, rollback, scale
+from dockyard.services import inspect, oneoff, promotion, rollback, scale, stages
 from dockyard.services.access import Access
 from dockyard.services.apps import Apps
 from dockyard.services.audit import Audit
@@ -164,7 +164,8 @@ def bootstrap(settings: Settings) -> Platform:
     oneoffs = OneOffs(store, engine, engine, registry.address, configuration, events)
     backups = Backups(store, engine, DockerVolumeArchives(client, installation, settings.name_prefix, plane,
                                                           engine.volume_name),
-                      settings.home / "backups", deployer.lock, events)
+                      settings.home / "backups", deployer.lock, events,
+                      declared=lambda app, commit: stages.declared(repos, app, commit), configuration=configuration)
     events.subscribe(promotions.on_event)  # a release live upstream: a candidate downstream
     jobs = Jobs(store)
     app_repos = Repos(store, repos, settings.url)
@@ -222,6 +223,7 @@ def start(platform: Platform) -> None:
     platform.gc.schedule(platform.stopping)  # every DOCKYARD_GC_INTERVAL seconds
     platform.webhooks.start()  # deliveries left pending by the last run first
     threading.Thread(target=_promote_when_soaked, args=(platform,), name="promotions", daemon=True).start()
+    threading.Thread(target=_scheduled_backups, args=(platform,), name="backups", daemon=True).start()
     log.info("dockyard is up: API %s, proxy :%s, registry %s", platform.settings.url,
              platform.settings.proxy_port, platform.registry.address)
     give_back_memory()
@@ -234,6 +236,15 @@ def _promote_when_soaked(platform: Platform, every: float = 5.0) -> None:
             platform.promotions.tick()
         except Exception:  # the store was busy: the next tick tries again
             log.exception("promotions")
+
+
+def _scheduled_backups(platform: Platform, every: float = 60.0) -> None:
+    """The volume backups dockyard.yml schedules, taken when due (checked every minute)."""
+    while not platform.stopping.wait(every):
+        try:
+            platform.backups.tick()
+        except Exception:  # the store was busy: the next tick tries again
+            log.exception("scheduled backups")
 
 
 def few_malloc_arenas() -> None:

@@ -4,6 +4,7 @@ stops the services on the volume meanwhile; a copy between environments; what is
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import Conflict, DockyardError, NotFound
 from dockyard.domain.model import App, Environment, JobStatus
 from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos, FakeVolumeArchives
+from dockyard.services import stages
 from dockyard.services.backups import Backups
 from dockyard.services.deploy import Deployer
 from dockyard.services.inspect import parse_source
@@ -116,3 +118,47 @@ def test_what_cannot_be_restored_is_refused_and_nothing_changes(
         with pytest.raises(kind, match=words):
             call()
     assert archives.files[(APP, "production", "data")] == b"current"
+
+
+def test_scheduled_backups_run_when_due_with_their_hooks_and_keep_the_newest(
+    deployer: Deployer, archives: FakeVolumeArchives, tmp_path: Path
+) -> None:
+    fake = deployer.orchestrator
+    assert isinstance(fake, FakeOrchestrator) and isinstance(deployer.repos, FakeRepos)
+    yml = ("environments:\n  production:\n    branch: main\n    backups:\n      data:\n        every: 1h\n"
+           "        keep: 2\n        before: {service: other, command: freeze}\n"
+           "        after: {service: other, command: thaw}\n")
+    commit = deployer.repos.commit(APP, {**TREE, "dockyard.yml": yml})
+    deployer.deploy_job(deployer.store.enqueue("deploy", APP, {"commit": commit, "branch": "main"}), lambda line: None)
+    now = [datetime(2026, 11, 28, 12, 0, tzinfo=UTC)]
+    backups = Backups(deployer.store, fake, archives, tmp_path / "backups", deployer.lock,
+                      declared=lambda app, c: stages.declared(deployer.repos, app, c), clock=lambda: now[0])
+    archives.files[(APP, "production", "data")] = b"v1"
+    first = backups.tick()
+    assert [(a.environment, a.volume, a.scheduled, a.by) for a in first] == [("production", "data", True, "schedule")]
+    assert [c for _, _, c in fake.oneoffs] == [("freeze",), ("thaw",)]
+    assert backups.tick() == []  # not due yet
+    taken = []
+    for hours in (1, 2, 3):
+        now[0] = datetime(2026, 11, 28, 12 + hours, 0, 1, tzinfo=UTC)
+        # the archives' own times are the wall clock's: make each one look an hour older than the last
+        for archive in backups.archived(APP, "production", "data"):
+            meta = Path(archive.path).with_name(f"{archive.id}.json")
+            data = json.loads(meta.read_text())
+            data["created_at"] = (now[0] - timedelta(hours=1, seconds=1)).isoformat()
+            meta.write_text(json.dumps(data))
+        taken += backups.tick()
+    assert len(taken) == 3
+    kept = backups.archived(APP, "production", "data")
+    assert len(kept) == 2 and all(a.scheduled for a in kept)  # keep: 2
+    manual = backups.backup(APP, "production", "data", "ann")
+    assert not manual.scheduled and manual in backups.archived(APP)
+
+    # a command before the backup that fails: no backup, and the command after still runs
+    fake.exit_codes["freeze"] = 1
+    now[0] += timedelta(hours=2)
+    before = len(backups.archived(APP))
+    assert backups.tick() == []
+    assert len(backups.archived(APP)) == before and [c for _, _, c in fake.oneoffs][-2:] == [("freeze",), ("thaw",)]
+    job = deployer.store.list_jobs(APP, environment="production")[0]
+    assert job.kind == "backup" and job.status == JobStatus.FAILED and "no backup was taken" in (job.error or "")

@@ -62,6 +62,7 @@ _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(us|µs|ms|s|m|h)")
 _MICROSECONDS = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
 _PORT = re.compile(r"[1-9][0-9]{0,4}")  # as written, so its text is its key
 _URL_PATH = re.compile(r"/[!-~]*")  # printable ASCII, no spaces
+_VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a compose file's named volume
 _TAG_PATTERN = re.compile(r"[A-Za-z0-9._/*?-]{1,200}")  # a tag name, with fnmatch's * and ? (no [...])
 
 
@@ -136,6 +137,18 @@ class CommandDecl:
 
 
 @dataclass(frozen=True)
+class BackupDecl:
+    """A volume's scheduled backups: ``every`` so long, the ``keep`` newest kept, ``before`` and
+    ``after`` commands around each (to quiesce the data)."""
+
+    volume: str
+    every: datetime.timedelta
+    keep: int = 7
+    before: CommandDecl | None = None
+    after: CommandDecl | None = None
+
+
+@dataclass(frozen=True)
 class EnvironmentDecl:
     """One environment as declared, in file order. ``secrets`` are names only."""
 
@@ -148,6 +161,7 @@ class EnvironmentDecl:
     services: tuple[ServiceDecl, ...] = ()
     promotion: PromotionDecl | None = None
     tag: str | None = None  # pushed tags matching this pattern (fnmatch: * and ?) deploy here
+    backups: tuple[BackupDecl, ...] = ()  # scheduled backups of its volumes
 
     def service(self, name: str) -> ServiceDecl | None:
         return next((s for s in self.services if s.name == name), None)
@@ -280,6 +294,21 @@ def _declarations(doc: dict[str, Any], source: str, lines: KeyLines) -> Dockyard
                         after=after, lines=lines)
 
 
+def _backup(parts: Parts, volume: str, body: dict[str, Any]) -> BackupDecl:
+    if not _VOLUME.fullmatch(volume):
+        raise _Refused(parts, f"{shown(volume, 60)} is not a volume name", "name a volume of the compose file")
+    try:
+        every = duration(body["every"])
+    except ValueError:
+        every = datetime.timedelta(0)
+    if not datetime.timedelta(minutes=1) <= every <= datetime.timedelta(days=366):
+        raise _Refused((*parts, "every"), f"{shown(body['every'], 40)} is not a duration from 1m to a year",
+                       "write a number and a unit (m, h), e.g. '24h'")
+    return BackupDecl(volume, every, int(body.get("keep", 7)),
+                      _command((*parts, "before"), body["before"]) if body.get("before") else None,
+                      _command((*parts, "after"), body["after"]) if body.get("after") else None)
+
+
 def _command(parts: Parts, body: dict[str, Any]) -> CommandDecl:
     service = _named((*parts, "service"), names.service_name, body["service"])
     words = body["command"]
@@ -351,8 +380,10 @@ def _environment(name: str, body: dict[str, Any], targets: set[str]) -> Environm
     if promotion is not None and tag is not None:
         raise _Refused((*at, "tag"), f"{name} is promoted from {promotion.source}: no tag deploys it",
                        "remove `tag:` (its releases come from the upstream environment), or remove `promotion:`")
+    backups = tuple(_backup((*at, "backups", volume), volume, spec) for volume, spec in (body.get("backups") or {}).items())
     return EnvironmentDecl(
         name=name, target=target, branch=branch, variables=variables, secrets=secrets, promotion=promotion, tag=tag,
+        backups=backups,
         routes=tuple(_route((*at, "routes", host), host, value) for host, value in (body.get("routes") or {}).items()),
         services=tuple(_service((*at, "services", service), service, spec)
                        for service, spec in (body.get("services") or {}).items()),

@@ -21,6 +21,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import os
 import secrets
 import threading
@@ -31,12 +32,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dockyard.domain import names
+from dockyard.domain.dockyard_file import BackupDecl, DockyardFile
 from dockyard.domain.errors import Conflict, DockyardError, NotFound
 from dockyard.domain.model import Job, JobStatus, RunningService
+from dockyard.domain.records import ReleaseRecord
 from dockyard.ports import Orchestrator, Store
+from dockyard.services.configuration import Configuration
 from dockyard.services.events import Event, Events
+from dockyard.services.release_commands import run_command
 
+log = logging.getLogger(__name__)
 Say = Callable[[str], None]
+SCHEDULE = "schedule"  # who takes a scheduled backup
 _ID = "%Y%m%dT%H%M%SZ"
 
 
@@ -61,6 +68,7 @@ class Archive:
     by: str
     running: tuple[str, ...] = ()  # services running on the volume while it was taken
     path: str = ""
+    scheduled: bool = False  # taken by the schedule (dockyard.yml), whose retention may delete it
 
 
 @dataclass
@@ -71,6 +79,9 @@ class Backups:
     root: Path  # DOCKYARD_HOME/backups
     lock: Callable[[str, str], threading.Lock]  # an environment's release lock (services/route_upkeep.py)
     events: Events | None = None
+    declared: Callable[[str, str], DockyardFile | None] = lambda app, commit: None  # a commit's dockyard.yml
+    configuration: Configuration | None = None  # secrets for the schedule's hooks
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # -- backup ---------------------------------------------------------------------------
     def backup(self, app: str, env: str, volume: str, who: str, source: str = "api") -> Archive:
@@ -80,7 +91,67 @@ class Backups:
         job = self.store.start_job("backup", environment.app, {"volume": volume, "actor": who}, environment.name)
         return self._recorded(job, source, lambda say: self._take(environment.app, environment.name, volume, who, say))
 
-    def _take(self, app: str, env: str, volume: str, who: str, say: Say) -> Archive:
+    # -- the schedule ---------------------------------------------------------------------
+    def tick(self) -> list[Archive]:
+        """Take the scheduled backups that are due (``backups:`` of each environment in the
+        dockyard.yml of its live release), then apply each one's retention. Returns those taken."""
+        taken = []
+        for app in self.store.list_apps():
+            for environment in self.store.environments(app.name):
+                live = self.store.live_release(app.name, environment.name)
+                found = self.declared(app.name, live.commit) if live is not None else None
+                decl = found.environment(environment.name) if found is not None else None
+                for plan in decl.backups if decl is not None else ():
+                    try:
+                        done = self._when_due(app.name, environment.name, plan, live)
+                    except DockyardError as exc:
+                        log.warning("scheduled backup of %s/%s/%s: %s", app.name, environment.name, plan.volume,
+                                    exc.message)
+                        continue
+                    if done is not None:
+                        taken.append(done)
+        return taken
+
+    def _when_due(self, app: str, env: str, plan: BackupDecl, live: ReleaseRecord | None) -> Archive | None:
+        scheduled = [a for a in self.archived(app, env, plan.volume) if a.scheduled]
+        if scheduled and self.clock() - datetime.fromisoformat(scheduled[0].created_at) < plan.every:
+            return None
+        self._volume(app, env, plan.volume)
+        job = self.store.start_job("backup", app, {"volume": plan.volume, "actor": SCHEDULE}, env)
+        services = {s.name: s for s in (live.services if live is not None else ())}
+
+        def hooked(say: Say) -> Archive:
+            try:
+                if plan.before is not None:
+                    say(f"-----> Before the backup, in {plan.before.service}: {' '.join(plan.before.command)}")
+                    failed = run_command(self.orchestrator, self.configuration, app, env, services, plan.before,
+                                         job.id, say)
+                    if failed:
+                        raise DockyardError(f"the command before the backup failed ({failed}): no backup was taken")
+                return self._take(app, env, plan.volume, SCHEDULE, say, scheduled=True)
+            finally:
+                if plan.after is not None:
+                    say(f"-----> After the backup, in {plan.after.service}: {' '.join(plan.after.command)}")
+                    failed = run_command(self.orchestrator, self.configuration, app, env, services, plan.after,
+                                         job.id, say)
+                    if failed:
+                        say(f" !     the command after the backup failed ({failed})")
+
+        archive = self._recorded(job, "schedule", hooked)
+        for old in [a for a in self.archived(app, env, plan.volume) if a.scheduled][plan.keep:]:
+            self._delete(old)
+        return archive
+
+    def _delete(self, archive: Archive) -> None:
+        """An archive and its metadata go (the schedule's retention)."""
+        path = Path(archive.path)
+        for gone in (path, path.with_name(f"{archive.id}.json")):
+            with contextlib.suppress(FileNotFoundError):
+                gone.unlink()
+        log.info("backup %s of %s/%s/%s deleted (retention)", archive.id, archive.app, archive.environment,
+                 archive.volume)
+
+    def _take(self, app: str, env: str, volume: str, who: str, say: Say, scheduled: bool = False) -> Archive:
         running = tuple(sorted({t.service for t in self._tasks(app, env, volume)}))
         folder = self.root / app / env / volume
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -98,7 +169,7 @@ class Backups:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
         archive = Archive(archive_id, app, env, volume, datetime.now(UTC).isoformat(timespec="seconds"),
-                          final.stat().st_size, digest, who, running, str(final))
+                          final.stat().st_size, digest, who, running, str(final), scheduled)
         (folder / f"{archive_id}.json").write_text(json.dumps(asdict(archive), indent=2))
         say(f"       {final} ({archive.bytes / 1e6:.2f} MB, sha256 {digest[:16]}...)")
         return archive

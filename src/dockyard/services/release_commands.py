@@ -35,7 +35,7 @@ def run_commands(orchestrator: Orchestrator, configuration: Configuration | None
         words = " ".join(command.command)
         say(f"-----> Release command ({phase} the switch) in {command.service}: {words}")
         try:
-            ended = _run_one(orchestrator, configuration, app, env, by_name, command, job, say)
+            ended = run_command(orchestrator, configuration, app, env, by_name, command, job, say)
         except DockyardError as exc:
             ended = exc.message
         if not ended:
@@ -47,9 +47,10 @@ def run_commands(orchestrator: Orchestrator, configuration: Configuration | None
         say(f" !     the release command {words!r} in {command.service} failed ({ended}); the release stays live")
 
 
-def _run_one(orchestrator: Orchestrator, configuration: Configuration | None, app: str, env: str,
-             services: dict[str, ServiceSpec], command: CommandDecl, job: int, say: Say) -> str:
-    """Run one; "" when it exited 0, else how it ended."""
+def run_command(orchestrator: Orchestrator, configuration: Configuration | None, app: str, env: str,
+                services: dict[str, ServiceSpec], command: CommandDecl, job: int, say: Say) -> str:
+    """Run one in a one-off container of its service (``services``: by name), its output said line
+    by line; "" when it exited 0, else how it ended."""
     service = services.get(command.service)
     if service is None:
         raise DeployFailed(f"the release command's service {command.service!r} is not in the stack",

@@ -223,6 +223,33 @@ def test_the_tools_container_dumps_the_database(seed: Deployed, engine: docker.D
     assert name in dumped_names(engine, seed.server)
 
 
+def test_dockyard_run_restores_the_export_with_the_tools_image_and_exec_reaches_an_api(seed: Deployed) -> None:
+    """The seed restored its exports from a tools container that slept; here the tools image runs
+    once, as no service, with the environment's configuration and network."""
+    srv = seed.server
+    restored = srv.cli("run", APP, "--image", "seed-api-tools", "--", "restore.sh",
+                       "database/export/sample/crigen.json", "--drop", check=False)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    read_back(srv, "api1", "compteur gaz - Saint-Denis")
+    execd = srv.cli("exec", APP, "api2", "--", "sh", "-c", 'echo "$MONGODB_DB"; hostname')
+    assert execd.stdout.splitlines()[0] == "crigen", execd.stdout + execd.stderr
+
+
+def test_a_backup_of_the_master_s_volume_brings_its_data_back(seed: Deployed) -> None:
+    srv = seed.server
+    name = f"backed-up-{uuid.uuid4().hex[:8]}"
+    assert post_item(srv, "api1", name).status_code == 201
+    read_back(srv, "api2", name)
+    redis = ("run", APP, "--image", "seed-api-tools", "--", "redis-cli", "-h", "mongodb", "-p", "27017")
+    assert srv.cli(*redis, "SAVE").returncode == 0  # the data on disk: what a backup can copy
+    taken = json.loads(srv.cli("volumes", "backup", APP, "mongodb-master.data", "--json").stdout)
+    assert taken["running"] == ["mongodb-master"]
+    assert srv.cli(*redis, "FLUSHALL").returncode == 0  # the data destroyed
+    wait_until(lambda: name not in names_read_through(srv, "api2")[0], REPLICATION_DEADLINE, "the flush to replicate")
+    srv.cli("volumes", "restore", APP, "mongodb-master.data", taken["id"], "--yes")
+    read_back(srv, "api2", name)
+
+
 def test_the_master_keeps_its_data_across_a_new_image(seed: Deployed, engine: docker.DockerClient) -> None:
     srv, repo = seed.server, seed.repo
     # the compose file as the seed wrote it: the database image's VOLUME /data is kept, one

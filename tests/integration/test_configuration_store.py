@@ -11,7 +11,7 @@ import pytest
 
 from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import NotFound
-from dockyard.domain.model import App, ReleaseStatus, SealedSecret
+from dockyard.domain.model import App, BuiltImage, ReleaseStatus, SealedSecret
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,15 @@ def test_a_database_from_before_secrets_is_upgraded(tmp_path: Path) -> None:
     assert upgraded.add_secret("shop", "production", "token", sealer("x")).version == 1
 
 
+def undo_0010(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE repos")
+    for column in ("name", "source_version", "repo", "branch"):
+        db.execute(f"ALTER TABLE images DROP COLUMN {column}")
+
+
 def undo_0009(db: sqlite3.Connection) -> None:
+    """Back to the schema before promotions (0009), and what came after it (0010)."""
+    undo_0010(db)
     db.execute("DROP TABLE promotions")
     db.execute("DROP TABLE approvals")
 
@@ -227,3 +235,20 @@ def test_a_database_from_before_scale_is_upgraded(tmp_path: Path) -> None:
     upgraded.migrate()
     assert upgraded.get_environment("shop", "production").replicas == ()
     assert upgraded.set_environment_replicas("shop", "production", {"web": 2}).replicas == (("web", 2),)
+
+
+def test_a_database_from_before_repos_keeps_its_images(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = SqlStore(f"sqlite:///{path}")
+    old.migrate()
+    old.create_app(App("shop"))
+    old.add_image(BuiltImage(app="shop", repository="shop/web", version="1", tag="1", digest="sha256:" + "a" * 64,
+                             image_id="sha256:" + "b" * 64, commit="c" * 40, size=1, dockerfile="Dockerfile"))
+    with sqlite3.connect(path) as db:  # back to the schema of 0009
+        undo_0010(db)
+        db.execute("UPDATE alembic_version SET version_num = '0009'")
+    upgraded = SqlStore(f"sqlite:///{path}")
+    upgraded.migrate()
+    [image] = upgraded.list_images("shop")
+    assert (image.repository, image.name, image.repo, image.branch, image.source_version) == ("shop/web", "", "", "", "")
+    assert upgraded.repos("shop") == []

@@ -84,6 +84,9 @@ def test_an_image_the_release_built_runs_though_no_service_runs_it(deployer: Dep
     assert isinstance(spec, ServiceSpec) and "api-tools" in spec.image and "@sha256:" in spec.image
     job = deployer.store.get_job(prepared.job.id)
     assert job.status == JobStatus.FAILED and job.error == "exit code 3"
+    # with a service too: that image, with the service's configuration
+    both = oneoffs.prepare_run(APP, "production", "ann", ["restore"], service="worker", image="api-tools")
+    assert both.spec is not None and both.spec.name == "worker" and "api-tools" in both.spec.image
 
 
 def test_exec_runs_in_the_replica_asked_for(deployer: Deployer, oneoffs: OneOffs) -> None:
@@ -107,8 +110,6 @@ def test_what_cannot_run_is_refused_and_nothing_is_recorded(deployer: Deployer, 
          "has no service 'nope'"),
         (lambda: oneoffs.prepare_run(APP, "production", "ann", ["ls"], image="nope"), NotFound,
          "built no image 'nope'"),
-        (lambda: oneoffs.prepare_run(APP, "production", "ann", ["ls"], service="api", image="api-tools"),
-         DockyardError, "not both"),
         (lambda: oneoffs.prepare_run(APP, "production", "ann", []), DockyardError, "no command"),
         (lambda: oneoffs.prepare_run(APP, "production", "ann", ["ls"], timeout=0), DockyardError, "out of range"),
         (lambda: oneoffs.prepare_run(APP, "staging", "ann", ["ls"]), NotFound, "staging"),

@@ -127,7 +127,8 @@ def run(
     command: Command,
     env: EnvOpt = "production",
     service: Annotated[str, typer.Option(help="a service of the live release (default: its first)")] = "",
-    image: Annotated[str, typer.Option(help="or an image the release built that runs as no service (e.g. api-tools)")]
+    image: Annotated[str, typer.Option(help="an image the release built that runs as no service (e.g. api-tools); "
+                                           "with --service, that service's configuration")]
     = "",
     timeout: Timeout = 3600.0,
     no_tty: NoTty = False,
@@ -135,7 +136,8 @@ def run(
     """Run a command in a one-off container of an environment's live release, then remove it.
 
     The container is a service's (its image, the environment's variables, secrets, networks and
-    volumes), or runs an image the release built (--image). Input piped in is written to the
+    volumes), or runs an image the release built (--image; with --service too, that service's
+    configuration). Input piped in is written to the
     command; its output comes back as it is written; this exits with the command's exit code.
     Each run is recorded as a job (dockyard jobs): who, the command (secret values redacted),
     the exit code and the output.

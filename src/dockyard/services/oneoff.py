@@ -76,19 +76,21 @@ class OneOffs:
     def prepare_run(self, app: str, env: str, actor: str, command: Sequence[str], service: str = "",
                     image: str = "", timeout: float = 3600.0, source: str = "api") -> Prepared:
         """A one-off container of the live release's ``service`` (default: its first), or of the
-        ``image`` it built; refused with nothing recorded when there is no such thing."""
+        ``image`` it built (with ``service`` too: that image, with that service's configuration,
+        networks and volumes); refused with nothing recorded when there is no such thing."""
         words = check_command(command, timeout)
         live = self._live(app, env)
-        if service and image:
-            raise DockyardError("name a service or an image, not both", "dockyard run APP --service S -- CMD, or --image NAME")
-        if image:
-            spec = self._image_spec(live, image)
-        else:
+        named = None
+        if service or not image:
             named = next((s for s in live.services if s.name == service or not service), None)
             if named is None:
                 raise NotFound(f"the live release of {live.environment} (release {live.id}) has no service {service!r}",
                                f"its services: {', '.join(s.name for s in live.services)}; or run an image it built: "
                                f"--image NAME")
+        if image:
+            spec = self._image_spec(live, image, named)
+        else:
+            assert named is not None
             spec = named
         spec = replace(spec, replicas=1, command=words)
         job = self._record(RUN, live.app, live.environment, actor, words, {"service": spec.name, "image": image,
@@ -122,16 +124,19 @@ class OneOffs:
                                 f"{environment.name}")
         return live
 
-    def _image_spec(self, live: ReleaseRecord, image: str) -> ServiceSpec:
+    def _image_spec(self, live: ReleaseRecord, image: str, service: ServiceSpec | None = None) -> ServiceSpec:
         """An image the release built (by its Dockerfile header's name, the name's last part, or
-        its repository), as a service with the environment's variables and secrets."""
+        its repository), as a service with the environment's variables and secrets, or with
+        ``service``'s configuration (its image's own entrypoint, though)."""
         found = _built_image(self.store.list_images(live.app), live, image)
         if found is None:
             built = sorted({i.name or i.repository for i in self.store.list_images(live.app) if i.commit == live.commit})
             raise NotFound(f"release {live.id} of {live.environment} built no image {image!r}",
                            f"its images: {', '.join(built) or 'none'}; or run one of its services: --service NAME")
-        spec = ServiceSpec(name=found.repository.rsplit("/", 1)[-1], image=builds.pinned(found, self.registry),
-                           image_id=found.image_id)
+        pinned = builds.pinned(found, self.registry)
+        if service is not None:
+            return replace(service, image=pinned, image_id=found.image_id, entrypoint=None)
+        spec = ServiceSpec(name=found.repository.rsplit("/", 1)[-1], image=pinned, image_id=found.image_id)
         if self.configuration is None:
             return spec
         declared = set(live.config.get("variables") or ())  # the environment's, as the release had them

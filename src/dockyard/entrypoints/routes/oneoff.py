@@ -41,8 +41,9 @@ class CommandIn(BaseModel):
 
 class RunIn(CommandIn):
     service: str = Field("", max_length=64, description="a service of the live release (default: its first)")
-    image: str = Field("", max_length=255, description="or an image the release built that runs as no service "
-                                                        "(its Dockerfile header's name, or that name's last part)")
+    image: str = Field("", max_length=255, description="an image the release built that runs as no service (its "
+                                                        "Dockerfile header's name, or that name's last part); with "
+                                                        "`service`, that service's configuration")
 
 
 class ExecIn(CommandIn):

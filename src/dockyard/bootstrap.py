@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,29 +223,25 @@ def start(platform: Platform) -> None:
     threading.Thread(target=_keep_routes, args=(platform,), name="routes", daemon=True).start()
     platform.gc.schedule(platform.stopping)  # every DOCKYARD_GC_INTERVAL seconds
     platform.webhooks.start()  # deliveries left pending by the last run first
-    threading.Thread(target=_promote_when_soaked, args=(platform,), name="promotions", daemon=True).start()
-    threading.Thread(target=_scheduled_backups, args=(platform,), name="backups", daemon=True).start()
+    # candidates waiting for their soak time (or smoke check) are promoted once it passed
+    threading.Thread(target=_every, args=(platform, 5.0, "promotions", platform.promotions.tick),
+                     name="promotions", daemon=True).start()
+    # the volume backups dockyard.yml schedules, taken when due
+    threading.Thread(target=_every, args=(platform, 60.0, "scheduled backups", platform.backups.tick),
+                     name="backups", daemon=True).start()
     log.info("dockyard is up: API %s, proxy :%s, registry %s", platform.settings.url,
              platform.settings.proxy_port, platform.registry.address)
     give_back_memory()
 
 
-def _promote_when_soaked(platform: Platform, every: float = 5.0) -> None:
-    """Candidates waiting for their soak time upstream are promoted once it passed."""
-    while not platform.stopping.wait(every):
+def _every(platform: Platform, seconds: float, what: str, tick: Callable[[], object]) -> None:
+    """``tick()`` every ``seconds`` until the server stops; a failed tick is logged, and the next
+    one tries again (the store was busy)."""
+    while not platform.stopping.wait(seconds):
         try:
-            platform.promotions.tick()
-        except Exception:  # the store was busy: the next tick tries again
-            log.exception("promotions")
-
-
-def _scheduled_backups(platform: Platform, every: float = 60.0) -> None:
-    """The volume backups dockyard.yml schedules, taken when due (checked every minute)."""
-    while not platform.stopping.wait(every):
-        try:
-            platform.backups.tick()
-        except Exception:  # the store was busy: the next tick tries again
-            log.exception("scheduled backups")
+            tick()
+        except Exception:
+            log.exception(what)
 
 
 def few_malloc_arenas() -> None:

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import Conflict, DockyardError, NotFound
-from dockyard.domain.model import App, Environment, JobStatus
-from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos, FakeVolumeArchives
+from dockyard.domain.model import Environment, JobStatus
+from dockyard.fakes import FakeOrchestrator, FakeRepos, FakeVolumeArchives
 from dockyard.services import stages
 from dockyard.services.backups import Backups
 from dockyard.services.deploy import Deployer
-from dockyard.services.inspect import parse_source
+from tests.unit.on_fakes import deployer_on_fakes, sql_store
 
 APP = "shop"
 TREE = {
@@ -28,14 +27,9 @@ TREE = {
 
 @pytest.fixture
 def deployer(tmp_path: Path) -> Deployer:
-    store = SqlStore(f"sqlite:///{tmp_path / 'dockyard.db'}")
-    store.migrate()
-    repos, registry = FakeRepos(), FakeRegistry()
-    deployer = Deployer(store=store, repos=repos, builder=FakeBuilder(registry), registry=registry,
-                        orchestrator=FakeOrchestrator([]), proxy=FakeProxy([]), base_domain="dockyard.test",
-                        proxy_port=8080, route_prefix="dy-unit", ready_timeout=5, inspector=parse_source)
-    store.create_app(App(APP))
-    repos.create(APP)
+    deployer = deployer_on_fakes(APP, sql_store(tmp_path))
+    store, repos = deployer.store, deployer.repos
+    assert isinstance(repos, FakeRepos)
     for env in ("production", "recette"):
         if env != "production":
             store.add_environment(Environment(APP, env))

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import compose_build, images
 from dockyard.domain.errors import InvalidSource
 from dockyard.domain.images import ImageSpec, parse_dockerfile
 from dockyard.domain.limits import MAX_DOCKERFILES
-from dockyard.domain.model import App
-from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos
+from dockyard.fakes import FakeBuilder, FakeRepos
 from dockyard.services.deploy import Deployer
 from dockyard.services.inspect import Inspection, parse_source, placeholder
 from dockyard.services.plan import Planner
+from tests.unit.on_fakes import deployer_on_fakes, sql_store
 
 APP = "shop"
 SOURCE = "docker-compose.yml"
@@ -380,15 +379,7 @@ def test_from_another_dockerfile_means_its_named_build() -> None:
 
 @pytest.fixture
 def deployer(tmp_path: Path) -> Deployer:
-    store = SqlStore(f"sqlite:///{tmp_path / 'dockyard.db'}")
-    store.migrate()
-    repos, registry = FakeRepos(), FakeRegistry()
-    deployer = Deployer(store=store, repos=repos, builder=FakeBuilder(registry), registry=registry,
-                        orchestrator=FakeOrchestrator([]), proxy=FakeProxy([]), base_domain="dockyard.test",
-                        proxy_port=8080, route_prefix="dy-unit", ready_timeout=5, inspector=parse_source)
-    store.create_app(App(APP))
-    repos.create(APP)
-    return deployer
+    return deployer_on_fakes(APP, sql_store(tmp_path))
 
 
 PIPELINE = {

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain.errors import DockyardError, NotFound
-from dockyard.domain.model import App, JobStatus, ServiceSpec
-from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos
+from dockyard.domain.model import JobStatus, ServiceSpec
+from dockyard.fakes import FakeOrchestrator, FakeRepos
 from dockyard.services.deploy import Deployer
-from dockyard.services.inspect import parse_source
 from dockyard.services.oneoff import OneOffs, interrupted
+from tests.unit.on_fakes import deployer_on_fakes, sql_store
 
 APP = "shop"
 TREE = {
@@ -26,15 +25,7 @@ TREE = {
 
 @pytest.fixture
 def deployer(tmp_path: Path) -> Deployer:
-    store = SqlStore(f"sqlite:///{tmp_path / 'dockyard.db'}")
-    store.migrate()
-    repos, registry = FakeRepos(), FakeRegistry()
-    deployer = Deployer(store=store, repos=repos, builder=FakeBuilder(registry), registry=registry,
-                        orchestrator=FakeOrchestrator([]), proxy=FakeProxy([]), base_domain="dockyard.test",
-                        proxy_port=8080, route_prefix="dy-unit", ready_timeout=5, inspector=parse_source)
-    store.create_app(App(APP))
-    repos.create(APP)
-    return deployer
+    return deployer_on_fakes(APP, sql_store(tmp_path))
 
 
 @pytest.fixture

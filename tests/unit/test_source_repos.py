@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.adapters.sql_store import SqlStore
 from dockyard.domain import builds
-from dockyard.domain.model import App, BuiltImage, ServiceSpec, SourceRepo
-from dockyard.fakes import FakeBuilder, FakeOrchestrator, FakeProxy, FakeRegistry, FakeRepos, FakeStore
+from dockyard.domain.model import BuiltImage, ServiceSpec, SourceRepo
+from dockyard.fakes import FakeBuilder, FakeRepos, FakeStore
 from dockyard.services.deploy import Deployer
-from dockyard.services.inspect import parse_source
+from tests.unit.on_fakes import deployer_on_fakes, sql_store
 
 APP = "shop"
 NODEJS = "dockyard.test/x/nodejs"
@@ -28,18 +27,8 @@ STACK = {"docker-compose.yml": f"services:\n  api:\n    image: {API}:0.2\n    po
 
 @pytest.fixture(params=["sql", "fake"])
 def deployer(request: pytest.FixtureRequest, tmp_path: Path) -> Deployer:
-    store: SqlStore | FakeStore
-    if request.param == "sql":
-        store = SqlStore(f"sqlite:///{tmp_path / 'dockyard.db'}")
-        store.migrate()
-    else:
-        store = FakeStore()
-    repos, registry = FakeRepos(), FakeRegistry()
-    deployer = Deployer(store=store, repos=repos, builder=FakeBuilder(registry), registry=registry,
-                        orchestrator=FakeOrchestrator([]), proxy=FakeProxy([]), base_domain="dockyard.test",
-                        proxy_port=8080, route_prefix="dy-unit", ready_timeout=5, inspector=parse_source)
-    store.create_app(App(APP))
-    repos.create(APP)
+    deployer = deployer_on_fakes(APP, sql_store(tmp_path) if request.param == "sql" else FakeStore())
+    store, repos = deployer.store, deployer.repos
     for name in ("base", "api"):
         store.add_repo(SourceRepo(APP, name, "source"))
         repos.create(f"{APP}/{name}")

@@ -215,6 +215,7 @@ def start(platform: Platform) -> None:
             platform.repos.create(repo_key(app.name, repo.name))
     # a release dockyard stopped in the middle of: records, halted containers, routes, then strays
     Recovery(platform.store, platform.engine).recover(platform.deployer.restore_routes)
+    platform.engine.clear_oneoffs()  # runs the last server was attached to: their jobs fail (interrupted)
     inspect.warm()  # a parser child waits, ready: the first push does not pay a Python start
     platform.runner.start()
     threading.Thread(target=platform.engine_events.watch,

@@ -430,6 +430,9 @@ class FakeOrchestrator:
             raise DeployFailed(f"cannot run a command in {task.service}: no such container")
         return self._oneoff("exec", task, command, stdin, output)
 
+    def clear_oneoffs(self) -> int:
+        return 0  # a fake one-off never outlives its call
+
     def _oneoff(self, kind: str, where: ServiceSpec | RunningService, command: Sequence[str],
                 stdin: bytes | Callable[[], bytes] | None, output: Callable[[str, bytes], None]) -> OneOffResult:
         self.oneoffs.append((kind, where, tuple(command)))

@@ -138,6 +138,8 @@ class OneOffRunner(Protocol):
         ``command`` once; ``stdin`` written (as it comes), then closed (None: no input); with
         ``tty``, a terminal of ``size`` (rows, columns); killed after ``timeout`` seconds; always
         removed."""
+    def clear_oneoffs(self) -> int:
+        """Remove the one-off containers a server that stopped left behind; how many."""
     def exec_in(self, task: RunningService, command: Sequence[str], *, stdin: bytes | Input | None, tty: bool,
                 output: Output, timeout: float, size: tuple[int, int] | None = None) -> OneOffResult:
         """``command`` run in the running container ``task``; cut off after ``timeout`` seconds."""

@@ -1,6 +1,9 @@
 """One-off containers and commands in running ones, on one Docker host (a mixin of
 DockerOrchestrator): ``dockyard run`` and ``dockyard exec`` (services/oneoff.py).
 
+A command run by exec is killed at its deadline (its process, seen from this host). At start, the
+server removes the one-off containers a server that stopped left (``clear_oneoffs``).
+
 A one-off container is made as a container of its service is (``container_args``: the app
 environment's network, volumes, limits, variables and secrets), without a restart policy,
 published ports, health check or names on the network, and labelled ``dockyard.oneoff`` (so that
@@ -12,7 +15,9 @@ as it is), and handed over as it comes. Past its deadline it is killed. It is al
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -45,7 +50,11 @@ class OneOffContainers:
         image, args = self.container_args(app, environment, service, 0, container_labels, routed=False)
         args.update(command=list(command), stdin_open=stdin is not None, tty=tty)
         try:
-            created = self.api.create_container(image, name=name, **args)
+            try:
+                created = self.api.create_container(image, name=name, **args)
+            except docker.errors.ImageNotFound:  # pinned by digest in dockyard's registry: pulled, as a start does
+                self.api.pull(image)
+                created = self.api.create_container(image, name=name, **args)
         except docker.errors.APIError as exc:
             raise DeployFailed(f"cannot create a one-off container of {service.name}: {explain(exc)}") from None
         cid = created["Id"]
@@ -82,7 +91,15 @@ class OneOffContainers:
         except docker.errors.APIError as exc:
             raise DeployFailed(f"cannot run a command in {task.service}: {explain(exc)}") from None
         raw = _raw(attached)
-        late = self._deadline(timeout, lambda: raw.shutdown(socket.SHUT_RDWR))
+
+        def stop() -> None:  # the command killed (its process on this host), and the stream cut
+            with contextlib.suppress(Exception):
+                pid = int(self.api.exec_inspect(made["Id"]).get("Pid") or 0)
+                if pid > 1:
+                    os.kill(pid, signal.SIGKILL)
+            raw.shutdown(socket.SHUT_RDWR)
+
+        late = self._deadline(timeout, stop)
         try:
             _pump(raw, stdin, tty, output)
         finally:
@@ -92,6 +109,15 @@ class OneOffContainers:
         found = self.api.exec_inspect(made["Id"])
         code = found.get("ExitCode")
         return OneOffResult(int(code) if code is not None and not found.get("Running") else None, late.fired)
+
+    def clear_oneoffs(self) -> int:
+        """Remove the one-off containers (and volume tools) a server that stopped left behind."""
+        found = self.api.containers(all=True, filters={"label": [f"{LABEL}.installation={self.installation}",
+                                                                 ONEOFF_LABEL]})
+        for summary in found:
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.remove_container(summary["Id"], force=True)
+        return len(found)
 
     @staticmethod
     def _deadline(seconds: float, act: Callable[[], None]) -> _Deadline:

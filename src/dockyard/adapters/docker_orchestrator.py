@@ -372,7 +372,7 @@ class DockerOrchestrator(OneOffContainers, ContainerWatch):
             self.api.remove_volume(volume)
         except docker.errors.NotFound:
             raise NotFound(f"{app} has no volume {name!r} in {environment}",
-                           f"list them: dockyard volumes {app} --env {environment}") from None
+                           f"list them: dockyard volumes list {app} --env {environment}") from None
         except docker.errors.APIError as exc:
             raise Conflict(f"volume {name!r} of {app} is in use: {explain(exc)}",
                            "it is removed only when no container mounts it (delete the app first)") from None

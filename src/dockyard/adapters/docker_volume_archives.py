@@ -52,7 +52,7 @@ class DockerVolumeArchives:
             self.api.inspect_volume(name)
         except docker.errors.NotFound:
             raise DockyardError(f"{app} has no volume {volume!r} in {environment}",
-                                f"list them: dockyard volumes {app} --env {environment}") from None
+                                f"list them: dockyard volumes list {app} --env {environment}") from None
         image = self.plane.image_for(TOOLS)
         host_config = self.api.create_host_config(
             network_mode="none", security_opt=["no-new-privileges:true"],
@@ -61,7 +61,8 @@ class DockerVolumeArchives:
             created = self.api.create_container(
                 image, name=f"{self.prefix}-{self.installation}-volume-tools-{secrets.token_hex(3)}",
                 entrypoint=[argv[0]], command=argv[1:], host_config=host_config, stdin_open=stdin is not None,
-                labels=labels(self.installation, role=TOOLS.role, app=app, environment=environment))
+                # a one-off: never one of the environment's tasks (a release would stop it)
+                labels=labels(self.installation, role=TOOLS.role, oneoff=TOOLS.role, app=app, environment=environment))
         except docker.errors.APIError as exc:
             raise Unavailable(f"cannot start the volume tools: {explain(exc)}") from None
         errors = bytearray()

@@ -62,7 +62,7 @@ _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(us|µs|ms|s|m|h)")
 _MICROSECONDS = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
 _PORT = re.compile(r"[1-9][0-9]{0,4}")  # as written, so its text is its key
 _URL_PATH = re.compile(r"/[!-~]*")  # printable ASCII, no spaces
-_VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a compose file's named volume
+VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a compose file's named volume
 _TAG_PATTERN = re.compile(r"[A-Za-z0-9._/*?-]{1,200}")  # a tag name, with fnmatch's * and ? (no [...])
 
 
@@ -295,7 +295,7 @@ def _declarations(doc: dict[str, Any], source: str, lines: KeyLines) -> Dockyard
 
 
 def _backup(parts: Parts, volume: str, body: dict[str, Any]) -> BackupDecl:
-    if not _VOLUME.fullmatch(volume):
+    if not VOLUME.fullmatch(volume):
         raise _Refused(parts, f"{shown(volume, 60)} is not a volume name", "name a volume of the compose file")
     try:
         every = duration(body["every"])

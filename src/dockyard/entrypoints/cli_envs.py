@@ -70,7 +70,7 @@ def envs_unprotect(app: str, name: str) -> None:
 @envs_cli.command("remove")
 def envs_remove(app: str, name: str, yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
     """Stop environment NAME's containers and forget its releases, variables and secrets. Its
-    volumes stay (dockyard volumes APP --env NAME)."""
+    volumes stay (dockyard volumes list APP --env NAME)."""
     if not yes and not typer.confirm(f"Remove {app}'s environment {name}, its containers, variables and secrets?"):
         raise typer.Exit(1)
     call("DELETE", f"/api/v1/apps/{q(app)}/environments/{q(name)}")

@@ -25,14 +25,14 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from dockyard.domain import names
-from dockyard.domain.dockyard_file import BackupDecl, DockyardFile
+from dockyard.domain.dockyard_file import VOLUME, BackupDecl, DockyardFile
 from dockyard.domain.errors import Conflict, DockyardError, NotFound
 from dockyard.domain.model import Job, JobStatus, RunningService
 from dockyard.domain.records import ReleaseRecord
@@ -82,14 +82,34 @@ class Backups:
     declared: Callable[[str, str], DockyardFile | None] = lambda app, commit: None  # a commit's dockyard.yml
     configuration: Configuration | None = None  # secrets for the schedule's hooks
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # one backup or restore of a volume at a time; when the schedule last tried each
+    _busy: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
+    _busy_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _tried: dict[tuple[str, str, str], datetime] = field(default_factory=dict, repr=False)
 
     # -- backup ---------------------------------------------------------------------------
     def backup(self, app: str, env: str, volume: str, who: str, source: str = "api") -> Archive:
         """Archive the volume's files now (its services keep running: the archive says so)."""
         environment = self.store.get_environment(names.app_name(app), names.environment_name(env))
         self._volume(environment.app, environment.name, volume)
-        job = self.store.start_job("backup", environment.app, {"volume": volume, "actor": who}, environment.name)
-        return self._recorded(job, source, lambda say: self._take(environment.app, environment.name, volume, who, say))
+        with self._one_at_a_time(environment.app, environment.name, volume):
+            job = self.store.start_job("backup", environment.app, {"volume": volume, "actor": who}, environment.name)
+            return self._recorded(job, source,
+                                  lambda say: self._take(environment.app, environment.name, volume, who, say))
+
+    @contextlib.contextmanager
+    def _one_at_a_time(self, app: str, env: str, volume: str) -> Iterator[None]:
+        key = (app, env, volume)
+        with self._busy_guard:
+            if key in self._busy:
+                raise Conflict(f"a backup or restore of volume {volume!r} of {app} ({env}) is under way",
+                               "wait for it to end (dockyard jobs), then try again")
+            self._busy.add(key)
+        try:
+            yield
+        finally:
+            with self._busy_guard:
+                self._busy.discard(key)
 
     # -- the schedule ---------------------------------------------------------------------
     def tick(self) -> list[Archive]:
@@ -104,9 +124,9 @@ class Backups:
                 for plan in decl.backups if decl is not None else ():
                     try:
                         done = self._when_due(app.name, environment.name, plan, live)
-                    except DockyardError as exc:
+                    except Exception as exc:  # this one failed (its job says why): the others go on
                         log.warning("scheduled backup of %s/%s/%s: %s", app.name, environment.name, plan.volume,
-                                    exc.message)
+                                    exc.message if isinstance(exc, DockyardError) else repr(exc))
                         continue
                     if done is not None:
                         taken.append(done)
@@ -114,11 +134,17 @@ class Backups:
 
     def _when_due(self, app: str, env: str, plan: BackupDecl, live: ReleaseRecord | None) -> Archive | None:
         scheduled = [a for a in self.archived(app, env, plan.volume) if a.scheduled]
-        if scheduled and self.clock() - datetime.fromisoformat(scheduled[0].created_at) < plan.every:
+        key = (app, env, plan.volume)
+        times = [datetime.fromisoformat(a.created_at) for a in scheduled[:1]]
+        if key in self._tried:
+            times.append(self._tried[key])
+        last = max(times, default=None)
+        if last is not None and self.clock() - last < plan.every:
             return None
+        self._tried[key] = self.clock()  # a failed one is tried again a period later
         self._volume(app, env, plan.volume)
-        job = self.store.start_job("backup", app, {"volume": plan.volume, "actor": SCHEDULE}, env)
         services = {s.name: s for s in (live.services if live is not None else ())}
+        job = self.store.start_job("backup", app, {"volume": plan.volume, "actor": SCHEDULE}, env)
 
         def hooked(say: Say) -> Archive:
             try:
@@ -132,12 +158,16 @@ class Backups:
             finally:
                 if plan.after is not None:
                     say(f"-----> After the backup, in {plan.after.service}: {' '.join(plan.after.command)}")
-                    failed = run_command(self.orchestrator, self.configuration, app, env, services, plan.after,
-                                         job.id, say)
+                    try:
+                        failed = run_command(self.orchestrator, self.configuration, app, env, services, plan.after,
+                                             job.id, say)
+                    except DockyardError as exc:
+                        failed = exc.message
                     if failed:
                         say(f" !     the command after the backup failed ({failed})")
 
-        archive = self._recorded(job, "schedule", hooked)
+        with self._one_at_a_time(app, env, plan.volume):
+            archive = self._recorded(job, "schedule", hooked)
         for old in [a for a in self.archived(app, env, plan.volume) if a.scheduled][plan.keep:]:
             self._delete(old)
         return archive
@@ -179,6 +209,8 @@ class Backups:
         """The app's archives, newest first."""
         owner = self.store.get_app(names.app_name(app))
         base = self.root / owner.name
+        if volume is not None and not VOLUME.fullmatch(volume):
+            raise DockyardError(f"{volume[:80]!r} is not a volume name", f"list them: dockyard volumes list {owner.name}")
         pattern = f"{names.environment_name(env) if env else '*'}/{volume or '*'}/*.json"
         found = []
         for path in base.glob(pattern):
@@ -204,10 +236,12 @@ class Backups:
                                 f"restore it into {archive.volume}, or pick a backup of {volume}")
         self._volume(environment.app, environment.name, volume)
         self._check(archive)
-        job = self.store.start_job("restore", environment.app, {"volume": volume, "archive": archive_id,
-                                                                 "from": archive.environment, "actor": who},
-                                   environment.name)
-        return self._recorded(job, source, lambda say: self._put(environment.app, environment.name, volume, archive, say))
+        with self._one_at_a_time(environment.app, environment.name, volume):
+            job = self.store.start_job("restore", environment.app, {"volume": volume, "archive": archive_id,
+                                                                     "from": archive.environment, "actor": who},
+                                       environment.name)
+            return self._recorded(job, source,
+                                  lambda say: self._put(environment.app, environment.name, volume, archive, say))
 
     def copy(self, app: str, source_env: str, target_env: str, volume: str, who: str, source: str = "api") -> Archive:
         """Back the volume up in ``source_env`` and restore that archive into ``target_env``."""
@@ -219,9 +253,10 @@ class Backups:
         self._volume(owner.name, origin.name, volume)
         self._volume(owner.name, target.name, volume)
         taken = self.backup(owner.name, origin.name, volume, who, source)
-        job = self.store.start_job("copy", owner.name, {"volume": volume, "archive": taken.id, "from": origin.name,
-                                                         "actor": who}, target.name)
-        return self._recorded(job, source, lambda say: self._put(owner.name, target.name, volume, taken, say))
+        with self._one_at_a_time(owner.name, target.name, volume):
+            job = self.store.start_job("copy", owner.name, {"volume": volume, "archive": taken.id,
+                                                             "from": origin.name, "actor": who}, target.name)
+            return self._recorded(job, source, lambda say: self._put(owner.name, target.name, volume, taken, say))
 
     def _put(self, app: str, env: str, volume: str, archive: Archive, say: Say) -> Archive:
         lock = self.lock(app, env)

@@ -10,7 +10,7 @@ command, secret values redacted), the exit code and the output.
 
 The job is made running (``Store.start_job``): it runs in the caller's request, attached to it,
 and no worker claims it. One the server stopped in the middle of is failed at the next start
-(``interrupted``): its container went with the server's recovery.
+(``interrupted``), and its container removed then (``Orchestrator.clear_oneoffs``).
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ class OneOffs:
             assert named is not None
             spec = named
         spec = replace(spec, replicas=1, command=words)
-        job = self._record(RUN, live.app, live.environment, actor, words, {"service": spec.name, "image": image,
-                                                                         "release": str(live.id), "source": source})
+        job = self._record(RUN, live.app, live.environment, actor, words, {
+            "service": spec.name, "image": spec.image if image else "", "release": str(live.id), "source": source})
         return Prepared(job, live.environment, words, timeout, spec=spec)
 
     def prepare_exec(self, app: str, env: str, actor: str, service: str, command: Sequence[str], replica: int = 0,
@@ -128,7 +128,9 @@ class OneOffs:
         """An image the release built (by its Dockerfile header's name, the name's last part, or
         its repository), as a service with the environment's variables and secrets, or with
         ``service``'s configuration (its image's own entrypoint, though)."""
-        found = _built_image(self.store.list_images(live.app), live, image)
+        environment = self.store.get_environment(live.app, live.environment)
+        branch = self.store.get_app(live.app).deploy_branch if environment.is_production else environment.branch
+        found = _built_image(self.store.list_images(live.app), live, image, branch or "")
         if found is None:
             built = sorted({i.name or i.repository for i in self.store.list_images(live.app) if i.commit == live.commit})
             raise NotFound(f"release {live.id} of {live.environment} built no image {image!r}",
@@ -146,11 +148,16 @@ class OneOffs:
 
     def _record(self, kind: str, app: str, env: str, actor: str, command: tuple[str, ...],
                 detail: dict[str, str]) -> Job:
-        shown = self._redact(app)(json.dumps(list(command)))
+        redact = self._redact(app)
+        shown = json.dumps([redact(word) for word in command])
         return self.store.start_job(kind, app, {"command": shown, "actor": actor, **detail}, env)
 
     def _redact(self, app: str) -> Callable[[str], str]:
         return self.configuration.redactor(app) if self.configuration is not None else (lambda line: line)
+
+    def abandon(self, prepared: Prepared) -> None:
+        """A run whose caller left before it started: recorded as failed, nothing started."""
+        self.store.finish_job(prepared.job.id, JobStatus.FAILED, "the caller left before it started")
 
     # -- run --------------------------------------------------------------------------------
     def run(self, prepared: Prepared, stdin: bytes | Input | None, output: Output, tty: bool = False,
@@ -203,9 +210,10 @@ class OneOffs:
                                   job.payload.get("source", "api"), job.app, prepared.environment, detail))
 
 
-def _built_image(images: Sequence[BuiltImage], live: ReleaseRecord, wanted: str) -> BuiltImage | None:
+def _built_image(images: Sequence[BuiltImage], live: ReleaseRecord, wanted: str, branch: str) -> BuiltImage | None:
     """The build ``wanted`` names among the release's images: those built from its commit, or
-    pinned in it, first; then the app's newest of that name."""
+    pinned in it, first; then the newest of that name built from the environment's ``branch``
+    (another repo of the app built it); never one of another branch."""
     pinned = {s.image.rsplit("@", 1)[-1] for s in (*live.services, *live.artifact) if "@" in s.image}
 
     def named(image: BuiltImage) -> bool:
@@ -214,7 +222,7 @@ def _built_image(images: Sequence[BuiltImage], live: ReleaseRecord, wanted: str)
 
     found = [i for i in images if named(i)]
     return (next((i for i in found if i.commit == live.commit or i.digest in pinned), None)
-            or (found[0] if found else None))
+            or next((i for i in found if i.repo and i.branch == branch), None))
 
 
 class _JobLog:

@@ -233,6 +233,22 @@ class PushChecks:
         return [Wanted(name, commit, e.name, "" if e.name in known else e.target, tag=True, branch=e.branch)
                 for e in chosen]
 
+    @staticmethod
+    def _check_commands(declared: dockyard_file.DockyardFile | None, environment: str, known: set[str]) -> None:
+        """Release commands and backup hooks run in services of the stack: a name it lacks is refused."""
+        if declared is None:
+            return
+        env = declared.environment(environment)
+        named = [(f"release/{phase}/{i}", c) for phase, commands in (("before", declared.before),
+                                                                      ("after", declared.after))
+                 for i, c in enumerate(commands)]
+        named += [(f"environments/{environment}/backups/{b.volume}/{when}", c) for b in (env.backups if env else ())
+                  for when, c in (("before", b.before), ("after", b.after)) if c is not None]
+        for where, command in named:
+            if command.service not in known:
+                raise InvalidSource(f"dockyard.yml: {where}/service: {command.service!r} is not a service of the stack",
+                                    f"name one of: {', '.join(sorted(known))}")
+
     def _declared(self, app: str, commit: str, incoming: str) -> dockyard_file.DockyardFile | None:
         """The pushed commit's dockyard.yml, checked (a file dockyard refuses refuses the push)."""
         if dockyard_file.SOURCE not in self.repos.files(app, commit, incoming):
@@ -248,13 +264,7 @@ class PushChecks:
             found = self.deployer.inspect(owner, commit, environment, incoming)
             counted = with_replicas(found.services, found.declared, environment)
             with_stateful(with_health(counted, found.declared, environment), found.declared, environment)
-            declared = found.declared
-            known = {s.name for s in found.services}
-            for phase, commands in ((("before", declared.before), ("after", declared.after)) if declared else ()):
-                for i, command in enumerate(commands):
-                    if command.service not in known:
-                        raise InvalidSource(f"dockyard.yml: release/{phase}/{i}/service: {command.service!r} is not a "
-                                            "service of the stack", f"name one of: {', '.join(sorted(known))}")
+            self._check_commands(found.declared, environment, {s.name for s in found.services})
 
     def _queue(self, app: str, wanted: list[Wanted], actor: str,
                who: Principal | None, repo: str = "") -> PushVerdict:

@@ -131,7 +131,7 @@ def set_protection(name: str, env: str, body: ProtectionIn, p: PlatformDep, who:
 @router.delete("/{env}", status_code=204)
 def remove_environment(name: str, env: str, p: PlatformDep, who: AppManager, source: Origin) -> None:
     """Stop the environment's containers, remove its routes and network, forget its releases,
-    variables and secrets. Its volumes stay (dockyard volumes APP --env ENV). Not production."""
+    variables and secrets. Its volumes stay (dockyard volumes list APP --env ENV). Not production."""
     p.environments.remove(name, env)
     p.events.publish(Event("environment.removed", who.name, source, name, env))
 

@@ -59,12 +59,23 @@ def _input(body: CommandIn) -> bytes | None:
         raise DockyardError("stdin is not base64", "send the command's input base64-encoded") from None
 
 
+MAX_PENDING_OUTPUT = 64 * 1024 * 1024  # bytes the caller has not read yet: beyond, output is dropped, never waited on
+
+
 def _streamed(oneoffs: OneOffs, prepared: Prepared, stdin: bytes | None) -> StreamingResponse:
-    """The run in a thread of its own; its output, then how it ended, as JSON lines."""
-    lines: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=256)
+    """The run in a thread of its own; its output, then how it ended, as JSON lines. The run never
+    waits for the caller: output it has not read beyond MAX_PENDING_OUTPUT is dropped (a caller
+    that went reads nothing; the job's log keeps its start)."""
+    lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    pending = [0]
+    guard = threading.Lock()
 
     def output(stream: str, data: bytes) -> None:
-        lines.put({"stream": stream, "data": base64.b64encode(data).decode()})
+        with guard:
+            if pending[0] + len(data) > MAX_PENDING_OUTPUT:
+                return
+            pending[0] += len(data)
+        lines.put({"stream": stream, "data": base64.b64encode(data).decode(), "size": len(data)})
 
     def work() -> None:
         try:
@@ -82,6 +93,8 @@ def _streamed(oneoffs: OneOffs, prepared: Prepared, stdin: bytes | None) -> Stre
     def body() -> Iterator[bytes]:
         yield (json.dumps({"job": prepared.job.id}) + "\n").encode()
         while (line := lines.get()) is not None:
+            with guard:
+                pending[0] -= int(line.pop("size", 0))
             yield (json.dumps(line) + "\n").encode()
 
     return StreamingResponse(body(), media_type="application/x-ndjson",
@@ -146,14 +159,18 @@ async def attach(websocket: WebSocket, name: str, env: str) -> None:
         else:
             prepared = await run_in_threadpool(p.oneoffs.prepare_run, name, env, who.name, asked.command,
                                                asked.service, asked.image, asked.timeout, source)
-    except (DockyardError, ValidationError, ValueError) as exc:
-        message = exc.message if isinstance(exc, DockyardError) else str(exc)[:500]
+    except (DockyardError, ValidationError, ValueError, KeyError) as exc:
+        message = exc.message if isinstance(exc, DockyardError) else f"the first message is not a command: {exc}"[:500]
         await websocket.send_json({"error": message, "hint": exc.hint if isinstance(exc, DockyardError) else ""})
         await websocket.close()
         return
     except WebSocketDisconnect:
         return
-    await websocket.send_json({"job": prepared.job.id})
+    try:
+        await websocket.send_json({"job": prepared.job.id})
+    except (WebSocketDisconnect, RuntimeError):
+        await run_in_threadpool(p.oneoffs.abandon, prepared)
+        return
     await _relay(websocket, p.oneoffs, prepared, asked)
 
 

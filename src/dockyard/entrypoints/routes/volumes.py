@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from dockyard.domain.access import Action, Principal
-from dockyard.entrypoints.deps import AppManager, Origin, PlatformDep, Reader, require
+from dockyard.entrypoints.deps import AppManager, Origin, PlatformDep, Reader, authorize, require
 from dockyard.services.backups import Archive
 from dockyard.services.events import Event
 
@@ -71,15 +71,23 @@ def restore(name: str, env: str, volume: str, body: RestoreIn, p: PlatformDep, w
             source: Origin) -> ArchiveOut:
     """Replace the volume's files with a backup's (of any environment of the app; its checksum is
     checked first). The services that mount it stop meanwhile and start again. Refused while a
-    release runs there."""
+    release runs there. A backup of a protected environment is an admin's to restore elsewhere."""
+    _may_read(p, who, name, p.backups.find(name, body.archive).environment)
     return archive_out(p.backups.restore(name, env, volume, body.archive, who.name, source))
 
 
 @router.post("/{volume}/copy")
 def copy(name: str, env: str, volume: str, body: CopyIn, p: PlatformDep, who: Changer, source: Origin) -> ArchiveOut:
     """Copy the volume of another environment of the app into this one: a backup there (kept), then
-    a restore here."""
+    a restore here. To or from a protected environment: admins only."""
+    _may_read(p, who, name, body.source)
     return archive_out(p.backups.copy(name, body.source, env, volume, who.name, source))
+
+
+def _may_read(p: PlatformDep, who: Principal, app: str, env: str) -> None:
+    """Another environment's data, as a copy or a restore takes it: the same right as backing it up
+    there (a developer does not get a protected environment's data into another one)."""
+    authorize(who, Action.DEPLOY, app, p.environments.is_protected(app, env))
 
 
 backups_router = APIRouter(prefix="/api/v1/apps/{name}/backups", tags=["volumes"])

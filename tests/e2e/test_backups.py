@@ -67,6 +67,11 @@ def test_backup_restore_and_copy_of_a_volume(server: Server, app_name: str, tmp_
     r = httpx.post(f"{server.url}/api/v1/apps/{app}/environments/recette/volumes/data/copy", json={"from": "production"},
                    headers={"Authorization": f"Bearer {dev}"})
     assert r.status_code == 403, r.text
+    server.cli("envs", "unprotect", app, "recette")
+    server.cli("envs", "protect", app, "production")  # out of a protected environment: an admin's too
+    r = httpx.post(f"{server.url}/api/v1/apps/{app}/environments/recette/volumes/data/copy", json={"from": "production"},
+                   headers={"Authorization": f"Bearer {dev}"})
+    assert r.status_code == 403 and "protected" in r.json()["error"], r.text
     assert dy(server, "exec", app, "web", "--", "cat", "/data/items.txt").stdout == "items\n"
     audit = {e["action"] for e in json.loads(server.cli("audit", "--app", app, "--json").stdout)}
     assert {"volume.backup", "volume.restore", "volume.copy", "access.denied"} <= audit

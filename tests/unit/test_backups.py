@@ -156,3 +156,15 @@ def test_scheduled_backups_run_when_due_with_their_hooks_and_keep_the_newest(
     assert len(backups.archived(APP)) == before and [c for _, _, c in fake.oneoffs][-2:] == [("freeze",), ("thaw",)]
     job = deployer.store.list_jobs(APP, environment="production")[0]
     assert job.kind == "backup" and job.status == JobStatus.FAILED and "no backup was taken" in (job.error or "")
+
+
+def test_one_backup_or_restore_of_a_volume_at_a_time_and_names_are_checked(backups: Backups,
+                                                                           archives: FakeVolumeArchives) -> None:
+    archives.files[(APP, "production", "data")] = b"x"
+    with backups._one_at_a_time(APP, "production", "data"), \
+            pytest.raises(Conflict, match="a backup or restore of volume 'data' of shop \\(production\\) is under way"):
+        backups.backup(APP, "production", "data", "ann")
+    assert backups.backup(APP, "production", "data", "ann").volume == "data"  # free again
+    for bad in ("../../other/production/data", "*", "a/b"):
+        with pytest.raises(DockyardError, match="is not a volume name"):
+            backups.archived(APP, volume=bad)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -166,7 +167,8 @@ def bootstrap(settings: Settings) -> Platform:
     backups = Backups(store, engine, DockerVolumeArchives(client, installation, settings.name_prefix, plane,
                                                           engine.volume_name),
                       settings.home / "backups", deployer.lock, events,
-                      declared=lambda app, commit: stages.declared(repos, app, commit), configuration=configuration)
+                      declared=functools.lru_cache(maxsize=256)(  # a commit's file never changes: read once
+                          lambda app, commit: stages.declared(repos, app, commit)), configuration=configuration)
     events.subscribe(promotions.on_event)  # a release live upstream: a candidate downstream
     jobs = Jobs(store)
     app_repos = Repos(store, repos, settings.url)

@@ -77,6 +77,15 @@ def each(items: Iterable[T], call: Callable[[T], object]) -> None:
         raise failure
 
 
+def attached_socket(attached: Any) -> socket.socket:
+    """The socket under what the SDK's attach (or exec start) gives, a SocketIO or the socket
+    itself, without the client's timeout: a command may say nothing for longer (its own deadline
+    stops it)."""
+    found: socket.socket = getattr(attached, "_sock", attached)
+    found.settimeout(None)
+    return found
+
+
 def frames(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
     """An attached container's output as the engine multiplexes it (no TTY): (stream, bytes), 1 for
     stdout and 2 for stderr, until it ends."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import docker
 
-from dockyard.adapters.docker_client import LABEL, explain, frames, labels, read_exactly
+from dockyard.adapters.docker_client import LABEL, attached_socket, explain, frames, labels, read_exactly
 from dockyard.domain.errors import DeployFailed, DockyardError
 from dockyard.domain.model import DEFAULT_ENVIRONMENT, OneOffResult, RunningService, ServiceSpec
 
@@ -67,7 +67,7 @@ class OneOffContainers:
                     with contextlib.suppress(docker.errors.APIError):
                         self.api.resize(cid, height=size[0], width=size[1])
                 killed = self._deadline(timeout, lambda: self.api.kill(cid))
-                _pump(_raw(attached), stdin, tty, output)
+                _pump(attached_socket(attached), stdin, tty, output)
                 code = int(self.api.wait(cid)["StatusCode"])
                 killed.cancel()
             finally:
@@ -90,7 +90,7 @@ class OneOffContainers:
                     self.api.exec_resize(made["Id"], height=size[0], width=size[1])
         except docker.errors.APIError as exc:
             raise DeployFailed(f"cannot run a command in {task.service}: {explain(exc)}") from None
-        raw = _raw(attached)
+        raw = attached_socket(attached)
 
         def stop() -> None:  # the command killed (its process on this host), and the stream cut
             with contextlib.suppress(Exception):
@@ -143,14 +143,6 @@ class _Deadline(threading.Thread):
 
     def cancel(self) -> None:
         self._cancelled.set()
-
-
-def _raw(attached: Any) -> socket.socket:
-    """The socket under what the SDK's attach gives (a SocketIO, or the socket itself), without the
-    client's timeout: a command may say nothing for longer (its own deadline stops it)."""
-    found: socket.socket = getattr(attached, "_sock", attached)
-    found.settimeout(None)
-    return found
 
 
 def _pump(sock: socket.socket, stdin: bytes | Input | None, tty: bool, output: Output) -> None:

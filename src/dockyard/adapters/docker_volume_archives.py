@@ -21,7 +21,7 @@ import docker
 import docker.errors
 
 from dockyard.adapters.dataplane import Component, DataPlane
-from dockyard.adapters.docker_client import explain, frames, labels
+from dockyard.adapters.docker_client import attached_socket, explain, frames, labels
 from dockyard.domain.errors import DockyardError, Unavailable
 
 TOOLS = Component(role="volume-tools", image="busybox:1.36", binary="busybox", entrypoint="/bin/busybox", args=())
@@ -69,8 +69,7 @@ class DockerVolumeArchives:
         try:
             attached = self.api.attach_socket(created["Id"], params={
                 "stdin": 1 if stdin is not None else 0, "stdout": 1, "stderr": 1, "stream": 1})
-            sock: socket.socket = getattr(attached, "_sock", attached)
-            sock.settimeout(None)  # a large volume's tar may pause longer than the client's timeout
+            sock = attached_socket(attached)  # a large volume's tar may pause longer than the client's timeout
             try:
                 self.api.start(created["Id"])
                 if stdin is not None:

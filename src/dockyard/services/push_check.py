@@ -17,7 +17,8 @@ again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import threading
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from dockyard.domain import access, dockyard_file, names
@@ -91,6 +92,8 @@ class PushChecks:
     environments: Environments
     jobs: Jobs
     app_repos: Repos | None = None  # adds the source repos a pushed dockyard.yml declares
+    _parsed: dict[tuple[str, str], dockyard_file.DockyardFile | None] = field(default_factory=dict, repr=False)
+    _parsed_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check(self, app: str, updates: list[RefUpdate], incoming: str, actor: str,
               who: Principal | None = None, repo: str = "") -> PushVerdict:
@@ -131,7 +134,7 @@ class PushChecks:
             branch = update.ref.removeprefix("refs/heads/")
             if branch == update.ref or update.new.strip("0") == "":
                 continue
-            found = stages.declared(self.repos, owner.name, update.new, incoming)
+            found = self._declared(owner.name, update.new, incoming)  # parsed already by _check_update
             if found is None or not (targets.get(branch) or branch == owner.deploy_branch
                                      or any(e.branch == branch for e in found.environments)):
                 continue
@@ -250,11 +253,21 @@ class PushChecks:
                                     f"name one of: {', '.join(sorted(known))}")
 
     def _declared(self, app: str, commit: str, incoming: str) -> dockyard_file.DockyardFile | None:
-        """The pushed commit's dockyard.yml, checked (a file dockyard refuses refuses the push)."""
-        if dockyard_file.SOURCE not in self.repos.files(app, commit, incoming):
-            return None
-        text = self.repos.read(app, commit, dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES, incoming)
-        return dockyard_file.load(text) if text is not None else None
+        """The pushed commit's dockyard.yml, checked (a file dockyard refuses refuses the push);
+        read and parsed once per commit (a commit's file never changes)."""
+        key = (app, commit)
+        with self._parsed_guard:
+            if key in self._parsed:
+                return self._parsed[key]
+        found = None
+        if dockyard_file.SOURCE in self.repos.files(app, commit, incoming):
+            text = self.repos.read(app, commit, dockyard_file.SOURCE, MAX_DOCKYARD_FILE_BYTES, incoming)
+            found = dockyard_file.load(text) if text is not None else None
+        with self._parsed_guard:
+            while len(self._parsed) >= 16:
+                self._parsed.pop(next(iter(self._parsed)))
+            self._parsed[key] = found
+        return found
 
     def _inspect_each(self, owner: App, commit: str, environments: list[str], incoming: str) -> None:
         """The commit parsed for each environment, with its own variables and secrets: refuses what
